@@ -1,0 +1,3 @@
+from lbctl.cli import main
+
+main()

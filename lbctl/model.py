@@ -1,0 +1,109 @@
+"""The lbctl model: what the load balancers should serve.
+
+Frozen, canonical data and nothing else: no I/O, no knowledge of any target's
+syntax.  Every value in here has already been validated (see ``validate.py``),
+and every collection is sorted, so the same input always renders byte-identical
+output.  The domain defaults live here, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODES = ("http", "tcp")
+BALANCE = ("roundrobin", "leastconn", "source", "random")
+CHECK_TYPES = ("none", "tcp", "http")
+MEMBER_STATES = ("enabled", "drain", "maint", "backup")
+WEIGHT_MIN, WEIGHT_MAX = 1, 256  # the range both HAProxy (0-256) and nginx (>=1) accept
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One backend instance.  ``state``: enabled | drain | maint | backup."""
+
+    name: str
+    address: str
+    port: int
+    weight: int = 1
+    state: str = "enabled"
+    tags: tuple[str, ...] = ()
+    meta: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """Active check (HAProxy) / passive failure accounting (nginx)."""
+
+    type: str = "tcp"
+    path: str = "/"
+    host: str | None = None
+    expect_status: int = 200
+    interval_ms: int = 2000
+    rise: int = 2
+    fall: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """A set of members behind one name, with how to balance and check them."""
+
+    name: str
+    members: tuple[Member, ...] = ()
+    balance: str = "roundrobin"
+    health: HealthCheck = HealthCheck()
+    connect_timeout_ms: int = 5000
+    server_timeout_ms: int = 30000
+    sticky_cookie: str | None = None
+    maxconn: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Send requests for ``host`` (any if None) under ``path`` (any if None) to ``pool``."""
+
+    pool: str
+    host: str | None = None
+    path: str | None = None
+
+    def sort_key(self) -> tuple:
+        # Most specific first: a host beats no host, a longer prefix beats a shorter one.
+        return (self.host is None, self.host or "", -len(self.path or ""), self.path or "")
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """A bound address: ``mode`` http (with routes) or tcp (default pool only)."""
+
+    name: str
+    port: int
+    address: str = "0.0.0.0"
+    mode: str = "http"
+    default_pool: str | None = None
+    routes: tuple[Route, ...] = ()
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    client_timeout_ms: int = 30000
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """Everything a target should serve: listeners and pools, sorted by name."""
+
+    listeners: tuple[Listener, ...] = ()
+    pools: tuple[Pool, ...] = ()
+
+    def pool_modes(self) -> dict[str, str]:
+        """The mode each pool is used in (``http`` when no listener uses it)."""
+        modes = {p.name: "http" for p in self.pools}
+        for listener in self.listeners:
+            for name in listener_pools(listener):
+                modes[name] = listener.mode
+        return modes
+
+
+def listener_pools(listener: Listener) -> list[str]:
+    """Every pool a listener sends traffic to, without repeats, in order."""
+    names = [r.pool for r in listener.routes]
+    if listener.default_pool:
+        names.append(listener.default_pool)
+    return list(dict.fromkeys(names))

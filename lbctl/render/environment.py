@@ -1,0 +1,51 @@
+"""The Jinja2 environment: strict, no autoescaping (these are config files), and
+a loader that prefers the user's template directory over the packaged one."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+
+def packaged_templates() -> Path:
+    """The templates shipped with lbctl (``lbctl.templates`` in the wheel)."""
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("lbctl.templates")))
+    except ModuleNotFoundError:  # running from a source checkout
+        return Path(__file__).resolve().parents[2] / "templates"
+
+
+def duration(ms: int) -> str:
+    """Milliseconds in the shortest exact unit both HAProxy and nginx read."""
+    if ms % 3_600_000 == 0:
+        return f"{ms // 3_600_000}h"
+    if ms % 60_000 == 0:
+        return f"{ms // 60_000}m"
+    if ms % 1000 == 0:
+        return f"{ms // 1000}s"
+    return f"{ms}ms"
+
+
+def endpoint(address: str, port: int) -> str:
+    """``address:port``, with IPv6 addresses in brackets."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+@lru_cache(maxsize=8)
+def environment(template_dir: str | None = None) -> jinja2.Environment:
+    dirs = [template_dir] if template_dir else []
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([*dirs, str(packaged_templates())]),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["duration"] = duration
+    env.globals["endpoint"] = endpoint
+    return env

@@ -1,0 +1,71 @@
+"""What each template loops over, computed from the model: grouping and target
+limits are decided here, in Python, so templates stay plain loops.  Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lbctl import model
+from lbctl.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Location:
+    path: str
+    pool: model.Pool | None  # None: nothing routes here (answer 503)
+
+
+@dataclass(frozen=True)
+class VirtualServer:
+    """An nginx ``server {}``: one host name (or the default server) of one listener."""
+
+    listener: model.Listener
+    host: str | None
+    locations: tuple[Location, ...]
+
+
+def haproxy(desired: model.Desired) -> dict:
+    return {"listeners": desired.listeners, "pools": desired.pools, "modes": desired.pool_modes()}
+
+
+def nginx(desired: model.Desired, layout: str) -> dict:
+    modes = desired.pool_modes()
+    for pool in desired.pools:
+        _check_nginx_pool(pool)
+    http = [lst for lst in desired.listeners if lst.mode == "http"]
+    tcp = [lst for lst in desired.listeners if lst.mode == "tcp"]
+    if tcp and layout == "include":
+        raise ConfigError(f"listeners.{tcp[0].name}: tcp listeners need nginx layout 'main' "
+                          "(a file included from http {} cannot hold a stream block)")
+    pools = {p.name: p for p in desired.pools}
+    return {
+        "http_pools": [p for p in desired.pools if modes[p.name] == "http"],
+        "tcp_pools": [p for p in desired.pools if modes[p.name] == "tcp"],
+        "servers": [s for lst in http for s in _virtual_servers(lst, pools)],
+        "tcp_listeners": tcp,
+        "pools": pools,
+        # nginx variable names allow no '-' or '.', so sticky pools get numbered ones.
+        "sticky_vars": {p.name: f"lbctl_sticky_{i}" for i, p in enumerate(desired.pools) if p.sticky_cookie},
+    }
+
+
+def _check_nginx_pool(pool: model.Pool) -> None:
+    hashing = pool.sticky_cookie or pool.balance in ("source", "random")
+    if hashing and any(m.state == "backup" for m in pool.members):
+        how = "sticky_cookie" if pool.sticky_cookie else f"balance {pool.balance}"
+        raise ConfigError(f"pools.{pool.name}: nginx cannot combine backup members with {how}")
+
+
+def _virtual_servers(lst: model.Listener, pools: dict[str, model.Pool]) -> list[VirtualServer]:
+    default = pools.get(lst.default_pool) if lst.default_pool else None
+    hosts: dict[str | None, dict[str, model.Pool | None]] = {None: {}}
+    for route in lst.routes:
+        hosts.setdefault(route.host, {})[route.path or "/"] = pools[route.pool]
+    out = []
+    for host, paths in hosts.items():
+        # Requests for a known host fall back to the listener's host-less routes, then its default.
+        merged = {**(hosts[None] if host else {}), **paths}
+        merged.setdefault("/", default)
+        locations = tuple(Location(p, merged[p]) for p in sorted(merged, key=lambda p: (-len(p), p)))
+        out.append(VirtualServer(lst, host, locations))
+    return out

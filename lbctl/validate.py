@@ -1,0 +1,223 @@
+"""Turn untrusted raw data (an inventory, discovery answers) into model objects.
+
+Every value is checked against a narrow, documented form before it can reach a
+template: identifiers in a safe character set, IP addresses or RFC 1123 host
+names, ports 1-65535, weights within what every target accepts.  Nothing that
+passes can carry a newline, a quote, a brace, a semicolon or white space, so no
+value can end a directive or start a new one.  A failure raises ``ConfigError``
+naming the path of the offending value (``pools.web.members[3].port``).  Pure:
+no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Callable, Mapping
+
+from lbctl import model
+from lbctl.errors import ConfigError
+
+IDENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
+HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+HOSTNAME = re.compile(rf"{HOST_LABEL}(?:\.{HOST_LABEL})*", re.ASCII)
+IPV4 = re.compile(r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}", re.ASCII)
+URL_PATH = re.compile(r"/[A-Za-z0-9._~/:@+=,-]{0,255}", re.ASCII)
+FILE_PATH = re.compile(r"/[A-Za-z0-9._/-]{1,1023}", re.ASCII)
+COOKIE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}", re.ASCII)
+TAG = re.compile(r"[\w.:=/@+,-]{1,255}", re.ASCII)
+META_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}", re.ASCII)
+META_VALUE = re.compile(r"[^\x00-\x1f\x7f-\U0010ffff\"'\\`{};#$]{0,512}")
+DURATION = re.compile(r"(\d{1,9})(ms|s|m|h)?", re.ASCII)
+UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, None: 1000}
+MAX_DURATION_MS = 86_400_000
+
+
+def show(value: Any) -> str:
+    """A value as it may appear in a one-line error: escaped, and short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def fail(path: str, reason: str, value: Any = None) -> ConfigError:
+    got = "" if value is None else f" (got {show(value)})"
+    return ConfigError(f"{path}: {reason}{got}")
+
+
+# -- scalar fields ---------------------------------------------------------------
+
+def ident(value: Any, path: str) -> str:
+    if isinstance(value, str) and IDENT.fullmatch(value):
+        return value
+    raise fail(path, "must be a name of letters, digits, '_', '.' or '-' (at most 128)", value)
+
+
+def integer(value: Any, path: str, low: int, high: int) -> int:
+    if type(value) is int and low <= value <= high:
+        return value
+    raise fail(path, f"must be an integer from {low} to {high}", value)
+
+
+def port(value: Any, path: str) -> int:
+    return integer(value, path, 1, 65535)
+
+
+def choice(value: Any, path: str, choices: tuple[str, ...]) -> str:
+    if isinstance(value, str) and value in choices:
+        return value
+    raise fail(path, f"must be one of {', '.join(choices)}", value)
+
+
+def hostname(value: Any, path: str) -> str:
+    """An RFC 1123 host name, lower-cased, without a trailing dot."""
+    if isinstance(value, str) and len(value) <= 253:
+        name = value.lower()
+        if HOSTNAME.fullmatch(name) and not name.rsplit(".", 1)[-1].isdigit():
+            return name
+    raise fail(path, "must be an RFC 1123 host name", value)
+
+
+def ip(value: Any, path: str) -> str:
+    """An IPv4 or IPv6 address, in canonical form."""
+    if isinstance(value, str):
+        if IPV4.fullmatch(value):
+            return value
+        if ":" in value and "%" not in value:
+            try:
+                return ipaddress.IPv6Address(value).compressed
+            except ValueError:
+                pass
+    raise fail(path, "must be an IPv4 or IPv6 address", value)
+
+
+def address(value: Any, path: str) -> str:
+    """An IP address or a host name."""
+    if isinstance(value, str) and IPV4.fullmatch(value):
+        return value  # the hot path: 100,000 members
+    try:
+        return ip(value, path)
+    except ConfigError:
+        pass
+    try:
+        return hostname(value, path)
+    except ConfigError:
+        raise fail(path, "must be an IPv4 or IPv6 address or an RFC 1123 host name", value) from None
+
+
+def duration_ms(value: Any, path: str) -> int:
+    """``250ms``, ``2s``, ``1m``, ``1h`` or a bare number of seconds, as milliseconds."""
+    text = str(value) if type(value) is int else value
+    match = DURATION.fullmatch(text) if isinstance(text, str) else None
+    if match:
+        ms = int(match.group(1)) * UNITS_MS[match.group(2)]
+        if 1 <= ms <= MAX_DURATION_MS:
+            return ms
+    raise fail(path, "must be a duration such as 500ms, 2s, 1m (at most 24h)", value)
+
+
+def pattern(value: Any, path: str, regex: re.Pattern, what: str) -> str:
+    if isinstance(value, str) and regex.fullmatch(value):
+        return value
+    raise fail(path, f"must be {what}", value)
+
+
+def url_path(value: Any, path: str) -> str:
+    return pattern(value, path, URL_PATH, "a URL path starting with '/' (letters, digits, ._~/:@+=,-)")
+
+
+def file_path(value: Any, path: str) -> str:
+    text = pattern(value, path, FILE_PATH, "an absolute file path (letters, digits, ._/-)")
+    if "/../" in text + "/":
+        raise fail(path, "must not contain '..'", value)
+    return text
+
+
+def tags(value: Any, path: str) -> tuple[str, ...]:
+    items = sequence(value, path)
+    out = {pattern(t, f"{path}[{i}]", TAG, "a tag of letters, digits and ._:=/@+,-") for i, t in enumerate(items)}
+    return tuple(sorted(out))
+
+
+def meta(value: Any, path: str) -> tuple[tuple[str, str], ...]:
+    items = mapping(value, path)
+    out = []
+    for key, val in items.items():
+        key = pattern(key, f"{path} key", META_KEY, "a meta key of letters, digits, '_' or '-'")
+        out.append((key, pattern(val, f"{path}.{key}", META_VALUE, "printable text without quotes, \\, `, {, }, ;, # or $")))
+    return tuple(sorted(out))
+
+
+# -- structure -------------------------------------------------------------------
+
+def mapping(value: Any, path: str) -> Mapping:
+    if isinstance(value, Mapping):
+        return value
+    raise fail(path, "must be a mapping", value)
+
+
+def sequence(value: Any, path: str) -> list:
+    if isinstance(value, list):
+        return value
+    raise fail(path, "must be a list", value)
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def fields(raw: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> Mapping:
+    """``raw`` as a mapping with only ``allowed`` keys and every ``required`` one."""
+    data = mapping(raw, path or "inventory")
+    for key in data:
+        if key not in allowed:
+            raise fail(path or "inventory", f"unknown key {show(key)}; allowed: {', '.join(allowed)}")
+    for key in required:
+        if key not in data:
+            raise fail(join(path, key), "is required")
+    return data
+
+
+def optional(data: Mapping, key: str, path: str, check: Callable, default: Any, *args) -> Any:
+    value = data.get(key)
+    return default if value is None else check(value, join(path, key), *args)
+
+
+def named(raw: Any, path: str, build: Callable[[str, Any, str], Any]) -> tuple:
+    """A mapping of name → body, built into objects sorted by name."""
+    items = mapping(raw, path)
+    return tuple(build(ident(name, f"{path}[{show(name)}]"), body, f"{path}.{name}")
+                 for name, body in sorted(items.items(), key=lambda kv: str(kv[0])))
+
+
+def derived_name(addr: str, port_: int) -> str:
+    """A member name made from its endpoint, for members that have none."""
+    return f"{re.sub(r'[^A-Za-z0-9.-]', '_', addr)[:100]}_{port_}"
+
+
+def canonical(listeners: tuple[model.Listener, ...], pools: tuple[model.Pool, ...], where: str = "") -> model.Desired:
+    """Cross-check listeners against pools and return the sorted ``Desired``."""
+    prefix = f"{where}: " if where else ""
+    names = {p.name for p in pools}
+    desired = model.Desired(tuple(sorted(listeners, key=lambda x: x.name)),
+                            tuple(sorted(pools, key=lambda p: p.name)))
+    used_in: dict[str, str] = {}
+    binds: dict[int, list[tuple[str, str]]] = {}
+    for lst in desired.listeners:
+        path = f"listeners.{lst.name}"
+        for i, route in enumerate(lst.routes):
+            if route.pool not in names:
+                raise ConfigError(f"{prefix}{path}.routes[{i}].pool: no pool named {show(route.pool)}")
+        if lst.default_pool is not None and lst.default_pool not in names:
+            raise ConfigError(f"{prefix}{path}.default_pool: no pool named {show(lst.default_pool)}")
+        for pool in model.listener_pools(lst):
+            other = used_in.setdefault(pool, lst.mode)
+            if other != lst.mode:
+                raise ConfigError(f"{prefix}{path}: pool {pool!r} is used by both http and tcp listeners")
+        for other_addr, other_name in binds.get(lst.port, []):
+            if "0.0.0.0" in (other_addr, lst.address) or "::" in (other_addr, lst.address) or other_addr == lst.address:
+                raise ConfigError(f"{prefix}{path}: {lst.address}:{lst.port} clashes with listeners.{other_name}")
+        binds.setdefault(lst.port, []).append((lst.address, lst.name))
+    for pool in desired.pools:
+        if pool.sticky_cookie and used_in.get(pool.name) == "tcp":
+            raise ConfigError(f"{prefix}pools.{pool.name}.sticky_cookie: needs http mode, but a tcp listener uses the pool")
+    return desired
