@@ -7,6 +7,7 @@ stderr, never a traceback), 2 ``plan`` found changes, 3 a rollback failed.
 from __future__ import annotations
 
 import difflib
+import gc
 import sys
 import tempfile
 from pathlib import Path
@@ -32,8 +33,14 @@ templates_option = click.option(
 
 
 def rendered(inventory_path: Path, kind: str, template_dir: str | None) -> str:
-    desired = inventory.load(inventory_path)
-    return render_config(desired, kind, settings.options(kind), template_dir)
+    # A one-shot command builds a large acyclic model and exits: the cyclic
+    # garbage collector would only rescan it (a fifth of the time at 100,000 servers).
+    gc.disable()
+    try:
+        desired = inventory.load(inventory_path)
+        return render_config(desired, kind, settings.options(kind), template_dir)
+    finally:
+        gc.enable()
 
 
 class LbctlGroup(click.Group):

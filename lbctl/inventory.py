@@ -7,6 +7,7 @@ inside it and the reason, on one line; unknown keys are errors.
 from __future__ import annotations
 
 import json
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -93,6 +94,23 @@ def pool(name: str, raw: Any, path: str, defaults: Mapping) -> model.Pool:
 
 
 def health_check(raw: Mapping, path: str) -> model.HealthCheck:
+    # Pools mostly share their check: build each distinct one once.  The key
+    # holds the types too, since True == 1 and 1.0 == 1 but only 1 is valid.
+    key = tuple((k, type(x), x) for k, x in raw.items())
+    try:
+        return _checks[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable (so invalid) value
+        pass
+    check = _health_check(raw, path)
+    if len(_checks) < 1000:
+        _checks[key] = check
+    return check
+
+
+_checks: dict[tuple, model.HealthCheck] = {}
+
+
+def _health_check(raw: Mapping, path: str) -> model.HealthCheck:
     data = v.fields(raw, path, HEALTH_KEYS)
     base = model.HealthCheck()
     return model.HealthCheck(
@@ -107,33 +125,53 @@ def health_check(raw: Mapping, path: str) -> model.HealthCheck:
 
 
 def members(raw: Any, path: str) -> tuple[model.Member, ...]:
-    out: dict[str, model.Member] = {}
-    endpoints: dict[tuple[str, int], str] = {}
-    for i, item in enumerate(v.sequence(raw, path)):
-        where = f"{path}[{i}]"
-        m = member(item, where)
-        if m.name in out:
-            raise v.fail(f"{where}.name", f"duplicate member name {m.name!r}")
+    built = [member(item, path, i) for i, item in enumerate(v.sequence(raw, path))]
+    if len({m.name for m in built}) != len(built) or len({(m.address, m.port) for m in built}) != len(built):
+        duplicates(built, path)
+    built.sort(key=attrgetter("name"))
+    return tuple(built)
+
+
+def duplicates(built: list[model.Member], path: str) -> None:
+    """Raise the error for the first member that repeats a name or an endpoint."""
+    names: dict[str, int] = {}
+    endpoints: dict[tuple[str, int], int] = {}
+    for i, m in enumerate(built):
+        if m.name in names:
+            raise v.fail(f"{path}[{i}].name", f"repeats the name of {path}[{names[m.name]}]", m.name)
         if (m.address, m.port) in endpoints:
-            raise v.fail(where, f"{m.address}:{m.port} is already member {endpoints[m.address, m.port]!r}")
-        out[m.name] = m
-        endpoints[m.address, m.port] = m.name
-    return tuple(out[name] for name in sorted(out))
+            raise v.fail(f"{path}[{i}]", f"{m.address}:{m.port} repeats {path}[{endpoints[m.address, m.port]}]")
+        names[m.name] = endpoints[m.address, m.port] = i
 
 
-def member(raw: Any, path: str) -> model.Member:
-    data = v.fields(raw, path, MEMBER_KEYS, ("address", "port"))
-    addr = v.address(data["address"], f"{path}.address")
-    port = v.port(data["port"], f"{path}.port")
-    name = data.get("name")
+_MEMBER_KEYSET = frozenset(MEMBER_KEYS)
+
+
+def member(raw: Any, base: str, index: int) -> model.Member:
+    # The hot path of a 100,000-member inventory: the common, valid case is
+    # checked inline; anything else goes through the validators for its error.
+    if type(raw) is not dict or not raw.keys() <= _MEMBER_KEYSET:
+        v.fields(raw, f"{base}[{index}]", MEMBER_KEYS)
+    addr, port = raw.get("address"), raw.get("port")
+    if not (type(addr) is str and v.is_ipv4(addr)):
+        addr = v.address(addr, f"{base}[{index}].address") if addr is not None else v.required(f"{base}[{index}].address")
+    if not (type(port) is int and 0 < port < 65536):
+        port = v.port(port, f"{base}[{index}].port") if port is not None else v.required(f"{base}[{index}].port")
+    get = raw.get
+    name, weight, state, tags, meta = get("name"), get("weight"), get("state"), get("tags"), get("meta")
+    if name is None:
+        name = v.derived_name(addr, port)
+    elif not (type(name) is str and v.IDENT.fullmatch(name)):
+        name = v.ident(name, f"{base}[{index}].name")
+    if weight is None:
+        weight = 1
+    elif not (type(weight) is int and model.WEIGHT_MIN <= weight <= model.WEIGHT_MAX):
+        weight = v.integer(weight, f"{base}[{index}].weight", model.WEIGHT_MIN, model.WEIGHT_MAX)
     return model.Member(
-        name=v.derived_name(addr, port) if name is None else v.ident(name, f"{path}.name"),
-        address=addr,
-        port=port,
-        weight=v.optional(data, "weight", path, v.integer, 1, model.WEIGHT_MIN, model.WEIGHT_MAX),
-        state=v.optional(data, "state", path, v.choice, "enabled", model.MEMBER_STATES),
-        tags=v.optional(data, "tags", path, v.tags, ()),
-        meta=v.optional(data, "meta", path, v.meta, ()),
+        name, addr, port, weight,
+        "enabled" if state is None else v.choice(state, f"{base}[{index}].state", model.MEMBER_STATES),
+        () if tags is None else v.tags(tags, f"{base}[{index}].tags"),
+        () if meta is None else v.meta(meta, f"{base}[{index}].meta"),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from typing import Any, Callable, Mapping
 
 from lbctl import model
@@ -21,7 +22,6 @@ from lbctl.errors import ConfigError
 IDENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
 HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOSTNAME = re.compile(rf"{HOST_LABEL}(?:\.{HOST_LABEL})*", re.ASCII)
-IPV4 = re.compile(r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}", re.ASCII)
 URL_PATH = re.compile(r"/[A-Za-z0-9._~/:@+=,-]{0,255}", re.ASCII)
 FILE_PATH = re.compile(r"/[A-Za-z0-9._/-]{1,1023}", re.ASCII)
 COOKIE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}", re.ASCII)
@@ -77,10 +77,19 @@ def hostname(value: Any, path: str) -> str:
     raise fail(path, "must be an RFC 1123 host name", value)
 
 
+def is_ipv4(text: str) -> bool:
+    """Strict dotted quad (no leading zeros, no white space), at C speed."""
+    try:
+        socket.inet_pton(socket.AF_INET, text)
+        return True
+    except (OSError, ValueError):  # ValueError: an embedded NUL
+        return False
+
+
 def ip(value: Any, path: str) -> str:
     """An IPv4 or IPv6 address, in canonical form."""
     if isinstance(value, str):
-        if IPV4.fullmatch(value):
+        if is_ipv4(value):
             return value
         if ":" in value and "%" not in value:
             try:
@@ -92,7 +101,7 @@ def ip(value: Any, path: str) -> str:
 
 def address(value: Any, path: str) -> str:
     """An IP address or a host name."""
-    if isinstance(value, str) and IPV4.fullmatch(value):
+    if isinstance(value, str) and is_ipv4(value):
         return value  # the hot path: 100,000 members
     try:
         return ip(value, path)
@@ -150,7 +159,7 @@ def meta(value: Any, path: str) -> tuple[tuple[str, str], ...]:
 # -- structure -------------------------------------------------------------------
 
 def mapping(value: Any, path: str) -> Mapping:
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):  # what YAML, JSON and discovery clients produce
         return value
     raise fail(path, "must be a mapping", value)
 
@@ -168,13 +177,17 @@ def join(path: str, key: str) -> str:
 def fields(raw: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> Mapping:
     """``raw`` as a mapping with only ``allowed`` keys and every ``required`` one."""
     data = mapping(raw, path or "inventory")
-    for key in data:
-        if key not in allowed:
-            raise fail(path or "inventory", f"unknown key {show(key)}; allowed: {', '.join(allowed)}")
+    if not data.keys() <= set(allowed):
+        key = next(k for k in data if k not in allowed)
+        raise fail(path or "inventory", f"unknown key {show(key)}; allowed: {', '.join(allowed)}")
     for key in required:
         if key not in data:
-            raise fail(join(path, key), "is required")
+            required(join(path, key))
     return data
+
+
+def required(path: str) -> Any:
+    raise fail(path, "is required")
 
 
 def optional(data: Mapping, key: str, path: str, check: Callable, default: Any, *args) -> Any:

@@ -30,9 +30,10 @@ def duration(ms: int) -> str:
     return f"{ms}ms"
 
 
-def endpoint(address: str, port: int) -> str:
-    """``address:port``, with IPv6 addresses in brackets."""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+def endpoint(obj) -> str:
+    """A member's or listener's ``address:port``, with IPv6 addresses in brackets."""
+    address = obj.address
+    return f"[{address}]:{obj.port}" if ":" in address else f"{address}:{obj.port}"
 
 
 @lru_cache(maxsize=8)
@@ -47,5 +48,5 @@ def environment(template_dir: str | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["duration"] = duration
-    env.globals["endpoint"] = endpoint
+    env.filters["endpoint"] = endpoint
     return env
