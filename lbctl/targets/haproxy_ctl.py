@@ -1,0 +1,283 @@
+"""HAProxy's UNIX-socket CLIs: the master CLI (reload, ``show proc``) and the stats socket.
+
+Measured on 2.6 (see specs/reload.md §1.3): the master CLI keeps a connection
+open until the client half-closes, its ``reload`` answers nothing, and while
+the master re-execs connecting fails with ECONNREFUSED/ECONNRESET. A failed
+reload still bumps ``reloads`` but sets ``failed: 1`` and keeps the old worker.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lbctl.errors import CommandError, ReloadError
+from lbctl.targets.files import atomic_write
+
+# Errors seen while the master re-execs (or before it listens): retry them.
+_TRANSIENT = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ENOENT, errno.EPIPE, errno.EAGAIN}
+_POLL = 0.01
+
+
+def _exchange(path: str | os.PathLike[str], cmd: str, timeout: float) -> str:
+    """Send one command, half-close, read to EOF; raise OSError/TimeoutError as they come."""
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(os.fspath(path))
+        s.sendall(cmd.encode() + b"\n")
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no EOF within {timeout:g}s")
+            s.settimeout(remaining)
+            data = s.recv(65536)
+            if not data:
+                return b"".join(chunks).decode(errors="replace")
+            chunks.append(data)
+
+
+def socket_command(path: str | os.PathLike[str], cmd: str, timeout: float = 5.0) -> str:
+    """Run one CLI command (``;`` may chain several) on a HAProxy socket and return the answer.
+
+    :raises CommandError: the socket cannot be reached or does not answer in time.
+    """
+    if "\n" in cmd:
+        raise CommandError(f"haproxy socket command must be one line: {cmd!r}")
+    try:
+        return _exchange(path, cmd, timeout)
+    except OSError as e:  # TimeoutError included
+        reason = e.strerror or str(e) or type(e).__name__
+        raise CommandError(f"haproxy socket {path}: {cmd!r} failed: {reason}") from e
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One line of ``show proc``."""
+
+    pid: int
+    type: str  # master, worker, or a program name
+    reloads: int
+    uptime: str
+    version: str
+
+
+@dataclass(frozen=True)
+class ProcInfo:
+    """A parsed ``show proc`` answer from the master CLI."""
+
+    master: Proc
+    failed: int  # failed reloads since the last good one (0 when absent)
+    workers: tuple[Proc, ...]
+    old_workers: tuple[Proc, ...] = field(default=())
+
+    @property
+    def master_pid(self) -> int:
+        return self.master.pid
+
+    @property
+    def reloads(self) -> int:
+        return self.master.reloads
+
+    @property
+    def worker_pids(self) -> tuple[int, ...]:
+        return tuple(w.pid for w in self.workers)
+
+
+_PROC_LINE = re.compile(r"^(\d+)\s+(\S+)\s+(\d+)(?:\s+\[failed:\s*(\d+)\])?\s+(\S+)(?:\s+(\S+))?")
+
+
+def parse_show_proc(text: str) -> ProcInfo:
+    """Parse the master CLI's ``show proc`` (2.6 layout; ``programs`` are ignored).
+
+    :raises CommandError: no master line (not a master CLI answer).
+    """
+    master, failed, section = None, 0, "master"
+    sections: dict[str, list[Proc]] = {"workers": [], "old workers": []}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("#"):
+            if not line.startswith("#<"):
+                section = line.lstrip("# ").lower()
+            continue
+        m = _PROC_LINE.match(line)
+        if not m:
+            continue
+        proc = Proc(int(m[1]), m[2], int(m[3]), m[5], m[6] or "")
+        if proc.type == "master" and master is None:
+            master, failed = proc, int(m[4] or 0)
+        elif section in sections and proc.type == "worker":
+            sections[section].append(proc)
+    if master is None:
+        first = text.strip().splitlines()[0] if text.strip() else "an empty answer"
+        raise CommandError(f"unexpected 'show proc' answer from the haproxy master: {first!r}")
+    return ProcInfo(master, failed, tuple(sections["workers"]), tuple(sections["old workers"]))
+
+
+class MasterCLI:
+    """The master CLI socket (``haproxy -W -S <sock>,level,admin``).
+
+    ``log_path`` is where the master's stderr goes; reload failures quote its ``[ALERT]`` lines.
+    """
+
+    def __init__(self, socket_path: str | os.PathLike[str], log_path: str | os.PathLike[str] | None = None):
+        self.socket_path = Path(socket_path)
+        self.log_path = Path(log_path) if log_path is not None else None
+
+    def show_proc(self, timeout: float = 5.0) -> ProcInfo:
+        """The current ``show proc``.  :raises CommandError: unreachable or garbled."""
+        return parse_show_proc(socket_command(self.socket_path, "show proc", timeout))
+
+    def reload(self, timeout: float = 10.0, use_signal: bool = False) -> ProcInfo:
+        """Reload (master CLI ``reload``, or SIGUSR2 to the master) and confirm it took.
+
+        Success: ``reloads`` went up, ``failed`` is 0 and every current worker is new.
+        A failed bind makes the master retry for about 2 s before giving up.
+
+        :raises ReloadError: the reload failed (the old worker still serves the old
+            config) or was not confirmed within ``timeout`` seconds.
+        :raises CommandError: the master CLI was unreachable before the reload.
+        """
+        deadline = time.monotonic() + timeout
+        before = self.show_proc(timeout)
+        log_offset = _size(self.log_path)
+        if use_signal:
+            os.kill(before.master_pid, signal.SIGUSR2)
+        else:
+            try:
+                _exchange(self.socket_path, "reload", max(0.1, deadline - time.monotonic()))
+            except OSError as e:  # the master drops the connection as it re-execs
+                if e.errno not in _TRANSIENT:
+                    raise ReloadError(f"haproxy reload could not be sent to {self.socket_path}: {e.strerror}") from e
+        old_pids = set(before.worker_pids)
+        now, last = before, "no answer from the master CLI"
+        while time.monotonic() < deadline:
+            try:
+                now = parse_show_proc(_exchange(self.socket_path, "show proc", max(0.1, deadline - time.monotonic())))
+            except OSError as e:  # TimeoutError included: retried until the deadline
+                if not isinstance(e, TimeoutError) and e.errno not in _TRANSIENT:
+                    raise ReloadError(f"haproxy master CLI {self.socket_path} failed during reload: {e}") from e
+                last = f"master CLI: {e.strerror or e}"
+                time.sleep(_POLL)
+                continue
+            if now.reloads > before.reloads:
+                if now.failed:
+                    raise ReloadError(self._failure(now, log_offset))
+                if now.workers and not old_pids & set(now.worker_pids):
+                    return now
+                last = f"reloads {now.reloads}, workers {list(now.worker_pids)}"
+            else:
+                last = f"reloads still {now.reloads}"
+            time.sleep(_POLL)
+        raise ReloadError(f"haproxy reload not confirmed within {timeout:g}s ({last}){self._reason(log_offset)}")
+
+    def _failure(self, now: ProcInfo, log_offset: int) -> str:
+        workers = ", ".join(map(str, now.worker_pids)) or "none"
+        return f"haproxy reload failed (failed: {now.failed}, still serving: worker {workers}){self._reason(log_offset)}"
+
+    def _reason(self, log_offset: int) -> str:
+        lines = alert_lines(self.log_path, log_offset) if self.log_path else []
+        return f": {lines[0]}" if lines else ""
+
+
+def _size(path: Path | None) -> int:
+    try:
+        return path.stat().st_size if path else 0
+    except OSError:
+        return 0
+
+
+_LOG_PREFIX = re.compile(r"^\[(ALERT|WARNING|NOTICE)\]\s+\(\d+\)\s*:\s*")
+
+
+def alert_lines(log_path: str | os.PathLike[str], offset: int = 0) -> list[str]:
+    """``[ALERT]`` and ``Loading failure`` lines written to the master's log after ``offset``, prefix removed."""
+    try:
+        with open(log_path, "rb") as f:
+            if offset <= os.fstat(f.fileno()).st_size:
+                f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [_LOG_PREFIX.sub("", line).strip() for line in text.splitlines()
+            if "[ALERT]" in line or "Loading failure" in line]
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """One row of ``show servers state`` (fields by header name; ``fields`` has them all)."""
+
+    backend: str
+    name: str
+    addr: str
+    port: int
+    op_state: int  # 0 stopped, 1 starting, 2 running, 3 stopping
+    admin_state: int  # bits: 0x01 forced maint, 0x02 inherited maint, 0x04 config 'disabled', 0x08 forced drain
+    uweight: int
+    iweight: int
+    fields: dict[str, str]
+
+    @property
+    def up(self) -> bool:
+        return self.op_state == 2
+
+    @property
+    def maint(self) -> bool:
+        return bool(self.admin_state & 0x03)
+
+    @property
+    def drain(self) -> bool:
+        return bool(self.admin_state & 0x18)
+
+
+def parse_servers_state(text: str) -> list[ServerState]:
+    """Parse ``show servers state`` (version line ``1``, a ``#`` header, then rows).
+
+    :raises CommandError: not a version-1 state dump (e.g. "Can't find backend.").
+    """
+    lines = [l for l in text.splitlines() if l.strip()]
+    if not lines or lines[0].strip() != "1":
+        raise CommandError(f"unexpected 'show servers state' answer: {(lines or [''])[0]!r}")
+    header: list[str] = []
+    rows = []
+    for line in lines[1:]:
+        if line.startswith("#"):
+            header = line.lstrip("# ").split()
+            continue
+        values = line.split()
+        if not header or len(values) < len(header):
+            raise CommandError(f"unexpected 'show servers state' row: {line!r}")
+        f = dict(zip(header, values))
+        rows.append(ServerState(f["be_name"], f["srv_name"], f["srv_addr"], int(f.get("srv_port", 0)),
+                                int(f["srv_op_state"]), int(f["srv_admin_state"]),
+                                int(f["srv_uweight"]), int(f["srv_iweight"]), f))
+    return rows
+
+
+def show_servers_state(stats_socket: str | os.PathLike[str], backend: str | None = None,
+                       timeout: float = 5.0) -> list[ServerState]:
+    """The servers of ``backend`` (or all) from the stats socket.
+
+    :raises CommandError: socket failure, unknown backend or a garbled answer.
+    """
+    cmd = "show servers state" + (f" {backend}" if backend else "")
+    return parse_servers_state(socket_command(stats_socket, cmd, timeout))
+
+
+def dump_server_state(stats_socket: str | os.PathLike[str], state_file: str | os.PathLike[str],
+                      timeout: float = 5.0) -> Path:
+    """Write ``show servers state`` to ``state_file`` atomically (for ``server-state-file``).
+
+    :raises CommandError: socket failure or a garbled answer.  :raises ApplyError: write failure.
+    """
+    text = socket_command(stats_socket, "show servers state", timeout)
+    parse_servers_state(text)  # refuse to write something haproxy would not load
+    return atomic_write(state_file, text)

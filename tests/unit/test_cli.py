@@ -1,0 +1,118 @@
+"""The command line, through click's CliRunner (and the console entry point)."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from lbctl import inventory, settings
+from lbctl.cli import cli
+from lbctl.render import render
+from tests.helpers import EXAMPLE, example_raw, minimal_raw, needs
+from tests.support import requires_haproxy, requires_nginx
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def write_inventory(tmp_path, raw, name="inv.yml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["haproxy", "nginx"])
+def test_render_prints_the_config(kind):
+    result = run("render", "-i", EXAMPLE, "-t", kind)
+    assert result.exit_code == 0
+    assert result.output == render(inventory.load(EXAMPLE), kind, settings.options(kind))
+
+
+def test_render_writes_a_file(tmp_path):
+    out = tmp_path / "haproxy.cfg"
+    result = run("render", "-i", EXAMPLE, "-t", "haproxy", "-o", out)
+    assert result.exit_code == 0
+    assert out.read_text().startswith("# Rendered by lbctl")
+
+
+def test_bad_inventory_is_one_line_exit_1_and_changes_no_file(tmp_path):
+    out = tmp_path / "haproxy.cfg"
+    out.write_text("live config\n")
+    raw = example_raw()
+    raw["pools"]["web"]["members"][1]["port"] = 70000
+    bad = write_inventory(tmp_path, raw)
+    result = run("render", "-i", bad, "-t", "haproxy", "-o", out)
+    assert result.exit_code == 1
+    assert result.output == (f"lbctl: error: {bad}: pools.web.members[1].port: must be an integer "
+                             "from 1 to 65535 (got 70000)\n")
+    assert out.read_text() == "live config\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["haproxy.cfg", "inv.yml"]
+
+
+def test_plan_exit_codes(tmp_path):
+    out = tmp_path / "haproxy.cfg"
+    first = run("plan", "-i", EXAMPLE, "-t", "haproxy", "-o", out)
+    assert first.exit_code == 2 and f"+++ {out} (rendered)" in first.output
+    assert not out.exists()
+    run("render", "-i", EXAMPLE, "-t", "haproxy", "-o", out)
+    same = run("plan", "-i", EXAMPLE, "-t", "haproxy", "-o", out)
+    assert (same.exit_code, same.output) == (0, f"{out}: no changes\n")
+    raw = example_raw()
+    raw["pools"]["web"]["members"][0]["weight"] = 20
+    changed = run("plan", "-i", write_inventory(tmp_path, raw), "-t", "haproxy", "-o", out)
+    assert changed.exit_code == 2
+    assert "-    server web-1 10.0.1.11:8080 weight 10 maxconn 200 cookie web-1\n" in changed.output
+    assert "+    server web-1 10.0.1.11:8080 weight 20 maxconn 200 cookie web-1\n" in changed.output
+    broken = run("plan", "-i", tmp_path / "missing.yml", "-t", "haproxy", "-o", out)
+    assert broken.exit_code == 1 and "cannot read inventory" in broken.output
+
+
+def test_templates_override_falls_back_to_packaged(tmp_path):
+    (tmp_path / "nginx-upstream.j2").write_text("# custom upstream for {{ p.name }}\nserver 127.0.0.1:1;\n")
+    result = run("render", "-i", EXAMPLE, "-t", "nginx", "--templates", tmp_path)
+    assert result.exit_code == 0
+    assert "    upstream web {\n        # custom upstream for web\n" in result.output
+    assert result.output.startswith("# Rendered by lbctl")  # nginx.conf.j2 still the packaged one
+
+
+def test_template_errors_are_one_line(tmp_path):
+    (tmp_path / "haproxy.cfg.j2").write_text("global\n{{ no_such_variable }}\n")
+    result = run("render", "-i", EXAMPLE, "-t", "haproxy", "--templates", tmp_path)
+    assert (result.exit_code, result.output) == (1, "lbctl: error: template haproxy.cfg.j2: 'no_such_variable' is undefined\n")
+    (tmp_path / "haproxy.cfg.j2").write_text("global\n{% for %}\n")
+    result = run("render", "-i", EXAMPLE, "-t", "haproxy", "--templates", tmp_path)
+    assert result.exit_code == 1 and result.output.startswith(f"lbctl: error: {tmp_path}/haproxy.cfg.j2:2: template error:")
+
+
+def test_nginx_limits_are_config_errors():
+    raw = example_raw()
+    raw["pools"]["api"]["balance"] = "source"  # api has a backup member
+    desired = inventory.from_raw(raw)
+    render(desired, "haproxy", settings.options("haproxy"))
+    with pytest.raises(Exception, match="pools.api: nginx cannot combine backup members with balance source"):
+        render(desired, "nginx", settings.options("nginx"))
+
+
+def test_usage_errors_exit_1_so_that_2_means_changes(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "lbctl", "plan", "-t", "haproxy"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "Missing option '-i'" in proc.stderr
+
+
+@needs(requires_haproxy)
+def test_validate_haproxy_ok_and_rejected(tmp_path):
+    result = run("validate", "-i", EXAMPLE, "-t", "haproxy")
+    assert (result.exit_code, result.output) == (0, f"{EXAMPLE}: the haproxy configuration is valid\n")
+    (tmp_path / "haproxy.cfg.j2").write_text("global\n    nosuchkeyword\n")
+    bad = run("validate", "-i", EXAMPLE, "-t", "haproxy", "--templates", tmp_path)
+    assert bad.exit_code == 1
+    assert "haproxy rejected" in bad.output and "unknown keyword 'nosuchkeyword'" in bad.output
+    assert bad.output.count("\n") == 1
+
+
+@needs(requires_nginx)
+def test_validate_nginx(tmp_path):
+    result = run("validate", "-i", write_inventory(tmp_path, minimal_raw()), "-t", "nginx")
+    assert result.exit_code == 0, result.output

@@ -1,0 +1,46 @@
+"""lbctl.targets.process.run: results, missing binaries, timeouts that kill the group."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lbctl.errors import CommandError
+from lbctl.targets import nginx_ctl
+from lbctl.targets.process import run
+
+
+def test_non_zero_exit_is_returned_with_output():
+    r = run([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"],
+            timeout=30)
+    assert (r.returncode, r.stdout, r.stderr, r.ok) == (3, "out\n", "err\n", False)
+    assert r.output == "err\nout"
+
+
+def test_input_and_env():
+    r = run([sys.executable, "-c", "import os, sys; print(sys.stdin.read() + os.environ['LBCTL_X'])"],
+            timeout=30, input="in-", env={"LBCTL_X": "env"})
+    assert r.ok and r.stdout == "in-env\n"
+
+
+def test_missing_binary():
+    with pytest.raises(CommandError, match="no-such-binary-lbctl: command not found"):
+        run(["no-such-binary-lbctl", "-v"], timeout=5)
+
+
+def test_timeout_kills_the_process_group(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    script = textwrap.dedent(f"""
+        import subprocess, sys, time
+        p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        open({str(pidfile)!r}, "w").write(str(p.pid))
+        print("started", flush=True)
+        time.sleep(60)
+    """)
+    with pytest.raises(CommandError, match=r"^timed out after 1s: "):
+        run([sys.executable, "-c", script], timeout=1)
+    grandchild = int(Path(pidfile).read_text())
+    assert not nginx_ctl.alive(grandchild)
