@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install everything the tests need and run the whole suite, integration tests
+# included (a skipped one fails the run). Used by the README and by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+# Debian's haproxy and nginx (plus nginx's stream module for tcp listeners).
+# policy-rc.d keeps the packages from starting them as system services.
+packages="haproxy nginx libnginx-mod-stream openssl ca-certificates"
+if ! dpkg -s $packages >/dev/null 2>&1; then
+    guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod +x /usr/sbin/policy-rc.d
+        guard=1
+    fi
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >/dev/null
+    [ -z "$guard" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+
+# The Python package and its test extras, in a virtual environment of its own.
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q '.[test]'
+
+# The layering contract (pyproject.toml [tool.importlinter]), then every test.
+.venv/bin/lint-imports --no-cache
+LBCTL_REQUIRE_INTEGRATION=1 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
