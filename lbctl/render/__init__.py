@@ -8,7 +8,7 @@ import jinja2
 from lbctl import model
 from lbctl.errors import ConfigError
 from lbctl.render import views
-from lbctl.render.environment import environment
+from lbctl.render.environment import jinja_environment
 
 TEMPLATES = {"haproxy": "haproxy.cfg.j2", "nginx": "nginx.conf.j2"}
 KINDS = tuple(TEMPLATES)
@@ -27,7 +27,7 @@ def render(desired: model.Desired, kind: str, options, template_dir: str | None 
         data = views.nginx(desired, options.layout)
         name = TEMPLATES[kind] if options.layout == "main" else "nginx-http.conf.j2"
     try:
-        template = environment(template_dir).get_template(name)
+        template = jinja_environment(template_dir).get_template(name)
         return template.render(data, opts=options)
     except jinja2.TemplateNotFound as exc:
         raise ConfigError(f"template {exc.name!r} not found in {template_dir or 'the packaged templates'}") from None

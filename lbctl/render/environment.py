@@ -10,13 +10,11 @@ import jinja2
 
 
 def packaged_templates() -> Path:
-    """The templates shipped with lbctl (``lbctl.templates`` in the wheel)."""
-    try:
-        from importlib.resources import files
-
-        return Path(str(files("lbctl.templates")))
-    except ModuleNotFoundError:  # running from a source checkout
-        return Path(__file__).resolve().parents[2] / "templates"
+    """The templates shipped with lbctl: ``lbctl/templates`` in an installed wheel,
+    the top-level ``templates/`` in a source checkout."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "templates"
+    return installed if installed.is_dir() else package.parent / "templates"
 
 
 def duration(ms: int) -> str:
@@ -37,7 +35,7 @@ def endpoint(obj) -> str:
 
 
 @lru_cache(maxsize=8)
-def environment(template_dir: str | None = None) -> jinja2.Environment:
+def jinja_environment(template_dir: str | None = None) -> jinja2.Environment:
     dirs = [template_dir] if template_dir else []
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([*dirs, str(packaged_templates())]),
