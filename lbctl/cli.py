@@ -6,41 +6,26 @@ stderr, never a traceback), 2 ``plan`` found changes, 3 a rollback failed.
 
 from __future__ import annotations
 
-import difflib
 import gc
+import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from lbctl import __version__, inventory, settings
-from lbctl.errors import LbctlError
+from lbctl import __version__, config, deploy, inventory, settings
+from lbctl.errors import ConfigError, LbctlError
 from lbctl.render import KINDS, render as render_config
 from lbctl.targets import check as checks
 from lbctl.targets.files import atomic_write
+from lbctl.targets.filetarget import FileTarget
+from lbctl.targets.haproxy import HAProxyTarget
+from lbctl.targets.nginx import NginxTarget
 
 EXIT_CHANGES = 2
-
-inventory_option = click.option(
-    "-i", "--inventory", "inventory_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-    help="Inventory file (YAML or JSON) with listeners, pools and members.")
-kind_option = click.option(
-    "-t", "--target", "kind", required=True, type=click.Choice(KINDS), help="What to render for.")
-templates_option = click.option(
-    "--templates", "template_dir", type=click.Path(file_okay=False, exists=True),
-    help="Directory of templates that override the packaged ones.")
-
-
-def rendered(inventory_path: Path, kind: str, template_dir: str | None) -> str:
-    # A one-shot command builds a large acyclic model and exits: the cyclic
-    # garbage collector would only rescan it (a fifth of the time at 100,000 servers).
-    gc.disable()
-    try:
-        desired = inventory.load(inventory_path)
-        return render_config(desired, kind, settings.options(kind), template_dir)
-    finally:
-        gc.enable()
+TARGET_TYPES = {"haproxy": HAProxyTarget, "nginx": NginxTarget}
 
 
 class LbctlGroup(click.Group):
@@ -54,6 +39,75 @@ class LbctlGroup(click.Group):
             sys.exit(exc.exit_code)
 
 
+config_option = click.option(
+    "-c", "--config", "config_path", envvar="LBCTL_CONFIG", type=click.Path(dir_okay=False, path_type=Path),
+    help="lbctl.yml naming the source and the targets (default: $LBCTL_CONFIG).")
+inventory_option = click.option(
+    "-i", "--inventory", "inventory_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Inventory file (YAML or JSON); default: the config's source.inventory.")
+target_option = click.option(
+    "-t", "--target", "target_name",
+    help="A target named in the config, or without a config a kind: haproxy or nginx.")
+templates_option = click.option(
+    "--templates", "template_dir", type=click.Path(file_okay=False, exists=True),
+    help="Directory of templates that override the packaged ones.")
+
+
+class Session:
+    """What one command works on: the config (if any), the inventory, the targets."""
+
+    def __init__(self, config_path: Path | None, inventory_path: Path | None, target_name: str | None,
+                 template_dir: str | None, need_config: bool = False) -> None:
+        self.config = config.load(config_path) if config_path else None
+        if need_config and self.config is None:
+            raise ConfigError("this command needs a config: pass --config lbctl.yml or set LBCTL_CONFIG")
+        self.inventory_path = inventory_path or (self.config.inventory if self.config else None)
+        self.template_dir = template_dir or (self.config.templates if self.config else None)
+        self.selected = self._select(target_name)
+
+    def _select(self, name: str | None) -> list[config.Target]:
+        if self.config is None:
+            if name not in KINDS:
+                raise ConfigError(f"-t must be one of {', '.join(KINDS)} without a config (got {name!r})")
+            return [config.Target(name, name, Path(f"{name}.cfg"), settings.options(name), name, Path("."))]
+        if name is None:
+            if not self.config.targets:
+                raise ConfigError(f"{self.config.path}: no targets defined")
+            return list(self.config.targets.values())
+        if name not in self.config.targets:
+            raise ConfigError(f"{self.config.path}: no target named {name!r} (have: {', '.join(self.config.targets)})")
+        return [self.config.targets[name]]
+
+    def single(self) -> config.Target:
+        if len(self.selected) != 1:
+            raise ConfigError(f"choose a target with -t ({', '.join(t.name for t in self.selected)})")
+        return self.selected[0]
+
+    def desired(self):
+        if self.inventory_path is None:
+            raise ConfigError("no inventory: pass -i FILE or set source.inventory in the config")
+        return inventory.load(self.inventory_path)
+
+    def renderer(self, settings_: config.Target):
+        return lambda desired: render_config(desired, settings_.kind, settings_.options, self.template_dir)
+
+    def target(self, settings_: config.Target) -> FileTarget:
+        return TARGET_TYPES[settings_.kind](settings_, self.renderer(settings_))
+
+
+def one_shot(func):
+    """A one-shot command builds a large acyclic model and exits: the cyclic garbage
+    collector would only rescan it (a fifth of the time at 100,000 servers)."""
+    def wrapper(*args, **kwargs):
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            gc.enable()
+    wrapper.__name__, wrapper.__doc__ = func.__name__, func.__doc__
+    return wrapper
+
+
 @click.group(cls=LbctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lbctl")
 def cli() -> None:
@@ -61,62 +115,128 @@ def cli() -> None:
 
 
 @cli.command()
+@config_option
 @inventory_option
-@kind_option
+@target_option
 @templates_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the configuration to this file (atomically) instead of stdout.")
-def render(inventory_path: Path, kind: str, template_dir: str | None, output: Path | None) -> None:
+@one_shot
+def render(config_path, inventory_path, target_name, template_dir, output) -> None:
     """Print the complete configuration for a target."""
-    text = rendered(inventory_path, kind, template_dir)
+    session = Session(config_path, inventory_path, target_name, template_dir)
+    text = session.renderer(session.single())(session.desired())
     if output is None:
         click.echo(text, nl=False)
-    else:
-        try:
-            atomic_write(output, text)
-        except OSError as exc:
-            raise LbctlError(f"{output}: cannot write: {exc.strerror}") from None
-        click.echo(f"wrote {output}", err=True)
+        return
+    atomic_write(output, text)
+    click.echo(f"wrote {output}", err=True)
 
 
 @cli.command()
+@config_option
 @inventory_option
-@kind_option
+@target_option
 @templates_option
-@click.option("--binary", help="The haproxy or nginx binary to check with (default: from PATH).")
-def validate(inventory_path: Path, kind: str, template_dir: str | None, binary: str | None) -> None:
+@click.option("--binary", help="The haproxy or nginx binary to check with (default: from the config or PATH).")
+@one_shot
+def validate(config_path, inventory_path, target_name, template_dir, binary) -> None:
     """Render, then run the target's own check (haproxy -c, nginx -t) on the result."""
-    text = rendered(inventory_path, kind, template_dir)
-    with tempfile.TemporaryDirectory(prefix="lbctl-validate-") as tmp:
-        candidate = Path(tmp) / ("haproxy.cfg" if kind == "haproxy" else "nginx.conf")
-        candidate.write_text(text)
-        checks.CHECKS[kind](candidate, binary or kind)
-    click.echo(f"{inventory_path}: the {kind} configuration is valid")
+    session = Session(config_path, inventory_path, target_name, template_dir)
+    desired = session.desired()
+    for t in session.selected:
+        t = replace(t, binary=binary) if binary else t
+        if session.config is not None:
+            target = session.target(t)
+            target.check(target.plan(desired))
+        else:
+            with tempfile.TemporaryDirectory(prefix="lbctl-validate-") as tmp:
+                candidate = Path(tmp) / ("haproxy.cfg" if t.kind == "haproxy" else "nginx.conf")
+                candidate.write_text(session.renderer(t)(desired))
+                checks.CHECKS[t.kind](candidate, t.binary)
+        click.echo(f"{session.inventory_path}: the {t.name} configuration is valid")
 
 
 @cli.command()
+@config_option
 @inventory_option
-@kind_option
+@target_option
 @templates_option
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The configuration file in place to compare with.")
-def plan(inventory_path: Path, kind: str, template_dir: str | None, output: Path) -> None:
-    """Show what would change in a configuration file, as a unified diff.
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="The configuration file to compare with (default: the target's config).")
+@one_shot
+def plan(config_path, inventory_path, target_name, template_dir, output) -> None:
+    """Show what would change, as a unified diff.
 
     Exits 0 when nothing would change, 2 when something would, 1 on error.
     """
-    text = rendered(inventory_path, kind, template_dir)
-    try:
-        live = output.read_text() if output.exists() else ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LbctlError(f"{output}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    if live == text:
-        click.echo(f"{output}: no changes")
+    session = Session(config_path, inventory_path, target_name, template_dir)
+    if output is None and session.config is None:
+        raise ConfigError("plan needs -o FILE (the file in place) or a config naming the target's file")
+    desired = session.desired()
+    changed = False
+    for t in session.selected if output is None else [session.single()]:
+        target = session.target(replace(t, config=output) if output else t)
+        change = target.plan(desired)
+        if change.noop:
+            click.echo(f"{target.path}: no changes")
+        else:
+            changed = True
+            click.echo(change.diff(str(target.path)), nl=False)
+    if changed:
+        sys.exit(EXIT_CHANGES)
+
+
+@cli.command()
+@config_option
+@inventory_option
+@target_option
+@templates_option
+def apply(config_path, inventory_path, target_name, template_dir) -> None:
+    """Render, check, swap atomically, reload and verify; roll back on any failure."""
+    session = Session(config_path, inventory_path, target_name, template_dir, need_config=True)
+    desired = session.desired()
+    for t in session.selected:
+        click.echo(deploy.deploy(session.target(t), desired).message)
+
+
+@cli.command()
+@config_option
+@target_option
+@click.option("--to", "backup_id", help="The backup to restore (default: the newest).")
+def rollback(config_path, target_name, backup_id) -> None:
+    """Restore a backup through the same check, reload and verify path."""
+    session = Session(config_path, None, target_name, None, need_config=True)
+    target = session.target(session.single())
+    backup = target.backups.get(backup_id) if backup_id else target.backups.latest(target.path)
+    if backup is None:
+        raise ConfigError(f"{target.name}: no backups in {target.backups.directory}")
+    outcome = deploy.deploy(target, candidate=backup.read_bytes().decode())
+    click.echo(f"{outcome.message} (restored backup {backup.id})" if outcome.result != "unchanged"
+               else f"{target.name}: backup {backup.id} is already live")
+
+
+@cli.command()
+@config_option
+@target_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def status(config_path, target_name, as_json) -> None:
+    """Per target: the live config's hash, the last apply, the backups and the process."""
+    session = Session(config_path, None, target_name, None, need_config=True)
+    states = [session.target(t).status() for t in session.selected]
+    if as_json:
+        click.echo(json.dumps(states, indent=1))
         return
-    diff = difflib.unified_diff(live.splitlines(keepends=True), text.splitlines(keepends=True),
-                                f"{output} (live)", f"{output} (rendered)")
-    click.echo("".join(diff), nl=False)
-    sys.exit(EXIT_CHANGES)
+    for s in states:
+        last = s["last_apply"] or {}
+        proc = s["process"]
+        running = (f"running, master {proc['master_pid']}, workers {proc['workers']}" if proc.get("running")
+                   else "not running")
+        click.echo(f"{s['target']} ({s['kind']}): {s['config']}\n"
+                   f"  sha256      {s['sha256'] or 'no file'}\n"
+                   f"  last apply  {last.get('time', 'never')} {last.get('result', '')} {last.get('message', '')}".rstrip()
+                   + f"\n  backups     {len(s['backups'])}{' (newest ' + s['backups'][0] + ')' if s['backups'] else ''}\n"
+                   f"  process     {running}")
 
 
 def main(argv: list[str] | None = None) -> None:

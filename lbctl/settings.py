@@ -30,6 +30,7 @@ class NginxOptions:
     or ``include`` (only upstreams and servers, for a file included from ``http {}``)."""
 
     layout: str = "main"
+    user: str | None = None  # the workers' user; the Debian build's default is nobody
     pid_file: str = "/run/nginx.pid"
     error_log: str = "/var/log/nginx/error.log"
     worker_processes: int = 2
@@ -40,12 +41,13 @@ class NginxOptions:
 
 
 OPTION_TYPES = {"haproxy": HAProxyOptions, "nginx": NginxOptions}
+KINDS = tuple(OPTION_TYPES)
 _CHECKS = {
     "stats_socket": (v.file_path,), "state_file": (v.file_path,), "pid_file": (v.file_path,),
     "error_log": (v.file_path,), "stream_module": (v.file_path,), "temp_dir": (v.file_path,),
     "maxconn": (v.integer, 1, 10_000_000), "mworker_max_reloads": (v.integer, 1, 1000),
     "worker_processes": (v.integer, 1, 1024), "worker_connections": (v.integer, 1, 1_000_000),
-    "layout": (v.choice, ("main", "include")),
+    "layout": (v.choice, ("main", "include")), "user": (v.ident,),
 }
 
 

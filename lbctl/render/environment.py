@@ -28,6 +28,11 @@ def duration(ms: int) -> str:
     return f"{ms}ms"
 
 
+def seconds(ms: int) -> str:
+    """Whole seconds, rounded up, at least 1: for directives that take no ms (nginx fail_timeout)."""
+    return f"{max(1, -(-ms // 1000))}s"
+
+
 def endpoint(obj) -> str:
     """A member's or listener's ``address:port``, with IPv6 addresses in brackets."""
     address = obj.address
@@ -46,5 +51,6 @@ def jinja_environment(template_dir: str | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["duration"] = duration
+    env.filters["seconds"] = seconds
     env.filters["endpoint"] = endpoint
     return env

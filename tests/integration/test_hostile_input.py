@@ -106,7 +106,8 @@ values = st.one_of(
     st.lists(st.text(max_size=3), max_size=2),
     st.sampled_from(["web", "a.example.com", "/ok/", "10.0.0.1", "::1", "2s", "SID2", "/etc/passwd",
                      "x\nserver evil 1.2.3.4:80", "x;return 200", "a } server { listen 81", "$host",
-                     "80 backup", "1.2.3.4:80", "0", "65535", "256", "/p/ ", "if", "default"]),
+                     "80 backup", "1.2.3.4:80", "0", "65535", "256", "/p/ ", "if", "default", "250ms", "1500ms",
+                     "1", "1h", 1]),
 )
 SHAPE = re.compile(r"[^\s;{}#\"'\\]+")
 

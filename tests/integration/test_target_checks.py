@@ -73,3 +73,13 @@ def test_nginx_rejection_carries_its_own_words(tmp_path):
         check.nginx(conf, find_binary("nginx"))
     message = str(err.value)
     assert message.startswith(f'nginx rejected {conf}: [emerg] unknown directive "frobnicate" in {conf}:')
+
+
+@needs(requires_nginx)
+def test_sub_second_checks_render_as_whole_seconds_for_nginx(tmp_path):
+    raw = minimal_raw()
+    raw["pools"]["app"]["health"] = {"type": "http", "interval": "100ms", "rise": 1}
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(render(inventory.from_raw(raw), "nginx", nginx_options(tmp_path)))
+    assert "fail_timeout=1s" in conf.read_text()
+    check.nginx(conf, find_binary("nginx"))

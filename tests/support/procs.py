@@ -200,8 +200,12 @@ def nginx_temp_paths(directory: str | os.PathLike[str]) -> str:
 
 @contextlib.contextmanager
 def running_nginx(config: str | os.PathLike[str], directory: str | os.PathLike[str],
-                  timeout: float = 10.0) -> Iterator[NginxProcess]:
+                  timeout: float = 10.0, globals_: str | None = None,
+                  pidfile: str | os.PathLike[str] | None = None) -> Iterator[NginxProcess]:
     """Run ``nginx -c <config> -p <dir>/ -e <dir>/error.log -g <nginx_globals(dir)>``.
+
+    A config that sets ``pid`` itself (as lbctl's does) passes ``globals_="daemon off;"``
+    and its ``pidfile``.
 
     Ready once the pid file names our process and it has a worker.
     """
@@ -212,9 +216,9 @@ def running_nginx(config: str | os.PathLike[str], directory: str | os.PathLike[s
     error_log = d / "error.log"
     with open(d / "nginx.stderr", "ab") as out:
         proc = subprocess.Popen(
-            [binary, "-c", str(config), "-p", f"{d}/", "-e", str(error_log), "-g", nginx_globals(d)],
+            [binary, "-c", str(config), "-p", f"{d}/", "-e", str(error_log), "-g", globals_ or nginx_globals(d)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
-    n = NginxProcess(proc, Path(config), d, d / "nginx.pid", error_log)
+    n = NginxProcess(proc, Path(config), d, Path(pidfile) if pidfile else d / "nginx.pid", error_log)
     try:
         def ready() -> bool:
             _check_alive(n.proc, "nginx", n.error_log)

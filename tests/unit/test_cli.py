@@ -97,8 +97,8 @@ def test_nginx_limits_are_config_errors():
 
 
 def test_usage_errors_exit_1_so_that_2_means_changes(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "lbctl", "plan", "-t", "haproxy"], capture_output=True, text=True)
-    assert proc.returncode == 1 and "Missing option '-i'" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "lbctl", "plan", "--no-such-option"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "No such option '--no-such-option'" in proc.stderr
 
 
 @needs(requires_haproxy)

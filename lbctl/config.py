@@ -1,0 +1,164 @@
+"""lbctl.yml: where the model comes from and which targets it goes to.
+
+Documented in docs/configuration.md.  Found via ``--config`` or ``LBCTL_CONFIG``.
+Relative paths are relative to the config file's directory.  Every default
+lives here or in ``settings.py`` (the render options).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from lbctl import settings
+from lbctl import validate as v
+from lbctl.errors import ConfigError
+
+TOP_KEYS = ("source", "templates", "state_dir", "targets")
+SOURCE_KEYS = ("inventory",)
+PROBE_KEYS = ("url", "expect_status", "host", "timeout")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """An HTTP GET that must answer ``expect_status`` after every change."""
+
+    url: str
+    expect_status: int = 200
+    host: str | None = None
+    timeout_ms: int = 1000
+
+
+@dataclass(frozen=True)
+class Target:
+    """One load balancer lbctl writes to.  ``options`` is what is rendered into its config."""
+
+    name: str
+    kind: str
+    config: Path
+    options: Any
+    binary: str
+    state_dir: Path
+    probes: tuple[Probe, ...] = ()
+    keep_backups: int = 10
+    lock_timeout_ms: int = 120_000
+    check_timeout_ms: int = 60_000
+    reload_timeout_ms: int = 15_000
+    # haproxy
+    master_socket: Path | None = None
+    master_log: Path | None = None  # where the master's stderr goes: reload failures quote it
+    # nginx: the main file when ``config`` is a file it includes
+    main_config: Path | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    inventory: Path | None
+    templates: str | None
+    state_dir: Path
+    targets: dict[str, Target] = field(default_factory=dict)
+
+
+TARGET_KEYS = {
+    "common": ("kind", "config", "binary", "probes", "keep_backups", "lock_timeout", "check_timeout", "reload_timeout"),
+    "haproxy": ("master_socket", "master_log"),
+    "nginx": ("main_config",),
+}
+DEFAULT_STATE_DIR = Path("/var/lib/lbctl")
+DEFAULT_MASTER_SOCKET = Path("/run/haproxy-master.sock")
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate lbctl.yml.  :raises ConfigError: naming the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    try:
+        return from_raw(raw or {}, path.resolve().parent, path)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def from_raw(raw: Any, base: Path, path: Path | None = None) -> Config:
+    data = v.fields(raw, "", TOP_KEYS)
+    source = v.fields(data.get("source") or {}, "source", SOURCE_KEYS)
+    state_dir = resolve(base, v.optional(data, "state_dir", "", local_path, str(DEFAULT_STATE_DIR)))
+    templates = v.optional(data, "templates", "", local_path, None)
+    targets = {name: target(name, body, f"targets.{name}", base, state_dir)
+               for name, body in sorted(v.mapping(data.get("targets") or {}, "targets").items(), key=lambda kv: str(kv[0]))}
+    for name in targets:
+        v.ident(name, f"targets[{v.show(name)}]")
+    inventory = v.optional(source, "inventory", "source", local_path, None)
+    return Config(path, resolve(base, inventory) if inventory else None,
+                  str(resolve(base, templates)) if templates else None, state_dir, targets)
+
+
+def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Target:
+    data = v.mapping(raw, path)
+    kind = v.choice(data.get("kind"), f"{path}.kind", settings.KINDS)
+    option_keys = tuple(f.name.removesuffix("_ms") for f in fields(settings.OPTION_TYPES[kind]))
+    own = TARGET_KEYS["common"] + TARGET_KEYS[kind]
+    v.fields(data, path, own + tuple(k for k in option_keys if k != "layout"), ("config",))
+    options_raw = {k: data[k] for k in option_keys if k in data}
+    main_config = v.optional(data, "main_config", path, local_path, None)
+    if kind == "nginx":
+        options_raw["layout"] = "include" if main_config else "main"
+    options = settings.options(kind, options_raw, path)
+    return Target(
+        name=name,
+        kind=kind,
+        config=resolve(base, v.optional(data, "config", path, local_path, None)),
+        options=options,
+        binary=v.optional(data, "binary", path, local_path, kind),
+        state_dir=state_dir / name,
+        probes=tuple(probe(p, f"{path}.probes[{i}]") for i, p in enumerate(v.sequence(data.get("probes") or [], f"{path}.probes"))),
+        keep_backups=v.optional(data, "keep_backups", path, v.integer, 10, 1, 1000),
+        lock_timeout_ms=v.optional(data, "lock_timeout", path, v.duration_ms, 120_000),
+        check_timeout_ms=v.optional(data, "check_timeout", path, v.duration_ms, 60_000),
+        reload_timeout_ms=v.optional(data, "reload_timeout", path, v.duration_ms, 15_000),
+        master_socket=resolve(base, v.optional(data, "master_socket", path, local_path, str(DEFAULT_MASTER_SOCKET)))
+        if kind == "haproxy" else None,
+        master_log=resolve(base, data["master_log"]) if kind == "haproxy" and data.get("master_log") else None,
+        main_config=resolve(base, main_config) if main_config else None,
+    )
+
+
+def probe(raw: Any, path: str) -> Probe:
+    data = v.fields(raw, path, PROBE_KEYS, ("url",))
+    url = data["url"]
+    try:
+        parts = urlsplit(url) if isinstance(url, str) and url.isprintable() and " " not in url else None
+        ok = parts is not None and parts.scheme in ("http", "https") and parts.hostname and parts.port != 0
+    except ValueError:  # a bad port
+        ok = False
+    if not ok:
+        raise v.fail(f"{path}.url", "must be an http:// or https:// URL", url)
+    return Probe(
+        url=url,
+        expect_status=v.optional(data, "expect_status", path, v.integer, 200, 100, 599),
+        host=v.optional(data, "host", path, v.hostname, None),
+        timeout_ms=v.optional(data, "timeout", path, v.duration_ms, 1000),
+    )
+
+
+def local_path(value: Any, path: str) -> str:
+    """A file path as an operator writes it: relative or absolute, no control characters."""
+    if isinstance(value, str) and value and value.isprintable() and len(value) <= 1024:
+        return value
+    raise v.fail(path, "must be a file path", value)
+
+
+def resolve(base: Path, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else base / p

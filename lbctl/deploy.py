@@ -1,0 +1,117 @@
+"""One safe change to one target: plan → check → back up and swap → reload →
+verify, and on any failure after the swap, restore → reload → verify.
+
+The live configuration is only ever the old or the new one: a rejected
+candidate never reaches it, and a crash at any point leaves one or the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from dataclasses import dataclass
+
+from lbctl import model
+from lbctl.errors import LbctlError, RollbackError
+from lbctl.targets.base import Change, Checkpoint
+from lbctl.targets.filetarget import FileTarget
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one deploy did.  ``result``: unchanged | applied | written (process not running)."""
+
+    target: str
+    result: str
+    message: str
+    change: Change | None = None
+
+
+def deploy(target: FileTarget, desired: model.Desired | None = None, candidate: str | None = None) -> Outcome:
+    """Make ``target`` serve ``desired`` (or the ``candidate`` text, for a rollback).
+
+    :raises LbctlError: the change was refused or failed; the message says whether
+        the previous configuration is live again.  ``RollbackError`` if it is not.
+    """
+    with target.lock():
+        change = target.plan(desired) if candidate is None else target.plan_text(candidate)
+        if change.noop:
+            if target.pending() and target.running():
+                return finish_interrupted(target, change)
+            return Outcome(target.name, "unchanged", f"{target.name}: {target.path} is up to date", change)
+        before, after = digest(change.live), digest(change.candidate)
+        try:
+            target.check(change)
+            running = target.running()
+            target.mark_pending()
+            checkpoint = target.apply(change)
+        except LbctlError as exc:  # apply undoes its own partial work: nothing changed
+            target.clear_pending()
+            target.record("failed", str(exc), before, before)
+            raise
+        fault("swapped")
+        if not running:
+            target.clear_pending()
+            message = (f"{target.name}: wrote {target.path}; {target.kind} is not running, "
+                       "so it takes effect when it starts")
+            target.record("written", message, before, after)
+            return Outcome(target.name, "written", message, change)
+        try:
+            target.reload(change)
+            fault("reloaded")
+            target.verify()
+        except LbctlError as exc:
+            restore(target, checkpoint, change, exc, before, after)
+        target.clear_pending()
+        message = f"{target.name}: applied {target.path} and {target.kind} reloaded"
+        target.record("applied", message, before, after)
+        return Outcome(target.name, "applied", message, change)
+
+
+def finish_interrupted(target: FileTarget, change: Change) -> Outcome:
+    """A run was killed after its swap and before its reload: the file is ahead of
+    the process.  Reload it now (it was checked before the swap).
+
+    :raises ReloadError, VerifyError: the process still runs the previous config.
+    """
+    previous = target.backups.latest(target.path)  # what the process still runs
+    target.reload(Change(target.name, previous.read_bytes().decode() if previous else None, change.candidate))
+    target.verify()
+    target.clear_pending()
+    message = f"{target.name}: reloaded {target.path}, which an interrupted apply had written"
+    target.record("applied", message, None, digest(change.candidate))
+    return Outcome(target.name, "applied", message, change)
+
+
+def restore(target: FileTarget, checkpoint: Checkpoint, change: Change, failure: LbctlError,
+            before: str | None, after: str | None) -> None:
+    """Put the previous configuration back after ``failure`` and raise.
+
+    :raises LbctlError: ``failure``'s kind, saying the previous config is live again.
+    :raises RollbackError: the previous config could not be restored.
+    """
+    back = Change(change.target, change.candidate, change.live or "")
+    try:
+        target.rollback(checkpoint)
+        if change.live is not None:
+            target.reload(back)
+            target.verify()
+    except LbctlError as second:
+        message = f"{failure}; restoring the previous configuration also failed: {second}"
+        target.record("rollback-failed", message, before, after)
+        raise RollbackError(message) from None
+    target.clear_pending()
+    message = f"{failure}; restored the previous configuration, which is live again"
+    target.record("rolled-back", message, before, before)
+    raise type(failure)(message) from None
+
+
+def digest(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+
+
+def fault(point: str) -> None:
+    """Crash here, as by ``kill -9``, when LBCTL_FAULT names this point (crash-safety tests)."""
+    if os.environ.get("LBCTL_FAULT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,98 @@
+"""The Target contract: the only thing ``deploy`` and the controller see of a load balancer.
+
+Every method documents what it raises; none exits the process.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from lbctl import model
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one apply would do: the live text (None if there is no file) and the candidate."""
+
+    target: str
+    live: str | None
+    candidate: str
+    summary: tuple[str, ...] = field(default=())  # human lines: pools and members changed
+
+    @property
+    def noop(self) -> bool:
+        return self.live == self.candidate
+
+    def diff(self, name: str) -> str:
+        return "".join(difflib.unified_diff((self.live or "").splitlines(keepends=True),
+                                            self.candidate.splitlines(keepends=True),
+                                            f"{name} (live)", f"{name} (rendered)"))
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What ``rollback`` needs: the backup id of the previous config (None: there was none)."""
+
+    target: str
+    backup_id: str | None
+    data: Any = None
+
+
+class Target(abc.ABC):
+    """A load balancer lbctl writes to."""
+
+    kind: ClassVar[str]
+    name: str
+
+    @abc.abstractmethod
+    def plan(self, desired: model.Desired) -> Change:
+        """The candidate for ``desired`` against what is live; no side effects.
+
+        :raises ConfigError: the model cannot be expressed for this target.
+        """
+
+    @abc.abstractmethod
+    def plan_text(self, candidate: str) -> Change:
+        """Like ``plan``, for a given candidate text (a backup being restored)."""
+
+    @abc.abstractmethod
+    def check(self, change: Change) -> None:
+        """Validate the candidate with the target's own checker; the live config is untouched.
+
+        :raises ValidationError: rejected.  :raises CommandError: the checker could not run.
+        """
+
+    @abc.abstractmethod
+    def apply(self, change: Change) -> Checkpoint:
+        """Put the candidate in place (backing up the live one).  Undoes its own partial work.
+
+        :raises ApplyError: nothing was changed.
+        """
+
+    @abc.abstractmethod
+    def reload(self, change: Change) -> None:
+        """Make the running process take the config in place, and confirm it did.
+
+        :raises ReloadError: it did not; the previous config still serves.
+        """
+
+    @abc.abstractmethod
+    def verify(self) -> None:
+        """The process runs the new config and answers its probes.
+
+        :raises VerifyError: it does not.
+        """
+
+    @abc.abstractmethod
+    def rollback(self, checkpoint: Checkpoint) -> None:
+        """Put back the config from ``checkpoint`` (file only; ``deploy`` reloads).
+
+        :raises RollbackError: it could not.
+        """
+
+    @abc.abstractmethod
+    def status(self) -> dict:
+        """What ``lbctl status`` shows: live hash, last apply, backups, process."""

@@ -1,0 +1,132 @@
+"""What HAProxy and nginx targets share: one config file, rendered, checked beside
+the live one, backed up, swapped atomically, and a state dir per target.
+
+State dir layout (``<state_dir>/<target>/``): ``backups/`` (the last N live
+files), ``lock`` (one apply at a time), ``last-apply.json`` (time and result).
+Backups live there, outside every directory the load balancer reads.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+from lbctl import config as cfg
+from lbctl import model
+from lbctl.errors import ApplyError, ConfigError, RollbackError
+from lbctl.targets import files, probes
+from lbctl.targets.base import Change, Checkpoint, Target
+
+Renderer = Callable[[model.Desired], str]
+
+
+class FileTarget(Target):
+    """A load balancer configured by one file that lbctl owns."""
+
+    def __init__(self, settings: cfg.Target, render: Renderer) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.path = settings.config
+        self.render = render
+        self.backups = files.BackupStore(settings.state_dir / "backups", settings.keep_backups)
+
+    # -- the contract ----------------------------------------------------------------
+
+    def plan(self, desired: model.Desired) -> Change:
+        return self.plan_text(self.render(desired))
+
+    def plan_text(self, candidate: str) -> Change:
+        return Change(self.name, self.live_text(), candidate)
+
+    def apply(self, change: Change) -> Checkpoint:
+        backup = self.backups.save(self.path) if self.path.exists() else None
+        try:
+            files.atomic_write(self.path, change.candidate)
+        except ApplyError as exc:
+            raise ApplyError(f"{self.name}: {exc}") from None
+        return Checkpoint(self.name, backup.id if backup else None)
+
+    def rollback(self, checkpoint: Checkpoint) -> None:
+        try:
+            if checkpoint.backup_id is None:
+                self.path.unlink(missing_ok=True)
+            else:
+                self.backups.restore(checkpoint.backup_id, self.path)
+        except (OSError, ApplyError, ConfigError) as exc:
+            raise RollbackError(f"{self.name}: could not restore {self.path}: {exc}") from None
+
+    def verify(self) -> None:
+        self.verify_process()
+        probes.wait_healthy(self.settings.probes)
+
+    # -- what each kind provides ----------------------------------------------------
+
+    def verify_process(self) -> None:
+        """:raises VerifyError: the process is not running the config."""
+
+    def running(self) -> bool:
+        """Whether the load balancer process runs (if not, a change waits for its start)."""
+        raise NotImplementedError
+
+    def process_status(self) -> dict:
+        raise NotImplementedError
+
+    # -- shared plumbing ----------------------------------------------------------------
+
+    def live_text(self) -> str | None:
+        try:
+            return self.path.read_text()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ApplyError(f"{self.name}: cannot read {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+    def lock(self) -> Iterator[Path]:
+        return files.apply_lock(self.settings.state_dir / "lock", self.settings.lock_timeout_ms / 1000, self.name)
+
+    def staged(self, change: Change) -> Path:
+        """Write the candidate beside the live file under a hidden temp name."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        files.clean_stale_temps(self.path.parent)
+        tmp = self.path.with_name(f".{self.path.name}.check{files.TEMP_SUFFIX}")
+        tmp.write_text(change.candidate)
+        return tmp
+
+    # A marker that a swap happened and its reload has not been confirmed yet.
+    def mark_pending(self) -> None:
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        files.atomic_write(self.settings.state_dir / "pending-reload", f"{self.path}\n")
+
+    def clear_pending(self) -> None:
+        (self.settings.state_dir / "pending-reload").unlink(missing_ok=True)
+
+    def pending(self) -> bool:
+        return (self.settings.state_dir / "pending-reload").exists()
+
+    def record(self, result: str, message: str, before: str | None, after: str | None) -> None:
+        """Remember the last apply for ``lbctl status`` (best effort: never masks a result)."""
+        entry = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "result": result,
+                 "message": message, "hash_before": before, "hash_after": after}
+        try:
+            self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+            files.atomic_write(self.settings.state_dir / "last-apply.json", json.dumps(entry, indent=1) + "\n")
+        except (OSError, ApplyError):
+            pass
+
+    def status(self) -> dict:
+        try:
+            last = json.loads((self.settings.state_dir / "last-apply.json").read_text())
+        except (OSError, ValueError):
+            last = None
+        return {
+            "target": self.name,
+            "kind": self.kind,
+            "config": str(self.path),
+            "sha256": files.sha256_file(self.path),
+            "last_apply": last,
+            "backups": [b.id for b in self.backups.list(self.path)],
+            "process": self.process_status(),
+        }
+
