@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from lbctl import model
 from lbctl.errors import LbctlError, RollbackError
 from lbctl.targets.base import Change, Checkpoint
-from lbctl.targets.filetarget import FileTarget
+from lbctl.targets.base import Target
 
 
 @dataclass(frozen=True)
@@ -28,34 +28,34 @@ class Outcome:
     change: Change | None = None
 
 
-def deploy(target: FileTarget, desired: model.Desired | None = None, candidate: str | None = None) -> Outcome:
+def deploy(target: Target, desired: model.Desired | None = None, candidate: str | None = None) -> Outcome:
     """Make ``target`` serve ``desired`` (or the ``candidate`` text, for a rollback).
 
     :raises LbctlError: the change was refused or failed; the message says whether
         the previous configuration is live again.  ``RollbackError`` if it is not.
     """
-    with target.lock():
+    with target.state.lock():
         change = target.plan(desired) if candidate is None else target.plan_text(candidate)
         if change.noop:
-            if target.pending() and target.running():
+            if target.state.pending() and target.running():
                 return finish_interrupted(target, change)
             return Outcome(target.name, "unchanged", f"{target.name}: {target.path} is up to date", change)
         before, after = digest(change.live), digest(change.candidate)
         try:
             target.check(change)
             running = target.running()
-            target.mark_pending()
+            target.state.mark_pending()
             checkpoint = target.apply(change)
         except LbctlError as exc:  # apply undoes its own partial work: nothing changed
-            target.clear_pending()
-            target.record("failed", str(exc), before, before)
+            target.state.clear_pending()
+            target.state.record("failed", str(exc), before, before)
             raise
         fault("swapped")
         if not running:
-            target.clear_pending()
+            target.state.clear_pending()
             message = (f"{target.name}: wrote {target.path}; {target.kind} is not running, "
                        "so it takes effect when it starts")
-            target.record("written", message, before, after)
+            target.state.record("written", message, before, after)
             return Outcome(target.name, "written", message, change)
         try:
             target.reload(change)
@@ -63,28 +63,27 @@ def deploy(target: FileTarget, desired: model.Desired | None = None, candidate: 
             target.verify()
         except LbctlError as exc:
             restore(target, checkpoint, change, exc, before, after)
-        target.clear_pending()
+        target.state.clear_pending()
         message = f"{target.name}: applied {target.path} and {target.kind} reloaded"
-        target.record("applied", message, before, after)
+        target.state.record("applied", message, before, after)
         return Outcome(target.name, "applied", message, change)
 
 
-def finish_interrupted(target: FileTarget, change: Change) -> Outcome:
+def finish_interrupted(target: Target, change: Change) -> Outcome:
     """A run was killed after its swap and before its reload: the file is ahead of
     the process.  Reload it now (it was checked before the swap).
 
     :raises ReloadError, VerifyError: the process still runs the previous config.
     """
-    previous = target.backups.latest(target.path)  # what the process still runs
-    target.reload(Change(target.name, previous.read_bytes().decode() if previous else None, change.candidate))
+    target.resume(change)
     target.verify()
-    target.clear_pending()
+    target.state.clear_pending()
     message = f"{target.name}: reloaded {target.path}, which an interrupted apply had written"
-    target.record("applied", message, None, digest(change.candidate))
+    target.state.record("applied", message, None, digest(change.candidate))
     return Outcome(target.name, "applied", message, change)
 
 
-def restore(target: FileTarget, checkpoint: Checkpoint, change: Change, failure: LbctlError,
+def restore(target: Target, checkpoint: Checkpoint, change: Change, failure: LbctlError,
             before: str | None, after: str | None) -> None:
     """Put the previous configuration back after ``failure`` and raise.
 
@@ -99,11 +98,11 @@ def restore(target: FileTarget, checkpoint: Checkpoint, change: Change, failure:
             target.verify()
     except LbctlError as second:
         message = f"{failure}; restoring the previous configuration also failed: {second}"
-        target.record("rollback-failed", message, before, after)
+        target.state.record("rollback-failed", message, before, after)
         raise RollbackError(message) from None
-    target.clear_pending()
+    target.state.clear_pending()
     message = f"{failure}; restored the previous configuration, which is live again"
-    target.record("rolled-back", message, before, before)
+    target.state.record("rolled-back", message, before, before)
     raise type(failure)(message) from None
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from lbctl import model
+from lbctl.targets.state import TargetState
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ class Target(abc.ABC):
 
     kind: ClassVar[str]
     name: str
+    state: TargetState  # lock, last-apply record, pending-reload marker
+
+    @abc.abstractmethod
+    def running(self) -> bool:
+        """Whether the load balancer answers (if not, a written change waits for its start)."""
 
     @abc.abstractmethod
     def plan(self, desired: model.Desired) -> Change:
@@ -79,6 +85,13 @@ class Target(abc.ABC):
         :raises ReloadError: it did not; the previous config still serves.
         """
 
+    def resume(self, change: Change) -> None:
+        """Reload a change that an interrupted run put in place without confirming it.
+
+        :raises ReloadError: as ``reload``.
+        """
+        self.reload(change)
+
     @abc.abstractmethod
     def verify(self) -> None:
         """The process runs the new config and answers its probes.
@@ -88,7 +101,7 @@ class Target(abc.ABC):
 
     @abc.abstractmethod
     def rollback(self, checkpoint: Checkpoint) -> None:
-        """Put back the config from ``checkpoint`` (file only; ``deploy`` reloads).
+        """Put back the config from ``checkpoint`` (``deploy`` then reloads and verifies).
 
         :raises RollbackError: it could not.
         """

@@ -1,23 +1,22 @@
 """What HAProxy and nginx targets share: one config file, rendered, checked beside
 the live one, backed up, swapped atomically, and a state dir per target.
 
-State dir layout (``<state_dir>/<target>/``): ``backups/`` (the last N live
-files), ``lock`` (one apply at a time), ``last-apply.json`` (time and result).
+Backups of the live file go to ``<state_dir>/<target>/backups/`` (the last N),
+beside the target's ``TargetState``, outside every directory the load balancer reads.
 Backups live there, outside every directory the load balancer reads.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from lbctl import config as cfg
 from lbctl import model
 from lbctl.errors import ApplyError, ConfigError, RollbackError
 from lbctl.targets import files, probes
 from lbctl.targets.base import Change, Checkpoint, Target
+from lbctl.targets.state import TargetState
 
 Renderer = Callable[[model.Desired], str]
 
@@ -31,6 +30,7 @@ class FileTarget(Target):
         self.path = settings.config
         self.render = render
         self.backups = files.BackupStore(settings.state_dir / "backups", settings.keep_backups)
+        self.state = TargetState(settings.state_dir, settings.name, settings.lock_timeout_ms / 1000)
 
     # -- the contract ----------------------------------------------------------------
 
@@ -57,6 +57,10 @@ class FileTarget(Target):
         except (OSError, ApplyError, ConfigError) as exc:
             raise RollbackError(f"{self.name}: could not restore {self.path}: {exc}") from None
 
+    def resume(self, change: Change) -> None:
+        previous = self.backups.latest(self.path)  # what the process still runs
+        self.reload(Change(self.name, previous.read_bytes().decode() if previous else None, change.candidate))
+
     def verify(self) -> None:
         self.verify_process()
         probes.wait_healthy(self.settings.probes)
@@ -65,10 +69,6 @@ class FileTarget(Target):
 
     def verify_process(self) -> None:
         """:raises VerifyError: the process is not running the config."""
-
-    def running(self) -> bool:
-        """Whether the load balancer process runs (if not, a change waits for its start)."""
-        raise NotImplementedError
 
     def process_status(self) -> dict:
         raise NotImplementedError
@@ -83,9 +83,6 @@ class FileTarget(Target):
         except (OSError, UnicodeDecodeError) as exc:
             raise ApplyError(f"{self.name}: cannot read {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
 
-    def lock(self) -> Iterator[Path]:
-        return files.apply_lock(self.settings.state_dir / "lock", self.settings.lock_timeout_ms / 1000, self.name)
-
     def staged(self, change: Change) -> Path:
         """Write the candidate beside the live file under a hidden temp name."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,38 +91,13 @@ class FileTarget(Target):
         tmp.write_text(change.candidate)
         return tmp
 
-    # A marker that a swap happened and its reload has not been confirmed yet.
-    def mark_pending(self) -> None:
-        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
-        files.atomic_write(self.settings.state_dir / "pending-reload", f"{self.path}\n")
-
-    def clear_pending(self) -> None:
-        (self.settings.state_dir / "pending-reload").unlink(missing_ok=True)
-
-    def pending(self) -> bool:
-        return (self.settings.state_dir / "pending-reload").exists()
-
-    def record(self, result: str, message: str, before: str | None, after: str | None) -> None:
-        """Remember the last apply for ``lbctl status`` (best effort: never masks a result)."""
-        entry = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "result": result,
-                 "message": message, "hash_before": before, "hash_after": after}
-        try:
-            self.settings.state_dir.mkdir(parents=True, exist_ok=True)
-            files.atomic_write(self.settings.state_dir / "last-apply.json", json.dumps(entry, indent=1) + "\n")
-        except (OSError, ApplyError):
-            pass
-
     def status(self) -> dict:
-        try:
-            last = json.loads((self.settings.state_dir / "last-apply.json").read_text())
-        except (OSError, ValueError):
-            last = None
         return {
             "target": self.name,
             "kind": self.kind,
             "config": str(self.path),
             "sha256": files.sha256_file(self.path),
-            "last_apply": last,
+            "last_apply": self.state.last(),
             "backups": [b.id for b in self.backups.list(self.path)],
             "process": self.process_status(),
         }
