@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
+import signal
 import sys
 import tempfile
 from dataclasses import replace
@@ -15,7 +17,8 @@ from pathlib import Path
 
 import click
 
-from lbctl import __version__, config, deploy, inventory, settings
+from lbctl import __version__, config, controller, deploy, inventory, settings
+from lbctl.discovery import consul as consul_client, consul_model, merge
 from lbctl.errors import ConfigError, LbctlError
 from lbctl.render import KINDS, render as render_config
 from lbctl.targets import check as checks
@@ -84,9 +87,32 @@ class Session:
         return self.selected[0]
 
     def desired(self):
+        if self.config is not None and self.config.consul is not None:
+            return self.consul_desired()
         if self.inventory_path is None:
             raise ConfigError("no inventory: pass -i FILE or set source.inventory in the config")
         return inventory.load(self.inventory_path)
+
+    def parts(self) -> inventory.Parts:
+        """The inventory that discovered pools plug into (none: no listeners, pools only)."""
+        return inventory.load_parts(self.inventory_path) if self.inventory_path else inventory.parts({})
+
+    def consul_desired(self):
+        """One reading of Consul, without blocking, for the one-shot commands."""
+        settings = self.config.consul
+        client = consul_client.Client(settings)
+        try:
+            desired, problems = merge.from_entries(self.parts(), consul_client.snapshot(client),
+                                                   consul_model.Policy(settings.include_warning))
+        finally:
+            client.close()
+        for text in problems:
+            click.echo(f"lbctl: warning: {text}", err=True)
+        return desired
+
+    def setup(self) -> controller.Setup:
+        return controller.Setup(self.parts(), [self.target(t) for t in self.selected], self.config.watch,
+                                self.config.consul)
 
     def renderer(self, settings_: config.Target):
         return lambda desired: render_config(desired, settings_.kind, settings_.options, self.template_dir)
@@ -198,6 +224,27 @@ def apply(config_path, inventory_path, target_name, template_dir) -> None:
     desired = session.desired()
     for t in session.selected:
         click.echo(deploy.deploy(session.target(t), desired).message)
+
+
+@cli.command()
+@config_option
+@inventory_option
+@target_option
+@templates_option
+@click.option("--force", is_flag=True, help="Apply changes the mass-removal guard would refuse.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every step, not only changes and problems.")
+def watch(config_path, inventory_path, target_name, template_dir, force, verbose) -> None:
+    """Keep the targets in step with the source until SIGTERM (SIGHUP re-reads the config)."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    args = (config_path, inventory_path, target_name, template_dir)
+    Session(*args, need_config=True)  # fail now, with one line, on a bad config
+    ctl = controller.Controller(lambda: Session(*args, need_config=True).setup(), force=force)
+    signal.signal(signal.SIGTERM, ctl.request_stop)
+    signal.signal(signal.SIGINT, ctl.request_stop)
+    signal.signal(signal.SIGHUP, ctl.request_reload)
+    ctl.run()
+    click.echo("lbctl: watch stopped", err=True)
 
 
 @cli.command()

@@ -14,12 +14,12 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from lbctl import settings
+from lbctl import settings, sources
 from lbctl import validate as v
 from lbctl.errors import ConfigError
 
-TOP_KEYS = ("source", "templates", "state_dir", "targets")
-SOURCE_KEYS = ("inventory",)
+TOP_KEYS = ("source", "templates", "state_dir", "targets", "watch")
+SOURCE_KEYS = ("inventory", "consul")
 PROBE_KEYS = ("url", "expect_status", "host", "timeout")
 
 
@@ -62,6 +62,8 @@ class Config:
     templates: str | None
     state_dir: Path
     targets: dict[str, Target] = field(default_factory=dict)
+    consul: sources.ConsulSettings | None = None
+    watch: sources.WatchSettings = sources.WatchSettings()
 
 
 TARGET_KEYS = {
@@ -100,8 +102,10 @@ def from_raw(raw: Any, base: Path, path: Path | None = None) -> Config:
     for name in targets:
         v.ident(name, f"targets[{v.show(name)}]")
     inventory = v.optional(source, "inventory", "source", local_path, None)
+    consul = sources.consul(source["consul"], base) if source.get("consul") is not None else None
     return Config(path, resolve(base, inventory) if inventory else None,
-                  str(resolve(base, templates)) if templates else None, state_dir, targets)
+                  str(resolve(base, templates)) if templates else None, state_dir, targets,
+                  consul, sources.watch(data.get("watch")))
 
 
 def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Target:

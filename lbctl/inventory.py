@@ -7,6 +7,7 @@ inside it and the reason, on one line; unknown keys are errors.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, Mapping
@@ -42,6 +43,16 @@ def load(path: str | Path) -> model.Desired:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+def load_parts(path: str | Path) -> Parts:
+    """Like ``load``, for an inventory whose pools discovery fills in."""
+    path = Path(path)
+    raw = read(path)
+    try:
+        return parts(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
 def read(path: Path) -> Any:
     try:
         text = path.read_bytes()
@@ -58,20 +69,37 @@ def read(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML{where}: {reason}") from None
 
 
-def from_raw(raw: Any) -> model.Desired:
-    """Build the model from parsed inventory data (paths in errors are relative to it)."""
-    if raw is None:
-        raw = {}
-    data = v.fields(raw, "", TOP_KEYS)
+@dataclass(frozen=True)
+class Parts:
+    """An inventory before its pools are built: discovery fills pools into it."""
+
+    pool_defaults: Mapping
+    pools: Mapping[str, Any]  # raw pool bodies by (validated) name
+    listeners: tuple[model.Listener, ...]
+
+    def pool(self, name: str, body: Any = None, path: str | None = None) -> model.Pool:
+        """Pool ``name`` built from ``body`` (default: the inventory's own) over the defaults."""
+        return pool(name, self.pools.get(name) if body is None else body, path or f"pools.{name}", self.pool_defaults)
+
+
+def parts(raw: Any) -> Parts:
+    """Check an inventory's structure, defaults and listeners; leave its pools raw."""
+    data = v.fields({} if raw is None else raw, "", TOP_KEYS)
     if data.get("version", 1) != 1:
         raise v.fail("version", "must be 1", data.get("version"))
     defaults = v.fields(data.get("defaults") or {}, "defaults", DEFAULT_KEYS)
     pool_defaults = v.fields(defaults.get("pool") or {}, "defaults.pool", POOL_KEYS[:-1])
     listener_defaults = v.fields(defaults.get("listener") or {}, "defaults.listener", ("address", "client_timeout"))
-    pools = v.named(data.get("pools") or {}, "pools", lambda n, b, p: pool(n, b, p, pool_defaults))
+    pools = dict(v.named(data.get("pools") or {}, "pools", lambda n, b, p: (n, b)))
     listeners = v.named(data.get("listeners") or {}, "listeners",
                         lambda n, b, p: listener(n, b, p, listener_defaults))
-    return v.canonical(listeners, pools)
+    return Parts(pool_defaults, pools, listeners)
+
+
+def from_raw(raw: Any) -> model.Desired:
+    """Build the model from parsed inventory data (paths in errors are relative to it)."""
+    p = parts(raw)
+    return v.canonical(p.listeners, tuple(p.pool(name) for name in sorted(p.pools)))
 
 
 def pool(name: str, raw: Any, path: str, defaults: Mapping) -> model.Pool:

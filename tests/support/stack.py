@@ -47,6 +47,13 @@ class Stack:
         self.settings = {"source": {"inventory": "inventory.yml"}, "state_dir": "state", "targets": {"edge": target}}
         self.write_config()
 
+    def use_consul(self, port: int, **consul) -> None:
+        """Fill pool ``app`` from Consul service ``app`` (and whatever ``consul`` adds)."""
+        self.settings["source"]["consul"] = {"address": f"127.0.0.1:{port}", "services": ["app"], "wait": "5s",
+                                             "min_query_interval": "10ms", **consul}
+        self.settings["watch"] = {"min_wait": "0s", "max_wait": "1s", "retry_max": "1s"}
+        self.write_config()
+
     def write_config(self) -> None:
         self.config_path.write_text(yaml.safe_dump(self.settings))
 

@@ -1,0 +1,190 @@
+"""``lbctl watch``: keep every target in step with the source, for as long as it runs.
+
+Changes from Consul are batched with quiescence timers (wait ``min_wait`` after a
+change for more, but never longer than ``max_wait`` after the first), then the
+model is rebuilt (only the changed services' pools) and applied to each target
+through ``deploy``, the same safe path as ``lbctl apply``.  A failed apply is
+retried with exponential backoff; Consul failures keep the last good data (the
+watcher never reports a service it has not read).  The guard refuses mass
+removals unless forced.  SIGHUP re-reads lbctl.yml and the inventory; SIGTERM
+lets the apply in progress finish and stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from lbctl import deploy, guard, inventory, model
+from lbctl.discovery import consul_model, merge
+from lbctl.discovery.consul import Client
+from lbctl.discovery.watcher import ConsulWatcher
+from lbctl.errors import LbctlError
+from lbctl.sources import ConsulSettings, WatchSettings
+from lbctl.targets.base import Target
+
+log = logging.getLogger("lbctl.watch")
+TICK = 0.25  # how often the loop looks at signals while idle
+
+
+@dataclass
+class Setup:
+    """What one reading of lbctl.yml gives the controller."""
+
+    parts: inventory.Parts
+    targets: list[Target]
+    watch: WatchSettings
+    consul: ConsulSettings | None = None
+    static: dict[str, model.Pool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.static = merge.static_pools(self.parts)
+
+
+class Controller:
+    def __init__(self, load: Callable[[], Setup], force: bool = False, clock: Callable[[], float] = time.monotonic):
+        self.load = load
+        self.force = force
+        self.clock = clock
+        self.wake = threading.Condition()
+        self.dirty: set[str] = set()
+        self.first_change: float | None = None
+        self.last_change = 0.0
+        self.stop_requested = False
+        self.reload_requested = False
+        self.watcher: ConsulWatcher | None = None
+        self.pools: dict[str, model.Pool] = {}
+        self.applied: model.Desired | None = None
+        self.retry_at: float | None = None
+        self.backoff = 0.0
+        self.applies = 0  # deploy rounds completed (for tests and metrics)
+
+    # -- signals and callbacks ----------------------------------------------------------
+
+    def request_stop(self, *_: object) -> None:
+        with self.wake:
+            self.stop_requested = True
+            self.wake.notify_all()
+
+    def request_reload(self, *_: object) -> None:
+        with self.wake:
+            self.reload_requested = True
+            self.wake.notify_all()
+
+    def changed(self, names: set[str]) -> None:
+        with self.wake:
+            now = self.clock()
+            self.dirty |= names
+            self.first_change = self.first_change or now
+            self.last_change = now
+            self.wake.notify_all()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self, _iterations: int | None = None) -> None:
+        """Until SIGTERM (or ``_iterations`` deploy rounds, for tests)."""
+        self.start(self.load())
+        try:
+            while not self.stop_requested and (_iterations is None or self.applies < _iterations):
+                if self.reload_requested:
+                    self.reload_requested = False
+                    self.restart()
+                if self.due():
+                    self.round()
+                else:
+                    with self.wake:
+                        if not (self.stop_requested or self.reload_requested):
+                            self.wake.wait(TICK)
+        finally:
+            if self.watcher:
+                self.watcher.stop()
+
+    def start(self, setup: Setup) -> None:
+        self.setup = setup
+        self.pools = {}
+        if setup.consul is not None:
+            pool_size = len(setup.consul.services) + 64
+            self.watcher = ConsulWatcher(Client(setup.consul, pool_size), self.changed, setup.watch.retry_max_ms / 1000)
+            self.watcher.start()
+        self.changed({"*"})  # the first round applies whatever the source holds
+
+    def restart(self) -> None:
+        log.info("SIGHUP: reading the configuration again")
+        try:
+            setup = self.load()
+        except LbctlError as exc:
+            log.error("%s; keeping the running configuration", exc)
+            return
+        if self.watcher:
+            self.watcher.stop()
+            self.watcher = None
+        self.start(setup)
+
+    def due(self) -> bool:
+        """Whether the quiescence timers (or a retry) say it is time to apply."""
+        now = self.clock()
+        if self.retry_at is not None and now >= self.retry_at:
+            return True
+        if not self.dirty or (self.watcher and not self.watcher.ready()):
+            return False
+        w = self.setup.watch
+        return now - self.last_change >= w.min_wait_ms / 1000 or now - (self.first_change or now) >= w.max_wait_ms / 1000
+
+    def round(self) -> None:
+        with self.wake:
+            dirty, self.dirty, self.first_change = self.dirty, set(), None
+        self.retry_at = None
+        try:
+            desired = self.build(dirty)
+        except LbctlError as exc:
+            log.error("cannot build the model: %s", exc)
+            self.schedule_retry()
+            return
+        refusals = [] if self.force else guard.refusals(
+            self.applied, desired, set(self.pools), self.setup.watch.min_members, self.setup.watch.max_removal)
+        if refusals:
+            for text in refusals:
+                log.error("refusing the change (pass --force to allow it): %s", text)
+            self.applies += 1
+            return
+        ok = True
+        for target in self.setup.targets:
+            try:
+                outcome = deploy.deploy(target, desired)
+                if outcome.result != "unchanged":
+                    log.info("%s", outcome.message)
+            except LbctlError as exc:
+                ok = False
+                log.error("%s", exc)
+        self.applies += 1
+        if ok:
+            self.applied, self.backoff = desired, 0.0
+        else:
+            self.schedule_retry()
+
+    def build(self, dirty: set[str]) -> model.Desired:
+        """The model, rebuilding only the pools of services that changed."""
+        if self.watcher is not None:
+            entries = self.watcher.snapshot()
+            policy = consul_model.Policy(self.setup.consul.include_warning)
+            for name in list(self.pools):
+                if name not in entries:
+                    del self.pools[name]
+            for name in entries if "*" in dirty else dirty & set(entries):
+                pool, problems = merge.service_pool(self.setup.parts, name, entries[name], policy)
+                for text in problems:
+                    log.warning("%s", text)
+                if pool is not None:
+                    self.pools[name] = pool
+                else:
+                    self.pools.pop(name, None)
+        return merge.desired(self.setup.parts, self.setup.static, self.pools)
+
+    def schedule_retry(self) -> None:
+        cap = self.setup.watch.retry_max_ms / 1000
+        self.backoff = min(cap, self.backoff * 2 or 0.5)
+        self.retry_at = self.clock() + self.backoff
+        log.info("retrying in %.1fs", self.backoff)

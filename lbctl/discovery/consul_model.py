@@ -1,0 +1,132 @@
+"""Consul health entries → raw pool data, validated like an inventory.  Pure.
+
+Everything from Consul is untrusted.  An instance with an unusable ID, address,
+port or weight is left out and reported; tags and meta values that fail their
+checks are dropped and reported; per-service load-balancing options come from
+``Service.Meta`` keys with the ``lb-`` prefix (documented in docs/consul.md) and
+go through the same validators as an inventory.  Nothing here raises for bad
+data from Consul: it returns what it could use and the list of problems.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from lbctl import model
+from lbctl import validate as v
+from lbctl.errors import ConfigError
+
+# Service.Meta key → (pool setting, how the string becomes a value)
+INT = re.compile(r"[0-9]{1,7}")
+META_OPTIONS = {
+    "lb-balance": (("balance",), str),
+    "lb-health-type": (("health", "type"), str),
+    "lb-health-path": (("health", "path"), str),
+    "lb-health-host": (("health", "host"), str),
+    "lb-health-interval": (("health", "interval"), str),
+    "lb-health-expect": (("health", "expect_status"), int),
+    "lb-sticky-cookie": (("sticky_cookie",), str),
+    "lb-maxconn": (("maxconn",), int),
+    "lb-connect-timeout": (("connect_timeout",), str),
+    "lb-server-timeout": (("server_timeout",), str),
+}
+STATUS_ORDER = {"passing": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which instances serve: ``passing`` only (default) or ``warning`` too."""
+
+    include_warning: bool = False
+
+
+def status(checks: list) -> str:
+    """Consul's aggregated status: maintenance > critical > warning > passing."""
+    worst = "passing"
+    for check in checks or []:
+        cid = str(check.get("CheckID", "")) if isinstance(check, dict) else ""
+        if cid == "_node_maintenance" or cid.startswith("_service_maintenance:"):
+            return "maintenance"
+        st = check.get("Status") if isinstance(check, dict) else None
+        if STATUS_ORDER.get(st, 2) > STATUS_ORDER[worst]:
+            worst = st if st in STATUS_ORDER else "critical"
+    return worst
+
+
+def members(service: str, entries: Any, policy: Policy) -> tuple[list[dict], list[str]]:
+    """Raw member mappings for one service's ``/v1/health/service`` answer, and problems."""
+    out, problems = [], []
+    if not isinstance(entries, list):
+        return [], [f"consul service {v.show(service)}: answer is not a list"]
+    for entry in entries:
+        try:
+            out.append(member(entry, policy, problems))
+        except ConfigError as exc:
+            problems.append(f"consul service {v.show(service)}: instance left out: {exc}")
+    names = [m["name"] for m in out]
+    for m in out:  # IDs are unique per node only: qualify the ones that collide
+        if names.count(m["name"]) > 1:
+            m["name"] = f"{m['name']}.{m.pop('_node')}"
+        m.pop("_node", None)
+    return sorted(out, key=lambda m: m["name"]), problems
+
+
+def member(entry: Any, policy: Policy, problems: list[str]) -> dict:
+    """One health entry → a raw member (validated fields).  :raises ConfigError: unusable."""
+    data = v.mapping(entry, "entry")
+    svc = v.mapping(data.get("Service"), "Service")
+    node = v.mapping(data.get("Node") or {}, "Node")
+    sid = v.ident(svc.get("ID"), "Service.ID")
+    where = f"instance {sid}"
+    addr = svc.get("Address") or node.get("Address")
+    addr = v.address(addr, f"{where}: Service.Address")
+    port = v.port(svc.get("Port"), f"{where}: Service.Port")
+    state = status(data.get("Checks"))
+    weights = svc.get("Weights") or {}
+    weight = weights.get("Warning" if state == "warning" else "Passing", 1) if isinstance(weights, dict) else 1
+    weight = v.integer(weight, f"{where}: Service.Weights", model.WEIGHT_MIN, model.WEIGHT_MAX)
+    serving = state == "passing" or (state == "warning" and policy.include_warning)
+    raw = {"name": sid, "address": addr, "port": port, "weight": weight,
+           "state": "enabled" if serving else "maint", "_node": str(node.get("Node", ""))}
+    tags = [t for t in svc.get("Tags") or [] if keep(v.TAG, t, f"{where}: tag", problems)]
+    meta = {k: x for k, x in (svc.get("Meta") or {}).items()
+            if keep(v.META_KEY, k, f"{where}: meta key", problems) and keep(v.META_VALUE, x, f"{where}: Meta.{k}", problems)}
+    if tags:
+        raw["tags"] = tags
+    if meta:
+        raw["meta"] = meta
+    return raw
+
+
+def keep(regex: re.Pattern, value: Any, what: str, problems: list[str]) -> bool:
+    if isinstance(value, str) and regex.fullmatch(value):
+        return True
+    problems.append(f"{what} {v.show(value)} dropped: not in the safe character set")
+    return False
+
+
+def options(service: str, entries: Any) -> tuple[dict, list[str]]:
+    """Pool settings from the ``lb-*`` meta keys of the service's first instance (by ID)."""
+    metas = sorted(((str((e.get("Service") or {}).get("ID")), (e.get("Service") or {}).get("Meta") or {})
+                    for e in entries if isinstance(e, dict) and isinstance(e.get("Service"), dict)),
+                   key=lambda x: x[0])
+    if not metas or not isinstance(metas[0][1], dict):
+        return {}, []
+    out: dict = {}
+    problems = []
+    for key, value in metas[0][1].items():
+        if key not in META_OPTIONS:
+            continue
+        (path, kind) = META_OPTIONS[key]
+        if kind is int:
+            if not (isinstance(value, str) and INT.fullmatch(value)):
+                problems.append(f"consul service {v.show(service)}: Meta.{key} {v.show(value)} is not a number; ignored")
+                continue
+            value = int(value)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out, problems

@@ -1,0 +1,71 @@
+"""The model from an inventory and discovered services.  Pure.
+
+Each watched service becomes the pool of the same name: its members come from
+Consul, its settings from the inventory's pool of that name (if any), then from
+the service's ``lb-*`` meta keys.  Inventory pools that are not services stay
+as they are.  A listener's pool that discovery has not seen (yet) is an empty
+pool, so the config stays valid and the listener answers 503 until members come.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lbctl import inventory, model
+from lbctl import validate as v
+from lbctl.discovery import consul_model as cm
+from lbctl.errors import ConfigError
+
+
+def static_pools(parts: inventory.Parts) -> dict[str, model.Pool]:
+    """The inventory's own pools, built once per reading of the inventory."""
+    return {name: parts.pool(name) for name in parts.pools}
+
+
+def service_pool(parts: inventory.Parts, service: str, entries: Any, policy: cm.Policy) -> tuple[model.Pool | None, list[str]]:
+    """The pool for one service's health entries, and the problems found on the way."""
+    try:
+        v.ident(service, "service name")
+    except ConfigError as exc:
+        return None, [f"consul service left out: {exc}"]
+    raw_members, problems = cm.members(service, entries, policy)
+    options, option_problems = cm.options(service, entries)
+    problems += option_problems
+    base = dict(parts.pools.get(service) or {})
+    base.pop("members", None)
+    path = f"consul service {service}"
+    if options:
+        merged = {**base, **options, "health": {**(base.get("health") or {}), **options.get("health", {})}}
+        try:
+            return parts.pool(service, {**merged, "members": raw_members}, path), problems
+        except ConfigError as exc:
+            problems.append(f"{path}: lb-* meta options ignored: {exc}")
+    try:
+        return parts.pool(service, {**base, "members": raw_members}, path), problems
+    except ConfigError as exc:
+        return None, problems + [f"{path}: left out: {exc}"]
+
+
+def desired(parts: inventory.Parts, static: dict[str, model.Pool], services: dict[str, model.Pool]) -> model.Desired:
+    """Inventory listeners and pools (``static``, built once), with discovered
+    services' pools in place.
+
+    :raises ConfigError: the inventory itself is inconsistent.
+    """
+    pools = {**static, **services}
+    for listener in parts.listeners:
+        for name in model.listener_pools(listener):
+            if name not in pools:
+                pools[name] = parts.pool(name, {})
+    return v.canonical(parts.listeners, tuple(pools.values()))
+
+
+def from_entries(parts: inventory.Parts, entries: dict[str, Any], policy: cm.Policy) -> tuple[model.Desired, list[str]]:
+    """The whole model from one reading of every watched service (one-shot commands)."""
+    pools, problems = {}, []
+    for name, service_entries in sorted(entries.items()):
+        pool, found = service_pool(parts, name, service_entries, policy)
+        problems += found
+        if pool is not None:
+            pools[name] = pool
+    return desired(parts, static_pools(parts), pools), problems

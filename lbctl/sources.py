@@ -1,0 +1,154 @@
+"""Settings for the Consul source and for ``lbctl watch``, from lbctl.yml.
+
+Documented in docs/consul.md.  Every default lives here.  The ACL token is
+read from an environment variable or a file when the client is made, and is
+never stored in these settings, logged or shown in an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lbctl import validate as v
+from lbctl.errors import ConfigError
+
+CONSUL_KEYS = ("address", "scheme", "token_env", "token_file", "tls", "datacenter", "services", "tag",
+               "filter", "health", "stale", "wait", "min_query_interval")
+TLS_KEYS = ("ca", "cert", "key", "verify")
+WATCH_KEYS = ("min_wait", "max_wait", "min_members", "max_removal", "retry_max")
+
+
+@dataclass(frozen=True)
+class ConsulSettings:
+    host: str = "127.0.0.1"
+    port: int = 8500
+    scheme: str = "http"
+    token_env: str | None = None
+    token_file: Path | None = None
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    verify: bool = True
+    datacenter: str | None = None
+    services: tuple[str, ...] = ()
+    tag: str | None = None
+    filter: str | None = None
+    include_warning: bool = False
+    stale: bool = False
+    wait_ms: int = 60_000  # how long one blocking query may wait
+    min_query_interval_ms: int = 100  # per watched query, after a burst of two
+
+    def token(self) -> str | None:
+        """:raises ConfigError: the variable or file is missing (the value is never shown)."""
+        if self.token_file is not None:
+            try:
+                return self.token_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"source.consul.token_file: cannot read {self.token_file}: {exc.strerror}") from None
+        if self.token_env is not None:
+            value = os.environ.get(self.token_env)
+            if not value:
+                raise ConfigError(f"source.consul.token_env: the environment variable {self.token_env} is not set")
+            return value
+        return None
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    min_wait_ms: int = 0  # quiescence: wait this long after a change for more changes ...
+    max_wait_ms: int = 5_000  # ... but never longer than this after the first one
+    min_members: int = 0  # refuse a change that leaves a watched pool with fewer serving members
+    max_removal: float = 0.5  # refuse a change that stops more than this share of a pool's members
+    retry_max_ms: int = 30_000  # backoff cap when applying or reading Consul fails
+
+
+def consul(raw: Any, base: Path, path: str = "source.consul") -> ConsulSettings:
+    data = v.fields(raw or {}, path, CONSUL_KEYS)
+    host, port = address(data.get("address", "127.0.0.1:8500"), f"{path}.address")
+    tls = v.fields(data.get("tls") or {}, f"{path}.tls", TLS_KEYS)
+    health = v.optional(data, "health", path, v.choice, "passing", ("passing", "warning"))
+    services = tuple(v.ident(s, f"{path}.services[{i}]") for i, s in enumerate(v.sequence(data.get("services") or [], f"{path}.services")))
+    settings = ConsulSettings(
+        host=host, port=port,
+        scheme=v.optional(data, "scheme", path, v.choice, "http", ("http", "https")),
+        token_env=v.optional(data, "token_env", path, v.pattern, None, ENV, "an environment variable name"),
+        token_file=file_path(base, data, "token_file", path),
+        ca=file_path(base, tls, "ca", f"{path}.tls"), cert=file_path(base, tls, "cert", f"{path}.tls"),
+        key=file_path(base, tls, "key", f"{path}.tls"),
+        verify=v.optional(tls, "verify", f"{path}.tls", boolean, True),
+        datacenter=v.optional(data, "datacenter", path, v.ident, None),
+        services=services,
+        tag=v.optional(data, "tag", path, v.pattern, None, v.TAG, "a tag"),
+        filter=v.optional(data, "filter", path, printable, None),
+        include_warning=health == "warning",
+        stale=v.optional(data, "stale", path, boolean, False),
+        wait_ms=v.optional(data, "wait", path, v.duration_ms, 60_000),
+        min_query_interval_ms=v.optional(data, "min_query_interval", path, v.duration_ms, 100),
+    )
+    if not (settings.services or settings.tag or settings.filter):
+        raise v.fail(path, "needs services, a tag or a filter to choose what to watch")
+    if settings.wait_ms > 600_000:
+        raise v.fail(f"{path}.wait", "must be at most 10m (Consul clamps longer waits)")
+    return settings
+
+
+def watch(raw: Any, path: str = "watch") -> WatchSettings:
+    data = v.fields(raw or {}, path, WATCH_KEYS)
+    base = WatchSettings()
+    share = data.get("max_removal", base.max_removal)
+    if type(share) not in (int, float) or not 0 < share <= 1:
+        raise v.fail(f"{path}.max_removal", "must be a share above 0 and at most 1 (0.5 = half)", share)
+    settings = WatchSettings(
+        min_wait_ms=v.optional(data, "min_wait", path, duration_or_zero, base.min_wait_ms),
+        max_wait_ms=v.optional(data, "max_wait", path, v.duration_ms, base.max_wait_ms),
+        min_members=v.optional(data, "min_members", path, v.integer, base.min_members, 0, 100_000),
+        max_removal=float(share),
+        retry_max_ms=v.optional(data, "retry_max", path, v.duration_ms, base.retry_max_ms),
+    )
+    if settings.min_wait_ms > settings.max_wait_ms:
+        raise v.fail(f"{path}.min_wait", "must not be longer than max_wait")
+    return settings
+
+
+PATHLIKE = re.compile(r"[^\x00-\x1f\x7f]{1,1024}")
+ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}", re.ASCII)
+
+
+def address(value: Any, path: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``), or a bare host on port 8500."""
+    if not isinstance(value, str):
+        raise v.fail(path, "must be host:port", value)
+    host, sep, port = value.rpartition(":") if not value.endswith("]") else (value, "", "")
+    if not sep or (":" in host and not host.startswith("[")):
+        host, port = value, "8500"
+    host = host.strip("[]")
+    if not port.isdigit():
+        raise v.fail(path, "must be host:port", value)
+    return v.address(host, path), v.port(int(port), path)
+
+
+def file_path(base: Path, data: dict, key: str, path: str) -> Path | None:
+    """An optional file named in lbctl.yml, relative to its directory."""
+    if not data.get(key):
+        return None
+    return base / v.pattern(data[key], f"{path}.{key}", PATHLIKE, "a file path")
+
+
+def boolean(value: Any, path: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise v.fail(path, "must be true or false", value)
+
+
+def printable(value: Any, path: str) -> str:
+    if isinstance(value, str) and value.isprintable() and len(value) <= 4096:
+        return value
+    raise v.fail(path, "must be printable text", value)
+
+
+def duration_or_zero(value: Any, path: str) -> int:
+    return 0 if value in (0, "0", "0s", "0ms") else v.duration_ms(value, path)

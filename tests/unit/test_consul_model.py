@@ -1,0 +1,91 @@
+"""Consul answers → members and pool settings: everything from Consul is untrusted."""
+
+from lbctl import inventory
+from lbctl.discovery import consul_model as cm
+from lbctl.discovery import merge
+
+
+def entry(sid="web-1", address="10.0.0.5", port=8080, node_address="10.0.0.1", node="node-a", checks=("passing",),
+          tags=("v1",), meta=None, weights=None):
+    return {
+        "Node": {"Node": node, "Address": node_address},
+        "Service": {"ID": sid, "Service": "web", "Address": address, "Port": port, "Tags": list(tags),
+                    "Meta": meta, "Weights": weights or {"Passing": 1, "Warning": 1}},
+        "Checks": [{"CheckID": f"c{i}", "Status": s} for i, s in enumerate(checks)],
+    }
+
+
+def test_status_aggregation():
+    assert cm.status([{"CheckID": "a", "Status": "passing"}, {"CheckID": "b", "Status": "warning"}]) == "warning"
+    assert cm.status([{"CheckID": "a", "Status": "warning"}, {"CheckID": "b", "Status": "critical"}]) == "critical"
+    assert cm.status([{"CheckID": "_service_maintenance:web-1", "Status": "critical"}]) == "maintenance"
+    assert cm.status([{"CheckID": "_node_maintenance", "Status": "critical"}]) == "maintenance"
+    assert cm.status([{"CheckID": "x", "Status": "bogus"}]) == "critical"
+    assert cm.status([]) == "passing"
+
+
+def test_members_map_address_weight_and_state():
+    members, problems = cm.members("web", [
+        entry("web-1"),
+        entry("web-2", address="", weights={"Passing": 10, "Warning": 2}),
+        entry("web-3", checks=("passing", "warning"), weights={"Passing": 10, "Warning": 2}),
+        entry("web-4", checks=("critical",)),
+    ], cm.Policy())
+    assert problems == []
+    by = {m["name"]: m for m in members}
+    assert by["web-1"]["address"] == "10.0.0.5" and by["web-2"]["address"] == "10.0.0.1"  # node fallback
+    assert by["web-2"]["weight"] == 10 and by["web-3"]["weight"] == 2
+    assert [by[n]["state"] for n in ("web-1", "web-2", "web-3", "web-4")] == ["enabled", "enabled", "maint", "maint"]
+    warning_ok, _ = cm.members("web", [entry("web-3", checks=("warning",))], cm.Policy(include_warning=True))
+    assert warning_ok[0]["state"] == "enabled"
+
+
+def test_hostile_instances_are_left_out_and_reported():
+    members, problems = cm.members("web", [
+        entry("web-1"),
+        entry("evil\nserver x 1.2.3.4:80"),
+        entry("web-3", address="10.0.0.7;"),
+        entry("web-4", port=70000),
+        entry("web-5", weights={"Passing": 1000, "Warning": 1}),
+        "not an entry",
+    ], cm.Policy())
+    assert [m["name"] for m in members] == ["web-1"]
+    assert len(problems) == 5 and all("\n" not in p and p.startswith("consul service 'web': instance left out:") for p in problems)
+    assert any("instance web-3: Service.Address: must be an IPv4" in p for p in problems)
+
+
+def test_bad_tags_and_meta_are_dropped_not_fatal():
+    members, problems = cm.members("web", [entry(tags=("ok", "bad tag;"), meta={"zone": "a", "x": "{evil}", "bad key": "v"})],
+                                   cm.Policy())
+    assert members[0]["tags"] == ["ok"] and members[0]["meta"] == {"zone": "a"}
+    assert len(problems) == 3
+
+
+def test_colliding_ids_on_two_nodes_get_the_node_name():
+    members, _ = cm.members("web", [entry("web", node="n1", address="10.0.0.1"), entry("web", node="n2", address="10.0.0.2")],
+                            cm.Policy())
+    assert [m["name"] for m in members] == ["web.n1", "web.n2"]
+
+
+def test_meta_options_become_pool_settings_and_bad_ones_are_ignored():
+    parts = inventory.parts({"pools": {"web": {"balance": "leastconn", "health": {"type": "http", "path": "/ok"}}}})
+    meta = {"lb-balance": "source", "lb-health-path": "/healthz", "lb-maxconn": "50"}
+    pool, problems = merge.service_pool(parts, "web", [entry(meta=meta)], cm.Policy())
+    assert (pool.balance, pool.health.path, pool.health.type, pool.maxconn) == ("source", "/healthz", "http", 50)
+    assert problems == []
+    pool, problems = merge.service_pool(parts, "web", [entry(meta={"lb-balance": "fastest"})], cm.Policy())
+    assert pool.balance == "leastconn" and pool.members[0].name == "web-1"
+    assert problems[0].startswith("consul service web: lb-* meta options ignored: consul service web.balance: must be one of")
+    pool, problems = merge.service_pool(parts, "web", [entry(meta={"lb-maxconn": "lots"})], cm.Policy())
+    assert pool.maxconn is None and "Meta.lb-maxconn 'lots' is not a number" in problems[0]
+
+
+def test_hostile_service_names_are_left_out():
+    pool, problems = merge.service_pool(inventory.parts({}), "web\nfrontend x", [entry()], cm.Policy())
+    assert pool is None and problems[0].startswith("consul service left out: service name: must be a name")
+
+
+def test_listeners_keep_their_pools_while_discovery_has_none():
+    parts = inventory.parts({"listeners": {"www": {"port": 8080, "default_pool": "web"}}})
+    desired, problems = merge.from_entries(parts, {}, cm.Policy())
+    assert [p.name for p in desired.pools] == ["web"] and desired.pools[0].members == ()

@@ -1,0 +1,43 @@
+"""The index rules of one watch (specs/consul-api.md §2), without a server."""
+
+import threading
+
+from lbctl.discovery.consul import Watch
+from lbctl.errors import DiscoveryError
+
+
+def make(answers):
+    """A watch fed from ``answers`` (index, data) or exceptions; records what it reports."""
+    seen, asked = [], []
+    done = threading.Event()
+
+    def fetch(index):
+        asked.append(index)
+        if not answers:
+            done.set()
+            w.cancel()
+            raise DiscoveryError("no more answers")
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    w = Watch("web", fetch, lambda key, data: seen.append(data), lambda key, exc: None, min_interval=0, retry_max=0.01)
+    return w, seen, asked, done
+
+
+def test_index_rules():
+    w, seen, asked, done = make([(5, ["a"]), (5, ["a"]), (7, ["a"]), (9, ["b"]), (3, ["b"]), (4, ["c"]),
+                                 DiscoveryError("down"), (6, ["c"])])
+    w.start()
+    assert done.wait(5)
+    # the first query never blocks; same index or same data is no change; a lower index resets to 0
+    assert asked[:7] == [0, 5, 5, 7, 9, 0, 4]
+    assert seen == [["a"], ["b"], ["c"]]
+
+
+def test_zero_index_answers_are_sent_as_one():
+    w, seen, asked, done = make([(0, ["a"]), (1, ["a"])])
+    w.start()
+    assert done.wait(5)
+    assert asked == [0, 1, 1]
