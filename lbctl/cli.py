@@ -26,9 +26,13 @@ from lbctl.targets.files import atomic_write
 from lbctl.targets.filetarget import FileTarget
 from lbctl.targets.haproxy import HAProxyTarget
 from lbctl.targets.nginx import NginxTarget
+from lbctl.bigip_config import BigIPSettings
+from lbctl.targets import as3
+from lbctl.targets.bigip import BigIPTarget
 
 EXIT_CHANGES = 2
-TARGET_TYPES = {"haproxy": HAProxyTarget, "nginx": NginxTarget}
+TARGET_TYPES = {"haproxy": HAProxyTarget, "nginx": NginxTarget, "bigip": BigIPTarget}
+AS3 = config.Target("as3", "as3", None, BigIPSettings(), "", Path("."), slots=0)  # -t as3: a declaration only
 
 
 class LbctlGroup(click.Group):
@@ -70,13 +74,20 @@ class Session:
 
     def _select(self, name: str | None) -> list[config.Target]:
         if self.config is None:
+            if name == "as3":
+                return [AS3]
             if name not in KINDS:
                 raise ConfigError(f"-t must be one of {', '.join(KINDS)} without a config (got {name!r})")
-            return [config.Target(name, name, Path(f"{name}.cfg"), settings.options(name), name, Path("."))]
+            return [config.Target(name, name, Path(f"{name}.cfg"), settings.options(name), name, Path("."), slots=0)]
         if name is None:
             if not self.config.targets:
                 raise ConfigError(f"{self.config.path}: no targets defined")
             return list(self.config.targets.values())
+        if name == "as3" and name not in self.config.targets:  # the bigip target's settings, if there is one
+            bigips = [replace(t, kind="as3") for t in self.config.targets.values() if t.kind == "bigip"]
+            if len(bigips) > 1:
+                raise ConfigError(f"{self.config.path}: several bigip targets: name one with -t")
+            return bigips or [AS3]
         if name not in self.config.targets:
             raise ConfigError(f"{self.config.path}: no target named {name!r} (have: {', '.join(self.config.targets)})")
         return [self.config.targets[name]]
@@ -118,6 +129,8 @@ class Session:
         return lambda desired: render_config(desired, settings_.kind, settings_.options, self.template_dir)
 
     def target(self, settings_: config.Target) -> FileTarget:
+        if settings_.kind == "as3":
+            raise ConfigError("-t as3 renders and validates a declaration; plan and apply need a bigip target in the config")
         return TARGET_TYPES[settings_.kind](settings_, self.renderer(settings_))
 
 
@@ -151,7 +164,11 @@ def cli() -> None:
 def render(config_path, inventory_path, target_name, template_dir, output) -> None:
     """Print the complete configuration for a target."""
     session = Session(config_path, inventory_path, target_name, template_dir)
-    text = session.renderer(session.single())(session.desired())
+    t = session.single()
+    if t.kind in ("as3", "bigip"):  # the AS3 declaration of the model alone: no device is asked
+        text = as3.render(session.desired(), t.options.as3_tenant, t.options.owner)
+    else:
+        text = session.target(t).plan(session.desired()).candidate  # what apply would write
     if output is None:
         click.echo(text, nl=False)
         return
@@ -172,7 +189,9 @@ def validate(config_path, inventory_path, target_name, template_dir, binary) -> 
     desired = session.desired()
     for t in session.selected:
         t = replace(t, binary=binary) if binary else t
-        if session.config is not None:
+        if t.kind == "as3":
+            as3.check(as3.document(desired, t.options.as3_tenant, t.options.owner))
+        elif session.config is not None:
             target = session.target(t)
             target.check(target.plan(desired))
         else:
@@ -207,8 +226,9 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
         if change.noop:
             click.echo(f"{target.path}: no changes")
         else:
-            changed = True
-            click.echo(change.diff(str(target.path)), nl=False)
+            changed = True  # BIG-IP: the semantic diff (pools, members, monitors), one line each
+            click.echo("".join(f"{line}\n" for line in change.summary) if target.kind == "bigip"
+                       else change.diff(str(target.path)), nl=False)
     if changed:
         sys.exit(EXIT_CHANGES)
 
@@ -255,6 +275,8 @@ def rollback(config_path, target_name, backup_id) -> None:
     """Restore a backup through the same check, reload and verify path."""
     session = Session(config_path, None, target_name, None, need_config=True)
     target = session.target(session.single())
+    if not isinstance(target, FileTarget):
+        raise ConfigError(f"{target.name}: a {target.kind} target keeps no backups; apply the previous inventory instead")
     backup = target.backups.get(backup_id) if backup_id else target.backups.latest(target.path)
     if backup is None:
         raise ConfigError(f"{target.name}: no backups in {target.backups.directory}")
@@ -277,8 +299,8 @@ def status(config_path, target_name, as_json) -> None:
     for s in states:
         last = s["last_apply"] or {}
         proc = s["process"]
-        running = (f"running, master {proc['master_pid']}, workers {proc['workers']}" if proc.get("running")
-                   else "not running")
+        running = proc.get("summary") or (  # summary: a target without processes (bigip)
+            f"running, master {proc['master_pid']}, workers {proc['workers']}" if proc.get("running") else "not running")
         click.echo(f"{s['target']} ({s['kind']}): {s['config']}\n"
                    f"  sha256      {s['sha256'] or 'no file'}\n"
                    f"  last apply  {last.get('time', 'never')} {last.get('result', '')} {last.get('message', '')}".rstrip()

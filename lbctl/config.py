@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from lbctl import settings, sources
+from lbctl import bigip_config, settings, sources
 from lbctl import validate as v
 from lbctl.errors import ConfigError
 
@@ -51,6 +51,8 @@ class Target:
     # haproxy
     master_socket: Path | None = None
     master_log: Path | None = None  # where the master's stderr goes: reload failures quote it
+    runtime_api: bool = True  # member changes through the stats socket, without a reload
+    slots: int = 8  # spare server slots per backend (0: servers named after members, no slots)
     # nginx: the main file when ``config`` is a file it includes
     main_config: Path | None = None
 
@@ -68,7 +70,7 @@ class Config:
 
 TARGET_KEYS = {
     "common": ("kind", "config", "binary", "probes", "keep_backups", "lock_timeout", "check_timeout", "reload_timeout"),
-    "haproxy": ("master_socket", "master_log"),
+    "haproxy": ("master_socket", "master_log", "runtime_api", "slots"),
     "nginx": ("main_config",),
 }
 DEFAULT_STATE_DIR = Path("/var/lib/lbctl")
@@ -110,7 +112,10 @@ def from_raw(raw: Any, base: Path, path: Path | None = None) -> Config:
 
 def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Target:
     data = v.mapping(raw, path)
-    kind = v.choice(data.get("kind"), f"{path}.kind", settings.KINDS)
+    kind = v.choice(data.get("kind"), f"{path}.kind", settings.KINDS + (bigip_config.KIND,))
+    if kind == bigip_config.KIND:  # an API, not a file: its own keys (bigip_config.py)
+        return Target(name, kind, None, bigip_config.parse(data, path, base), "", state_dir / name, slots=0,
+                      lock_timeout_ms=v.optional(data, "lock_timeout", path, v.duration_ms, 120_000))
     option_keys = tuple(f.name.removesuffix("_ms") for f in fields(settings.OPTION_TYPES[kind]))
     own = TARGET_KEYS["common"] + TARGET_KEYS[kind]
     v.fields(data, path, own + tuple(k for k in option_keys if k != "layout"), ("config",))
@@ -134,6 +139,8 @@ def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Targe
         master_socket=resolve(base, v.optional(data, "master_socket", path, local_path, str(DEFAULT_MASTER_SOCKET)))
         if kind == "haproxy" else None,
         master_log=resolve(base, data["master_log"]) if kind == "haproxy" and data.get("master_log") else None,
+        runtime_api=v.optional(data, "runtime_api", path, sources.boolean, True),
+        slots=v.optional(data, "slots", path, v.integer, 8 if kind == "haproxy" else 0, 0, 10_000),
         main_config=resolve(base, main_config) if main_config else None,
     )
 

@@ -41,6 +41,7 @@ def deploy(target: Target, desired: model.Desired | None = None, candidate: str 
                 return finish_interrupted(target, change)
             return Outcome(target.name, "unchanged", f"{target.name}: {target.path} is up to date", change)
         before, after = digest(change.live), digest(change.candidate)
+        live_first = target.runtime(change)  # HAProxy: members changed through the Runtime API
         try:
             target.check(change)
             running = target.running()
@@ -58,13 +59,15 @@ def deploy(target: Target, desired: model.Desired | None = None, candidate: str 
             target.state.record("written", message, before, after)
             return Outcome(target.name, "written", message, change)
         try:
-            target.reload(change)
+            if not live_first:
+                target.reload(change)
             fault("reloaded")
             target.verify()
         except LbctlError as exc:
             restore(target, checkpoint, change, exc, before, after)
         target.state.clear_pending()
-        message = f"{target.name}: applied {target.path} and {target.kind} reloaded"
+        how = "through the runtime API, without a reload" if live_first else f"and {target.kind} reloaded"
+        message = f"{target.name}: applied {target.path} {how}"
         target.state.record("applied", message, before, after)
         return Outcome(target.name, "applied", message, change)
 

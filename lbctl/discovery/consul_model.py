@@ -33,6 +33,7 @@ META_OPTIONS = {
     "lb-server-timeout": (("server_timeout",), str),
 }
 STATUS_ORDER = {"passing": 0, "warning": 1, "critical": 2}
+INSTANCE_STATES = ("drain", "backup")  # Meta lb-state of one serving instance
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,12 @@ def member(entry: Any, policy: Policy, problems: list[str]) -> dict:
     weight = weights.get("Warning" if state == "warning" else "Passing", 1) if isinstance(weights, dict) else 1
     weight = v.integer(weight, f"{where}: Service.Weights", model.WEIGHT_MIN, model.WEIGHT_MAX)
     serving = state == "passing" or (state == "warning" and policy.include_warning)
+    wanted = (svc.get("Meta") or {}).get("lb-state") if isinstance(svc.get("Meta"), dict) else None
+    if wanted is not None and wanted not in INSTANCE_STATES:
+        problems.append(f"{where}: Meta.lb-state {v.show(wanted)} ignored: must be one of {', '.join(INSTANCE_STATES)}")
+        wanted = None
     raw = {"name": sid, "address": addr, "port": port, "weight": weight,
-           "state": "enabled" if serving else "maint", "_node": str(node.get("Node", ""))}
+           "state": (wanted or "enabled") if serving else "maint", "_node": str(node.get("Node", ""))}
     tags = [t for t in svc.get("Tags") or [] if keep(v.TAG, t, f"{where}: tag", problems)]
     meta = {k: x for k, x in (svc.get("Meta") or {}).items()
             if keep(v.META_KEY, k, f"{where}: meta key", problems) and keep(v.META_VALUE, x, f"{where}: Meta.{k}", problems)}

@@ -85,6 +85,14 @@ class Target(abc.ABC):
         :raises ReloadError: it did not; the previous config still serves.
         """
 
+    def runtime(self, change: Change) -> bool:
+        """Make ``change`` live without a reload, if this target can (before the swap).
+
+        True: it is live and confirmed.  False: nothing usable was done; go the
+        normal way (a reload also repairs anything half done).  Never raises.
+        """
+        return False
+
     def resume(self, change: Change) -> None:
         """Reload a change that an interrupted run put in place without confirming it.
 

@@ -1,19 +1,20 @@
 """HAProxy in master-worker mode: check with ``haproxy -c``, keep server states
 across the reload, reload through the master CLI and confirm it in ``show proc``
-(specs/reload.md §1)."""
+(specs/reload.md §1).  Member changes that only touch server lines go through
+the Runtime API on the stats socket instead, checked by reading the state back."""
 
 from __future__ import annotations
 
-import re
+import logging
 
+from lbctl import haproxy_cfg, model, slots
 from lbctl.errors import CommandError, LbctlError, ReloadError, VerifyError
 from lbctl.targets import check, files
 from lbctl.targets.base import Change
 from lbctl.targets.filetarget import FileTarget
-from lbctl.targets.haproxy_ctl import MasterCLI, socket_command
+from lbctl.targets.haproxy_ctl import MasterCLI, parse_servers_state, socket_command
 
-SECTION = re.compile(r"^(global|defaults|frontend|backend|listen|peers|resolvers|userlist|program|cache|mailers|ring|http-errors)\b\s*(\S*)")
-SERVER = re.compile(r"^\s+server\s+(\S+)\s")
+log = logging.getLogger("lbctl.haproxy")
 
 
 class HAProxyTarget(FileTarget):
@@ -23,6 +24,37 @@ class HAProxyTarget(FileTarget):
     def master(self) -> MasterCLI:
         return MasterCLI(self.settings.master_socket, self.settings.master_log)
 
+    def plan(self, desired: model.Desired) -> Change:
+        if self.settings.slots:
+            desired = slots.assign(desired, self.live_text(), self.settings.slots)
+        return self.plan_text(self.render(desired))
+
+    def runtime(self, change: Change) -> bool:
+        """Make a server-lines-only change through the Runtime API and read it back.
+
+        False (and a log line) when the change needs a reload or the socket fails
+        or disagrees: the caller then reloads, which also repairs a partial change.
+        """
+        changes = haproxy_cfg.runtime_changes(change.live, change.candidate) if self.settings.runtime_api else None
+        if not changes:
+            return False
+        stats = self.settings.options.stats_socket
+        try:
+            socket_command(stats, ";".join(cmd for c in changes for cmd in haproxy_cfg.commands(c)), timeout=5.0)
+            rows = {}
+            for backend in sorted({c.backend for c in changes}):
+                for row in parse_servers_state(socket_command(stats, f"show servers state {backend}", timeout=5.0)):
+                    rows[row.backend, row.name] = row
+        except CommandError as exc:
+            log.warning("%s: runtime API failed (%s); reloading instead", self.name, exc)
+            return False
+        wrong = [c for c in changes if not took(c, rows.get((c.backend, c.server)))]
+        if wrong:
+            log.warning("%s: runtime API read-back disagrees for %s; reloading instead", self.name,
+                        ", ".join(f"{c.backend}/{c.server}" for c in wrong))
+            return False
+        return True
+
     def check(self, change: Change) -> None:
         staged = self.staged(change)
         try:
@@ -31,6 +63,8 @@ class HAProxyTarget(FileTarget):
             staged.unlink(missing_ok=True)
 
     def reload(self, change: Change) -> None:
+        if self.runtime(change):
+            return
         self.save_server_states(change)
         self.master.reload(timeout=self.settings.reload_timeout_ms / 1000)
 
@@ -44,7 +78,7 @@ class HAProxyTarget(FileTarget):
             return  # no stats socket: the new workers start from the config alone
         if not text.startswith("1\n"):
             return
-        before, after = server_lines(change.live or ""), server_lines(change.candidate)
+        before, after = haproxy_cfg.servers(change.live or ""), haproxy_cfg.servers(change.candidate)
         keep = [line for line in text.splitlines()[2:] if unchanged(line, before, after)]
         header = text.splitlines()[:2]
         try:
@@ -74,19 +108,11 @@ class HAProxyTarget(FileTarget):
         return {"running": True, "master_pid": proc.master_pid, "reloads": proc.reloads, "failed": proc.failed,
                 "workers": list(proc.worker_pids), "old_workers": [p.pid for p in proc.old_workers]}
 
-
-def server_lines(text: str) -> dict[tuple[str, str], str]:
-    """``(backend, server) -> the server line`` for every server in a haproxy.cfg."""
-    out, section = {}, ("", "")
-    for line in text.splitlines():
-        match = SECTION.match(line)
-        if match:
-            section = (match.group(1), match.group(2))
-            continue
-        server = SERVER.match(line)
-        if server and section[0] in ("backend", "listen"):
-            out[section[1], server.group(1)] = " ".join(line.split())
-    return out
+    def status(self) -> dict:
+        out = super().status()
+        if self.settings.slots:
+            out["slots"] = slots.in_use(self.live_text() or "")
+        return out
 
 
 def unchanged(row: str, before: dict, after: dict) -> bool:
@@ -96,3 +122,13 @@ def unchanged(row: str, before: dict, after: dict) -> bool:
         return False
     key = (fields[1], fields[3])
     return key in after and before.get(key) == after[key]
+
+
+def took(change: haproxy_cfg.ServerChange, row) -> bool:
+    """Whether ``show servers state`` shows ``change`` in effect."""
+    if row is None:
+        return False
+    if change.state == "maint":
+        return bool(row.admin_state & 0x01)
+    return (not row.admin_state & 0x01 and row.uweight == change.weight
+            and (row.addr, row.port) == (change.address, change.port))

@@ -22,6 +22,7 @@ def consul():
 def stack(tmp_path, consul, monkeypatch):
     monkeypatch.setenv("LBCTL_TEST_TOKEN", "s3cret-token")
     s = Stack(tmp_path, "haproxy")
+    s.settings["targets"]["edge"]["slots"] = 0  # servers named after members, easier to read here
     s.inventory([])
     s.use_consul(consul.port, token_env="LBCTL_TEST_TOKEN")
     return s

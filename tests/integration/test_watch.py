@@ -3,68 +3,20 @@ real ``lbctl watch`` process, real HAProxy, real backends, real HTTP."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
-from lbctl.emulators.consul import ConsulEmulator
-from tests.support import Backend, requires_haproxy, wait_until
-from tests.support.stack import Stack
+from tests.support import requires_haproxy, wait_until
+from tests.support.world import running_world
 
 pytestmark = requires_haproxy
 
 
-class World:
-    def __init__(self, stack: Stack, consul: ConsulEmulator, backends: dict[str, Backend]):
-        self.stack, self.consul, self.backends = stack, consul, backends
-        self.log = stack.dir / "watch.log"
-        self.proc: subprocess.Popen | None = None
-
-    def register(self, name: str, status: str = "passing") -> None:
-        self.consul.add_service("app", service_id=f"app-{name}", address="127.0.0.1",
-                                port=self.backends[name].port, status=status)
-
-    def start_watch(self, *args: str) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "lbctl", "watch", "-c", str(self.stack.config_path), *args],
-                                         stdout=log, stderr=log, start_new_session=True)
-
-    def logged(self, text: str) -> bool:
-        return text in self.log.read_text()
-
-    def serves(self, names: set[str]) -> bool:
-        return set(self.stack.spread(12)) == names
-
-    def stop_watch(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
-
-
 @pytest.fixture
 def world(tmp_path):
-    with contextlib.ExitStack() as stack_:
-        consul = stack_.enter_context(ConsulEmulator(default_wait=5, max_wait=5, check_update_interval=0))
-        backends = {n: stack_.enter_context(Backend(n)) for n in "abcd"}
-        stack = Stack(tmp_path, "haproxy")
-        stack.inventory([])
-        stack.use_consul(consul.port)
-        w = World(stack, consul, backends)
-        w.register("a")
-        assert stack.run("apply").exit_code == 0
-        stack_.enter_context(stack.running())
-        w.start_watch()
-        try:
-            wait_until(lambda: w.logged("watch") or w.consul.blocking_queries, 10, "the watcher to block on Consul")
-            yield w
-        finally:
-            if w.proc and w.proc.poll() is None:
-                rc = w.stop_watch()
-                assert rc == 0, w.log.read_text()[-2000:]
-                assert w.logged("lbctl: watch stopped")
+    with running_world(tmp_path) as w:
+        yield w
 
 
 def test_a_new_instance_takes_traffic(world):
@@ -78,7 +30,8 @@ def test_a_failing_check_takes_an_instance_out_and_back(world):
     wait_until(lambda: world.serves({"a", "b"}), 10, "app-b to take traffic")
     world.consul.set_service_health("app-a", "critical")
     wait_until(lambda: world.serves({"b"}), 10, "app-a to be taken out")
-    assert "server app-a 127.0.0.1:" in world.stack.live.read_text()  # kept, in maintenance
+    kept = f"127.0.0.1:{world.backends['a'].port} weight 1 disabled"  # kept in its slot, in maintenance
+    wait_until(lambda: kept in world.stack.live.read_text(), 10, "the file to follow the runtime change")
     world.consul.set_service_health("app-a", "passing")
     wait_until(lambda: world.serves({"a", "b"}), 10, "app-a to come back")
 

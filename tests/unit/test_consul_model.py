@@ -89,3 +89,11 @@ def test_listeners_keep_their_pools_while_discovery_has_none():
     parts = inventory.parts({"listeners": {"www": {"port": 8080, "default_pool": "web"}}})
     desired, problems = merge.from_entries(parts, {}, cm.Policy())
     assert [p.name for p in desired.pools] == ["web"] and desired.pools[0].members == ()
+
+
+def test_instance_meta_lb_state_drains_or_backs_up_a_serving_instance():
+    members, problems = cm.members("web", [entry("web-1", meta={"lb-state": "drain"}),
+                                           entry("web-2", meta={"lb-state": "backup"}, checks=("critical",)),
+                                           entry("web-3", meta={"lb-state": "off"})], cm.Policy())
+    assert [m["state"] for m in members] == ["drain", "maint", "enabled"]
+    assert problems == ["instance web-3: Meta.lb-state 'off' ignored: must be one of drain, backup"]

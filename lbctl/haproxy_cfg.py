@@ -1,0 +1,123 @@
+"""Reading the haproxy.cfg lbctl renders: its server lines, and which changes
+between two renders the Runtime API can make without a reload.  Pure.
+
+A change is runtime-capable when every line but ``server`` lines is unchanged,
+every backend keeps the same servers in the same order, and each changed server
+line differs only in address, weight or ``disabled`` — with the address changing
+only on a server that was disabled (a slot being filled): a live server is never
+re-addressed, since its keep-alive clients would stay on the old address
+(specs/reload.md §1.6).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SECTION = re.compile(r"^(global|defaults|frontend|backend|listen|peers|resolvers|userlist|program|cache|mailers|ring"
+                     r"|http-errors)\b\s*(\S*)")
+SERVER = re.compile(r"^\s+server\s+(\S+)\s+(\S+)(.*)$")
+PLACEHOLDER = ("127.0.0.1", 9)  # where a free slot points
+
+
+@dataclass(frozen=True)
+class Server:
+    backend: str
+    name: str
+    address: str
+    port: int
+    weight: int
+    disabled: bool
+    rest: tuple[str, ...]  # every other keyword: backup, maxconn, cookie ...
+
+    @property
+    def free(self) -> bool:
+        return self.disabled and (self.address, self.port) == PLACEHOLDER
+
+
+@dataclass(frozen=True)
+class ServerChange:
+    """What one server must become: ``state`` ready or maint."""
+
+    backend: str
+    server: str
+    address: str
+    port: int
+    weight: int
+    state: str
+    readdress: bool
+
+
+def split_endpoint(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port) if port.isdigit() else 0
+
+
+def parse(text: str) -> tuple[list[str], list[Server]]:
+    """The non-server lines (servers as ``server <backend>/<name>`` placeholders) and the servers."""
+    skeleton, servers, backend = [], [], ""
+    for line in text.splitlines():
+        section = SECTION.match(line)
+        if section:
+            backend = section.group(2) if section.group(1) in ("backend", "listen") else ""
+        server = SERVER.match(line) if backend else None
+        if server is None:
+            skeleton.append(line)
+            continue
+        words = server.group(3).split()
+        weight, rest, disabled = 1, [], False
+        i = 0
+        while i < len(words):
+            if words[i] == "weight" and i + 1 < len(words) and words[i + 1].isdigit():
+                weight, i = int(words[i + 1]), i + 2
+                continue
+            if words[i] == "disabled":
+                disabled = True
+            else:
+                rest.append(words[i])
+            i += 1
+        address, port = split_endpoint(server.group(2))
+        servers.append(Server(backend, server.group(1), address, port, weight, disabled, tuple(rest)))
+        skeleton.append(f"server {backend}/{server.group(1)}")
+    return skeleton, servers
+
+
+def servers(text: str) -> dict[tuple[str, str], Server]:
+    return {(s.backend, s.name): s for s in parse(text)[1]}
+
+
+def runtime_changes(old: str | None, new: str) -> list[ServerChange] | None:
+    """The Runtime API changes that turn ``old`` into ``new``, or None if a reload is needed."""
+    if old is None:
+        return None
+    old_skeleton, old_servers = parse(old)
+    new_skeleton, new_servers = parse(new)
+    if old_skeleton != new_skeleton:
+        return None
+    changes = []
+    for before, after in zip(old_servers, new_servers):
+        if before == after:
+            continue
+        if before.rest != after.rest:
+            return None
+        readdress = (before.address, before.port) != (after.address, after.port)
+        if after.disabled:
+            readdress = False  # a slot being freed keeps its address until the next reload
+        elif readdress and not before.disabled:
+            return None
+        changes.append(ServerChange(after.backend, after.name, after.address, after.port, after.weight,
+                                    "maint" if after.disabled else "ready", readdress))
+    return changes
+
+
+def commands(change: ServerChange) -> list[str]:
+    """The stats-socket commands for one change, in a safe order: address and weight
+    before a server takes traffic, maintenance before anything else when it stops."""
+    target = f"{change.backend}/{change.server}"
+    if change.state == "maint":
+        return [f"set server {target} state maint"]
+    out = []
+    if change.readdress:
+        out.append(f"set server {target} addr {change.address} port {change.port}")
+    out += [f"set server {target} weight {change.weight}", f"set server {target} state ready"]
+    return out

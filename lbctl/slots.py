@@ -1,0 +1,69 @@
+"""Spare server slots for HAProxy backends, so members can come and go through
+the Runtime API without a reload (the Data Plane API pattern).  Pure.
+
+Each pool is rendered as ``slot1 … slotN`` servers: members keep the slot they
+have in the live config (matched by address and port), new members take free
+slots, and removed members free theirs.  A free slot points at 127.0.0.1:9 and
+is ``disabled``.  When the slots run out, the pool grows to its members plus
+``headroom`` — a structural change, so that apply reloads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from lbctl import haproxy_cfg, model
+
+PREFIX = "slot"
+
+
+def assign(desired: model.Desired, live: str | None, headroom: int,
+           avoid: frozenset[tuple[str, str]] = frozenset()) -> model.Desired:
+    """``desired`` with every pool's members laid out in slots.
+
+    ``avoid``: (backend, slot) pairs freed so recently that they may still carry
+    connections; they are filled last.
+    """
+    by_backend: dict[str, list[haproxy_cfg.Server]] = {}
+    for server in haproxy_cfg.parse(live or "")[1]:
+        by_backend.setdefault(server.backend, []).append(server)
+    return replace(desired, pools=tuple(
+        pool_slots(p, by_backend.get(p.name, []), headroom, avoid) for p in desired.pools))
+
+
+def pool_slots(pool: model.Pool, live: list[haproxy_cfg.Server], headroom: int,
+               avoid: frozenset[tuple[str, str]]) -> model.Pool:
+    slots = [s for s in live if s.name.startswith(PREFIX) and s.name[len(PREFIX):].isdigit()]
+    count = len(slots) if len(slots) >= len(pool.members) and slots else len(pool.members) + headroom
+    names = [f"{PREFIX}{i}" for i in range(1, count + 1)]
+    placed: dict[str, model.Member] = {}
+    waiting = {(m.address, m.port): m for m in pool.members}
+    for s in slots:
+        member = waiting.pop((s.address, s.port), None)
+        if member is not None and not s.free and s.name in names:
+            placed[s.name] = member
+        elif member is not None:
+            waiting[(member.address, member.port)] = member
+    # Fill slots that were already free first: one vacated in this same change may
+    # still carry connections, and re-addressing it would need a reload.
+    vacated = {s.name for s in slots if not s.free}
+    free = sorted((n for n in names if n not in placed),
+                  key=lambda n: (n in vacated, (pool.name, n) in avoid, names.index(n)))
+    for name, member in zip(free, sorted(waiting.values(), key=lambda m: m.name)):
+        placed[name] = member
+    return replace(pool, members=tuple(
+        replace(placed[n], name=n) if n in placed else
+        model.Member(n, haproxy_cfg.PLACEHOLDER[0], haproxy_cfg.PLACEHOLDER[1], state="maint")
+        for n in names))
+
+
+def in_use(text: str) -> dict[str, dict]:
+    """Per backend: slots in use (slot → address:port) and free slots, from a rendered config."""
+    out: dict[str, dict] = {}
+    for s in haproxy_cfg.parse(text)[1]:
+        entry = out.setdefault(s.backend, {"used": {}, "free": []})
+        if s.free:
+            entry["free"].append(s.name)
+        else:
+            entry["used"][s.name] = f"{s.address}:{s.port}"
+    return out
