@@ -17,7 +17,9 @@ from pathlib import Path
 
 import click
 
-from lbctl import __version__, config, controller, deploy, inventory, settings
+from lbctl import __version__, config, controller, deploy, inventory, logs, settings, sources
+from lbctl.audit import AuditLog
+from lbctl.metrics import StatusServer
 from lbctl.discovery import consul as consul_client, consul_model, merge
 from lbctl.errors import ConfigError, LbctlError
 from lbctl.render import KINDS, render as render_config
@@ -122,8 +124,9 @@ class Session:
         return desired
 
     def setup(self) -> controller.Setup:
+        audit = AuditLog(self.config.audit_log) if self.config.audit_log else None
         return controller.Setup(self.parts(), [self.target(t) for t in self.selected], self.config.watch,
-                                self.config.consul)
+                                self.config.consul, self.config.election, audit)
 
     def renderer(self, settings_: config.Target):
         return lambda desired: render_config(desired, settings_.kind, settings_.options, self.template_dir)
@@ -131,7 +134,10 @@ class Session:
     def target(self, settings_: config.Target) -> FileTarget:
         if settings_.kind == "as3":
             raise ConfigError("-t as3 renders and validates a declaration; plan and apply need a bigip target in the config")
-        return TARGET_TYPES[settings_.kind](settings_, self.renderer(settings_))
+        target = TARGET_TYPES[settings_.kind](settings_, self.renderer(settings_))
+        if self.config is not None and self.config.audit_log:
+            target.state.listeners.append(AuditLog(self.config.audit_log))
+        return target
 
 
 def one_shot(func):
@@ -253,13 +259,20 @@ def apply(config_path, inventory_path, target_name, template_dir) -> None:
 @templates_option
 @click.option("--force", is_flag=True, help="Apply changes the mass-removal guard would refuse.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every step, not only changes and problems.")
-def watch(config_path, inventory_path, target_name, template_dir, force, verbose) -> None:
+@click.option("--log-format", type=click.Choice(["human", "json"]), default="human", help="Log lines for people or JSON.")
+@click.option("--listen", help="Serve /metrics, /healthz and /readyz on HOST:PORT (default: metrics.listen).")
+def watch(config_path, inventory_path, target_name, template_dir, force, verbose, log_format, listen) -> None:
     """Keep the targets in step with the source until SIGTERM (SIGHUP re-reads the config)."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s")
+    logs.setup(log_format, verbose)
     args = (config_path, inventory_path, target_name, template_dir)
-    Session(*args, need_config=True)  # fail now, with one line, on a bad config
+    first = Session(*args, need_config=True)  # fail now, with one line, on a bad config
     ctl = controller.Controller(lambda: Session(*args, need_config=True).setup(), force=force)
+    address = sources.address(listen, "--listen") if listen else first.config.metrics_listen
+    if address is not None:
+        try:
+            StatusServer(address, ctl.metrics, ctl.alive, ctl.ready)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {address[0]}:{address[1]}: {exc.strerror}") from None
     signal.signal(signal.SIGTERM, ctl.request_stop)
     signal.signal(signal.SIGINT, ctl.request_stop)
     signal.signal(signal.SIGHUP, ctl.request_reload)
@@ -280,7 +293,7 @@ def rollback(config_path, target_name, backup_id) -> None:
     backup = target.backups.get(backup_id) if backup_id else target.backups.latest(target.path)
     if backup is None:
         raise ConfigError(f"{target.name}: no backups in {target.backups.directory}")
-    outcome = deploy.deploy(target, candidate=backup.read_bytes().decode())
+    outcome = deploy.deploy(target, candidate=backup.read_bytes().decode(), action="rollback")
     click.echo(f"{outcome.message} (restored backup {backup.id})" if outcome.result != "unchanged"
                else f"{target.name}: backup {backup.id} is already live")
 

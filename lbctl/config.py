@@ -18,7 +18,8 @@ from lbctl import bigip_config, settings, sources
 from lbctl import validate as v
 from lbctl.errors import ConfigError
 
-TOP_KEYS = ("source", "templates", "state_dir", "targets", "watch")
+TOP_KEYS = ("source", "templates", "state_dir", "targets", "watch", "election", "audit_log", "metrics")
+METRICS_KEYS = ("listen",)
 SOURCE_KEYS = ("inventory", "consul")
 PROBE_KEYS = ("url", "expect_status", "host", "timeout")
 
@@ -51,6 +52,7 @@ class Target:
     # haproxy
     master_socket: Path | None = None
     master_log: Path | None = None  # where the master's stderr goes: reload failures quote it
+    shared: bool = False  # with an election, only the leader writes to it (a BIG-IP pair, say)
     runtime_api: bool = True  # member changes through the stats socket, without a reload
     slots: int = 8  # spare server slots per backend (0: servers named after members, no slots)
     # nginx: the main file when ``config`` is a file it includes
@@ -66,10 +68,14 @@ class Config:
     targets: dict[str, Target] = field(default_factory=dict)
     consul: sources.ConsulSettings | None = None
     watch: sources.WatchSettings = sources.WatchSettings()
+    election: sources.ElectionSettings | None = None
+    audit_log: Path | None = None
+    metrics_listen: tuple[str, int] | None = None
 
 
 TARGET_KEYS = {
-    "common": ("kind", "config", "binary", "probes", "keep_backups", "lock_timeout", "check_timeout", "reload_timeout"),
+    "common": ("kind", "config", "binary", "probes", "keep_backups", "lock_timeout", "check_timeout", "reload_timeout",
+               "shared"),
     "haproxy": ("master_socket", "master_log", "runtime_api", "slots"),
     "nginx": ("main_config",),
 }
@@ -105,9 +111,15 @@ def from_raw(raw: Any, base: Path, path: Path | None = None) -> Config:
         v.ident(name, f"targets[{v.show(name)}]")
     inventory = v.optional(source, "inventory", "source", local_path, None)
     consul = sources.consul(source["consul"], base) if source.get("consul") is not None else None
+    election = sources.election(data["election"], base) if data.get("election") is not None else None
+    if election is not None and election.consul is None and consul is None:
+        raise v.fail("election.consul", "is required when source.consul is not set")
+    metrics = v.fields(data.get("metrics") or {}, "metrics", METRICS_KEYS)
+    audit = v.optional(data, "audit_log", "", local_path, None)
     return Config(path, resolve(base, inventory) if inventory else None,
                   str(resolve(base, templates)) if templates else None, state_dir, targets,
-                  consul, sources.watch(data.get("watch")))
+                  consul, sources.watch(data.get("watch")), election, resolve(base, audit) if audit else None,
+                  sources.address(metrics["listen"], "metrics.listen") if metrics.get("listen") else None)
 
 
 def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Target:
@@ -139,6 +151,7 @@ def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Targe
         master_socket=resolve(base, v.optional(data, "master_socket", path, local_path, str(DEFAULT_MASTER_SOCKET)))
         if kind == "haproxy" else None,
         master_log=resolve(base, data["master_log"]) if kind == "haproxy" and data.get("master_log") else None,
+        shared=v.optional(data, "shared", path, sources.boolean, False),
         runtime_api=v.optional(data, "runtime_api", path, sources.boolean, True),
         slots=v.optional(data, "slots", path, v.integer, 8 if kind == "haproxy" else 0, 0, 10_000),
         main_config=resolve(base, main_config) if main_config else None,

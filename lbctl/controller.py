@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from lbctl import deploy, guard, inventory, model
+from lbctl.audit import AuditLog
 from lbctl.discovery import consul_model, merge
 from lbctl.discovery.consul import Client
+from lbctl.discovery.election import Election
 from lbctl.discovery.watcher import ConsulWatcher
-from lbctl.errors import LbctlError
-from lbctl.sources import ConsulSettings, WatchSettings
+from lbctl.errors import ConfigError, LbctlError
+from lbctl.metrics import Metrics
+from lbctl.sources import ConsulSettings, ElectionSettings, WatchSettings
 from lbctl.targets.base import Target
 
 log = logging.getLogger("lbctl.watch")
@@ -38,6 +41,8 @@ class Setup:
     targets: list[Target]
     watch: WatchSettings
     consul: ConsulSettings | None = None
+    election: ElectionSettings | None = None
+    audit: AuditLog | None = None
     static: dict[str, model.Pool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -45,10 +50,14 @@ class Setup:
 
 
 class Controller:
-    def __init__(self, load: Callable[[], Setup], force: bool = False, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, load: Callable[[], Setup], force: bool = False, clock: Callable[[], float] = time.monotonic,
+                 metrics: Metrics | None = None):
         self.load = load
         self.force = force
         self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.election: Election | None = None
+        self.beat = clock()
         self.wake = threading.Condition()
         self.dirty: set[str] = set()
         self.first_change: float | None = None
@@ -89,6 +98,7 @@ class Controller:
         self.start(self.load())
         try:
             while not self.stop_requested and (_iterations is None or self.applies < _iterations):
+                self.beat = self.clock()
                 if self.reload_requested:
                     self.reload_requested = False
                     self.restart()
@@ -99,17 +109,53 @@ class Controller:
                         if not (self.stop_requested or self.reload_requested):
                             self.wake.wait(TICK)
         finally:
-            if self.watcher:
-                self.watcher.stop()
+            self.shutdown()
 
     def start(self, setup: Setup) -> None:
         self.setup = setup
         self.pools = {}
+        for target in setup.targets:
+            target.state.listeners[:] = [self.metrics.record] + ([setup.audit] if setup.audit else [])
         if setup.consul is not None:
             pool_size = len(setup.consul.services) + 64
-            self.watcher = ConsulWatcher(Client(setup.consul, pool_size), self.changed, setup.watch.retry_max_ms / 1000)
+            self.watcher = ConsulWatcher(Client(setup.consul, pool_size), self.changed, setup.watch.retry_max_ms / 1000,
+                                         lambda key: self.metrics.consul_errors.labels(key).inc())
             self.watcher.start()
+        self.metrics.leader.set(0 if setup.election else 1)
+        if setup.election is not None:
+            e = setup.election
+            api = Client(e.consul or setup.consul).api
+            self.election = Election(api, e.key, e.name, e.ttl_s, e.lock_delay_s, self.leadership)
+            self.election.start()
         self.changed({"*"})  # the first round applies whatever the source holds
+
+    def shutdown(self) -> None:
+        if self.election:
+            self.election.stop()  # release the lock before destroying the session
+            self.election = None
+        if self.watcher:
+            self.watcher.stop()
+            self.watcher = None
+
+    def leadership(self, leading: bool) -> None:
+        self.metrics.leader.set(1 if leading else 0)
+        if leading:
+            self.changed({"*"})  # a new leader syncs the shared targets at once
+
+    # -- what /healthz and /readyz report ---------------------------------------------
+
+    def alive(self) -> bool:
+        return self.clock() - self.beat < 10 * TICK + 30
+
+    def ready(self) -> tuple[bool, str]:
+        if self.applied is None:
+            return False, "not synced yet"
+        if self.watcher is not None:
+            age = self.watcher.age()
+            limit = self.setup.consul.wait_ms / 1000 * 1.5 + 10
+            if age is None or age > limit:
+                return False, f"discovery data is stale ({age or 0:.0f}s old, limit {limit:.0f}s)"
+        return True, "ready"
 
     def restart(self) -> None:
         log.info("SIGHUP: reading the configuration again")
@@ -118,9 +164,7 @@ class Controller:
         except LbctlError as exc:
             log.error("%s; keeping the running configuration", exc)
             return
-        if self.watcher:
-            self.watcher.stop()
-            self.watcher = None
+        self.shutdown()
         self.start(setup)
 
     def due(self) -> bool:
@@ -150,13 +194,20 @@ class Controller:
                 log.error("refusing the change (pass --force to allow it): %s", text)
             self.applies += 1
             return
+        self.metrics.pools(desired)
         ok = True
         for target in self.setup.targets:
+            shared = self.election is not None and target.settings.shared
+            if shared and not self.election.leading:
+                continue  # a follower: the leader writes to shared targets
+            target.state.leader = self.election.me if shared else None  # who wrote, for the audit log
             try:
-                outcome = deploy.deploy(target, desired)
+                outcome = deploy.deploy(target, desired, fence=self.election.fence if shared else None)
+                self.metrics.renders.labels(target.name, "ok").inc()
                 if outcome.result != "unchanged":
                     log.info("%s", outcome.message)
             except LbctlError as exc:
+                self.metrics.renders.labels(target.name, "error" if isinstance(exc, ConfigError) else "ok").inc()
                 ok = False
                 log.error("%s", exc)
         self.applies += 1

@@ -7,10 +7,13 @@ candidate never reaches it, and a crash at any point leaves one or the other.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import signal
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 from lbctl import model
 from lbctl.errors import LbctlError, RollbackError
@@ -28,8 +31,13 @@ class Outcome:
     change: Change | None = None
 
 
-def deploy(target: Target, desired: model.Desired | None = None, candidate: str | None = None) -> Outcome:
+def deploy(target: Target, desired: model.Desired | None = None, candidate: str | None = None,
+           action: str = "apply", fence: Callable[[], None] | None = None) -> Outcome:
     """Make ``target`` serve ``desired`` (or the ``candidate`` text, for a rollback).
+
+    ``fence`` is called right before anything is written; it raises when this
+    process may no longer write (a leader that lost its lock).  Every outcome but
+    "unchanged" is recorded (``TargetState.record``: last apply, audit log, metrics).
 
     :raises LbctlError: the change was refused or failed; the message says whether
         the previous configuration is live again.  ``RollbackError`` if it is not.
@@ -40,23 +48,31 @@ def deploy(target: Target, desired: model.Desired | None = None, candidate: str 
             if target.state.pending() and target.running():
                 return finish_interrupted(target, change)
             return Outcome(target.name, "unchanged", f"{target.name}: {target.path} is up to date", change)
+        started = time.monotonic()
         before, after = digest(change.live), digest(change.candidate)
+
+        def record(result: str, message: str, now: str | None) -> None:
+            target.state.record(result, message, before, now, changed(change), action, time.monotonic() - started)
+
+        fence = fence or (lambda: None)
+        fence()
         live_first = target.runtime(change)  # HAProxy: members changed through the Runtime API
         try:
             target.check(change)
             running = target.running()
+            fence()
             target.state.mark_pending()
             checkpoint = target.apply(change)
         except LbctlError as exc:  # apply undoes its own partial work: nothing changed
             target.state.clear_pending()
-            target.state.record("failed", str(exc), before, before)
+            record("failed", str(exc), before)
             raise
         fault("swapped")
         if not running:
             target.state.clear_pending()
             message = (f"{target.name}: wrote {target.path}; {target.kind} is not running, "
                        "so it takes effect when it starts")
-            target.state.record("written", message, before, after)
+            record("written", message, after)
             return Outcome(target.name, "written", message, change)
         try:
             if not live_first:
@@ -64,11 +80,11 @@ def deploy(target: Target, desired: model.Desired | None = None, candidate: str 
             fault("reloaded")
             target.verify()
         except LbctlError as exc:
-            restore(target, checkpoint, change, exc, before, after)
+            restore(target, checkpoint, change, exc, record)
         target.state.clear_pending()
         how = "through the runtime API, without a reload" if live_first else f"and {target.kind} reloaded"
         message = f"{target.name}: applied {target.path} {how}"
-        target.state.record("applied", message, before, after)
+        record("applied", message, after)
         return Outcome(target.name, "applied", message, change)
 
 
@@ -87,7 +103,7 @@ def finish_interrupted(target: Target, change: Change) -> Outcome:
 
 
 def restore(target: Target, checkpoint: Checkpoint, change: Change, failure: LbctlError,
-            before: str | None, after: str | None) -> None:
+            record: Callable[[str, str, str | None], None]) -> None:
     """Put the previous configuration back after ``failure`` and raise.
 
     :raises LbctlError: ``failure``'s kind, saying the previous config is live again.
@@ -101,12 +117,22 @@ def restore(target: Target, checkpoint: Checkpoint, change: Change, failure: Lbc
             target.verify()
     except LbctlError as second:
         message = f"{failure}; restoring the previous configuration also failed: {second}"
-        target.state.record("rollback-failed", message, before, after)
+        record("rollback-failed", message, digest(change.candidate))
         raise RollbackError(message) from None
     target.state.clear_pending()
     message = f"{failure}; restored the previous configuration, which is live again"
-    target.state.record("rolled-back", message, before, before)
+    record("rolled-back", message, digest(change.live))
     raise type(failure)(message) from None
+
+
+def changed(change: Change, limit: int = 50) -> list[str]:
+    """What a change does, for the audit log: the target's summary, or the changed lines."""
+    if change.summary:
+        return list(change.summary[:limit])
+    lines = [line.rstrip("\n") for line in difflib.unified_diff((change.live or "").splitlines(), change.candidate.splitlines(),
+                                                                 lineterm="", n=0)
+             if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return lines[:limit] + ([f"... {len(lines) - limit} more lines"] if len(lines) > limit else [])
 
 
 def digest(text: str | None) -> str | None:

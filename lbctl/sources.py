@@ -20,6 +20,8 @@ CONSUL_KEYS = ("address", "scheme", "token_env", "token_file", "tls", "datacente
                "filter", "health", "stale", "wait", "min_query_interval")
 TLS_KEYS = ("ca", "cert", "key", "verify")
 WATCH_KEYS = ("min_wait", "max_wait", "min_members", "max_removal", "retry_max")
+ELECTION_KEYS = ("key", "ttl", "lock_delay", "name", "consul")
+KV_KEY = re.compile(r"[A-Za-z0-9_.,-]+(/[A-Za-z0-9_.,-]+)*", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,34 @@ class WatchSettings:
     retry_max_ms: int = 30_000  # backoff cap when applying or reading Consul fails
 
 
-def consul(raw: Any, base: Path, path: str = "source.consul") -> ConsulSettings:
+@dataclass(frozen=True)
+class ElectionSettings:
+    key: str = "lbctl/leader"
+    ttl_s: int = 15  # Consul expires a session at up to twice its TTL
+    lock_delay_s: int = 15
+    name: str = "lbctl"
+    consul: ConsulSettings | None = None  # default: source.consul
+
+
+def election(raw: Any, base: Path, path: str = "election") -> ElectionSettings:
+    data = v.fields(raw or {}, path, ELECTION_KEYS)
+    ttl = v.optional(data, "ttl", path, v.duration_ms, 15_000)
+    if not 10_000 <= ttl <= 86_400_000:
+        raise v.fail(f"{path}.ttl", "must be from 10s to 24h (Consul's limits)", data.get("ttl"))
+    delay = v.optional(data, "lock_delay", path, duration_or_zero, 15_000)
+    if delay > 60_000:
+        raise v.fail(f"{path}.lock_delay", "must be at most 60s (Consul's cap)", data.get("lock_delay"))
+    key = v.optional(data, "key", path, v.pattern, "lbctl/leader", KV_KEY, "a Consul key of letters, digits and ._,-/")
+    if "." in key.rsplit("/", 1)[-1]:
+        raise v.fail(f"{path}.key", "must not end in an extension (Consul refuses keys like x.json)", key)
+    name = v.optional(data, "name", path, v.ident, os.uname().nodename.split(".")[0] or "lbctl")
+    settings = ElectionSettings(key, ttl // 1000, delay // 1000, name,
+                                consul(data["consul"], base, f"{path}.consul", need_services=False)
+                                if data.get("consul") else None)
+    return settings
+
+
+def consul(raw: Any, base: Path, path: str = "source.consul", need_services: bool = True) -> ConsulSettings:
     data = v.fields(raw or {}, path, CONSUL_KEYS)
     host, port = address(data.get("address", "127.0.0.1:8500"), f"{path}.address")
     tls = v.fields(data.get("tls") or {}, f"{path}.tls", TLS_KEYS)
@@ -89,7 +118,7 @@ def consul(raw: Any, base: Path, path: str = "source.consul") -> ConsulSettings:
         wait_ms=v.optional(data, "wait", path, v.duration_ms, 60_000),
         min_query_interval_ms=v.optional(data, "min_query_interval", path, v.duration_ms, 100),
     )
-    if not (settings.services or settings.tag or settings.filter):
+    if need_services and not (settings.services or settings.tag or settings.filter):
         raise v.fail(path, "needs services, a tag or a filter to choose what to watch")
     if settings.wait_ms > 600_000:
         raise v.fail(f"{path}.wait", "must be at most 10m (Consul clamps longer waits)")

@@ -16,8 +16,10 @@ CATALOG = "catalog"
 
 
 class ConsulWatcher:
-    def __init__(self, client: Client, on_change: Callable[[set[str]], None], retry_max: float) -> None:
+    def __init__(self, client: Client, on_change: Callable[[set[str]], None], retry_max: float,
+                 on_error: Callable[[str], None] = lambda key: None) -> None:
         self.client = client
+        self.count_error = on_error
         self.settings = client.settings
         self.on_change = on_change
         self.retry_max = retry_max
@@ -57,7 +59,6 @@ class ConsulWatcher:
     def _catalog(self, _key: str, catalog: Any) -> None:
         with self.lock:
             self.catalog_seen = True
-            self._answered(CATALOG)
             changed = self._watch(selected(self.settings, catalog or {}))
         if changed:
             self.on_change(changed)
@@ -67,10 +68,10 @@ class ConsulWatcher:
             if name not in self.watches:
                 return  # no longer watched: a late answer
             self.entries[name] = entries
-            self._answered(name)
         self.on_change({name})
 
     def _error(self, key: str, exc: DiscoveryError) -> None:
+        self.count_error(key)
         with self.lock:
             first = key not in self.failing
             self.failing[key] = str(exc)
@@ -94,6 +95,12 @@ class ConsulWatcher:
         return (current - wanted) | (wanted - current)
 
     def _spawn(self, key: str, fetch, on_change) -> None:
-        w = Watch(key, fetch, on_change, self._error, self.settings.min_query_interval_ms / 1000, self.retry_max)
+        def answered(index: int):  # every good answer, changed or not, keeps the data fresh
+            result = fetch(index)
+            with self.lock:
+                self._answered(key)
+            return result
+
+        w = Watch(key, answered, on_change, self._error, self.settings.min_query_interval_ms / 1000, self.retry_max)
         self.watches[key] = w
         w.start()

@@ -1,0 +1,91 @@
+"""Prometheus metrics and the ``/metrics``, ``/healthz`` and ``/readyz`` endpoints
+of ``lbctl watch`` (prometheus-client, which speaks the exposition format)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from lbctl import model
+
+ROLLBACKS = ("rolled-back", "rollback-failed")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.renders = Counter("lbctl_renders", "Renders of a target's configuration", ["target", "result"], registry=r)
+        self.applies = Counter("lbctl_applies", "Applies that changed or tried to change a target",
+                               ["target", "result"], registry=r)
+        self.rollbacks = Counter("lbctl_rollbacks", "Rollbacks, automatic or asked for", ["target", "result"], registry=r)
+        self.duration = Histogram("lbctl_apply_duration_seconds", "Time from check to verified change", ["target"],
+                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
+        self.consul_errors = Counter("lbctl_consul_query_errors", "Failed Consul queries", ["query"], registry=r)
+        self.last_success = Gauge("lbctl_last_successful_apply_timestamp_seconds",
+                                  "When a target last took a change", ["target"], registry=r)
+        self.data_age = Gauge("lbctl_discovery_data_age_seconds", "Seconds since discovery last answered", registry=r)
+        self.members = Gauge("lbctl_pool_members", "Members of each pool by state", ["pool", "state"], registry=r)
+        self.leader = Gauge("lbctl_leader", "1 when this process may write to shared targets", registry=r)
+
+    def record(self, entry: dict) -> None:
+        """A ``TargetState.record`` listener."""
+        target, result = entry["target"], entry["result"]
+        if entry["action"] == "rollback" or result in ROLLBACKS:
+            self.rollbacks.labels(target, result).inc()
+        if entry["action"] == "apply":
+            self.applies.labels(target, result).inc()
+        if entry.get("duration_s") is not None:
+            self.duration.labels(target).observe(entry["duration_s"])
+        if result in ("applied", "written"):
+            self.last_success.labels(target).set(time.time())
+
+    def pools(self, desired: model.Desired) -> None:
+        self.members.clear()
+        for pool in desired.pools:
+            for state in model.MEMBER_STATES:
+                self.members.labels(pool.name, state).set(sum(m.state == state for m in pool.members))
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class StatusServer(ThreadingHTTPServer):
+    """``/metrics``; ``/healthz`` (the loop is alive); ``/readyz`` (synced and fresh)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], metrics: Metrics, alive: Callable[[], bool],
+                 ready: Callable[[], tuple[bool, str]]) -> None:
+        self.metrics, self.alive, self.ready = metrics, alive, ready
+        super().__init__(address, Handler)
+        threading.Thread(target=self.serve_forever, name="status server", daemon=True).start()
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: StatusServer
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        if self.path == "/metrics":
+            self.answer(200, self.server.metrics.text(), CONTENT_TYPE_LATEST)
+        elif self.path == "/healthz":
+            ok = self.server.alive()
+            self.answer(200 if ok else 503, b"ok\n" if ok else b"the watch loop is stuck\n")
+        elif self.path == "/readyz":
+            ok, why = self.server.ready()
+            self.answer(200 if ok else 503, (why + "\n").encode())
+        else:
+            self.answer(404, b"not found: try /metrics, /healthz or /readyz\n")
+
+    def answer(self, status: int, body: bytes, kind: str = "text/plain; charset=utf-8") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass

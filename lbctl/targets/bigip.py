@@ -1,0 +1,243 @@
+"""An F5 BIG-IP as an lbctl target (docs/bigip.md).
+
+``mode: imperative`` reads the partition's pools and monitors, diffs them
+against the model in pure code (``bigip_diff``), and applies one sync in one
+iControl REST transaction.  ``mode: as3`` declares the same pools and monitors
+as one AS3 tenant.  Either way ``deploy`` sees the usual contract:
+
+- ``plan``: reads the device; the Change's ``summary`` is the semantic diff.
+- ``check``: the values were checked building the plan; AS3 declarations are
+  checked against F5's schema; ``device_check: true`` also runs the transaction
+  with ``validateOnly`` (a second pass over the device: off by default, since a
+  commit is all-or-nothing anyway).
+- ``apply``: one transaction (or one declaration).  A failed one is read back to
+  confirm nothing changed.
+- ``reload``: ``save sys config`` (``save_config``, imperative mode: AS3 saves by
+  itself) and ``config-sync to-group`` (``sync_group``).
+- ``verify``: reads back and compares with what the plan expected.
+- ``rollback``: the inverse, again as one transaction (or the previous declaration).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from lbctl import bigip_config
+from lbctl import config as cfg
+from lbctl import model
+from lbctl.errors import ConfigError, LbctlError, ReloadError, RollbackError, ValidationError, VerifyError
+from lbctl.targets import as3, bigip_diff as diff, bigip_model as bm, icontrol
+from lbctl.targets.base import Change, Checkpoint, Target
+from lbctl.targets.state import TargetState
+
+
+@dataclass(frozen=True)
+class BigIPChange(Change):
+    """A Change with the plan behind it (and, in AS3 mode, the declaration and the tenant before)."""
+
+    plan: diff.Plan | None = None
+    declaration: dict | None = None
+    previous: dict | None = None
+
+    @property
+    def noop(self) -> bool:
+        return self.live == self.candidate if self.plan is None else not self.plan.ops
+
+
+class BigIPTarget(Target):
+    kind = "bigip"
+
+    def __init__(self, settings: cfg.Target, render: Any = None, *, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        self.opts: bigip_config.BigIPSettings = settings.options
+        self.name = settings.name
+        self.clock, self.sleep = clock, sleep
+        opts = self.opts
+        verify: bool | str = str(opts.ca_bundle) if opts.verify and opts.ca_bundle else opts.verify
+        access = icontrol.Access(opts.host, opts.port, opts.username, self.password, verify=verify,
+                                 timeout=opts.timeout_ms / 1000, retries=opts.retries, backoff=opts.backoff_ms / 1000)
+        self.device = icontrol.BigIP(self.name, access, sleep)
+        self.as3 = opts.mode == "as3"
+        self.partition = as3.folder(opts.as3_tenant) if self.as3 else opts.partition
+        where = f"AS3 tenant {opts.as3_tenant}" if self.as3 else f"partition {opts.partition}"
+        self.path = f"{access.url} {where}"
+        self.state = TargetState(settings.state_dir, settings.name, settings.lock_timeout_ms / 1000)
+        self.expected: tuple | None = None   # (pools, monitors) that verify() should find
+        self.verify_monitors = True          # False: the change left the monitors alone
+        self.poll = 1.0                      # seconds between AS3 task polls
+
+    def password(self) -> str:
+        """The password, from the environment or a file; read at each login, never logged."""
+        opts = self.opts
+        if opts.password_env:
+            value = os.environ.get(opts.password_env)
+            if not value:
+                raise ConfigError(f"{self.name}: password_env: the environment variable {opts.password_env} is not set")
+            return value
+        try:
+            value = opts.password_file.read_text().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{self.name}: password_file {opts.password_file}: cannot read it: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
+        if not value:
+            raise ConfigError(f"{self.name}: password_file {opts.password_file} is empty")
+        return value
+
+    # -- plan ----------------------------------------------------------------------------
+    def plan(self, desired: model.Desired) -> BigIPChange:
+        wanted = bm.wanted(desired, self.partition, self.opts.owner)
+        if self.as3:
+            previous = self.device.as3_tenant(self.opts.as3_tenant)
+            current = as3.parse_tenant(previous, self.opts.as3_tenant, self.opts.owner)
+            p = self.diff(current, wanted)
+            decl = as3.declaration(*p.after, self.opts.as3_tenant, self.opts.owner)
+            return self.change(p, declaration=decl, previous=previous)
+        return self.change(self.diff(self.device.read(self.partition), wanted))
+
+    def plan_text(self, candidate: str) -> Change:
+        raise ConfigError(f"{self.name}: a bigip target keeps no file backups to restore; "
+                          "apply the previous inventory instead")
+
+    def diff(self, current: bm.DeviceState, wanted: bm.Wanted, drain_time: float | None = None) -> diff.Plan:
+        policy = diff.Policy(self.opts.owner, self.clock(),
+                             self.opts.drain_time_ms / 1000 if drain_time is None else drain_time)
+        for _ in range(5):  # each round reads what the previous one asked for
+            p = diff.plan(current, wanted, policy)
+            if not p.missing:
+                return p
+            current = self.device.complete(current, p.missing)
+        raise ConfigError(f"{self.name}: the plan kept asking for more device data ({sorted(map(str, p.missing))})")
+
+    def change(self, p: diff.Plan, **extra: Any) -> BigIPChange:
+        summary = p.summary + tuple(f"= {line}" for line in p.waiting)
+        return BigIPChange(self.name, bm.state_text(*p.before), bm.state_text(*p.after), summary, plan=p, **extra)
+
+    # -- check, apply ----------------------------------------------------------------------
+    def check(self, change: Change) -> None:
+        assert isinstance(change, BigIPChange) and change.plan is not None
+        if self.as3:
+            try:
+                as3.check(change.declaration)
+            except ValidationError as exc:
+                raise ValidationError(f"{self.name}: {exc}") from None
+        elif self.opts.device_check and change.plan.ops:
+            try:
+                self.device.commit(self.partition, change.plan.ops, validate_only=True)
+            except LbctlError as exc:
+                raise ValidationError(str(exc).replace("; nothing was changed", "")) from None
+
+    def apply(self, change: Change) -> Checkpoint:
+        assert isinstance(change, BigIPChange) and change.plan is not None
+        p = change.plan
+        try:
+            if self.as3:
+                self.device.as3_declare(change.declaration, self.opts.as3_timeout_ms / 1000, self.poll)
+            else:
+                self.device.commit(self.partition, p.ops)
+        except LbctlError as exc:
+            raise type(exc)(f"{exc}{self.read_back(p.before)}") from None
+        self.expected, self.verify_monitors = p.after, p.before[1] != p.after[1]
+        return Checkpoint(self.name, None, data=(p.before, change.previous))
+
+    def read_back(self, before: tuple) -> str:
+        """After a failed write: does the device still hold what it held before?"""
+        try:
+            have = self.owned_state()
+        except LbctlError:
+            return ""
+        if have == before:
+            return "; read back: nothing was changed"
+        return "; read back: the device differs from before (the next sync reads it and converges)"
+
+    def owned_state(self, monitors: bool = True) -> tuple[dict, dict]:
+        if self.as3:
+            current = as3.parse_tenant(self.device.as3_tenant(self.opts.as3_tenant), self.opts.as3_tenant,
+                                       self.opts.owner)
+        else:
+            current = self.device.read(self.partition, monitors)
+        return diff.owned_part(current, self.opts.owner)
+
+    # -- reload, verify, rollback ----------------------------------------------------------
+    def reload(self, change: Change) -> None:
+        try:
+            if self.opts.save_config and not self.as3:
+                self.device.save_config()
+            if self.opts.sync_group:
+                self.device.config_sync(self.opts.sync_group)
+        except LbctlError as exc:
+            raise ReloadError(str(exc)) from None
+
+    def verify(self) -> None:
+        if self.expected is None:
+            return
+        try:
+            have = self.owned_state(self.verify_monitors)
+        except LbctlError as exc:
+            raise VerifyError(f"{self.name}: cannot read the change back: {exc}") from None
+        if not self.verify_monitors and not self.as3:
+            have = (have[0], self.expected[1])
+        problem = difference(have, self.expected)
+        if problem:
+            raise VerifyError(f"{self.name}: read back after the change: {problem}")
+
+    def rollback(self, checkpoint: Checkpoint) -> None:
+        before, previous = checkpoint.data
+        try:
+            if self.as3:
+                tenant = self.opts.as3_tenant
+                if previous is None:
+                    self.device.as3_remove(tenant, self.opts.as3_timeout_ms / 1000)
+                else:
+                    decl = {**as3.declaration({}, {}, tenant, self.opts.owner), tenant: previous}
+                    self.device.as3_declare(decl, self.opts.as3_timeout_ms / 1000, self.poll)
+            else:
+                p = self.diff(self.device.read(self.partition), bm.Wanted(*before), drain_time=0)
+                if p.ops:
+                    self.device.commit(self.partition, p.ops)
+        except LbctlError as exc:
+            raise RollbackError(f"{self.name}: could not put the previous pools back: {exc}") from None
+        self.expected, self.verify_monitors = before, True
+
+    # -- status ------------------------------------------------------------------------------
+    def running(self) -> bool:
+        try:
+            return self.device.root is not None
+        except LbctlError:
+            return False
+
+    def status(self) -> dict:
+        try:
+            pools, monitors = self.owned_state()
+            sha = hashlib.sha256(bm.state_text(pools, monitors).encode()).hexdigest()
+            process = {"running": True, "version": self.device.version, "pools": len(pools),
+                       "monitors": len(monitors),
+                       "summary": f"reachable, BIG-IP {self.device.version}, {len(pools)} pools and "
+                                  f"{len(monitors)} monitors owned by {self.opts.owner}"}
+        except LbctlError as exc:
+            sha, process = None, {"running": False, "summary": f"not reachable: {exc}"}
+        return {"target": self.name, "kind": self.kind, "config": self.path, "sha256": sha,
+                "last_apply": self.state.last(), "backups": [], "process": process}
+
+
+def difference(have: tuple[dict, dict], want: tuple[dict, dict]) -> str | None:
+    """The first difference between two (pools, monitors) states, in words (None: equal)."""
+    for kind, got, expected in (("pool", have[0], want[0]), ("monitor", have[1], want[1])):
+        for name in sorted(set(got) | set(expected)):
+            if name not in got:
+                return f"{kind} {name} is missing"
+            if name not in expected:
+                return f"{kind} {name} should not be there"
+            if got[name] != expected[name]:
+                if kind == "pool":
+                    members, wanted = got[name].member_map(), expected[name].member_map()
+                    for m in sorted(set(members) | set(wanted)):
+                        if members.get(m) != wanted.get(m):
+                            return (f"pool {name} member {m}: expected {bm.member_text(wanted[m]) if m in wanted else 'none'}, "
+                                    f"found {bm.member_text(members[m]) if m in members else 'none'}")
+                return f"{kind} {name}: expected {expected[name]}, found {got[name]}"
+    return None

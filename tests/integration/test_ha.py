@@ -1,0 +1,168 @@
+"""Two ``lbctl watch`` controllers with leader election (the Consul emulator's
+sessions and KV locks), a shared target, metrics, health endpoints, JSON logs
+and the audit log."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from lbctl.audit import read as read_audit
+from lbctl.emulators.consul import ConsulEmulator
+from lbctl.targets import files
+from tests.support import Backend, free_port, http_get, requires_haproxy, wait_until
+from tests.support.stack import Stack
+
+pytestmark = requires_haproxy
+TOKEN = "ha-s3cret-token"
+
+
+class Controller:
+    """One ``lbctl watch`` process with its own name, config file and status port."""
+
+    def __init__(self, stack: Stack, name: str, log_format: str = "human"):
+        self.name, self.stack = name, stack
+        self.port = free_port()
+        settings = json.loads(json.dumps(stack.settings))
+        settings["election"] = {"name": name, "ttl": "10s", "lock_delay": "0s"}
+        settings["metrics"] = {"listen": f"127.0.0.1:{self.port}"}
+        self.config = stack.dir / f"lbctl-{name}.yml"
+        self.config.write_text(yaml.safe_dump(settings))
+        self.log = stack.dir / f"watch-{name}.log"
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "lbctl", "watch", "-c", str(self.config), "--log-format", log_format],
+                stdout=log, stderr=log, start_new_session=True, env={**os.environ, "LBCTL_TEST_TOKEN": TOKEN})
+
+    def logged(self, text: str) -> bool:
+        return text in self.log.read_text()
+
+    def get(self, path: str):
+        return http_get(f"http://127.0.0.1:{self.port}{path}", timeout=5)
+
+    def metric(self, line_start: str) -> float | None:
+        for line in self.get("/metrics").body.splitlines():
+            if line.startswith(line_start):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with contextlib.ExitStack() as es:
+        consul = es.enter_context(ConsulEmulator(default_wait=5, max_wait=5, check_update_interval=0,
+                                                 acl_tokens={TOKEN: "write"}))
+        backends = {n: es.enter_context(Backend(n)) for n in "abc"}
+        stack = Stack(tmp_path, "haproxy")
+        stack.settings["targets"]["edge"]["shared"] = True
+        stack.settings["audit_log"] = "audit.jsonl"
+        stack.inventory([])
+        stack.use_consul(consul.port, token_env="LBCTL_TEST_TOKEN")
+
+        def register(name):
+            consul.add_service("app", service_id=f"app-{name}", address="127.0.0.1", port=backends[name].port)
+
+        register("a")
+        os.environ["LBCTL_TEST_TOKEN"] = TOKEN
+        try:
+            assert stack.run("apply").exit_code == 0
+        finally:
+            del os.environ["LBCTL_TEST_TOKEN"]
+        es.enter_context(stack.running())
+        controllers = []
+        try:
+            yield consul, stack, register, controllers
+        finally:
+            for c in controllers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(c.proc.pid, signal.SIGCONT)
+                c.stop()
+
+
+def writers(stack: Stack) -> list[str]:
+    return [e["leader"] for e in read_audit(stack.dir / "audit.jsonl")]
+
+
+def test_only_the_leader_writes_and_a_follower_takes_over_after_kill_9(cluster):
+    consul, stack, register, controllers = cluster
+    a = Controller(stack, "ctl-a")
+    controllers.append(a)
+    wait_until(lambda: a.logged("ctl-a is the leader"), 10, "ctl-a to lead")
+    b = Controller(stack, "ctl-b")
+    controllers.append(b)
+    wait_until(lambda: b.metric("lbctl_leader ") == 0.0, 10, "ctl-b to run as a follower", ignore=(OSError,))
+    register("b")
+    wait_until(lambda: set(stack.spread(12)) == {"a", "b"}, 10, "app-b to take traffic")
+    # the first entry is the fixture's one-shot apply; the audit line follows the traffic by a moment
+    wait_until(lambda: writers(stack)[1:] == ["ctl-a"], 10, "ctl-a's audit entry")
+    assert not b.logged("applied")
+    os.kill(a.proc.pid, signal.SIGKILL)
+    consul.advance(25)  # past the session's 2 x TTL: Consul invalidates ctl-a's session
+    wait_until(lambda: b.logged("ctl-b is the leader"), 15, "ctl-b to take over")
+    register("c")
+    wait_until(lambda: set(stack.spread(12)) == {"a", "b", "c"}, 10, "ctl-b to apply app-c")
+    wait_until(lambda: writers(stack)[1:] == ["ctl-a", "ctl-b"], 10, "ctl-b's audit entry")
+    assert b.metric("lbctl_leader ") == 1.0
+
+
+def test_a_paused_leader_writes_nothing_after_it_lost_the_lock(cluster):
+    consul, stack, register, controllers = cluster
+    a = Controller(stack, "ctl-a")
+    controllers.append(a)
+    wait_until(lambda: a.logged("ctl-a is the leader"), 10, "ctl-a to lead")
+    b = Controller(stack, "ctl-b")
+    controllers.append(b)
+    wait_until(lambda: b.metric("lbctl_leader ") == 0.0, 10, "ctl-b to run as a follower", ignore=(OSError,))
+    os.kill(a.proc.pid, signal.SIGSTOP)  # a leader frozen in a long pause
+    consul.advance(25)
+    wait_until(lambda: b.logged("ctl-b is the leader"), 15, "ctl-b to take over")
+    register("b")
+    wait_until(lambda: set(stack.spread(12)) == {"a", "b"}, 10, "ctl-b to apply app-b")
+    os.kill(a.proc.pid, signal.SIGCONT)  # it wakes up, sees the change, and must not write it
+    wait_until(lambda: a.logged("ctl-a is no longer the leader"), 15, "ctl-a to step down")
+    register("c")
+    wait_until(lambda: set(stack.spread(12)) == {"a", "b", "c"}, 10, "ctl-b to apply app-c")
+    wait_until(lambda: len(writers(stack)) == 3, 10, "ctl-b's audit entries")
+    assert writers(stack)[1:] == ["ctl-b", "ctl-b"]
+    assert a.stop() == 0
+
+
+def test_metrics_health_audit_and_json_logs(cluster):
+    consul, stack, register, controllers = cluster
+    a = Controller(stack, "ctl-a", log_format="json")
+    controllers.append(a)
+    wait_until(lambda: a.get("/readyz").status == 200, 10, "ctl-a to be ready", ignore=(OSError,))
+    register("b")
+    wait_until(lambda: set(stack.spread(12)) == {"a", "b"}, 10, "app-b to take traffic")
+    wait_until(lambda: a.metric('lbctl_applies_total{result="applied",target="edge"}') == 1.0, 10, "the apply metric")
+    wait_until(lambda: len(read_audit(stack.dir / "audit.jsonl")) == 2, 10, "the audit entry")
+    assert a.get("/healthz").status == 200
+    assert a.metric("lbctl_leader ") == 1.0
+    assert a.metric('lbctl_pool_members{pool="app",state="enabled"}') == 2.0
+    assert a.metric('lbctl_renders_total{result="ok",target="edge"}') >= 1.0
+    assert a.metric("lbctl_discovery_data_age_seconds ") is not None
+    assert a.metric('lbctl_apply_duration_seconds_count{target="edge"}') == 1.0
+    assert a.metric('lbctl_last_successful_apply_timestamp_seconds{target="edge"}') > 0
+    entries = read_audit(stack.dir / "audit.jsonl")
+    last = entries[-1]
+    assert (last["target"], last["action"], last["result"], last["leader"]) == ("edge", "apply", "applied", "ctl-a")
+    assert last["hash_after"] == files.sha256_file(stack.live) and last["hash_before"] == entries[-2]["hash_after"]
+    assert any(line.startswith("+    server slot2 127.0.0.1:") for line in last["changed"])
+    consul.outage()
+    wait_until(lambda: a.metric('lbctl_consul_query_errors_total{query="app"}'), 10, "a Consul error metric")
+    a.stop()
+    lines = a.log.read_text().splitlines()
+    assert lines and all(json.loads(line)["message"] for line in lines[:-1])  # the last line is the stop note
+    assert TOKEN not in a.log.read_text()

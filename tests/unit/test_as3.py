@@ -1,0 +1,114 @@
+"""The AS3 declaration: built from the model, read back, and checked against F5's schema."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from lbctl import inventory, model
+from lbctl.cli import cli
+from lbctl.errors import ConfigError, ValidationError
+from lbctl.targets import as3, bigip_model as bm
+from tests.helpers import EXAMPLE
+
+
+def example() -> model.Desired:
+    return inventory.load(EXAMPLE)
+
+
+def test_the_example_inventory_is_a_valid_declaration():
+    decl = as3.document(example(), "Shop", "lbctl")
+    assert as3.errors(decl) == []
+    app = decl["Shop"]["lbctl"]
+    assert decl["Shop"]["remark"] == "lbctl:owner=lbctl"
+    assert app["web"]["monitors"] == [{"use": "web_http"}]
+    assert app["web"]["members"][0] == {
+        "servicePort": 8080, "serverAddresses": ["10.0.1.11"], "ratio": 10, "priorityGroup": 0,
+        "connectionLimit": 200, "adminState": "enable", "shareNodes": False, "remark": "web-1"}
+    assert app["db_tcp"] == {"class": "Monitor", "monitorType": "tcp", "interval": 1, "timeout": 3,
+                             "remark": "lbctl:owner=lbctl"}
+    assert [m["adminState"] for m in app["cart"]["members"]] == ["enable", "offline"]
+
+
+def test_tenant_common_uses_the_shared_application():
+    decl = as3.document(example(), "Common", "lbctl")
+    assert decl["Common"]["Shared"]["template"] == "shared"
+    assert as3.errors(decl) == []
+    assert as3.folder("Common") == "Common/Shared"
+
+
+def test_a_declaration_reads_back_to_the_same_pools_and_monitors():
+    want = bm.wanted(example(), as3.folder("Shop"), "lbctl")
+    decl = as3.declaration(want.pools, want.monitors, "Shop", "lbctl")
+    back = as3.parse_tenant(json.loads(json.dumps(decl))["Shop"], "Shop", "lbctl")
+    assert (dict(back.pools), dict(back.monitors)) == (want.pools, want.monitors)
+    assert as3.parse_tenant(None, "Shop", "lbctl").pools == {}
+
+
+def test_a_tenant_lbctl_did_not_declare_is_not_taken_over():
+    with pytest.raises(ConfigError, match="AS3 tenant Shop exists and was not declared by lbctl"):
+        as3.parse_tenant({"class": "Tenant", "app": {"class": "Application"}}, "Shop", "lbctl")
+
+
+def test_a_weight_above_the_as3_ratio_maximum_names_pool_and_member():
+    desired = model.Desired(pools=(model.Pool("web", members=(
+        model.Member("web-1", "10.0.0.1", 80, weight=200), model.Member("web-2", "10.0.0.2", 80))),))
+    with pytest.raises(ConfigError, match=r"^pools.web: member web-1: weight 200 is above AS3's ratio maximum of 100"):
+        as3.document(desired, "Shop", "lbctl")
+
+
+def test_schema_errors_name_the_path():
+    desired = model.Desired(pools=(model.Pool("web-", members=(model.Member("a", "10.0.0.1", 80),)),))
+    with pytest.raises(ValidationError, match=r"^the AS3 declaration does not match F5's schema: /Shop/lbctl: "
+                                              r"'web-' does not match"):
+        as3.check(as3.document(desired, "Shop", "lbctl"))
+
+
+@pytest.mark.parametrize("breakage", [
+    lambda d: d["Shop"]["lbctl"]["web"]["members"][0].pop("servicePort"),
+    lambda d: d["Shop"]["lbctl"]["web"]["members"][0].update(ratio=101),
+    lambda d: d["Shop"]["lbctl"]["web"].update(loadBalancingMode="fastest"),
+    lambda d: d["Shop"]["lbctl"]["web"].update(bogus=1),
+    lambda d: d["Shop"]["lbctl"].update({"9bad": {"class": "Pool"}}),
+    lambda d: d["Shop"]["lbctl"].update({"x": {"class": "NoSuchClass"}}),
+    lambda d: d["Shop"]["lbctl"]["web_http"].update(interval="often"),
+    lambda d: d["Shop"].update(remark='quote"d'),
+    lambda d: d.update(schemaVersion="2.0.0"),
+    lambda d: None,
+])
+def test_the_fast_check_agrees_with_the_whole_schema(breakage):
+    decl = copy.deepcopy(as3.document(example(), "Shop", "lbctl"))
+    breakage(decl)
+    whole = list(as3.validator().iter_errors(decl))
+    assert bool(as3.errors(decl)) == bool(whole)
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_render_as3_prints_the_declaration_and_validate_checks_it():
+    result = run("render", "-i", EXAMPLE, "-t", "as3")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == as3.document(example(), "lbctl", "lbctl")
+    checked = run("validate", "-i", EXAMPLE, "-t", "as3")
+    assert (checked.exit_code, checked.output) == (0, f"{EXAMPLE}: the as3 configuration is valid\n")
+
+
+def test_render_as3_takes_tenant_and_owner_from_the_bigip_target(tmp_path):
+    (tmp_path / "lbctl.yml").write_text(
+        f"source: {{inventory: {EXAMPLE}}}\nstate_dir: {tmp_path}/state\ntargets:\n"
+        "  f5: {kind: bigip, host: 192.0.2.1, username: admin, password_env: NOPE, as3_tenant: Shop, owner: blue}\n")
+    for name in ("as3", "f5"):
+        result = run("render", "-c", tmp_path / "lbctl.yml", "-t", name)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output) == as3.document(example(), "Shop", "blue")
+
+
+def test_plan_and_apply_need_a_bigip_target_not_as3():
+    result = run("plan", "-i", EXAMPLE, "-t", "as3", "-o", "x.json")
+    assert result.exit_code == 1
+    assert "plan and apply need a bigip target in the config" in result.output
