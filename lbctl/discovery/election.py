@@ -1,8 +1,13 @@
 """Leader election through a Consul session and a KV lock (specs/consul-api.md §8,
 after ``api/lock.go``), so that only one ``lbctl watch`` writes to shared targets.
 
-The session has a TTL and no node checks; the leader renews it every TTL/2 and
-steps down as soon as a renewal fails or the key names another session.  Before
+The session is bound to the TTL check of a service this process registers for
+itself (``lbctl``, ID ``lbctl-<name>``; a node-level check would take every
+service on the node down with a dead controller), and has the same TTL itself: Consul invalidates a session at up to twice its TTL, but a
+bound check goes critical exactly one TTL after the last pass, so a dead leader
+loses the lock after one TTL (plus the lock-delay).  Leader and followers pass
+the check and renew the session every TTL/2; the leader steps down as soon as a
+renewal fails or the key names another session.  Before
 every write the leader fences: it reads the key (consistent) and checks that its
 session still holds it.  On SIGTERM it releases the key before destroying the
 session (an explicit release arms no lock-delay, so a follower takes over at once).
@@ -35,6 +40,8 @@ class Election(threading.Thread):
         self.ttl, self.lock_delay, self.retry = ttl, lock_delay, retry
         self.on_change = on_change
         self.sid: str | None = None
+        self.service_id = f"lbctl-{name}"
+        self.check_id = f"service:{self.service_id}"
         self.leading = False
         self.lock_index: int | None = None
         self.stopped = threading.Event()
@@ -46,10 +53,14 @@ class Election(threading.Thread):
         while not self.stopped.is_set():
             try:
                 if self.sid is None:
-                    self.sid = self.api.session.create(name=f"lbctl {self.me}", ttl=self.ttl,
-                                                       lock_delay=self.lock_delay, behavior="release", checks=[])
+                    self.api.agent.service.register("lbctl", service_id=self.service_id, tags=["lbctl-controller"],
+                                                    check=consul.Check.ttl(f"{self.ttl}s"))
+                    self.api.agent.check.ttl_pass(self.check_id)
+                    self.sid = self.api.session.create(name=f"lbctl {self.me}", ttl=self.ttl, lock_delay=self.lock_delay,
+                                                       behavior="release", checks=[self.check_id])
                     renewed = time.monotonic()
                 if time.monotonic() - renewed >= self.ttl / 2:  # leader and followers alike
+                    self.api.agent.check.ttl_pass(self.check_id)
                     self.api.session.renew(self.sid)
                     renewed = time.monotonic()
                 if self.leading:
@@ -130,6 +141,7 @@ class Election(threading.Thread):
                 self.api.kv.put(self.key, self.me, release=sid)
                 self.leading = False
             self.api.session.destroy(sid)
+            self.api.agent.service.deregister(self.service_id)
         except (consul.ConsulException, requests.RequestException, OSError) as exc:
             log.warning("could not release the leader lock: %s", type(exc).__name__)
 
