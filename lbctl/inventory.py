@@ -35,20 +35,19 @@ def load(path: str | Path) -> model.Desired:
 
     :raises ConfigError: unreadable file, bad YAML, or any invalid value.
     """
-    path = Path(path)
-    raw = read(path)
-    try:
-        return from_raw(raw)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return built(Path(path), from_raw)
 
 
 def load_parts(path: str | Path) -> Parts:
     """Like ``load``, for an inventory whose pools discovery fills in."""
-    path = Path(path)
+    return built(Path(path), parts)
+
+
+def built(path: Path, build):
+    """``build`` applied to the file's data, with errors prefixed by the file's name."""
     raw = read(path)
     try:
-        return parts(raw)
+        return build(raw)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
