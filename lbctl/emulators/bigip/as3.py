@@ -27,7 +27,7 @@ from .errors import IcrError
 VERSION = {"version": "3.56.0", "release": "10", "schemaCurrent": "3.56.0",
            "schemaMinimum": "3.0.0"}
 SCHEMA_ENV = "LBCTL_AS3_SCHEMA"
-DEFAULT_SCHEMA = Path(__file__).resolve().parents[3].parent / "shared/f5/as3-schema.json"
+DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "data" / "as3-schema.json"  # the copy lbctl ships
 _LOCK = threading.Lock()
 _HEADER_KEYS = ("class", "schemaVersion", "id", "label", "remark", "updateMode",
                 "controls", "$schema", "constants", "target")
