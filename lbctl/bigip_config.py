@@ -15,7 +15,7 @@ from lbctl import validate as v
 
 KIND = "bigip"
 MODES = ("imperative", "as3")
-KEYS = ("kind", "lock_timeout", "host", "port", "username", "password_env", "password_file", "verify",
+KEYS = ("kind", "lock_timeout", "shared", "host", "port", "username", "password_env", "password_file", "verify",
         "ca_bundle", "partition", "mode", "timeout", "retries", "backoff", "owner", "drain_time",
         "save_config", "sync_group", "as3_tenant", "as3_timeout", "device_check")
 # What AS3 accepts for a tenant, and BIG-IP for a partition or an owner in a description.

@@ -127,7 +127,8 @@ def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Targe
     kind = v.choice(data.get("kind"), f"{path}.kind", settings.KINDS + (bigip_config.KIND,))
     if kind == bigip_config.KIND:  # an API, not a file: its own keys (bigip_config.py)
         return Target(name, kind, None, bigip_config.parse(data, path, base), "", state_dir / name, slots=0,
-                      lock_timeout_ms=v.optional(data, "lock_timeout", path, v.duration_ms, 120_000))
+                      lock_timeout_ms=v.optional(data, "lock_timeout", path, v.duration_ms, 120_000),
+                      shared=v.optional(data, "shared", path, sources.boolean, True))  # a device many controllers see
     option_keys = tuple(f.name.removesuffix("_ms") for f in fields(settings.OPTION_TYPES[kind]))
     own = TARGET_KEYS["common"] + TARGET_KEYS[kind]
     v.fields(data, path, own + tuple(k for k in option_keys if k != "layout"), ("config",))

@@ -213,6 +213,9 @@ class Controller:
         self.applies += 1
         if ok:
             self.applied, self.backoff = desired, 0.0
+            waits = [t.recheck_after for t in self.setup.targets if t.recheck_after is not None]
+            if waits:  # members drain on a device: sync again when the first drain may end
+                self.retry_at = self.clock() + max(0.5, min(waits))
         else:
             self.schedule_retry()
 

@@ -82,7 +82,7 @@ def deploy(target: Target, desired: model.Desired | None = None, candidate: str 
         except LbctlError as exc:
             restore(target, checkpoint, change, exc, record)
         target.state.clear_pending()
-        how = "through the runtime API, without a reload" if live_first else f"and {target.kind} reloaded"
+        how = "through the runtime API, without a reload" if live_first else f"and {target.kind} {target.reloaded}"
         message = f"{target.name}: applied {target.path} {how}"
         record("applied", message, after)
         return Outcome(target.name, "applied", message, change)

@@ -174,13 +174,13 @@ def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def fields(raw: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> Mapping:
+def fields(raw: Any, path: str, allowed: tuple[str, ...], needed: tuple[str, ...] = ()) -> Mapping:
     """``raw`` as a mapping with only ``allowed`` keys and every ``required`` one."""
     data = mapping(raw, path or "inventory")
     if not data.keys() <= set(allowed):
         key = next(k for k in data if k not in allowed)
         raise fail(path or "inventory", f"unknown key {show(key)}; allowed: {', '.join(allowed)}")
-    for key in required:
+    for key in needed:
         if key not in data:
             required(join(path, key))
     return data

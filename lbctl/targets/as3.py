@@ -173,7 +173,10 @@ def parse_pool(name: str, item: Mapping[str, Any], tenant: str) -> PoolSpec:
 
 @functools.lru_cache(maxsize=1)
 def _validators() -> tuple[Any, Any, dict[str, Any], Any]:
-    from jsonschema import Draft7Validator
+    try:
+        from jsonschema import Draft7Validator
+    except ImportError:
+        raise ConfigError("checking AS3 declarations needs jsonschema: pip install 'lbctl[bigip]'") from None
     text = resources.files("lbctl.data").joinpath("as3-schema.json").read_text(encoding="utf-8")
     root = Draft7Validator(json.loads(text))
     app = root.schema["definitions"]["Application"]

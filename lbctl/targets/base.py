@@ -46,8 +46,10 @@ class Target(abc.ABC):
     """A load balancer lbctl writes to."""
 
     kind: ClassVar[str]
+    reloaded: ClassVar[str] = "reloaded"  # what ``reload`` did, for messages
     name: str
     state: TargetState  # lock, last-apply record, pending-reload marker
+    recheck_after: float | None = None  # set by ``plan`` when a later sync will have work (drains)
 
     @abc.abstractmethod
     def running(self) -> bool:

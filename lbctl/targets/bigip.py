@@ -34,6 +34,9 @@ from lbctl.targets import as3, bigip_diff as diff, bigip_model as bm, icontrol
 from lbctl.targets.base import Change, Checkpoint, Target
 from lbctl.targets.state import TargetState
 
+READ_BACK_ONE_BY_ONE = 10  # verify reads back at most this many pools one by one, else the partition
+CONNECTIONS_POLL = 15.0    # while members drain, look at their connections this often
+
 
 @dataclass(frozen=True)
 class BigIPChange(Change):
@@ -50,6 +53,7 @@ class BigIPChange(Change):
 
 class BigIPTarget(Target):
     kind = "bigip"
+    reloaded = "saved its configuration"
 
     def __init__(self, settings: cfg.Target, render: Any = None, *, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -58,7 +62,10 @@ class BigIPTarget(Target):
         self.name = settings.name
         self.clock, self.sleep = clock, sleep
         opts = self.opts
-        verify: bool | str = str(opts.ca_bundle) if opts.verify and opts.ca_bundle else opts.verify
+        verify: bool | str = opts.verify
+        if opts.verify:  # one CA bundle for the login and every request: ours, else the one requests would use
+            verify = str(opts.ca_bundle) if opts.ca_bundle else (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True)
         access = icontrol.Access(opts.host, opts.port, opts.username, self.password, verify=verify,
                                  timeout=opts.timeout_ms / 1000, retries=opts.retries, backoff=opts.backoff_ms / 1000)
         self.device = icontrol.BigIP(self.name, access, sleep)
@@ -69,7 +76,11 @@ class BigIPTarget(Target):
         self.state = TargetState(settings.state_dir, settings.name, settings.lock_timeout_ms / 1000)
         self.expected: tuple | None = None   # (pools, monitors) that verify() should find
         self.verify_monitors = True          # False: the change left the monitors alone
+        self.touched: set[str] | None = None  # the pools to read back (None: all of them)
         self.poll = 1.0                      # seconds between AS3 task polls
+        # After a plan with members still draining: sync again within this many seconds
+        # (a drain ends by time or at zero connections, not by a change in the source).
+        self.recheck_after: float | None = None
 
     def password(self) -> str:
         """The password, from the environment or a file; read at each login, never logged."""
@@ -114,6 +125,7 @@ class BigIPTarget(Target):
         raise ConfigError(f"{self.name}: the plan kept asking for more device data ({sorted(map(str, p.missing))})")
 
     def change(self, p: diff.Plan, **extra: Any) -> BigIPChange:
+        self.recheck_after = recheck_after(p, self.clock(), self.opts.drain_time_ms / 1000)
         summary = p.summary + tuple(f"= {line}" for line in p.waiting)
         return BigIPChange(self.name, bm.state_text(*p.before), bm.state_text(*p.after), summary, plan=p, **extra)
 
@@ -142,6 +154,8 @@ class BigIPTarget(Target):
         except LbctlError as exc:
             raise type(exc)(f"{exc}{self.read_back(p.before)}") from None
         self.expected, self.verify_monitors = p.after, p.before[1] != p.after[1]
+        touched = {op.pool or op.name for op in p.ops if op.kind in ("pool", "member")}
+        self.touched = touched if len(touched) <= READ_BACK_ONE_BY_ONE else None
         return Checkpoint(self.name, None, data=(p.before, change.previous))
 
     def read_back(self, before: tuple) -> str:
@@ -175,12 +189,25 @@ class BigIPTarget(Target):
     def verify(self) -> None:
         if self.expected is None:
             return
+        pools, monitors = self.expected
+        owner = self.opts.owner
         try:
-            have = self.owned_state(self.verify_monitors)
+            if self.as3:
+                have = self.owned_state()
+            else:
+                if self.touched is None:
+                    have_pools = self.owned_state(monitors=False)[0]
+                else:  # a small change: read back only the pools it touched
+                    found = self.device.read_pools(self.partition, sorted(self.touched))
+                    have_pools = {**{n: p for n, p in pools.items() if n not in self.touched},
+                                  **{n: p for n, p in found.items() if bm.owned(p.description, owner)}}
+                have_monitors = monitors
+                if self.verify_monitors:
+                    have_monitors = {n: m for n, m in self.device.read_monitors(self.partition).items()
+                                     if bm.owned(m.description, owner)}
+                have = (have_pools, have_monitors)
         except LbctlError as exc:
             raise VerifyError(f"{self.name}: cannot read the change back: {exc}") from None
-        if not self.verify_monitors and not self.as3:
-            have = (have[0], self.expected[1])
         problem = difference(have, self.expected)
         if problem:
             raise VerifyError(f"{self.name}: read back after the change: {problem}")
@@ -201,7 +228,7 @@ class BigIPTarget(Target):
                     self.device.commit(self.partition, p.ops)
         except LbctlError as exc:
             raise RollbackError(f"{self.name}: could not put the previous pools back: {exc}") from None
-        self.expected, self.verify_monitors = before, True
+        self.expected, self.verify_monitors, self.touched = before, True, None
 
     # -- status ------------------------------------------------------------------------------
     def running(self) -> bool:
@@ -241,3 +268,10 @@ def difference(have: tuple[dict, dict], want: tuple[dict, dict]) -> str | None:
                                     f"found {bm.member_text(members[m]) if m in members else 'none'}")
                 return f"{kind} {name}: expected {expected[name]}, found {got[name]}"
     return None
+
+
+def recheck_after(p: diff.Plan, now: float, drain_time: float) -> float | None:
+    """Seconds until a draining member (in ``p.after``) may be deleted; None if none drains."""
+    left = [since + drain_time - now for pool in p.after[0].values() for m in pool.members
+            if (since := m.draining_since) is not None]
+    return max(1.0, min(min(left), CONNECTIONS_POLL)) if left else None

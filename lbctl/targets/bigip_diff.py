@@ -15,15 +15,17 @@ Rules (docs/bigip.md):
   referenced it and no member of any pool still does.
 
 Information read only when needed (nodes, virtual servers, member connections)
-is asked for through ``Plan.missing``: read it and plan again.
+is asked for through ``Plan.missing``: read it and plan again.  ``rest_call``
+turns an operation into its iControl REST request (sent by ``icontrol``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Mapping
+from typing import Any, Mapping
 
 from lbctl.errors import ConfigError
+from lbctl.targets import bigip_model as bm
 from lbctl.targets.bigip_model import (DRAIN, DeviceState, MemberSpec, MonitorSpec, PoolSpec, Wanted,
                                        full_path, member_text, monitor_refs, owned)
 
@@ -255,3 +257,34 @@ def changes(old, new, names) -> str:
     return ", ".join(f"{label} {getattr(old, f)!r} -> {getattr(new, f)!r}" if isinstance(getattr(new, f), str)
                      else f"{label} {getattr(old, f)} -> {getattr(new, f)}"
                      for f, label in names if getattr(old, f) != getattr(new, f))
+
+
+# -- operations as iControl REST requests ---------------------------------------------
+
+def segment(partition: str, name: str) -> str:
+    """``~P~name``, or ``~T~A~name`` for a folder."""
+    return "~" + "~".join(partition.split("/") + [name])
+
+
+def rest_call(partition: str, op: Op) -> tuple[str, str, Any]:
+    """The REST request of one operation."""
+    spec = op.spec
+    if op.kind == "monitor":
+        mtype = spec.type
+        base = f"/tm/ltm/monitor/{mtype}"
+        if op.verb == "create":
+            return "POST", base + "/", bm.monitor_body(spec, partition, True)
+        path = f"{base}/{segment(partition, op.name)}"
+        return ("PATCH", path, bm.monitor_body(spec, partition, False)) if op.verb == "update" else ("DELETE", path, None)
+    if op.kind == "pool":
+        if op.verb == "create":
+            return "POST", "/tm/ltm/pool/", bm.pool_body(spec, partition, True)
+        path = f"/tm/ltm/pool/{segment(partition, op.name)}"
+        return ("PATCH", path, bm.pool_body(spec, partition, False)) if op.verb == "update" else ("DELETE", path, None)
+    if op.kind == "member":
+        base = f"/tm/ltm/pool/{segment(partition, op.pool)}/members"
+        if op.verb == "create":
+            return "POST", base + "/", bm.member_body(spec, partition, True)
+        path = f"{base}/{segment(partition, op.name)}"
+        return ("PATCH", path, bm.member_body(spec, partition, False)) if op.verb == "update" else ("DELETE", path, None)
+    return "DELETE", f"/tm/ltm/node/{segment(partition, op.name)}", None

@@ -27,7 +27,7 @@ import requests
 
 from lbctl.errors import ApplyError, ConfigError, LbctlError, Temporary
 from lbctl.targets import bigip_model as bm
-from lbctl.targets.bigip_diff import Op
+from lbctl.targets.bigip_diff import Op, rest_call, segment
 
 RETRY_STATUS = frozenset({500, 502, 503, 504})
 LOGIN = "/mgmt/shared/authn/login"
@@ -127,11 +127,6 @@ def message_of(resp: requests.Response) -> str:
         return f"HTTP {resp.status_code}: {resp.text[:200]}"
     text = body.get("message") if isinstance(body, dict) else None
     return str(text) if text else f"HTTP {resp.status_code}"
-
-
-def segment(partition: str, name: str) -> str:
-    """``~P~name``, or ``~T~A~name`` for a folder."""
-    return "~" + "~".join(partition.split("/") + [name])
 
 
 class BigIP:
@@ -235,18 +230,33 @@ class BigIP:
     # -- reading --------------------------------------------------------------------------
     def read(self, partition: str, monitors: bool = True) -> bm.DeviceState:
         """Every pool (with its members) and custom http/tcp monitor in ``partition``."""
-        query = f"$filter=partition+eq+{partition}"
-        raw = self.request("GET", "/tm/ltm/pool", params=f"{query}&expandSubcollections=true").json()
+        raw = self.request("GET", "/tm/ltm/pool", params=f"$filter=partition+eq+{partition}&expandSubcollections=true"
+                           ).json()
         pools = {p["name"]: bm.parse_pool(p) for p in raw.get("items", []) if _in(p, partition)}
-        found = {}
-        for mtype in MONITOR_TYPES if monitors else ():
-            items = self.request("GET", f"/tm/ltm/monitor/{mtype}", params=query).json().get("items", [])
-            found.update({m["name"]: bm.parse_monitor(m, mtype) for m in items if _in(m, partition)})
+        found = self.read_monitors(partition) if monitors else {}
         if not pools and partition != "Common":  # an empty read: is the partition there at all?
             if self.request("GET", f"/tm/auth/partition/{partition}", accept=(404,)).status_code == 404:
                 raise ConfigError(f"{self.name}: partition {partition} does not exist on {self.access.url}; "
                                   "create it, or set partition")
         return bm.DeviceState(partition, pools, found)
+
+    def read_monitors(self, partition: str) -> dict[str, bm.MonitorSpec]:
+        found = {}
+        for mtype in MONITOR_TYPES:
+            items = self.request("GET", f"/tm/ltm/monitor/{mtype}", params=f"$filter=partition+eq+{partition}"
+                                 ).json().get("items", [])
+            found.update({m["name"]: bm.parse_monitor(m, mtype) for m in items if _in(m, partition)})
+        return found
+
+    def read_pools(self, partition: str, names: Iterable[str]) -> dict[str, bm.PoolSpec]:
+        """Just these pools (with members), one request each; absent ones are left out."""
+        out = {}
+        for name in names:
+            resp = self.request("GET", f"/tm/ltm/pool/{segment(partition, name)}", params="expandSubcollections=true",
+                                accept=(404,))
+            if resp.status_code == 200:
+                out[name] = bm.parse_pool(resp.json())
+        return out
 
     def complete(self, state: bm.DeviceState, missing: Iterable) -> bm.DeviceState:
         """``state`` with what a plan asked for: nodes, virtual servers, member connections."""
@@ -255,7 +265,7 @@ class BigIP:
             if need == "nodes":
                 items = self.request("GET", "/tm/ltm/node", params=f"$filter=partition+eq+{state.partition}"
                                      ).json().get("items", [])
-                changes["nodes"] = {n["name"]: n.get("description", "") for n in items}
+                changes["nodes"] = {n["name"]: n.get("description", "") for n in items if _in(n, state.partition)}
             elif need == "virtuals":
                 items = self.request("GET", "/tm/ltm/virtual", params="$select=fullPath,pool").json().get("items", [])
                 prefix = f"/{state.partition}/"
@@ -303,6 +313,9 @@ class BigIP:
             method, path, body = rest_call(partition, op)
             try:
                 self.request(method, path, body=body, headers=header, idempotent=False)
+            except Temporary:
+                self._discard(tid)   # commit() starts a new one
+                raise
             except Rejected as exc:
                 self._discard(tid)
                 raise ApplyError(f"{self.name}: {op.label}: the device rejected it: {device_text(exc)}; "
@@ -352,8 +365,10 @@ class BigIP:
     def as3_tenant(self, tenant: str) -> dict | None:
         """The tenant as last declared, or None."""
         resp = self.raw("GET", f"/shared/appsvcs/declare/{tenant}", accept=(204, 404))
-        if resp.status_code == 404:
+        if resp.status_code == 404 and "not registered" in message_of(resp):
             raise ConfigError(f"{self.name}: AS3 is not installed on {self.access.url} ({message_of(resp)})")
+        if resp.status_code == 404:  # some AS3 versions: "specified tenant(s) not found"
+            return None
         if resp.status_code == 204 or not resp.content:
             return None
         return resp.json().get(tenant)
@@ -382,35 +397,11 @@ class BigIP:
             raise ApplyError(f"{self.name}: AS3 declaration is invalid: {'; '.join(map(str, body['errors']))}")
         if failed or resp.status_code in (207, 422):
             raise ApplyError(f"{self.name}: AS3 " + "; ".join(as3_result(r) for r in failed or results)
-                             + "; AS3 rolled the tenant back")
+                             + "; AS3 rolled back the tenants that failed")
         return results
 
     def as3_remove(self, tenant: str, timeout: float) -> None:
         self.raw("DELETE", f"/shared/appsvcs/declare/{tenant}", timeout=timeout, idempotent=True)
-
-
-def rest_call(partition: str, op: Op) -> tuple[str, str, Any]:
-    """The REST request of one operation."""
-    spec = op.spec
-    if op.kind == "monitor":
-        mtype = spec.type
-        base = f"/tm/ltm/monitor/{mtype}"
-        if op.verb == "create":
-            return "POST", base + "/", bm.monitor_body(spec, partition, True)
-        path = f"{base}/{segment(partition, op.name)}"
-        return ("PATCH", path, bm.monitor_body(spec, partition, False)) if op.verb == "update" else ("DELETE", path, None)
-    if op.kind == "pool":
-        if op.verb == "create":
-            return "POST", "/tm/ltm/pool/", bm.pool_body(spec, partition, True)
-        path = f"/tm/ltm/pool/{segment(partition, op.name)}"
-        return ("PATCH", path, bm.pool_body(spec, partition, False)) if op.verb == "update" else ("DELETE", path, None)
-    if op.kind == "member":
-        base = f"/tm/ltm/pool/{segment(partition, op.pool)}/members"
-        if op.verb == "create":
-            return "POST", base + "/", bm.member_body(spec, partition, True)
-        path = f"{base}/{segment(partition, op.name)}"
-        return ("PATCH", path, bm.member_body(spec, partition, False)) if op.verb == "update" else ("DELETE", path, None)
-    return "DELETE", f"/tm/ltm/node/{segment(partition, op.name)}", None
 
 
 def as3_result(r: dict) -> str:
@@ -451,7 +442,8 @@ def _json(resp: requests.Response) -> Any:
 
 
 def _in(item: dict, partition: str) -> bool:
-    return item.get("partition", partition) == partition
+    """In the partition itself, not in a folder of it (AS3 keeps its objects in folders)."""
+    return item.get("partition", partition) == partition and not item.get("subPath")
 
 
 def _in_progress(body: dict) -> bool:

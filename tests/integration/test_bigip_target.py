@@ -8,7 +8,6 @@ through a recorder, so no test waits for luck.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -143,7 +142,8 @@ def test_one_changed_member_costs_a_few_calls(emu, make):
     assert [(r.method, r.path) for r in emu.requests] == [
         ("GET", "/mgmt/tm/ltm/pool"), ("GET", "/mgmt/tm/ltm/monitor/http"), ("GET", "/mgmt/tm/ltm/monitor/tcp"),
         ("POST", "/mgmt/tm/transaction/"), ("PATCH", "/mgmt/tm/ltm/pool/~Common~web/members/~Common~10.0.0.2:80"),
-        ("PATCH", f"/mgmt/tm/transaction/{tid}"), ("POST", "/mgmt/tm/sys/config/"), ("GET", "/mgmt/tm/ltm/pool")]
+        ("PATCH", f"/mgmt/tm/transaction/{tid}"), ("POST", "/mgmt/tm/sys/config/"),
+        ("GET", "/mgmt/tm/ltm/pool/~Common~web")]   # read back: only the pool that changed
     member = emu.dump()["pools"]["/Common/web"]["members"][1]
     assert (member["session"], member["state"]) == ("user-disabled", "user-down")
 
@@ -161,6 +161,7 @@ def test_removal_drains_first_and_deletes_at_zero_connections_or_after_the_drain
     waiting = target.plan(fewer)
     assert waiting.noop and waiting.summary == (
         "= member web/10.0.0.2:80 draining: 3 connections, 50s of drain time left",)
+    assert target.recheck_after == 15.0  # a hint for lbctl watch: look again while members drain
     assert deploy.deploy(target, fewer).result == "unchanged"
 
     emu.set_member_connections("/Common/web", "10.0.0.2:80", 0)
@@ -366,13 +367,19 @@ def test_as3_rejections_422_are_clear_and_change_nothing(emu, make):
     with pytest.raises(ApplyError) as info:
         deploy.deploy(target, SHOP)
     assert str(info.value) == ("f5: AS3 tenant Shop: declaration failed: 0107176c:3: Invalid Node, the IP address "
-                               "10.0.0.2 already exists.; AS3 rolled the tenant back; read back: nothing was changed")
+                               "10.0.0.2 already exists.; AS3 rolled back the tenants that failed; read back: nothing was changed")
     assert emu.dump() == before
     invalid = as3.document(SHOP, "Shop", "lbctl")
     del invalid["Shop"]["lbctl"]["web"]["members"][0]["servicePort"]
     with pytest.raises(ApplyError, match=r"^f5: AS3 declaration is invalid: /Shop/lbctl/web/members/0: should have "
                                          r"required property 'servicePort'$"):
         target.device.as3_declare(invalid, timeout=10)
+    rest(emu, "DELETE", "/mgmt/tm/ltm/node/~Common~taken")
+    mixed = as3.document(SHOP, "Shop", "lbctl")   # 207: Shop lands; Other clashes with Shop's node addresses
+    mixed["Other"] = {**as3.document(SHOP, "Other", "lbctl")["Other"]}
+    with pytest.raises(ApplyError, match=r"^f5: AS3 tenant Other: declaration failed: 0107176c:3: Invalid Node"):
+        target.device.as3_declare(mixed, timeout=10)
+    assert "/Shop/lbctl/web" in emu.dump()["pools"] and "/Other/lbctl/web" not in emu.dump()["pools"]
 
 
 def test_as3_checks_the_schema_before_sending(emu, make):
@@ -427,7 +434,7 @@ def test_cli_plan_apply_status(emu, tmp_path):
     assert emu.dump()["pools"] == {}
     applied = run("apply", "-c", cfg)
     assert (applied.exit_code, applied.output) == (
-        0, f"f5: applied https://127.0.0.1:{emu.port} partition Common and bigip reloaded\n")
+        0, f"f5: applied https://127.0.0.1:{emu.port} partition Common and bigip saved its configuration\n")
     again = run("plan", "-c", cfg)
     assert (again.exit_code, again.output) == (0, f"https://127.0.0.1:{emu.port} partition Common: no changes\n")
     cfg = write_config(tmp_path, emu, inventory(("web-1", "10.0.0.1")))

@@ -166,3 +166,46 @@ def test_metrics_health_audit_and_json_logs(cluster):
     lines = a.log.read_text().splitlines()
     assert lines and all(json.loads(line)["message"] for line in lines[:-1])  # the last line is the stop note
     assert TOKEN not in a.log.read_text()
+
+
+def test_two_controllers_and_a_bigip_pair_only_the_leader_syncs(tmp_path):
+    """The issue's set-up: both controllers watch Consul, one BIG-IP (emulated) is shared."""
+    from lbctl.emulators.bigip import BigIPEmulator
+
+    with ConsulEmulator(default_wait=5, max_wait=5, check_update_interval=0) as consul, \
+            BigIPEmulator("admin", "bigip-pw") as emu:
+        consul.add_service("web", service_id="web-1", address="10.0.0.1", port=80)
+        settings = {
+            "source": {"consul": {"address": f"127.0.0.1:{consul.port}", "services": ["web"], "wait": "5s"}},
+            "state_dir": "state", "audit_log": "audit.jsonl",
+            "watch": {"min_wait": "0s", "max_wait": "1s", "retry_max": "1s"},
+            "targets": {"f5": {"kind": "bigip", "host": "127.0.0.1", "port": emu.port, "username": "admin",
+                               "password_env": "LBCTL_TEST_BIGIP_PW", "ca_bundle": emu.ca_path, "drain_time": "0s"}},
+        }
+        stack = Stack.__new__(Stack)  # only the directory and the settings are used by Controller
+        stack.dir, stack.settings = tmp_path, settings
+        controllers = []
+        members = lambda: sorted(m["name"] for pool in emu.dump()["pools"].values() for m in pool.get("members", []))
+        try:
+            os.environ["LBCTL_TEST_BIGIP_PW"] = "bigip-pw"
+            a = Controller(stack, "ctl-a")
+            controllers.append(a)
+            wait_until(lambda: a.logged("ctl-a is the leader"), 10, "ctl-a to lead")
+            b = Controller(stack, "ctl-b")
+            controllers.append(b)
+            wait_until(lambda: b.metric("lbctl_leader ") == 0.0, 10, "ctl-b to follow", ignore=(OSError,))
+            wait_until(lambda: len(members()) == 1, 10, "the first sync")
+            consul.add_service("web", service_id="web-2", address="10.0.0.2", port=80)
+            wait_until(lambda: len(members()) == 2, 10, "web-2 on the BIG-IP")
+            wait_until(lambda: writers(stack) == ["ctl-a", "ctl-a"], 10, "ctl-a's audit entries")
+            os.kill(a.proc.pid, signal.SIGKILL)
+            consul.advance(11)
+            wait_until(lambda: b.logged("ctl-b is the leader"), 15, "ctl-b to take over")
+            consul.add_service("web", service_id="web-3", address="10.0.0.3", port=80)
+            wait_until(lambda: len(members()) == 3, 10, "web-3 synced by ctl-b")
+            wait_until(lambda: writers(stack)[-1:] == ["ctl-b"], 10, "ctl-b's audit entry")
+            assert set(writers(stack)) == {"ctl-a", "ctl-b"}
+        finally:
+            del os.environ["LBCTL_TEST_BIGIP_PW"]
+            for c in controllers:
+                c.stop()

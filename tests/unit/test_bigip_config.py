@@ -22,7 +22,8 @@ MINIMAL = "    kind: bigip\n    host: bigip.example.com\n    username: lbctl\n  
 
 def test_defaults(tmp_path):
     target = load(tmp_path, MINIMAL).targets["f5"]
-    assert (target.kind, target.state_dir, target.lock_timeout_ms) == ("bigip", tmp_path / "state" / "f5", 120_000)
+    assert (target.kind, target.state_dir, target.lock_timeout_ms, target.shared) == (
+        "bigip", tmp_path / "state" / "f5", 120_000, True)
     assert target.options == BigIPSettings(host="bigip.example.com", username="lbctl", password_env="F5_PASSWORD")
     opts = target.options
     assert (opts.port, opts.verify, opts.partition, opts.mode, opts.timeout_ms, opts.retries, opts.owner,
@@ -36,13 +37,13 @@ def test_every_key(tmp_path):
                             "    partition: Dev\n    mode: as3\n    timeout: 10s\n    retries: 5\n    backoff: 500ms\n"
                             "    owner: blue\n    drain_time: 0\n    save_config: false\n    sync_group: dg1\n"
                             "    as3_tenant: Shop\n    as3_timeout: 5m\n    device_check: true\n"
-                            "    lock_timeout: 30s\n").targets["f5"]
+                            "    lock_timeout: 30s\n    shared: false\n").targets["f5"]
     assert target.options == BigIPSettings(
         host="192.0.2.10", port=8443, username="admin", password_file=tmp_path / "secrets/f5", verify=True,
         ca_bundle=tmp_path / "certs/f5-ca.pem", partition="Dev", mode="as3", timeout_ms=10_000, retries=5,
         backoff_ms=500, owner="blue", drain_time_ms=0, save_config=False, sync_group="dg1", as3_tenant="Shop",
         as3_timeout_ms=300_000, device_check=True)
-    assert target.lock_timeout_ms == 30_000
+    assert (target.lock_timeout_ms, target.shared) == (30_000, False)
 
 
 @pytest.mark.parametrize("body, message", [

@@ -123,3 +123,12 @@ def test_bools_are_not_numbers():
     assert "pools.app.health.rise: must be an integer" in error_of(raw)
     raw["pools"]["app"]["health"] = {"rise": 1}
     assert inventory.from_raw(raw).pools[0].health.rise == 1
+
+
+def test_a_missing_required_key_is_a_clear_error():
+    raw = minimal_raw()
+    del raw["listeners"]["web"]["port"]
+    assert error_of(raw) == "listeners.web.port: is required"
+    raw = minimal_raw()
+    raw["listeners"]["web"]["routes"] = [{"host": "a.example.com"}]
+    assert error_of(raw) == "listeners.web.routes[0].pool: is required"
