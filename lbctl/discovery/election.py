@@ -49,10 +49,13 @@ class Election(threading.Thread):
     # -- the loop ---------------------------------------------------------------------
 
     def run(self) -> None:
-        index, renewed = 0, 0.0
+        index, renewed, free = 0, 0.0, False
         while not self.stopped.is_set():
             try:
                 if self.sid is None:
+                    # A controller of the same name restarted after a crash: deregistering its
+                    # service invalidates the old session at once (else it lives 2 x TTL).
+                    self.api.agent.service.deregister(self.service_id)
                     self.api.agent.service.register("lbctl", service_id=self.service_id, tags=["lbctl-controller"],
                                                     check=consul.Check.ttl(f"{self.ttl}s"))
                     self.api.agent.check.ttl_pass(self.check_id)
@@ -71,11 +74,15 @@ class Election(threading.Thread):
                 if self.api.kv.put(self.key, self.me, acquire=self.sid):
                     self.confirm()
                     continue
-                # Block until the key changes, but wake in time to renew the session.
-                index, data = self.api.kv.get(self.key, index=index or None, wait=f"{max(1, self.ttl // 2 - 1)}s")
+                # Block until the key changes, but wake in time to renew the session.  A free key
+                # that refused us (a lock-delay runs) does not change when the delay ends: read it
+                # again at once, without an index, so we retry every ``retry`` seconds.
+                index, data = self.api.kv.get(self.key, index=None if free else (index or None),
+                                              wait=f"{max(1, self.ttl // 2 - 1)}s")
                 index = int(index or 0)
-                if data is None or not data.get("Session"):
-                    self.stopped.wait(self.retry)  # free but refused: a lock-delay is running
+                free = data is None or not data.get("Session")
+                if free:
+                    self.stopped.wait(self.retry)
             except consul.NotFound:
                 self.lost_session("the session expired")
             except consul.ConsulException as exc:
