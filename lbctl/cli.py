@@ -17,24 +17,30 @@ from pathlib import Path
 
 import click
 
-from lbctl import __version__, config, controller, deploy, inventory, logs, settings, sources
+from lbctl import __version__, config, deploy, inventory, logs, settings, sources
 from lbctl.audit import AuditLog
-from lbctl.metrics import StatusServer
-from lbctl.discovery import consul as consul_client, consul_model, merge
+from lbctl.bigip_config import BigIPSettings
 from lbctl.errors import ConfigError, LbctlError
 from lbctl.render import KINDS, render as render_config
 from lbctl.targets import check as checks
 from lbctl.targets.files import atomic_write
 from lbctl.targets.filetarget import FileTarget
-from lbctl.targets.haproxy import HAProxyTarget
-from lbctl.targets.nginx import NginxTarget
-from lbctl.bigip_config import BigIPSettings
-from lbctl.targets import as3
-from lbctl.targets.bigip import BigIPTarget
 
+# Consul, BIG-IP, metrics and the watch loop are imported by the commands that use
+# them: a one-shot render of 100,000 servers should not pay for loading them.
 EXIT_CHANGES = 2
-TARGET_TYPES = {"haproxy": HAProxyTarget, "nginx": NginxTarget, "bigip": BigIPTarget}
 AS3 = config.Target("as3", "as3", None, BigIPSettings(), "", Path("."), slots=0)  # -t as3: a declaration only
+
+
+def target_type(kind: str):
+    if kind == "haproxy":
+        from lbctl.targets.haproxy import HAProxyTarget
+        return HAProxyTarget
+    if kind == "nginx":
+        from lbctl.targets.nginx import NginxTarget
+        return NginxTarget
+    from lbctl.targets.bigip import BigIPTarget
+    return BigIPTarget
 
 
 class LbctlGroup(click.Group):
@@ -113,6 +119,8 @@ class Session:
     def consul_desired(self):
         """One reading of Consul, without blocking, for the one-shot commands."""
         settings = self.config.consul
+        from lbctl.discovery import consul as consul_client, consul_model, merge
+
         client = consul_client.Client(settings)
         try:
             desired, problems = merge.from_entries(self.parts(), consul_client.snapshot(client),
@@ -123,7 +131,9 @@ class Session:
             click.echo(f"lbctl: warning: {text}", err=True)
         return desired
 
-    def setup(self) -> controller.Setup:
+    def setup(self):
+        from lbctl import controller
+
         audit = AuditLog(self.config.audit_log) if self.config.audit_log else None
         return controller.Setup(self.parts(), [self.target(t) for t in self.selected], self.config.watch,
                                 self.config.consul, self.config.election, audit)
@@ -134,7 +144,7 @@ class Session:
     def target(self, settings_: config.Target) -> FileTarget:
         if settings_.kind == "as3":
             raise ConfigError("-t as3 renders and validates a declaration; plan and apply need a bigip target in the config")
-        target = TARGET_TYPES[settings_.kind](settings_, self.renderer(settings_))
+        target = target_type(settings_.kind)(settings_, self.renderer(settings_))
         if self.config is not None and self.config.audit_log:
             target.state.listeners.append(AuditLog(self.config.audit_log))
         return target
@@ -176,6 +186,8 @@ def render(config_path, inventory_path, target_name, template_dir, output) -> No
     session = Session(config_path, inventory_path, target_name, template_dir)
     t = session.single()
     if t.kind in ("as3", "bigip"):  # the AS3 declaration of the model alone: no device is asked
+        from lbctl.targets import as3
+
         text = as3.render(session.desired(), t.options.as3_tenant, t.options.owner)
     else:
         text = session.target(t).plan(session.desired()).candidate  # what apply would write
@@ -197,6 +209,8 @@ def validate(config_path, inventory_path, target_name, template_dir, binary) -> 
     for t in session.selected:
         t = replace(t, binary=binary) if binary else t
         if t.kind == "as3":
+            from lbctl.targets import as3
+
             as3.check(as3.document(desired, t.options.as3_tenant, t.options.owner))
         elif session.config is not None:
             target = session.target(t)
@@ -258,6 +272,9 @@ def watch(config_path, inventory_path, target_name, template_dir, force, verbose
     logs.setup(log_format, verbose)
     args = (config_path, inventory_path, target_name, template_dir)
     first = Session(*args, need_config=True)  # fail now, with one line, on a bad config
+    from lbctl import controller
+    from lbctl.metrics import StatusServer
+
     ctl = controller.Controller(lambda: Session(*args, need_config=True).setup(), force=force)
     address = sources.address(listen, "--listen") if listen else first.config.metrics_listen
     if address is not None:
