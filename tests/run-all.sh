@@ -27,6 +27,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q '.[test]'
 
-# The layering contract (pyproject.toml [tool.importlinter]), then every test.
+# Unused imports and names, the layering contract (pyproject.toml), then every test.
+.venv/bin/ruff check --select F,E9 lbctl tests bench ansible
 .venv/bin/lint-imports --no-cache
 LBCTL_REQUIRE_INTEGRATION=1 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -9,11 +9,9 @@ of words and punctuation as with a harmless value — and (b) pass the real
 
 from __future__ import annotations
 
-import copy
 import re
 import subprocess
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st

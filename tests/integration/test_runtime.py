@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from lbctl.errors import CommandError
 from lbctl.targets.haproxy_ctl import parse_servers_state
