@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import resource
 import signal
 import sys
 import tempfile
@@ -269,6 +270,9 @@ def apply(config_path, inventory_path, target_name, template_dir) -> None:
 def watch(config_path, inventory_path, target_name, template_dir, force, verbose, log_format, listen) -> None:
     """Keep the targets in step with the source until SIGTERM (SIGHUP re-reads the config)."""
     logs.setup(log_format, verbose)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:  # every watched service holds a connection to Consul
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     args = (config_path, inventory_path, target_name, template_dir)
     first = Session(*args, need_config=True)  # fail now, with one line, on a bad config
     from lbctl import controller

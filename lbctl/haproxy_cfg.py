@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 SECTION = re.compile(r"^(global|defaults|frontend|backend|listen|peers|resolvers|userlist|program|cache|mailers|ring"
                      r"|http-errors)\b\s*(\S*)")
@@ -53,32 +54,55 @@ def split_endpoint(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port) if port.isdigit() else 0
 
 
+def section_of(lines: list[str], i: int) -> str:
+    """The backend (or listen section) line ``i`` belongs to; "" outside one."""
+    for j in range(i, -1, -1):
+        section = SECTION.match(lines[j])
+        if section:
+            return section.group(2) if section.group(1) in ("backend", "listen") else ""
+    return ""
+
+
+def server_line(backend: str, line: str) -> Server | None:
+    """One ``server`` line of ``backend`` as a ``Server``; None if it is not one."""
+    server = SERVER.match(line) if backend else None
+    if server is None:
+        return None
+    words = server.group(3).split()
+    weight, rest, disabled = 1, [], False
+    i = 0
+    while i < len(words):
+        if words[i] == "weight" and i + 1 < len(words) and words[i + 1].isdigit():
+            weight, i = int(words[i + 1]), i + 2
+            continue
+        if words[i] == "disabled":
+            disabled = True
+        else:
+            rest.append(words[i])
+        i += 1
+    address, port = split_endpoint(server.group(2))
+    return Server(backend, server.group(1), address, port, weight, disabled, tuple(rest))
+
+
+@lru_cache(maxsize=8)
 def parse(text: str) -> tuple[list[str], list[Server]]:
-    """The non-server lines (servers as ``server <backend>/<name>`` placeholders) and the servers."""
+    """The non-server lines (servers as ``server <backend>/<name>`` placeholders) and the servers.
+
+    Cached: a watch round parses the live config and the candidate several times
+    (slot layout, server states), and the next round's live config is this round's
+    candidate.  Callers must not modify the lists.
+    """
     skeleton, servers, backend = [], [], ""
     for line in text.splitlines():
         section = SECTION.match(line)
         if section:
             backend = section.group(2) if section.group(1) in ("backend", "listen") else ""
-        server = SERVER.match(line) if backend else None
+        server = server_line(backend, line)
         if server is None:
             skeleton.append(line)
-            continue
-        words = server.group(3).split()
-        weight, rest, disabled = 1, [], False
-        i = 0
-        while i < len(words):
-            if words[i] == "weight" and i + 1 < len(words) and words[i + 1].isdigit():
-                weight, i = int(words[i + 1]), i + 2
-                continue
-            if words[i] == "disabled":
-                disabled = True
-            else:
-                rest.append(words[i])
-            i += 1
-        address, port = split_endpoint(server.group(2))
-        servers.append(Server(backend, server.group(1), address, port, weight, disabled, tuple(rest)))
-        skeleton.append(f"server {backend}/{server.group(1)}")
+        else:
+            servers.append(server)
+            skeleton.append(f"server {backend}/{server.name}")
     return skeleton, servers
 
 
@@ -87,17 +111,22 @@ def servers(text: str) -> dict[tuple[str, str], Server]:
 
 
 def runtime_changes(old: str | None, new: str) -> list[ServerChange] | None:
-    """The Runtime API changes that turn ``old`` into ``new``, or None if a reload is needed."""
+    """The Runtime API changes that turn ``old`` into ``new``, or None if a reload is needed.
+
+    Compares line by line and parses only the lines that differ: this is on the
+    path from a Consul change to HAProxy serving it.
+    """
     if old is None:
         return None
-    old_skeleton, old_servers = parse(old)
-    new_skeleton, new_servers = parse(new)
-    if old_skeleton != new_skeleton:
+    old_lines, new_lines = old.splitlines(), new.splitlines()
+    if len(old_lines) != len(new_lines):
         return None
     changes = []
-    for before, after in zip(old_servers, new_servers):
-        if before == after:
-            continue
+    for i in [i for i, (a, b) in enumerate(zip(old_lines, new_lines)) if a != b]:
+        backend = section_of(new_lines, i)
+        before, after = server_line(backend, old_lines[i]), server_line(backend, new_lines[i])
+        if before is None or after is None or before.name != after.name:
+            return None
         if before.rest != after.rest:
             return None
         readdress = (before.address, before.port) != (after.address, after.port)

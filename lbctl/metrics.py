@@ -43,11 +43,14 @@ class Metrics:
         if result in ("applied", "written"):
             self.last_success.labels(target).set(time.time())
 
-    def pools(self, desired: model.Desired) -> None:
-        self.members.clear()
+    def pools(self, desired: model.Desired, names: set[str] | None = None) -> None:
+        """Member counts of the pools in ``names`` (all of them if None)."""
+        if names is None:
+            self.members.clear()
         for pool in desired.pools:
-            for state in model.MEMBER_STATES:
-                self.members.labels(pool.name, state).set(sum(m.state == state for m in pool.members))
+            if names is None or pool.name in names:
+                for state in model.MEMBER_STATES:
+                    self.members.labels(pool.name, state).set(sum(m.state == state for m in pool.members))
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

@@ -43,13 +43,18 @@ class Client:
         self.api.http.session.mount("http://", adapter)
         self.api.http.session.mount("https://", adapter)
         self.where = f"consul {settings.scheme}://{settings.host}:{settings.port}"
+        self.armed: set[str] = set()  # paths whose first blocking query went out
 
     def get(self, path: str, params: list[tuple[str, str]], index: int) -> tuple[int, Any]:
         """GET a blocking-capable endpoint: ``(X-Consul-Index, data)``; data None for a 404."""
         s = self.settings
         params = list(params)
         if index > 0:
-            params += [("index", str(index)), ("wait", f"{s.wait_ms // 1000 or 1}s")]
+            wait = s.wait_ms
+            if path not in self.armed:  # spread the first blocking queries, or 1,000 of them
+                self.armed.add(path)    # would time out together, wait after wait
+                wait = int(wait * (0.5 + random.random() / 2))
+            params += [("index", str(index)), ("wait", f"{max(1, wait // 1000)}s")]
         if s.stale:
             params.append(("stale", "1"))
         if s.datacenter:

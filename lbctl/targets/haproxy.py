@@ -20,6 +20,8 @@ log = logging.getLogger("lbctl.haproxy")
 class HAProxyTarget(FileTarget):
     kind = "haproxy"
 
+    refused: tuple | None = None  # the last change the Runtime API could not make
+
     @property
     def master(self) -> MasterCLI:
         return MasterCLI(self.settings.master_socket, self.settings.master_log)
@@ -35,6 +37,9 @@ class HAProxyTarget(FileTarget):
         False (and a log line) when the change needs a reload or the socket fails
         or disagrees: the caller then reloads, which also repairs a partial change.
         """
+        if (change.live, change.candidate) == self.refused:
+            return False  # tried already for this change (deploy, then reload)
+        self.refused = (change.live, change.candidate)
         changes = haproxy_cfg.runtime_changes(change.live, change.candidate) if self.settings.runtime_api else None
         if not changes:
             return False
@@ -53,6 +58,7 @@ class HAProxyTarget(FileTarget):
             log.warning("%s: runtime API read-back disagrees for %s; reloading instead", self.name,
                         ", ".join(f"{c.backend}/{c.server}" for c in wrong))
             return False
+        self.refused = None
         return True
 
     def check(self, change: Change) -> None:
