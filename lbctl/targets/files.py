@@ -95,6 +95,25 @@ def clean_stale_temps(directory: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+def size(path: str | os.PathLike[str] | None) -> int:
+    """A file's size, 0 if there is none: where to start reading a log's new lines."""
+    try:
+        return os.stat(path).st_size if path else 0
+    except OSError:
+        return 0
+
+
+def read_from(path: str | os.PathLike[str], offset: int) -> str:
+    """What a log gained after ``offset`` (all of it if it shrank, i.e. was rotated); "" if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            if offset <= os.fstat(f.fileno()).st_size:
+                f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str | None:
     """Hex SHA-256 of a file's content, or None if it does not exist."""
     h = hashlib.sha256()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lbctl.errors import CommandError, ReloadError
-from lbctl.targets.files import atomic_write
+from lbctl.targets.files import atomic_write, read_from, size
 
 # Errors seen while the master re-execs (or before it listens): retry them.
 _TRANSIENT = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ENOENT, errno.EPIPE, errno.EAGAIN}
@@ -148,7 +148,7 @@ class MasterCLI:
         """
         deadline = time.monotonic() + timeout
         before = self.show_proc(timeout)
-        log_offset = _size(self.log_path)
+        log_offset = size(self.log_path)
         if use_signal:
             os.kill(before.master_pid, signal.SIGUSR2)
         else:
@@ -188,26 +188,12 @@ class MasterCLI:
         return f": {lines[0]}" if lines else ""
 
 
-def _size(path: Path | None) -> int:
-    try:
-        return path.stat().st_size if path else 0
-    except OSError:
-        return 0
-
-
 _LOG_PREFIX = re.compile(r"^\[(ALERT|WARNING|NOTICE)\]\s+\(\d+\)\s*:\s*")
 
 
 def alert_lines(log_path: str | os.PathLike[str], offset: int = 0) -> list[str]:
     """``[ALERT]`` and ``Loading failure`` lines written to the master's log after ``offset``, prefix removed."""
-    try:
-        with open(log_path, "rb") as f:
-            if offset <= os.fstat(f.fileno()).st_size:
-                f.seek(offset)
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return []
-    return [_LOG_PREFIX.sub("", line).strip() for line in text.splitlines()
+    return [_LOG_PREFIX.sub("", line).strip() for line in read_from(log_path, offset).splitlines()
             if "[ALERT]" in line or "Loading failure" in line]
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lbctl.errors import ReloadError
+from lbctl.targets.files import read_from, size
 
 WORKER = "nginx: worker process"
 SHUTTING_DOWN = "nginx: worker process is shutting down"
@@ -104,13 +105,7 @@ def log_errors(error_log: str | os.PathLike[str], offset: int, pid: int | None =
 
     Reads from the start if the log shrank (rotated) below ``offset``.
     """
-    try:
-        with open(error_log, "rb") as f:
-            if offset <= os.fstat(f.fileno()).st_size:
-                f.seek(offset)
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return []
+    text = read_from(error_log, offset)
     who = re.compile(rf"\[(emerg|alert)\] {pid}#" if pid else r"\[(emerg|alert)\] \d+#")
     return [line.strip() for line in text.splitlines() if who.search(line)]
 
@@ -132,7 +127,7 @@ def reload(pidfile: str | os.PathLike[str], error_log: str | os.PathLike[str] | 
     deadline = time.monotonic() + timeout
     before = set(children(master))
     old_workers = {k for k in before if title(k) in (WORKER, SHUTTING_DOWN)}
-    offset = _size(error_log)
+    offset = size(error_log)
     os.kill(master, signal.SIGHUP)
     while time.monotonic() < deadline:
         errors = log_errors(error_log, offset, master) if error_log else []
@@ -163,14 +158,14 @@ def _settle(master: int, error_log: str | os.PathLike[str], deadline: float) -> 
 
     Done = idle in sigsuspend (/proc wchan), or, where wchan says nothing, a log quiet for ``_QUIET`` s.
     """
-    size, quiet_since = _size(error_log), time.monotonic()
+    seen, quiet_since = size(error_log), time.monotonic()
     while time.monotonic() < deadline and alive(master):
         idle = _idle(master)
         if idle:
             return
-        now_size = _size(error_log)
-        if now_size != size:
-            size, quiet_since = now_size, time.monotonic()
+        now_size = size(error_log)
+        if now_size != seen:
+            seen, quiet_since = now_size, time.monotonic()
         elif idle is None and time.monotonic() - quiet_since >= _QUIET:
             return
         time.sleep(_POLL)
@@ -185,8 +180,3 @@ def _idle(pid: int) -> bool | None:
     return None if wchan in ("", "0") else "sigsuspend" in wchan
 
 
-def _size(path: str | os.PathLike[str] | None) -> int:
-    try:
-        return os.stat(path).st_size if path else 0
-    except OSError:
-        return 0
