@@ -22,8 +22,8 @@ def refusals(previous: model.Desired | None, new: model.Desired, watched: set[st
     before = {p.name: p for p in previous.pools if p.name in watched}
     problems = []
     for pool in new.pools:
-        if pool.name not in before:
-            continue
+        if before.get(pool.name, pool) is pool:
+            continue  # new, or the very same pool: nothing removed
         old, now = serving(before[pool.name]), serving(pool)
         if len(now) < min_members and len(now) < len(old):
             problems.append(f"pool {pool.name}: {len(now)} serving members would be fewer than "

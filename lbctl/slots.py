@@ -11,6 +11,7 @@ is ``disabled``.  When the slots run out, the pool grows to its members plus
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 from lbctl import haproxy_cfg, model
 
@@ -18,21 +19,35 @@ PREFIX = "slot"
 
 
 def assign(desired: model.Desired, live: str | None, headroom: int,
-           avoid: frozenset[tuple[str, str]] = frozenset()) -> model.Desired:
-    """``desired`` with every pool's members laid out in slots.
+           previous: dict[str, tuple[model.Pool, model.Pool]] | None = None
+           ) -> tuple[model.Desired, dict[str, tuple[model.Pool, model.Pool]]]:
+    """``desired`` with every pool's members laid out in slots, and the layout to pass
+    back as ``previous`` next time.
 
-    ``avoid``: (backend, slot) pairs freed so recently that they may still carry
-    connections; they are filled last.
+    ``previous`` must come from the call whose render is ``live``: a pool that is
+    the very same object as then keeps its layout without being laid out again,
+    so a change costs work for the pools that changed, not for all of them.
     """
-    by_backend: dict[str, list[haproxy_cfg.Server]] = {}
-    for server in haproxy_cfg.parse(live or "")[1]:
-        by_backend.setdefault(server.backend, []).append(server)
-    return replace(desired, pools=tuple(
-        pool_slots(p, by_backend.get(p.name, []), headroom, avoid) for p in desired.pools))
+    previous = previous or {}
+    pools, layout = [], {}
+    for pool in desired.pools:
+        hit = previous.get(pool.name)
+        slotted = hit[1] if hit is not None and hit[0] is pool else \
+            pool_slots(pool, by_backend(live or "").get(pool.name, []), headroom)
+        pools.append(slotted)
+        layout[pool.name] = (pool, slotted)
+    return replace(desired, pools=tuple(pools)), layout
 
 
-def pool_slots(pool: model.Pool, live: list[haproxy_cfg.Server], headroom: int,
-               avoid: frozenset[tuple[str, str]]) -> model.Pool:
+@lru_cache(maxsize=4)
+def by_backend(text: str) -> dict[str, list[haproxy_cfg.Server]]:
+    grouped: dict[str, list[haproxy_cfg.Server]] = {}
+    for server in haproxy_cfg.parse(text)[1]:
+        grouped.setdefault(server.backend, []).append(server)
+    return grouped
+
+
+def pool_slots(pool: model.Pool, live: list[haproxy_cfg.Server], headroom: int) -> model.Pool:
     slots = [s for s in live if s.name.startswith(PREFIX) and s.name[len(PREFIX):].isdigit()]
     count = len(slots) if len(slots) >= len(pool.members) and slots else len(pool.members) + headroom
     names = [f"{PREFIX}{i}" for i in range(1, count + 1)]
@@ -47,8 +62,7 @@ def pool_slots(pool: model.Pool, live: list[haproxy_cfg.Server], headroom: int,
     # Fill slots that were already free first: one vacated in this same change may
     # still carry connections, and re-addressing it would need a reload.
     vacated = {s.name for s in slots if not s.free}
-    free = sorted((n for n in names if n not in placed),
-                  key=lambda n: (n in vacated, (pool.name, n) in avoid, names.index(n)))
+    free = sorted((n for n in names if n not in placed), key=lambda n: (n in vacated, names.index(n)))
     for name, member in zip(free, sorted(waiting.values(), key=lambda m: m.name)):
         placed[name] = member
     return replace(pool, members=tuple(

@@ -21,15 +21,21 @@ class HAProxyTarget(FileTarget):
     kind = "haproxy"
 
     refused: tuple | None = None  # the last change the Runtime API could not make
+    layout: tuple | None = None  # (a candidate, its slot layout) for the next plan
 
     @property
     def master(self) -> MasterCLI:
         return MasterCLI(self.settings.master_socket, self.settings.master_log)
 
     def plan(self, desired: model.Desired) -> Change:
-        if self.settings.slots:
-            desired = slots.assign(desired, self.live_text(), self.settings.slots)
-        return self.plan_text(self.render(desired))
+        if not self.settings.slots:
+            return self.plan_text(self.render(desired))
+        live = self.live_text()
+        previous = self.layout[1] if self.layout is not None and self.layout[0] == live else None
+        desired, layout = slots.assign(desired, live, self.settings.slots, previous)
+        change = Change(self.name, live, self.render(desired))
+        self.layout = (change.candidate, layout)  # valid while the file is this candidate
+        return change
 
     def runtime(self, change: Change) -> bool:
         """Make a server-lines-only change through the Runtime API and read it back.

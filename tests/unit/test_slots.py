@@ -7,7 +7,7 @@ from lbctl.render import render
 def rendered(members, live=None, headroom=2, **pool):
     raw = {"listeners": {"w": {"port": 8080, "default_pool": "app"}},
            "pools": {"app": {"members": [{"name": n, "address": a, "port": 80, **extra} for n, a, extra in members], **pool}}}
-    return render(slots.assign(inventory.from_raw(raw), live, headroom), "haproxy", settings.options("haproxy"))
+    return render(slots.assign(inventory.from_raw(raw), live, headroom)[0], "haproxy", settings.options("haproxy"))
 
 
 def server_lines(text):
@@ -65,3 +65,17 @@ def test_slots_in_use():
     text = rendered([A, B])
     assert slots.in_use(text) == {"app": {"used": {"slot1": "10.0.0.1:80", "slot2": "10.0.0.2:80"},
                                           "free": ["slot3", "slot4"]}}
+
+
+def test_unchanged_pools_keep_their_layout_without_being_laid_out_again():
+    raw = {"pools": {"a": {"members": [{"name": "x", "address": "10.0.0.1", "port": 80}]},
+                     "b": {"members": [{"name": "y", "address": "10.0.0.2", "port": 80}]}}}
+    first = inventory.from_raw(raw)
+    slotted, layout = slots.assign(first, None, 2)
+    text = render(slotted, "haproxy", settings.options("haproxy"))
+    raw["pools"]["b"]["members"].append({"name": "z", "address": "10.0.0.3", "port": 80})
+    second = inventory.from_raw(raw)
+    second = type(second)(second.listeners, (first.pools[0], second.pools[1]))  # pool a: the same object
+    again, _ = slots.assign(second, text, 2, layout)
+    assert again.pools[0] is slotted.pools[0]
+    assert [m.address for m in again.pools[1].members] == ["10.0.0.2", "10.0.0.3", "127.0.0.1"]
