@@ -28,15 +28,24 @@ def assign(desired: model.Desired, live: str | None, headroom: int,
     the very same object as then keeps its layout without being laid out again,
     so a change costs work for the pools that changed, not for all of them.
     """
-    previous = previous or {}
     pools, layout = [], {}
     for pool in desired.pools:
-        hit = previous.get(pool.name)
-        slotted = hit[1] if hit is not None and hit[0] is pool else \
-            pool_slots(pool, by_backend(live or "").get(pool.name, []), headroom)
+        hit = (previous or {}).get(pool.name)
+        if hit is not None and hit[0] is pool:
+            slotted = hit[1]
+        elif previous is not None:  # the live slots are those of the previous layout: no parse
+            slotted = pool_slots(pool, servers(hit[1]) if hit is not None else [], headroom)
+        else:
+            slotted = pool_slots(pool, by_backend(live or "").get(pool.name, []), headroom)
         pools.append(slotted)
         layout[pool.name] = (pool, slotted)
     return replace(desired, pools=tuple(pools)), layout
+
+
+def servers(slotted: model.Pool) -> list[haproxy_cfg.Server]:
+    """A slotted pool as the server lines it renders to."""
+    return [haproxy_cfg.Server(slotted.name, m.name, m.address, m.port, m.weight, m.state == "maint", ())
+            for m in slotted.members]
 
 
 @lru_cache(maxsize=4)
