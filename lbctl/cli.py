@@ -139,7 +139,7 @@ class Session:
                                 self.config.consul, self.config.election, audit)
 
     def renderer(self, settings_: config.Target):
-        return lambda desired: render_config(desired, settings_.kind, settings_.options, self.template_dir)
+        return lambda desired, **kw: render_config(desired, settings_.kind, settings_.options, self.template_dir, **kw)
 
     def target(self, settings_: config.Target) -> FileTarget:
         if settings_.kind == "as3":

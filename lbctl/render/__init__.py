@@ -14,24 +14,52 @@ TEMPLATES = {"haproxy": "haproxy.cfg.j2", "nginx": "nginx.conf.j2"}
 KINDS = tuple(TEMPLATES)
 
 
-def render(desired: model.Desired, kind: str, options, template_dir: str | None = None) -> str:
+def render(desired: model.Desired, kind: str, options, template_dir: str | None = None,
+           cache: dict | None = None) -> str:
     """The whole configuration file for ``kind`` (haproxy | nginx).
+
+    ``cache`` (HAProxy): a dict kept between calls; backends whose pool is the very
+    same object as last time reuse their text (``lbctl watch`` rebuilds only the
+    pools that changed).  It then holds exactly the pools of this render.
 
     :raises ConfigError: a template is missing or broken, or the model asks for
         something this target cannot do.
     """
     if kind == "haproxy":
         data = views.haproxy(desired)
+        # Each backend comes from haproxy-backend.j2, once per pool object (see ``cache``).
+        data["backend_text"] = backend_texts(jinja_environment(template_dir), data["modes"], options,
+                                             {} if cache is None else cache)
         name = TEMPLATES[kind]
     else:
         data = views.nginx(desired, options.layout)
         name = TEMPLATES[kind] if options.layout == "main" else "nginx-http.conf.j2"
     try:
         template = jinja_environment(template_dir).get_template(name)
-        return template.render(data, opts=options)
+        text = template.render(data, opts=options)
+        if cache is not None:
+            cache.clear()
+            cache.update(data["backend_text"].used)
+        return text
     except jinja2.TemplateNotFound as exc:
         raise ConfigError(f"template {exc.name!r} not found in {template_dir or 'the packaged templates'}") from None
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError(f"{exc.filename or exc.name}:{exc.lineno}: template error: {exc.message}") from None
     except jinja2.UndefinedError as exc:
         raise ConfigError(f"template {name}: {exc.message}") from None
+
+
+def backend_texts(env: jinja2.Environment, modes: dict, options, cache: dict):
+    """A ``backend_text(pool)`` for the template that renders one backend, or reuses it."""
+    partial = env.get_template("haproxy-backend.j2")
+
+    def backend_text(pool: model.Pool) -> str:
+        hit = cache.get(id(pool))
+        if hit is None or hit[0] is not pool or hit[1] != modes[pool.name] or hit[2] is not options:
+            hit = (pool, modes[pool.name], options,
+                   partial.render(p=pool, modes=modes, opts=options))
+        backend_text.used[id(pool)] = hit
+        return hit[3]
+
+    backend_text.used = {}
+    return backend_text

@@ -18,7 +18,7 @@ from lbctl.targets import files, probes
 from lbctl.targets.base import Change, Checkpoint, Target
 from lbctl.targets.state import TargetState
 
-Renderer = Callable[[model.Desired], str]
+Renderer = Callable[..., str]  # (desired, **options such as cache=) -> text
 
 
 class FileTarget(Target):

@@ -23,6 +23,10 @@ class HAProxyTarget(FileTarget):
     refused: tuple | None = None  # the last change the Runtime API could not make
     layout: tuple | None = None  # (a candidate, its slot layout) for the next plan
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.backends: dict = {}  # rendered backends, reused for pools that did not change
+
     @property
     def master(self) -> MasterCLI:
         return MasterCLI(self.settings.master_socket, self.settings.master_log)
@@ -33,7 +37,7 @@ class HAProxyTarget(FileTarget):
         live = self.live_text()
         previous = self.layout[1] if self.layout is not None and self.layout[0] == live else None
         desired, layout = slots.assign(desired, live, self.settings.slots, previous)
-        change = Change(self.name, live, self.render(desired))
+        change = Change(self.name, live, self.render(desired, cache=self.backends))
         self.layout = (change.candidate, layout)  # valid while the file is this candidate
         return change
 
