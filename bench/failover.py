@@ -58,7 +58,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -67,34 +66,24 @@ import threading
 import time
 import urllib.request
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from propagation import _Ok, _Quiet, free_port, haproxy_binary, log, percentile, stats_query  # noqa: E402
 
 HOST = "127.0.0.1"
 SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
 KEY = "lbctl/leader"
 POOL = "app"
 MAINT_BITS = 0x01 | 0x04  # srv_admin_state: FMAINT | CMAINT ("disabled" in the config)
-T0 = time.monotonic()
 
 
-def log(msg: str) -> None:
-    print(f"[{time.monotonic() - T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
@@ -215,46 +204,14 @@ class Recorder:
 
 # --------------------------------------------------------------------------- a backend for the probe
 
-class _Quiet(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        pass
 
 
-class _Ok(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 # --------------------------------------------------------------------------- HAProxy
 
-def haproxy_binary() -> str:
-    found = shutil.which("haproxy") or shutil.which("haproxy", path=SBIN)
-    if not found:
-        sys.exit("haproxy is not installed")
-    return found
 
 
-def stats_query(path: Path, cmd: str, timeout: float = 1.0) -> str:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(str(path))
-        s.sendall(cmd.encode() + b"\n")
-        chunks = []
-        while True:
-            data = s.recv(65536)
-            if not data:
-                return b"".join(chunks).decode(errors="replace")
-            chunks.append(data)
 
 
 def maint(stats: Path, address: str) -> bool | None:

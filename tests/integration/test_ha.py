@@ -91,18 +91,24 @@ def cluster(tmp_path):
                 c.stop()
 
 
-def writers(stack: Stack) -> list[str]:
-    return [e["leader"] for e in read_audit(stack.dir / "audit.jsonl")]
-
-
-def test_only_the_leader_writes_and_a_follower_takes_over_after_kill_9(cluster):
-    consul, stack, register, controllers = cluster
+def leader_and_follower(stack: Stack, controllers: list) -> tuple[Controller, Controller]:
+    """Start ctl-a, wait until it leads, then ctl-b, until it runs as a follower."""
     a = Controller(stack, "ctl-a")
     controllers.append(a)
     wait_until(lambda: a.logged("ctl-a is the leader"), 10, "ctl-a to lead")
     b = Controller(stack, "ctl-b")
     controllers.append(b)
     wait_until(lambda: b.metric("lbctl_leader ") == 0.0, 10, "ctl-b to run as a follower", ignore=(OSError,))
+    return a, b
+
+
+def writers(stack: Stack) -> list[str]:
+    return [e["leader"] for e in read_audit(stack.dir / "audit.jsonl")]
+
+
+def test_only_the_leader_writes_and_a_follower_takes_over_after_kill_9(cluster):
+    consul, stack, register, controllers = cluster
+    a, b = leader_and_follower(stack, controllers)
     register("b")
     wait_until(lambda: set(stack.spread(12)) == {"a", "b"}, 10, "app-b to take traffic")
     # the first entry is the fixture's one-shot apply; the audit line follows the traffic by a moment
@@ -119,12 +125,7 @@ def test_only_the_leader_writes_and_a_follower_takes_over_after_kill_9(cluster):
 
 def test_a_paused_leader_writes_nothing_after_it_lost_the_lock(cluster):
     consul, stack, register, controllers = cluster
-    a = Controller(stack, "ctl-a")
-    controllers.append(a)
-    wait_until(lambda: a.logged("ctl-a is the leader"), 10, "ctl-a to lead")
-    b = Controller(stack, "ctl-b")
-    controllers.append(b)
-    wait_until(lambda: b.metric("lbctl_leader ") == 0.0, 10, "ctl-b to run as a follower", ignore=(OSError,))
+    a, b = leader_and_follower(stack, controllers)
     os.kill(a.proc.pid, signal.SIGSTOP)  # a leader frozen in a long pause
     consul.advance(11)
     wait_until(lambda: b.logged("ctl-b is the leader"), 15, "ctl-b to take over")
@@ -188,12 +189,7 @@ def test_two_controllers_and_a_bigip_pair_only_the_leader_syncs(tmp_path):
         members = lambda: sorted(m["name"] for pool in emu.dump()["pools"].values() for m in pool.get("members", []))
         try:
             os.environ["LBCTL_TEST_BIGIP_PW"] = "bigip-pw"
-            a = Controller(stack, "ctl-a")
-            controllers.append(a)
-            wait_until(lambda: a.logged("ctl-a is the leader"), 10, "ctl-a to lead")
-            b = Controller(stack, "ctl-b")
-            controllers.append(b)
-            wait_until(lambda: b.metric("lbctl_leader ") == 0.0, 10, "ctl-b to follow", ignore=(OSError,))
+            a, b = leader_and_follower(stack, controllers)
             wait_until(lambda: len(members()) == 1, 10, "the first sync")
             consul.add_service("web", service_id="web-2", address="10.0.0.2", port=80)
             wait_until(lambda: len(members()) == 2, 10, "web-2 on the BIG-IP")
