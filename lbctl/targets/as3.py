@@ -199,9 +199,9 @@ def validator() -> Any:
 
 def errors(decl: Mapping[str, Any]) -> list[str]:
     """What the AS3 schema says is wrong with ``decl`` (empty: valid), most relevant first."""
-    from jsonschema.exceptions import best_match
     with _LOCK:
-        root, base, by_class, names = _validators()
+        root, base, by_class, names = _validators()  # a clear error first if jsonschema is missing
+    from jsonschema.exceptions import best_match
     skeleton, objects = _split(decl)
     best = best_match(root.iter_errors(skeleton))
     for where, app_objects in objects:
