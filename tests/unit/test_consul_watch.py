@@ -41,3 +41,21 @@ def test_zero_index_answers_are_sent_as_one():
     w.start()
     assert done.wait(5)
     assert asked == [0, 1, 1]
+
+
+def test_client_tls_and_token_settings_reach_py_consul(tmp_path, monkeypatch):
+    from lbctl import sources
+    from lbctl.discovery.consul import Client
+
+    (tmp_path / "token").write_text("file-token\n")
+    settings = sources.consul({"address": "consul.example.com:8501", "scheme": "https", "services": ["web"],
+                               "tls": {"ca": "ca.pem", "cert": "c.pem", "key": "k.pem"}, "token_file": "token",
+                               "datacenter": "dc2"}, tmp_path)
+    monkeypatch.delenv("CONSUL_HTTP_TOKEN", raising=False)
+    api = Client(settings).api
+    assert (api.http.host, api.http.port, api.http.scheme) == ("consul.example.com", 8501, "https")
+    assert api.http.verify == str(tmp_path / "ca.pem")  # verification on, with the CA given
+    assert api.http.cert == (str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
+    assert api.token == "file-token" and api.dc == "dc2"
+    plain = sources.consul({"services": ["web"]}, tmp_path)
+    assert Client(plain).api.http.verify is True  # on by default
