@@ -253,12 +253,20 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
 
 @cli.command()
 @source_options
-def apply(config_path, inventory_path, target_name, template_dir) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"changed": ..., "targets": [{"target", "result", "message"}]} instead of lines.')
+def apply(config_path, inventory_path, target_name, template_dir, as_json) -> None:
     """Render, check, swap atomically, reload and verify; roll back on any failure."""
     session = Session(config_path, inventory_path, target_name, template_dir, need_config=True)
     desired = session.desired()
+    outcomes = []
     for t in session.selected:
-        click.echo(deploy.deploy(session.target(t), desired).message)
+        outcome = deploy.deploy(session.target(t), desired)
+        outcomes.append({"target": outcome.target, "result": outcome.result, "message": outcome.message})
+        if not as_json:
+            click.echo(outcome.message)
+    if as_json:
+        click.echo(json.dumps({"changed": any(o["result"] != "unchanged" for o in outcomes), "targets": outcomes}))
 
 
 @cli.command()

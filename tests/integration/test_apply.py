@@ -58,6 +58,9 @@ def test_members_come_and_go_with_applies(stack, backends):
     assert stack.spread(20) == {"b": 20}  # the old generation took no new connection
     again = stack.run("apply")
     assert (again.exit_code, again.output) == (0, f"edge: {stack.live} is up to date\n")
+    as_json = stack.run("apply", "--json")
+    assert json.loads(as_json.output) == {"changed": False, "targets": [
+        {"target": "edge", "result": "unchanged", "message": f"edge: {stack.live} is up to date"}]}
 
 
 def test_reload_failure_rolls_back(stack, backends):

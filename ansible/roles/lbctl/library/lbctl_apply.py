@@ -57,19 +57,11 @@ plan:
   type: str
 """
 
-import re
+import json
 
 from ansible.module_utils.basic import AnsibleModule
 
-# deploy.py's message for a target whose rendered file is byte-identical to the live one.
-UNCHANGED = re.compile(r" is up to date$")
 PLAN_NO_CHANGES, PLAN_CHANGES = 0, 2
-
-
-def applied_changes(stdout):
-    """Whether ``lbctl apply`` changed anything: one line per target, and every line
-    but "<target>: <file> is up to date" says something was written or reloaded."""
-    return any(not UNCHANGED.search(line) for line in stdout.splitlines() if line.strip())
 
 
 def lbctl_error(stderr, stdout):
@@ -120,11 +112,15 @@ def main():
             result["changed"] = rc == PLAN_CHANGES
             module.exit_json(**result)
 
-    argv, rc, out, err = lbctl("apply", "-c", p["config"])
-    result["messages"] = out.splitlines()
+    argv, rc, out, err = lbctl("apply", "--json", "-c", p["config"])
     if rc != 0:
         fail(argv, rc, out, err)
-    result["changed"] = applied_changes(out)
+    try:
+        applied = json.loads(out)
+    except ValueError:
+        module.fail_json(msg=f"lbctl apply --json printed no JSON: {out.strip()[:200]!r}", cmd=argv, **result)
+    result["messages"] = [t["message"] for t in applied["targets"]]
+    result["changed"] = applied["changed"]  # lbctl's own word: any target not "unchanged"
     if not result["changed"]:
         result.pop("diff", None)
     module.exit_json(**result)
