@@ -71,7 +71,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from propagation import _Ok, _Quiet, free_port, haproxy_binary, log, percentile, stats_query  # noqa: E402
+from propagation import (_Ok, _Quiet, free_port, haproxy_binary, log, percentile, start_haproxy,  # noqa: E402
+                         stats_query, stop_group)
 
 HOST = "127.0.0.1"
 SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
@@ -225,42 +226,6 @@ def maint(stats: Path, address: str) -> bool | None:
         if len(fields) > 6 and fields[4] == address:
             return bool(int(fields[6]) & MAINT_BITS)
     return None
-
-
-def start_haproxy(d: Path) -> subprocess.Popen:
-    from lbctl.errors import CommandError
-    from lbctl.targets.haproxy_ctl import MasterCLI
-
-    with open(d / "haproxy.log", "ab") as out:
-        proc = subprocess.Popen([haproxy_binary(), "-W", "-f", str(d / "haproxy.cfg"), "-S", f"{d / 'master.sock'},level,admin",
-                                 "-p", str(d / "haproxy.pid")],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"haproxy exited with {proc.returncode}: {(d / 'haproxy.log').read_text()[-2000:]}")
-        with contextlib.suppress(CommandError):
-            if MasterCLI(d / "master.sock").show_proc(timeout=1.0).workers:
-                return proc
-        time.sleep(0.05)
-    raise RuntimeError("haproxy did not start a worker within 30 s")
-
-
-def stop_group(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
-    """SIGCONT (in case it is paused) and signal the leader, wait, then SIGKILL its process group."""
-    if proc is None:
-        return
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGCONT)
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
 
 
 # --------------------------------------------------------------------------- the controllers
@@ -636,7 +601,7 @@ def main() -> None:
                              capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             raise RuntimeError(f"lbctl apply failed: {out.stdout[-1000:]} {out.stderr[-2000:]}")
-        haproxy = start_haproxy(d)
+        haproxy = start_haproxy(d, d / "haproxy.cfg")
         log(f"haproxy running on the config lbctl apply wrote; dir {d}")
         t_controllers = time.time()
         for n in range(args.controllers):

@@ -324,10 +324,12 @@ def start_haproxy(directory: Path, config: Path) -> subprocess.Popen:
 
 
 def stop_group(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
-    """Signal the leader, wait, then SIGKILL whatever is left in its process group."""
+    """SIGCONT (in case it is paused) and signal the leader, wait, then SIGKILL its process group."""
     if proc is None:
         return
     if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGCONT)
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
