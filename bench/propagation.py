@@ -350,7 +350,16 @@ def write_setup(d: Path, args, consul_port: int, listen_port: int, backend_port:
         "pools": {"probe": {"members": [{"name": "b0", "address": HOST, "port": backend_port}]}},
     }
     (d / "inventory.yml").write_text(yaml.safe_dump(inventory))
-    config = {
+    config = lbctl_config(d, args, consul_port, listen_port,
+                          **path_keys(args.path), **({"slots": args.slots} if args.slots is not None else {}))
+    path = d / "lbctl.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def lbctl_config(d: Path, args, consul_port: int, listen_port: int, **target) -> dict:
+    """lbctl.yml: every service from Consul into one HAProxy target ``edge``, plus ``target`` keys."""
+    return {
         "source": {
             "inventory": "inventory.yml",
             "consul": {"address": f"{HOST}:{consul_port}", "wait": args.wait,
@@ -365,12 +374,9 @@ def write_setup(d: Path, args, consul_port: int, listen_port: int, backend_port:
             "hard_stop_after": "5s",
             "probes": [{"url": f"http://{HOST}:{listen_port}/"}],
             "lock_timeout": "30s", "reload_timeout": "15s",
-            **path_keys(args.path), **({"slots": args.slots} if args.slots is not None else {}),
+            **target,
         }},
     }
-    path = d / "lbctl.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def path_keys(path: str) -> dict:

@@ -60,8 +60,8 @@ from pathlib import Path
 
 import yaml
 
-from propagation import (HOST, Emulator, _Ok, _Quiet, code_version, cpu_seconds, duration, free_port, haproxy_binary,
-                         instance_id, log, loadavg, mtime, percentile, service_name, start_haproxy, stop_group,
+from propagation import (HOST, Emulator, _Ok, _Quiet, code_version, cpu_seconds, duration, free_port, instance_id,
+                         lbctl_config, log, loadavg, mtime, percentile, service_name, start_haproxy, stop_group,
                          summarize, wait_for)
 
 
@@ -216,24 +216,7 @@ def write_setup(d: Path, args, consul_port: int, listen_port: int, probe_port: i
     (d / "inventory.yml").write_text(yaml.safe_dump(inventory))
     out = {}
     for phase in ("runtime", "reload"):
-        config = {
-            "source": {
-                "inventory": "inventory.yml",
-                "consul": {"address": f"{HOST}:{consul_port}", "wait": args.wait,
-                           "services": [service_name(i) for i in range(args.services)]},
-            },
-            "watch": {"min_wait": "0s"},
-            "state_dir": "state",
-            "targets": {"edge": {
-                "kind": "haproxy", "config": "haproxy.cfg", "binary": haproxy_binary(),
-                "master_socket": "master.sock", "master_log": "haproxy.log",
-                "stats_socket": str(d / "stats.sock"), "state_file": str(d / "haproxy.state"),
-                "hard_stop_after": "5s",
-                "probes": [{"url": f"http://{HOST}:{listen_port}/"}],
-                "lock_timeout": "30s", "reload_timeout": "15s",
-                "runtime_api": phase == "runtime",
-            }},
-        }
+        config = lbctl_config(d, args, consul_port, listen_port, runtime_api=phase == "runtime")
         out[phase] = d / f"lbctl-{phase}.yml"
         out[phase].write_text(yaml.safe_dump(config))
     return out
