@@ -45,7 +45,7 @@ class Setup:
     consul: ConsulSettings | None = None
     election: ElectionSettings | None = None
     audit: AuditLog | None = None
-    static: dict[str, model.Pool] = field(default_factory=dict)
+    static: dict[str, model.Pool] = field(init=False)  # the inventory's own pools, built once
 
     def __post_init__(self) -> None:
         self.static = merge.static_pools(self.parts)
