@@ -122,12 +122,13 @@ class ConsulEmulator:
                  streaming: bool = False, strict_kv_keys: bool = True,
                  check_update_interval: float = 300.0, clock: Callable[[], float] | None = None,
                  seed: int | None = None, consul_service: bool = True, verbose: bool = False,
-                 max_conns_per_client: int = DEFAULT_MAX_CONNS_PER_CLIENT) -> None:
+                 max_conns_per_client: int = DEFAULT_MAX_CONNS_PER_CLIENT,
+                 enable_script_checks: bool = False) -> None:
         self.host = host
         self.port = port
         self.store = Store(node_name=node_name, node_address=node_address, datacenter=datacenter,
                            clock=clock, seed=seed, check_update_interval=check_update_interval,
-                           consul_service=consul_service)
+                           consul_service=consul_service, enable_script_checks=enable_script_checks)
         self.api = Api(self.store, self)
         if acl_tokens is None:
             self.acl: dict[str, str] | None = None
