@@ -25,9 +25,7 @@ def _unset_consul_token():
     os.environ.pop("CONSUL_HTTP_TOKEN", None)
 
 
-# py-consul's tests probe the agent's own HTTP address from inside its container
-# (``Check.http("http://localhost:8500", ...)``): the emulator listens there too.
-PORT = 8500
+PORT = int(os.environ["LBCTL_PYCONSUL_PORT"])  # set by run.py (8500, see there)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -22,6 +23,9 @@ import tempfile
 from pathlib import Path
 
 PY_CONSUL_VERSION = "1.8.0"
+# py-consul's tests probe the agent's own HTTP address from inside its container
+# (``Check.http("http://localhost:8500", ...)``): the emulator listens there too.
+PORT = 8500
 
 TEST_FILES = ["tests/api/test_health.py", "tests/api/test_catalog.py", "tests/api/test_kv.py",
               "tests/api/test_session.py", "tests/api/test_status.py", "tests/api/test_agent.py",
@@ -57,14 +61,29 @@ def fetch(dest: Path) -> Path:
                     "-d", str(dest), f"py-consul=={PY_CONSUL_VERSION}"], check=True)
     [archive] = dest.glob("py_consul-*.tar.gz")
     with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: refuse links and paths out of dest
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)
     root = dest / f"py_consul-{PY_CONSUL_VERSION}"
     (root / "conftest.py").unlink()
     shutil.copy(HERE / "emulator_conftest.py", root / "conftest.py")
     return root
 
 
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def main(argv: list[str]) -> int:
+    if not port_free(PORT):
+        print(f"127.0.0.1:{PORT} is in use: py-consul's tests need the emulator there", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="py-consul-") as tmp:
         try:
             root = fetch(Path(tmp))
@@ -75,6 +94,7 @@ def main(argv: list[str]) -> int:
                 "-W", "ignore::pytest.PytestConfigWarning", *TEST_FILES]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(REPO)])}
         env.pop("CONSUL_HTTP_TOKEN", None)
+        env["LBCTL_PYCONSUL_PORT"] = str(PORT)
         listed = subprocess.run(args + ["--collect-only"], cwd=root, env=env, capture_output=True, text=True)
         unknown = [n for n in DESELECTED if n not in listed.stdout.split()]
         if listed.returncode or unknown:
