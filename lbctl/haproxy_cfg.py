@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from lbctl import guard
+
 SECTION = re.compile(r"^(global|defaults|frontend|backend|listen|peers|resolvers|userlist|program|cache|mailers|ring"
                      r"|http-errors)\b\s*(\S*)")
 SERVER = re.compile(r"^\s+server\s+(\S+)\s+(\S+)(.*)$")
@@ -150,3 +152,25 @@ def commands(change: ServerChange) -> list[str]:
         out.append(f"set server {target} addr {change.address} port {change.port}")
     out += [f"set server {target} weight {change.weight}", f"set server {target} state ready"]
     return out
+
+
+SLOT_NAME = re.compile(r"slot\d+")
+
+
+def served(text: str | None) -> guard.Served:
+    """What a haproxy.cfg serves, for the removal guard: its frontends and ``listen``
+    sections, and per backend the servers that take traffic (not ``disabled``, weight
+    above 0).  A slot's member is known by its address, any other server by its name."""
+    if not text:
+        return guard.Served()
+    listeners, pools = set(), {}
+    for line in text.splitlines():
+        section = SECTION.match(line)
+        if section and section.group(1) in ("frontend", "listen"):
+            listeners.add(section.group(2))
+        if section and section.group(1) in ("backend", "listen"):
+            pools.setdefault(section.group(2), set())
+    for s in parse(text)[1]:
+        if not s.disabled and s.weight > 0:
+            pools[s.backend].add(f"{s.address}:{s.port}" if SLOT_NAME.fullmatch(s.name) else s.name)
+    return guard.Served(frozenset(listeners), {name: frozenset(members) for name, members in pools.items()})
