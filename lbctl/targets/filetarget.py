@@ -122,10 +122,14 @@ class FileTarget(Target):
 
     def staged(self, change: Change) -> Path:
         """Write the candidate beside the live file under a hidden temp name."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        files.clean_stale_temps(self.path.parent)
         tmp = self.path.with_name(f".{self.path.name}.check{files.TEMP_SUFFIX}")
-        tmp.write_text(change.candidate)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            files.clean_stale_temps(self.path.parent)
+            tmp.write_text(change.candidate)
+        except OSError as exc:
+            raise ApplyError(f"{self.name}: cannot write the candidate beside {self.path} to check it: "
+                             f"{exc.strerror or exc}") from None
         return tmp
 
     def status(self) -> dict:
