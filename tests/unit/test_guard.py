@@ -124,3 +124,25 @@ def test_member_changes_name_members():
     before = desired({"web": ["a", "b", "c"], "old": ["z"]})
     after = desired({"web": ["a", "c", "d"]}, {"c": "drain"})
     assert guard.member_changes(before, after) == ["web: +d, -b, drain c", "old: pool removed"]
+
+
+def test_refusals_are_a_metric_and_in_readyz():
+    from lbctl import controller, model
+    from lbctl.metrics import Metrics, StatusServer
+    from tests.support import http_get
+
+    metrics = Metrics()
+    metrics.record({"target": "edge", "action": "apply", "result": "refused", "duration_s": None})
+    assert b'lbctl_guard_refusals_total{action="apply",target="edge"} 1.0' in metrics.text()
+    assert b'lbctl_applies_total{' not in metrics.text()  # a refusal is not an apply
+    ctl = controller.Controller(lambda: None, metrics=metrics)
+    ctl.applied = model.Desired()
+    ctl.refusals["edge"] = "edge: refusing the change: it would empty pool app (stopping a)"
+    server = StatusServer(("127.0.0.1", 0), metrics, ctl.alive, ctl.ready)
+    try:
+        answer = http_get(f"http://127.0.0.1:{server.server_address[1]}/readyz")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (answer.status, answer.body) == (200, "ready\nrefused: edge: refusing the change: it would empty pool app "
+                                                 "(stopping a)\n")
