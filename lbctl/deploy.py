@@ -101,7 +101,7 @@ def guarded(target: Target, change: Change, policy: guard.Policy, action: str = 
     """
     if not change.noop:
         try:
-            guard.check(target.name, target.served(change.live), target.served(change.candidate), policy)
+            guard.check(target.name, *target.served_change(change), policy)
         except guard.Refused as exc:
             if not target.state.take_approval(digest(change.candidate)):
                 target.state.refuse(str(exc), digest(change.live), digest(change.candidate), action)

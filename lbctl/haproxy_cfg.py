@@ -171,6 +171,34 @@ def served(text: str | None) -> guard.Served:
         if section and section.group(1) in ("backend", "listen"):
             pools.setdefault(section.group(2), set())
     for s in parse(text)[1]:
-        if not s.disabled and s.weight > 0:
-            pools[s.backend].add(f"{s.address}:{s.port}" if SLOT_NAME.fullmatch(s.name) else s.name)
+        if serving(s):
+            pools[s.backend].add(identity(s))
     return guard.Served(frozenset(listeners), {name: frozenset(members) for name, members in pools.items()})
+
+
+def served_after(old: str | None, old_served: guard.Served, new: str) -> guard.Served:
+    """``served(new)``, from what ``old`` serves when only server lines changed (the
+    Runtime API path): the changed lines only, not the whole file."""
+    old_lines, new_lines = (old or "").splitlines(), new.splitlines()
+    if old is None or len(old_lines) != len(new_lines):
+        return served(new)
+    pools: dict[str, set[str]] = {}
+    for i in [i for i, (a, b) in enumerate(zip(old_lines, new_lines)) if a != b]:
+        backend = section_of(new_lines, i)
+        before, after = server_line(backend, old_lines[i]), server_line(backend, new_lines[i])
+        if before is None or after is None:
+            return served(new)
+        members = pools.setdefault(backend, set(old_served.pools.get(backend, ())))
+        if serving(before):
+            members.discard(identity(before))
+        if serving(after):
+            members.add(identity(after))
+    return guard.Served(old_served.listeners, {**old_served.pools, **{k: frozenset(v) for k, v in pools.items()}})
+
+
+def serving(server: Server) -> bool:
+    return not server.disabled and server.weight > 0
+
+
+def identity(server: Server) -> str:
+    return f"{server.address}:{server.port}" if SLOT_NAME.fullmatch(server.name) else server.name

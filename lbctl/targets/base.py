@@ -71,6 +71,10 @@ class Target(abc.ABC):
         """What a configuration in this target's text form (``Change.live`` or
         ``Change.candidate``) serves, for the removal guard.  Pure."""
 
+    def served_change(self, change: Change) -> tuple[guard.Served, guard.Served]:
+        """What the live configuration and the candidate serve (``served`` of each)."""
+        return self.served(change.live), self.served(change.candidate)
+
     @abc.abstractmethod
     def check(self, change: Change) -> None:
         """Validate the candidate with the target's own checker; the live config is untouched.

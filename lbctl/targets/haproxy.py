@@ -23,6 +23,7 @@ class HAProxyTarget(FileTarget):
 
     refused: tuple | None = None  # the last change the Runtime API could not make
     layout: tuple | None = None  # (a candidate, its slot layout) for the next plan
+    served_kept: tuple | None = None  # (a candidate, what it serves) for the next guard check
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -44,6 +45,16 @@ class HAProxyTarget(FileTarget):
 
     def served(self, text: str | None) -> guard.Served:
         return haproxy_cfg.served(text)
+
+    def served_change(self, change: Change) -> tuple[guard.Served, guard.Served]:
+        """Without parsing the whole file on the Runtime API path: the live side is the
+        last candidate's (kept while the file is that text), the candidate's is worked
+        out from the changed lines."""
+        kept = self.served_kept
+        before = kept[1] if kept is not None and kept[0] == change.live else self.served(change.live)
+        after = haproxy_cfg.served_after(change.live, before, change.candidate)
+        self.served_kept = (change.candidate, after)
+        return before, after
 
     def runtime(self, change: Change) -> bool:
         """Make a server-lines-only change through the Runtime API and read it back.

@@ -146,3 +146,16 @@ def test_refusals_are_a_metric_and_in_readyz():
         server.server_close()
     assert (answer.status, answer.body) == (200, "ready\nrefused: edge: refusing the change: it would empty pool app "
                                                  "(stopping a)\n")
+
+
+def test_haproxy_works_out_what_a_candidate_serves_from_the_changed_lines():
+    from lbctl import slots
+
+    opts = settings.options("haproxy")
+    first = desired({"web": ["a", "b", "c"], "api": ["x"]}, listeners=[("public", "web")])
+    live = render(slots.assign(first, None, 4)[0], "haproxy", opts)
+    for after in (desired({"web": ["a", "c", "d"], "api": ["x"]}, {"c": "drain"}, listeners=[("public", "web")]),
+                  desired({"web": ["a"], "api": []}, listeners=[("public", "web")]),
+                  desired({"web": [f"m{i}" for i in range(9)], "api": ["x"]}, listeners=[("public", "web")])):
+        candidate = render(slots.assign(after, live, 4)[0], "haproxy", opts)
+        assert haproxy_cfg.served_after(live, haproxy_cfg.served(live), candidate) == haproxy_cfg.served(candidate)
