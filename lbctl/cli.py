@@ -186,8 +186,7 @@ def validate(config_path, inventory_path, target_name, template_dir, binary) -> 
             target = session.target(t)
             change = target.plan(desired)
             target.check(change)
-            for problem in guard.refusals(target.served(change.live), target.served(change.candidate),
-                                          session.config.guard):
+            for problem in guard.refusals(*target.served_change(change), session.config.guard):
                 click.echo(f"lbctl: warning: {t.name}: apply would refuse this change: {problem}", err=True)
         else:
             with tempfile.TemporaryDirectory(prefix="lbctl-validate-") as tmp:

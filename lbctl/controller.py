@@ -16,8 +16,7 @@ import gc
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 

@@ -70,7 +70,9 @@ class TargetState:
         return read_json(self.directory / "refused.json")
 
     def clear_refused(self) -> None:
-        (self.directory / "refused.json").unlink(missing_ok=True)
+        """A change passed the guard: no refusal is pending, and no approval either."""
+        for name in ("refused.json", "approved"):
+            (self.directory / name).unlink(missing_ok=True)
 
     def approve(self, candidate: str) -> None:
         """Let the refused change whose candidate hashes to ``candidate`` through once."""
