@@ -38,7 +38,8 @@ def modified(path: str | os.PathLike[str]) -> float | None:
 
 
 def running_with(name: str, config: str | os.PathLike[str]) -> list[int]:
-    """PIDs of processes whose command line runs ``name`` (haproxy, nginx) on ``config``."""
+    """PIDs of processes running ``name`` (the program haproxy, or nginx's master titled
+    ``nginx: master process …``) with ``config`` among their arguments."""
     wanted = {str(config), os.path.realpath(config)}
     found = []
     for entry in Path("/proc").iterdir():
@@ -48,6 +49,6 @@ def running_with(name: str, config: str | os.PathLike[str]) -> list[int]:
             argv = (entry / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
         except OSError:
             continue
-        if name in " ".join(argv[:4]) and wanted & set(argv):
+        if argv and os.path.basename(argv[0]).startswith(name) and wanted & set(argv):
             found.append(int(entry.name))
     return sorted(found)
