@@ -6,8 +6,8 @@ stderr, never a traceback), 2 ``plan`` found changes, 3 a rollback failed.
 
 from __future__ import annotations
 
-import gc
 import json
+import logging
 import resource
 import signal
 import sys
@@ -17,14 +17,17 @@ from pathlib import Path
 
 import click
 
-from lbctl import __version__, config, deploy, inventory, logs, settings, sources
+from lbctl import __version__, config, deploy, guard, inventory, logs, settings, sources
 from lbctl.audit import AuditLog
 from lbctl.bigip_config import BigIPSettings
+from lbctl.console import (ONE_SHOT_LOG, LbctlGroup, config_option, force_options, one_shot, remember_verbose,
+                           source_options, status_text, target_option, target_status, verbose_option, with_options)
 from lbctl.errors import ConfigError, LbctlError
 from lbctl.render import KINDS, render as render_config
 from lbctl.targets import check as checks
 from lbctl.targets.files import atomic_write
 from lbctl.targets.filetarget import FileTarget
+from lbctl.targets.state import TargetState
 
 # Consul, BIG-IP, metrics and the watch loop are imported by the commands that use
 # them: a one-shot render of 100,000 servers should not pay for loading them.
@@ -43,29 +46,10 @@ def target_type(kind: str):
     return BigIPTarget
 
 
-class LbctlGroup(click.Group):
-    """Turns every ``LbctlError`` into one line on stderr and its exit code."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except LbctlError as exc:
-            click.echo(f"lbctl: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-
-config_option = click.option(
-    "-c", "--config", "config_path", envvar="LBCTL_CONFIG", type=click.Path(dir_okay=False, path_type=Path),
-    help="lbctl.yml naming the source and the targets (default: $LBCTL_CONFIG).")
-inventory_option = click.option(
-    "-i", "--inventory", "inventory_path", type=click.Path(dir_okay=False, path_type=Path),
-    help="Inventory file (YAML or JSON); default: the config's source.inventory.")
-target_option = click.option(
-    "-t", "--target", "target_name",
-    help="A target named in the config, or without a config a kind: haproxy or nginx.")
-templates_option = click.option(
-    "--templates", "template_dir", type=click.Path(file_okay=False, exists=True),
-    help="Directory of templates that override the packaged ones.")
+def guard_policy(session: Session, force: bool = False, allow: tuple[str, ...] = ()) -> guard.Policy:
+    """The config's guard limits with the command's --force and --allow-removal."""
+    names = frozenset(n for item in allow for n in item.split(",") if n)
+    return replace(session.config.guard, force=force, allow=names)
 
 
 class Session:
@@ -136,7 +120,8 @@ class Session:
 
         audit = AuditLog(self.config.audit_log) if self.config.audit_log else None
         return controller.Setup(self.parts(), [self.target(t) for t in self.selected], self.config.watch,
-                                self.config.consul, self.config.election, audit)
+                                self.config.consul, self.config.election, audit, self.config.guard,
+                                self.inventory_path)
 
     def renderer(self, settings_: config.Target):
         return lambda desired, **kw: render_config(desired, settings_.kind, settings_.options, self.template_dir, **kw)
@@ -150,26 +135,6 @@ class Session:
         return target
 
 
-def source_options(func):
-    """The options every command that renders takes: --config, -i, -t, --templates."""
-    for option in (templates_option, target_option, inventory_option, config_option):
-        func = option(func)
-    return func
-
-
-def one_shot(func):
-    """A one-shot command builds a large acyclic model and exits: the cyclic garbage
-    collector would only rescan it (a fifth of the time at 100,000 servers)."""
-    def wrapper(*args, **kwargs):
-        gc.disable()
-        try:
-            return func(*args, **kwargs)
-        finally:
-            gc.enable()
-    wrapper.__name__, wrapper.__doc__ = func.__name__, func.__doc__
-    return wrapper
-
-
 @click.group(cls=LbctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lbctl")
 def cli() -> None:
@@ -180,6 +145,7 @@ def cli() -> None:
 @source_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the configuration to this file (atomically) instead of stdout.")
+@verbose_option
 @one_shot
 def render(config_path, inventory_path, target_name, template_dir, output) -> None:
     """Print the complete configuration for a target."""
@@ -201,11 +167,15 @@ def render(config_path, inventory_path, target_name, template_dir, output) -> No
 @cli.command()
 @source_options
 @click.option("--binary", help="The haproxy or nginx binary to check with (default: from the config or PATH).")
+@verbose_option
 @one_shot
 def validate(config_path, inventory_path, target_name, template_dir, binary) -> None:
     """Render, then run the target's own check (haproxy -c, nginx -t) on the result."""
     session = Session(config_path, inventory_path, target_name, template_dir)
     desired = session.desired()
+    if guard.served(desired).empty:
+        raise ConfigError(f"{session.inventory_path or 'the source'}: nothing to serve (no listeners, no pools); "
+                          "lbctl apply refuses an empty model without --force")
     for t in session.selected:
         t = replace(t, binary=binary) if binary else t
         if t.kind == "as3":
@@ -214,7 +184,10 @@ def validate(config_path, inventory_path, target_name, template_dir, binary) -> 
             as3.check(as3.document(desired, t.options.as3_tenant, t.options.owner))
         elif session.config is not None:
             target = session.target(t)
-            target.check(target.plan(desired))
+            change = target.plan(desired)
+            target.check(change)
+            for problem in guard.refusals(*target.served_change(change), session.config.guard):
+                click.echo(f"lbctl: warning: {t.name}: apply would refuse this change: {problem}", err=True)
         else:
             with tempfile.TemporaryDirectory(prefix="lbctl-validate-") as tmp:
                 candidate = Path(tmp) / ("haproxy.cfg" if t.kind == "haproxy" else "nginx.conf")
@@ -227,6 +200,7 @@ def validate(config_path, inventory_path, target_name, template_dir, binary) -> 
 @source_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="The configuration file to compare with (default: the target's config).")
+@verbose_option
 @one_shot
 def plan(config_path, inventory_path, target_name, template_dir, output) -> None:
     """Show what would change, as a unified diff.
@@ -247,6 +221,10 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
             changed = True  # BIG-IP: the semantic diff (pools, members, monitors), one line each
             click.echo("".join(f"{line}\n" for line in change.summary) if target.kind == "bigip"
                        else change.diff(str(target.path)), nl=False)
+        if output is None and isinstance(target, FileTarget):  # what runs vs the file in place
+            for line in target.drift():
+                click.echo(f"{target.name}: drift: {line}")
+            changed = changed or bool(target.stale())  # apply would reload
     if changed:
         sys.exit(EXIT_CHANGES)
 
@@ -255,13 +233,16 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
 @source_options
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"changed": ..., "targets": [{"target", "result", "message"}]} instead of lines.')
-def apply(config_path, inventory_path, target_name, template_dir, as_json) -> None:
+@with_options(force_options)
+@verbose_option
+def apply(config_path, inventory_path, target_name, template_dir, as_json, force, allow) -> None:
     """Render, check, swap atomically, reload and verify; roll back on any failure."""
     session = Session(config_path, inventory_path, target_name, template_dir, need_config=True)
     desired = session.desired()
+    policy = guard_policy(session, force, allow)
     outcomes = []
     for t in session.selected:
-        outcome = deploy.deploy(session.target(t), desired)
+        outcome = deploy.deploy(session.target(t), desired, policy=policy)
         outcomes.append({"target": outcome.target, "result": outcome.result, "message": outcome.message})
         if not as_json:
             click.echo(outcome.message)
@@ -271,12 +252,15 @@ def apply(config_path, inventory_path, target_name, template_dir, as_json) -> No
 
 @cli.command()
 @source_options
-@click.option("--force", is_flag=True, help="Apply changes the mass-removal guard would refuse.")
-@click.option("-v", "--verbose", is_flag=True, help="Log every step, not only changes and problems.")
+@click.option("--force", is_flag=True, help="Apply changes the removal guard would refuse.")
+@click.option("-v", "--verbose", is_flag=True, callback=remember_verbose,
+              help="Log every step, not only changes and problems.")
 @click.option("--log-format", type=click.Choice(["human", "json"]), default="human", help="Log lines for people or JSON.")
 @click.option("--listen", help="Serve /metrics, /healthz and /readyz on HOST:PORT (default: metrics.listen).")
 def watch(config_path, inventory_path, target_name, template_dir, force, verbose, log_format, listen) -> None:
     """Keep the targets in step with the source until SIGTERM (SIGHUP re-reads the config)."""
+    logging.getLogger("lbctl").removeHandler(ONE_SHOT_LOG)
+    logging.getLogger("lbctl").setLevel(logging.NOTSET)
     logs.setup(log_format, verbose)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:  # every watched service holds a connection to Consul
@@ -293,6 +277,7 @@ def watch(config_path, inventory_path, target_name, template_dir, force, verbose
             StatusServer(address, ctl.metrics, ctl.alive, ctl.ready)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {address[0]}:{address[1]}: {exc.strerror}") from None
+        logging.getLogger("lbctl.watch").info("serving /metrics, /healthz and /readyz on http://%s:%d", *address)
     signal.signal(signal.SIGTERM, ctl.request_stop)
     signal.signal(signal.SIGINT, ctl.request_stop)
     signal.signal(signal.SIGHUP, ctl.request_reload)
@@ -304,7 +289,9 @@ def watch(config_path, inventory_path, target_name, template_dir, force, verbose
 @config_option
 @target_option
 @click.option("--to", "backup_id", help="The backup to restore (default: the newest).")
-def rollback(config_path, target_name, backup_id) -> None:
+@with_options(force_options)
+@verbose_option
+def rollback(config_path, target_name, backup_id, force, allow) -> None:
     """Restore a backup through the same check, reload and verify path."""
     session = Session(config_path, None, target_name, None, need_config=True)
     target = session.target(session.single())
@@ -313,7 +300,8 @@ def rollback(config_path, target_name, backup_id) -> None:
     backup = target.backups.get(backup_id) if backup_id else target.backups.latest(target.path)
     if backup is None:
         raise ConfigError(f"{target.name}: no backups in {target.backups.directory}")
-    outcome = deploy.deploy(target, candidate=backup.read_bytes().decode(), action="rollback")
+    outcome = deploy.deploy(target, candidate=backup.read_bytes().decode(), action="rollback",
+                            policy=guard_policy(session, force, allow))
     click.echo(f"{outcome.message} (restored backup {backup.id})" if outcome.result != "unchanged"
                else f"{target.name}: backup {backup.id} is already live")
 
@@ -322,23 +310,53 @@ def rollback(config_path, target_name, backup_id) -> None:
 @config_option
 @target_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@verbose_option
 def status(config_path, target_name, as_json) -> None:
-    """Per target: the live config's hash, the last apply, the backups and the process."""
+    """Per target: the live config's hash, the last apply, the backups, the process,
+    drift and a change the guard refused.  Exits 1 if a process runs but cannot be reached."""
     session = Session(config_path, None, target_name, None, need_config=True)
-    states = [session.target(t).status() for t in session.selected]
+    states = [target_status(session.target(t)) for t in session.selected]
     if as_json:
         click.echo(json.dumps(states, indent=1))
-        return
-    for s in states:
-        last = s["last_apply"] or {}
-        proc = s["process"]
-        running = proc.get("summary") or (  # summary: a target without processes (bigip)
-            f"running, master {proc['master_pid']}, workers {proc['workers']}" if proc.get("running") else "not running")
-        click.echo(f"{s['target']} ({s['kind']}): {s['config']}\n"
-                   f"  sha256      {s['sha256'] or 'no file'}\n"
-                   f"  last apply  {last.get('time', 'never')} {last.get('result', '')} {last.get('message', '')}".rstrip()
-                   + f"\n  backups     {len(s['backups'])}{' (newest ' + s['backups'][0] + ')' if s['backups'] else ''}\n"
-                   f"  process     {running}")
+    else:
+        for s in states:
+            click.echo(status_text(s))
+    unreachable = [s["target"] for s in states if s["process"].get("reachable") is False]
+    if unreachable:
+        raise LbctlError(f"cannot reach the running {', '.join(unreachable)} (see the process line)")
+
+
+@cli.command()
+@config_option
+@target_option
+@verbose_option
+def approve(config_path, target_name) -> None:
+    """Let the change the removal guard refused last through, once (lbctl watch
+    applies it within a second; lbctl apply applies it on its next run)."""
+    session = Session(config_path, None, target_name, None, need_config=True)
+    approved = []
+    for t in session.selected:
+        state = TargetState(t.state_dir, t.name, 0)
+        refused = state.refused()
+        if refused and refused.get("candidate"):
+            state.approve(refused["candidate"])
+            approved.append(t.name)
+            click.echo(f"{t.name}: approved the change refused at {refused['time']}: {refused['message']}")
+    if not approved:
+        raise ConfigError(f"no refused change to approve for {', '.join(t.name for t in session.selected)}")
+
+
+@cli.command()
+@config_option
+@target_option
+@verbose_option
+def reload(config_path, target_name) -> None:
+    """Check the configuration file in place and make the running load balancer load it."""
+    session = Session(config_path, None, target_name, None, need_config=True)
+    target = session.target(session.single())
+    if not isinstance(target, FileTarget):
+        raise ConfigError(f"{target.name}: a {target.kind} target has no configuration file to reload")
+    click.echo(deploy.reload_in_place(target).message)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,11 +14,12 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from lbctl import bigip_config, settings, sources
+from lbctl import bigip_config, guard, settings, sources
 from lbctl import validate as v
 from lbctl.errors import ConfigError
 
-TOP_KEYS = ("source", "templates", "state_dir", "targets", "watch", "election", "audit_log", "metrics")
+TOP_KEYS = ("source", "templates", "state_dir", "targets", "watch", "election", "audit_log", "metrics", "guard")
+GUARD_KEYS = ("max_removal", "min_members")
 METRICS_KEYS = ("listen",)
 SOURCE_KEYS = ("inventory", "consul")
 PROBE_KEYS = ("url", "expect_status", "host", "timeout")
@@ -71,6 +72,7 @@ class Config:
     election: sources.ElectionSettings | None = None
     audit_log: Path | None = None
     metrics_listen: tuple[str, int] | None = None
+    guard: guard.Policy = guard.Policy()  # the removal guard's limits; the commands add --force
 
 
 TARGET_KEYS = {
@@ -119,7 +121,18 @@ def from_raw(raw: Any, base: Path, path: Path | None = None) -> Config:
     return Config(path, resolve(base, inventory) if inventory else None,
                   str(resolve(base, templates)) if templates else None, state_dir, targets,
                   consul, sources.watch(data.get("watch")), election, resolve(base, audit) if audit else None,
-                  sources.address(metrics["listen"], "metrics.listen") if metrics.get("listen") else None)
+                  sources.address(metrics["listen"], "metrics.listen") if metrics.get("listen") else None,
+                  guard_policy(data.get("guard")))
+
+
+def guard_policy(raw: Any, path: str = "guard") -> guard.Policy:
+    """``guard: {max_removal: 0.5, min_members: 0}``: the removal guard's limits (guard.py)."""
+    data = v.fields(raw or {}, path, GUARD_KEYS)
+    base = guard.Policy()
+    share = data.get("max_removal", base.max_removal)
+    if type(share) not in (int, float) or not 0 < share <= 1:
+        raise v.fail(f"{path}.max_removal", "must be a share above 0 and at most 1 (0.5 = half)", share)
+    return guard.Policy(float(share), v.optional(data, "min_members", path, v.integer, base.min_members, 0, 100_000))
 
 
 def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Target:

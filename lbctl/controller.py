@@ -16,7 +16,8 @@ import gc
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 from lbctl import deploy, guard, inventory, model
@@ -45,6 +46,8 @@ class Setup:
     consul: ConsulSettings | None = None
     election: ElectionSettings | None = None
     audit: AuditLog | None = None
+    guard: guard.Policy = guard.Policy()  # the removal guard's limits (lbctl.yml ``guard:``)
+    inventory: Path | None = None  # the inventory file, for the start-up lines
     static: dict[str, model.Pool] = field(init=False)  # the inventory's own pools, built once
 
     def __post_init__(self) -> None:
@@ -72,6 +75,7 @@ class Controller:
         self.retry_at: float | None = None
         self.backoff = 0.0
         self.applies = 0  # deploy rounds completed (for tests and metrics)
+        self.refusals: dict[str, str] = {}  # target -> the guard's refusal, until it applies or is approved
 
     # -- signals and callbacks ----------------------------------------------------------
 
@@ -126,6 +130,9 @@ class Controller:
     def start(self, setup: Setup) -> None:
         self.setup = setup
         self.pools = {}
+        self.policy = replace(setup.guard, force=self.force)
+        for line in startup_lines(setup, self.force):
+            log.info("%s", line)
         for target in setup.targets:
             target.state.listeners[:] = [self.metrics.record] + ([setup.audit] if setup.audit else [])
         if setup.consul is not None:
@@ -160,6 +167,12 @@ class Controller:
         return self.clock() - self.beat < 10 * TICK + 30
 
     def ready(self) -> tuple[bool, str]:
+        """Synced and fresh; the body also names every change the guard holds back."""
+        ok, why = self.synced()
+        held = "".join(f"\nrefused: {text}" for text in self.refusals.values())
+        return ok, why + held
+
+    def synced(self) -> tuple[bool, str]:
         if self.applied is None:
             return False, "not synced yet"
         if self.watcher is not None:
@@ -184,6 +197,8 @@ class Controller:
         now = self.clock()
         if self.retry_at is not None and now >= self.retry_at:
             return True
+        if any(t.name in self.refusals and t.state.approval() for t in self.setup.targets):
+            return True  # lbctl approve: apply the refused change now
         if not self.dirty or (self.watcher and not self.watcher.ready()):
             return False
         w = self.setup.watch
@@ -199,14 +214,8 @@ class Controller:
             log.error("cannot build the model: %s", exc)
             self.schedule_retry()
             return
-        refusals = [] if self.force else guard.refusals(
-            self.applied, desired, set(self.pools), self.setup.watch.min_members, self.setup.watch.max_removal)
-        if refusals:
-            for text in refusals:
-                log.error("refusing the change (pass --force to allow it): %s", text)
-            self.applies += 1
-            return
         self.metrics.pools(desired, None if "*" in dirty else dirty)
+        changes = "; ".join(guard.member_changes(self.applied, desired))
         ok = True
         for target in self.setup.targets:
             shared = self.election is not None and target.settings.shared
@@ -214,17 +223,24 @@ class Controller:
                 continue  # a follower: the leader writes to shared targets
             target.state.leader = self.election.me if shared else None  # who wrote, for the audit log
             try:
-                outcome = deploy.deploy(target, desired, fence=self.election.fence if shared else None)
+                outcome = deploy.deploy(target, desired, fence=self.election.fence if shared else None,
+                                        policy=self.policy)
+                self.refusals.pop(target.name, None)
                 self.metrics.renders.labels(target.name, "ok").inc()
                 if outcome.result != "unchanged":
-                    log.info("%s", outcome.message)
+                    log.info("%s%s", outcome.message, f" ({changes})" if changes else "")
+            except guard.Refused as exc:  # held until the source changes again or an operator approves
+                self.refusals[target.name] = str(exc)
+                log.error("%s; to apply it anyway: lbctl approve -t %s", exc, target.name)
             except LbctlError as exc:
                 self.metrics.renders.labels(target.name, "error" if isinstance(exc, ConfigError) else "ok").inc()
                 ok = False
                 log.error("%s", exc)
         self.applies += 1
         if ok:
-            self.applied, self.backoff = desired, 0.0
+            self.backoff = 0.0
+            if not self.refusals:
+                self.applied = desired
             waits = [t.recheck_after for t in self.setup.targets if t.recheck_after is not None]
             if waits:  # members drain on a device: sync again when the first drain may end
                 self.retry_at = self.clock() + max(0.5, min(waits))
@@ -254,3 +270,27 @@ class Controller:
         self.backoff = min(cap, self.backoff * 2 or 0.5)
         self.retry_at = self.clock() + self.backoff
         log.info("retrying in %.1fs", self.backoff)
+
+
+def startup_lines(setup: Setup, force: bool) -> list[str]:
+    """What ``lbctl watch`` says it watches and writes to, one line each, when it starts."""
+    lines = []
+    if setup.consul is not None:
+        c = setup.consul
+        chosen = [f"services {', '.join(c.services)}" if c.services else "",
+                  f"tag {c.tag}" if c.tag else "", f"filter {c.filter!r}" if c.filter else ""]
+        lines.append(f"source: Consul {c.scheme}://{c.host}:{c.port}, {' and '.join(x for x in chosen if x)}, "
+                     f"health {'passing or warning' if c.include_warning else 'passing'}")
+    if setup.inventory is not None:
+        lines.append(f"source: inventory {setup.inventory} ({len(setup.parts.listeners)} listeners, "
+                     f"{len(setup.parts.pools)} pools)")
+    for t in setup.targets:
+        s = t.settings
+        where = {"haproxy": lambda: f", master CLI {s.master_socket}, stats socket {s.options.stats_socket}",
+                 "nginx": lambda: f", pid file {s.options.pid_file}"}.get(t.kind, lambda: "")()
+        lines.append(f"target {t.name}: {t.kind} {t.path}{where}{', shared (leader only)' if s.shared else ''}")
+    g = setup.guard
+    lines.append("guard: off (--force)" if force else
+                 f"guard: max_removal {g.max_removal:.0%}, min_members {g.min_members}; "
+                 "a refused change waits for: lbctl approve -t TARGET")
+    return lines

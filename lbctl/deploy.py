@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from lbctl import model
-from lbctl.errors import LbctlError, RollbackError
+from lbctl import guard, model
+from lbctl.errors import ConfigError, LbctlError, ReloadError, RollbackError
 from lbctl.targets.base import Change, Checkpoint
 from lbctl.targets.base import Target
 
@@ -32,11 +32,13 @@ class Outcome:
 
 
 def deploy(target: Target, desired: model.Desired | None = None, candidate: str | None = None,
-           action: str = "apply", fence: Callable[[], None] | None = None) -> Outcome:
+           action: str = "apply", fence: Callable[[], None] | None = None,
+           policy: guard.Policy = guard.Policy()) -> Outcome:
     """Make ``target`` serve ``desired`` (or the ``candidate`` text, for a rollback).
 
     ``fence`` is called right before anything is written; it raises when this
-    process may no longer write (a leader that lost its lock).  Every outcome but
+    process may no longer write (a leader that lost its lock).  ``policy`` is the
+    removal guard's (``guarded``).  Every outcome but
     "unchanged" is recorded (``TargetState.record``: last apply, audit log, metrics).
 
     :raises LbctlError: the change was refused or failed; the message says whether
@@ -44,9 +46,11 @@ def deploy(target: Target, desired: model.Desired | None = None, candidate: str 
     """
     with target.state.lock():
         change = target.plan(desired) if candidate is None else target.plan_text(candidate)
+        guarded(target, change, policy, action)
         if change.noop:
-            if target.state.pending() and target.running():
-                return finish_interrupted(target, change)
+            why = target.stale()  # the process runs an older file: an interrupted apply, drift
+            if why:
+                return finish_interrupted(target, change, why)
             return Outcome(target.name, "unchanged", f"{target.name}: {target.path} is up to date", change)
         started = time.monotonic()
         before, after = digest(change.live), digest(change.candidate)
@@ -55,11 +59,11 @@ def deploy(target: Target, desired: model.Desired | None = None, candidate: str 
             target.state.record(result, message, before, now, changed(change), action, time.monotonic() - started)
 
         fence = fence or (lambda: None)
+        running = target.running()  # raises if it runs but cannot be reached: nothing changed yet
         fence()
         live_first = target.runtime(change)  # HAProxy: members changed through the Runtime API
         try:
             target.check(change)
-            running = target.running()
             fence()
             target.state.mark_pending()
             checkpoint = target.apply(change)
@@ -88,18 +92,53 @@ def deploy(target: Target, desired: model.Desired | None = None, candidate: str 
         return Outcome(target.name, "applied", message, change)
 
 
-def finish_interrupted(target: Target, change: Change) -> Outcome:
-    """A run was killed after its swap and before its reload: the file is ahead of
-    the process.  Reload it now (it was checked before the swap).
+def guarded(target: Target, change: Change, policy: guard.Policy, action: str = "apply") -> None:
+    """The removal guard (``guard.py``) on ``change``, unless an operator approved
+    exactly this change (``lbctl approve``).  A refusal is remembered for ``lbctl
+    status`` and ``lbctl approve`` and told to the metrics and the audit log.
+
+    :raises guard.Refused: nothing was touched.
+    """
+    if not change.noop:
+        try:
+            guard.check(target.name, *target.served_change(change), policy)
+        except guard.Refused as exc:
+            if not target.state.take_approval(digest(change.candidate)):
+                target.state.refuse(str(exc), digest(change.live), digest(change.candidate), action)
+                raise
+    target.state.clear_refused()
+
+
+def finish_interrupted(target: Target, change: Change, why: str) -> Outcome:
+    """The file is ahead of the process (``why``: a run was killed after its swap and
+    before its reload, or the file was never loaded).  Reload it now.
 
     :raises ReloadError, VerifyError: the process still runs the previous config.
     """
     target.resume(change)
     target.verify()
     target.state.clear_pending()
-    message = f"{target.name}: reloaded {target.path}, which an interrupted apply had written"
+    message = f"{target.name}: reloaded {target.path}, which {why}"
     target.state.record("applied", message, None, digest(change.candidate))
     return Outcome(target.name, "applied", message, change)
+
+
+def reload_in_place(target: Target) -> Outcome:
+    """``lbctl reload``: check the configuration in place and make the running
+    process load it (confirmed and verified like an apply).
+
+    :raises ConfigError: there is no file.  :raises ValidationError: it does not pass the check.
+    :raises ReloadError, VerifyError: the process still runs what it ran.
+    """
+    with target.state.lock():
+        live = target.plan_text("").live
+        if live is None:
+            raise ConfigError(f"{target.name}: {target.path} does not exist; lbctl apply writes it")
+        change = Change(target.name, live, live)
+        target.check(change)
+        if not target.running():
+            raise ReloadError(f"{target.name}: {target.kind} is not running, so there is nothing to reload")
+        return finish_interrupted(target, change, target.stale() or f"the running {target.kind} had loaded already")
 
 
 def restore(target: Target, checkpoint: Checkpoint, change: Change, failure: LbctlError,

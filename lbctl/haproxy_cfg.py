@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from lbctl import guard
+
 SECTION = re.compile(r"^(global|defaults|frontend|backend|listen|peers|resolvers|userlist|program|cache|mailers|ring"
                      r"|http-errors)\b\s*(\S*)")
 SERVER = re.compile(r"^\s+server\s+(\S+)\s+(\S+)(.*)$")
@@ -150,3 +152,53 @@ def commands(change: ServerChange) -> list[str]:
         out.append(f"set server {target} addr {change.address} port {change.port}")
     out += [f"set server {target} weight {change.weight}", f"set server {target} state ready"]
     return out
+
+
+SLOT_NAME = re.compile(r"slot\d+")
+
+
+def served(text: str | None) -> guard.Served:
+    """What a haproxy.cfg serves, for the removal guard: its frontends and ``listen``
+    sections, and per backend the servers that take traffic (not ``disabled``, weight
+    above 0).  A slot's member is known by its address, any other server by its name."""
+    if not text:
+        return guard.Served()
+    listeners, pools = set(), {}
+    for line in text.splitlines():
+        section = SECTION.match(line)
+        if section and section.group(1) in ("frontend", "listen"):
+            listeners.add(section.group(2))
+        if section and section.group(1) in ("backend", "listen"):
+            pools.setdefault(section.group(2), set())
+    for s in parse(text)[1]:
+        if serving(s):
+            pools[s.backend].add(identity(s))
+    return guard.Served(frozenset(listeners), {name: frozenset(members) for name, members in pools.items()})
+
+
+def served_after(old: str | None, old_served: guard.Served, new: str) -> guard.Served:
+    """``served(new)``, from what ``old`` serves when only server lines changed (the
+    Runtime API path): the changed lines only, not the whole file."""
+    old_lines, new_lines = (old or "").splitlines(), new.splitlines()
+    if old is None or len(old_lines) != len(new_lines):
+        return served(new)
+    pools: dict[str, set[str]] = {}
+    for i in [i for i, (a, b) in enumerate(zip(old_lines, new_lines)) if a != b]:
+        backend = section_of(new_lines, i)
+        before, after = server_line(backend, old_lines[i]), server_line(backend, new_lines[i])
+        if before is None or after is None:
+            return served(new)
+        members = pools.setdefault(backend, set(old_served.pools.get(backend, ())))
+        if serving(before):
+            members.discard(identity(before))
+        if serving(after):
+            members.add(identity(after))
+    return guard.Served(old_served.listeners, {**old_served.pools, **{k: frozenset(v) for k, v in pools.items()}})
+
+
+def serving(server: Server) -> bool:
+    return not server.disabled and server.weight > 0
+
+
+def identity(server: Server) -> str:
+    return f"{server.address}:{server.port}" if SLOT_NAME.fullmatch(server.name) else server.name

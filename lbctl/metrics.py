@@ -30,10 +30,15 @@ class Metrics:
         self.data_age = Gauge("lbctl_discovery_data_age_seconds", "Seconds since discovery last answered", registry=r)
         self.members = Gauge("lbctl_pool_members", "Members of each pool by state", ["pool", "state"], registry=r)
         self.leader = Gauge("lbctl_leader", "1 when this process may write to shared targets", registry=r)
+        self.refusals = Counter("lbctl_guard_refusals", "Changes the removal guard refused", ["target", "action"],
+                                registry=r)
 
     def record(self, entry: dict) -> None:
         """A ``TargetState.record`` listener."""
         target, result = entry["target"], entry["result"]
+        if result == "refused":
+            self.refusals.labels(target, entry["action"]).inc()
+            return
         if entry["action"] == "rollback" or result in ROLLBACKS:
             self.rollbacks.labels(target, result).inc()
         if entry["action"] == "apply":

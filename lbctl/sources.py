@@ -19,7 +19,7 @@ from lbctl.errors import ConfigError
 CONSUL_KEYS = ("address", "scheme", "token_env", "token_file", "tls", "datacenter", "services", "tag",
                "filter", "health", "stale", "wait", "min_query_interval")
 TLS_KEYS = ("ca", "cert", "key", "verify")
-WATCH_KEYS = ("min_wait", "max_wait", "min_members", "max_removal", "retry_max")
+WATCH_KEYS = ("min_wait", "max_wait", "retry_max")
 ELECTION_KEYS = ("key", "ttl", "lock_delay", "name", "consul")
 KV_KEY = re.compile(r"[A-Za-z0-9_.,-]+(/[A-Za-z0-9_.,-]+)*", re.ASCII)
 
@@ -63,8 +63,6 @@ class ConsulSettings:
 class WatchSettings:
     min_wait_ms: int = 0  # quiescence: wait this long after a change for more changes ...
     max_wait_ms: int = 5_000  # ... but never longer than this after the first one
-    min_members: int = 0  # refuse a change that leaves a watched pool with fewer serving members
-    max_removal: float = 0.5  # refuse a change that stops more than this share of a pool's members
     retry_max_ms: int = 30_000  # backoff cap when applying or reading Consul fails
 
 
@@ -126,16 +124,14 @@ def consul(raw: Any, base: Path, path: str = "source.consul", need_services: boo
 
 
 def watch(raw: Any, path: str = "watch") -> WatchSettings:
+    for moved in ("max_removal", "min_members"):
+        if isinstance(raw, dict) and moved in raw:
+            raise v.fail(f"{path}.{moved}", f"moved to guard.{moved} (the removal guard covers every command now)")
     data = v.fields(raw or {}, path, WATCH_KEYS)
     base = WatchSettings()
-    share = data.get("max_removal", base.max_removal)
-    if type(share) not in (int, float) or not 0 < share <= 1:
-        raise v.fail(f"{path}.max_removal", "must be a share above 0 and at most 1 (0.5 = half)", share)
     settings = WatchSettings(
         min_wait_ms=v.optional(data, "min_wait", path, duration_or_zero, base.min_wait_ms),
         max_wait_ms=v.optional(data, "max_wait", path, v.duration_ms, base.max_wait_ms),
-        min_members=v.optional(data, "min_members", path, v.integer, base.min_members, 0, 100_000),
-        max_removal=float(share),
         retry_max_ms=v.optional(data, "retry_max", path, v.duration_ms, base.retry_max_ms),
     )
     if settings.min_wait_ms > settings.max_wait_ms:

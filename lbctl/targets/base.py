@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from lbctl import model
+from lbctl import guard, model
 from lbctl.targets.state import TargetState
 
 
@@ -67,6 +67,15 @@ class Target(abc.ABC):
         """Like ``plan``, for a given candidate text (a backup being restored)."""
 
     @abc.abstractmethod
+    def served(self, text: str | None) -> guard.Served:
+        """What a configuration in this target's text form (``Change.live`` or
+        ``Change.candidate``) serves, for the removal guard.  Pure."""
+
+    def served_change(self, change: Change) -> tuple[guard.Served, guard.Served]:
+        """What the live configuration and the candidate serve (``served`` of each)."""
+        return self.served(change.live), self.served(change.candidate)
+
+    @abc.abstractmethod
     def check(self, change: Change) -> None:
         """Validate the candidate with the target's own checker; the live config is untouched.
 
@@ -101,6 +110,23 @@ class Target(abc.ABC):
         :raises ReloadError: as ``reload``.
         """
         self.reload(change)
+
+    def stale(self) -> str | None:
+        """Why the process must load the configuration in place although nothing
+        changed ("which ..."), or None.  :raises LbctlError: it runs but cannot be reached."""
+        return "an interrupted apply had written" if self.state.pending() and self.running() else None
+
+    def drift(self) -> list[str]:
+        """Where what runs differs from the configuration in place, one line each (drift.py).
+
+        :raises LbctlError: the process runs but cannot be reached.
+        """
+        return self.runtime_drift()
+
+    def runtime_drift(self) -> list[str]:
+        """Where the running state (servers changed through a runtime API) differs
+        from the configuration in place, one line each.  None known here."""
+        return []
 
     @abc.abstractmethod
     def verify(self) -> None:

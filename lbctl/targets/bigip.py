@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from lbctl import bigip_config
+from lbctl import bigip_config, guard
 from lbctl import config as cfg
 from lbctl import model
 from lbctl.errors import ConfigError, LbctlError, ReloadError, RollbackError, ValidationError, VerifyError
@@ -109,6 +109,9 @@ class BigIPTarget(Target):
             decl = as3.declaration(*p.after, self.opts.as3_tenant, self.opts.owner)
             return self.change(p, declaration=decl, previous=previous)
         return self.change(self.diff(self.device.read(self.partition), wanted))
+
+    def served(self, text: str | None) -> guard.Served:
+        return bm.served(text)
 
     def plan_text(self, candidate: str) -> Change:
         raise ConfigError(f"{self.name}: a bigip target keeps no file backups to restore; "

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from lbctl import model
+from lbctl import guard, model
 from lbctl.errors import ConfigError
 
 OWNER = "lbctl:owner="
@@ -278,3 +278,16 @@ def state_text(pools: Mapping[str, PoolSpec], monitors: Mapping[str, MonitorSpec
 def member_text(m: MemberSpec) -> str:
     return (f"{m.name} ratio={m.ratio} priority={m.priority_group} limit={m.connection_limit} "
             f"{m.admin} {m.description!r}")
+
+
+def served(text: str | None) -> guard.Served:
+    """What a ``state_text`` serves, for the removal guard: pools and their enabled members."""
+    pools: dict[str, set[str]] = {}
+    pool = None
+    for line in (text or "").splitlines():
+        words = line.split()
+        if line.startswith("pool ") and len(words) > 1:
+            pool = pools.setdefault(words[1], set())
+        elif line.startswith("  member ") and pool is not None and len(words) > 5 and words[5] == "enabled":
+            pool.add(words[1])
+    return guard.Served(frozenset(), {name: frozenset(m) for name, m in pools.items()})

@@ -13,6 +13,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from lbctl.errors import ApplyError, ConfigError, LockedError
 TEMP_SUFFIX = ".lbctl-tmp"
 _DEFAULT_MODE = 0o644
 _LOCK_POLL = 0.05
+LOCK_PROGRESS = 5.0  # seconds between "still waiting" lines
+log = logging.getLogger("lbctl")
 
 
 def temp_path(path: str | os.PathLike[str]) -> Path:
@@ -249,16 +252,19 @@ class BackupStore:
 def apply_lock(path: str | os.PathLike[str], timeout: float, target: str | None = None) -> Iterator[Path]:
     """Hold an exclusive ``flock`` on ``path`` for the block; poll for at most ``timeout`` seconds.
 
-    The lock file is created if needed and keeps the holder's PID; it is never
-    deleted (deleting a flock file races with the next holder).
+    The lock file is created if needed and keeps the holder's PID and since when it
+    holds it; it is never deleted (deleting a flock file races with the next holder).
+    While waiting, logs who holds it, then a progress line every ``LOCK_PROGRESS`` s.
 
     :raises LockedError: still held by someone else when the timeout expired.
     """
     lock = Path(path)
+    name = target or lock.stem
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline, progress = started + timeout, None
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -266,16 +272,31 @@ def apply_lock(path: str | os.PathLike[str], timeout: float, target: str | None 
             except OSError as e:
                 if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
                     raise
-            if time.monotonic() >= deadline:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-                held = f", held by pid {holder}" if holder.isdigit() else ""
-                raise LockedError(f"another lbctl is applying to {target or lock.stem} (lock {lock}{held})")
+            now = time.monotonic()
+            if now >= deadline:
+                raise LockedError(f"another lbctl is applying to {name} (lock {lock}{holder(fd)})")
+            if progress is None:
+                log.info("%s: waiting up to %gs for another lbctl's apply to finish (lock %s%s)", name, timeout,
+                         lock, holder(fd))
+                progress = now + LOCK_PROGRESS
+            elif now >= progress:
+                log.info("%s: still waiting for the apply lock (%.0fs of %gs%s)", name, now - started, timeout, holder(fd))
+                progress = now + LOCK_PROGRESS
             time.sleep(min(_LOCK_POLL, max(0.0, deadline - time.monotonic())))
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        os.pwrite(fd, f"{os.getpid()} {since}\n".encode(), 0)
         try:
             yield lock
         finally:
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # releases the flock
+
+
+def holder(fd: int) -> str:
+    """", held by pid N since T" from a lock file's content, or "" if it names no one."""
+    words = os.pread(fd, 64, 0).decode(errors="replace").split()
+    if not words or not words[0].isdigit():
+        return ""
+    return f", held by pid {words[0]}" + (f" since {words[1]}" if len(words) > 1 else "")

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Callable
 
 from lbctl import config as cfg
-from lbctl import model
-from lbctl.errors import ApplyError, ConfigError, RollbackError
-from lbctl.targets import files, probes
+from lbctl import drift, model
+from lbctl.errors import ApplyError, ConfigError, LbctlError, RollbackError
+from lbctl.targets import files, probes, procfs
 from lbctl.targets.base import Change, Checkpoint, Target
 from lbctl.targets.state import TargetState
 
@@ -58,17 +58,54 @@ class FileTarget(Target):
             raise RollbackError(f"{self.name}: could not restore {self.path}: {exc}") from None
 
     def resume(self, change: Change) -> None:
-        previous = self.backups.latest(self.path)  # what the process still runs
+        """An interrupted apply's process runs the newest backup; otherwise lbctl does
+        not know what it runs, and a full reload (no server state kept) is the safe way."""
+        previous = self.backups.latest(self.path) if self.state.pending() else None
         self.reload(Change(self.name, previous.read_bytes().decode() if previous else None, change.candidate))
 
     def verify(self) -> None:
         self.verify_process()
         probes.wait_healthy(self.settings.probes)
+        try:
+            process = self.process()
+        except LbctlError:
+            return
+        if process is not None:
+            self.state.keep("loaded.json", drift.record(procfs.signature(self.path), process))
+
+    def running(self) -> bool:
+        return self.process() is not None
+
+    def stale(self) -> str | None:
+        process = self.process()
+        if process is None:
+            return None
+        if self.state.pending():
+            return "an interrupted apply had written"
+        if self.ahead(process):
+            return f"the running {self.kind} had not loaded"
+        return None
+
+    def ahead(self, process: drift.Process) -> bool | None:
+        return drift.behind(self.state.loaded(), process, procfs.signature(self.path), procfs.modified(self.path))
+
+    def drift(self) -> list[str]:
+        process = self.process()
+        ahead = self.ahead(process) if process is not None else None
+        return drift.report(self.kind, str(self.path), ahead, self.state.last(),
+                            files.sha256_file(self.path)) + self.runtime_drift()
 
     # -- what each kind provides ----------------------------------------------------
 
     def verify_process(self) -> None:
         """:raises VerifyError: the process is not running the config."""
+
+    def process(self) -> drift.Process | None:
+        """The running load balancer, None if it is not running.
+
+        :raises CommandError: it runs, but not where lbctl.yml says to reach it.
+        """
+        raise NotImplementedError
 
     def process_status(self) -> dict:
         raise NotImplementedError
@@ -85,10 +122,14 @@ class FileTarget(Target):
 
     def staged(self, change: Change) -> Path:
         """Write the candidate beside the live file under a hidden temp name."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        files.clean_stale_temps(self.path.parent)
         tmp = self.path.with_name(f".{self.path.name}.check{files.TEMP_SUFFIX}")
-        tmp.write_text(change.candidate)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            files.clean_stale_temps(self.path.parent)
+            tmp.write_text(change.candidate)
+        except OSError as exc:
+            raise ApplyError(f"{self.name}: cannot write the candidate beside {self.path} to check it: "
+                             f"{exc.strerror or exc}") from None
         return tmp
 
     def status(self) -> dict:

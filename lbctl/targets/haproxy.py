@@ -6,13 +6,14 @@ the Runtime API on the stats socket instead, checked by reading the state back."
 from __future__ import annotations
 
 import logging
+import re
 
-from lbctl import haproxy_cfg, model, slots
+from lbctl import drift, guard, haproxy_cfg, model, slots
 from lbctl.errors import CommandError, LbctlError, ReloadError, VerifyError
-from lbctl.targets import check, files
+from lbctl.targets import check, files, procfs
 from lbctl.targets.base import Change
 from lbctl.targets.filetarget import FileTarget
-from lbctl.targets.haproxy_ctl import MasterCLI, parse_servers_state, socket_command
+from lbctl.targets.haproxy_ctl import MasterCLI, ProcInfo, parse_servers_state, socket_command
 
 log = logging.getLogger("lbctl.haproxy")
 
@@ -22,6 +23,7 @@ class HAProxyTarget(FileTarget):
 
     refused: tuple | None = None  # the last change the Runtime API could not make
     layout: tuple | None = None  # (a candidate, its slot layout) for the next plan
+    served_kept: tuple | None = None  # (a candidate, what it serves) for the next guard check
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -40,6 +42,19 @@ class HAProxyTarget(FileTarget):
         change = Change(self.name, live, self.render(desired, cache=self.backends))
         self.layout = (change.candidate, layout)  # valid while the file is this candidate
         return change
+
+    def served(self, text: str | None) -> guard.Served:
+        return haproxy_cfg.served(text)
+
+    def served_change(self, change: Change) -> tuple[guard.Served, guard.Served]:
+        """Without parsing the whole file on the Runtime API path: the live side is the
+        last candidate's (kept while the file is that text), the candidate's is worked
+        out from the changed lines."""
+        kept = self.served_kept
+        before = kept[1] if kept is not None and kept[0] == change.live else self.served(change.live)
+        after = haproxy_cfg.served_after(change.live, before, change.candidate)
+        self.served_kept = (change.candidate, after)
+        return before, after
 
     def runtime(self, change: Change) -> bool:
         """Make a server-lines-only change through the Runtime API and read it back.
@@ -110,17 +125,46 @@ class HAProxyTarget(FileTarget):
         if not proc.workers:
             raise VerifyError(f"{self.name}: haproxy has no worker")
 
-    def running(self) -> bool:
+    def reach(self, timeout: float = 2.0) -> ProcInfo | None:
+        """``show proc`` from the master CLI; None if haproxy is not running.
+
+        :raises CommandError: haproxy runs (its stats socket answers, or a process
+            runs this config) but the master CLI does not answer on ``master_socket``.
+        """
         try:
-            return bool(self.master.show_proc(timeout=2.0).workers)
+            return self.master.show_proc(timeout=timeout)
+        except CommandError as exc:
+            evidence = self.evidence()
+            if evidence is None:
+                return None
+            raise CommandError(f"{self.name}: haproxy is running ({evidence}) but its master CLI does not answer on "
+                               f"master_socket {self.settings.master_socket} ({exc}); set master_socket in lbctl.yml "
+                               "to the path haproxy was started with (-S)") from None
+
+    def evidence(self) -> str | None:
+        """How we know haproxy runs although its master CLI did not answer; None if it does not."""
+        stats = self.settings.options.stats_socket
+        try:
+            pid = re.search(r"^Pid: (\d+)", socket_command(stats, "show info", timeout=2.0), re.M)
+            return f"its stats socket {stats} answers" + (f", pid {pid.group(1)}" if pid else "")
         except CommandError:
-            return False
+            pids = procfs.running_with("haproxy", self.path)
+        return f"pid {', '.join(map(str, pids))} runs haproxy -f {self.path}" if pids else None
+
+    def process(self) -> drift.Process | None:
+        proc = self.reach()
+        if proc is None or not proc.workers:
+            return None
+        starts = [t for t in map(procfs.started, proc.worker_pids) if t is not None]
+        return drift.Process((proc.master_pid, proc.reloads, *sorted(proc.worker_pids)), max(starts, default=None))
 
     def process_status(self) -> dict:
         try:
-            proc = self.master.show_proc(timeout=2.0)
+            proc = self.reach()
         except CommandError as exc:
-            return {"running": False, "reason": str(exc)}
+            return {"running": True, "reachable": False, "summary": f"unreachable: {exc}"}
+        if proc is None:
+            return {"running": False}
         return {"running": True, "master_pid": proc.master_pid, "reloads": proc.reloads, "failed": proc.failed,
                 "workers": list(proc.worker_pids), "old_workers": [p.pid for p in proc.old_workers]}
 

@@ -4,18 +4,23 @@ reload with HUP and confirm it by worker generations and the error log
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from lbctl.errors import ApplyError, VerifyError
-from lbctl.targets import check, nginx_ctl
+from lbctl import drift, guard
+from lbctl.errors import ApplyError, CommandError, VerifyError
+from lbctl.targets import check, nginx_ctl, procfs
 from lbctl.targets.base import Change
 from lbctl.targets.filetarget import FileTarget
 
 
 class NginxTarget(FileTarget):
     kind = "nginx"
+
+    def served(self, text: str | None) -> guard.Served:
+        return served(text)
 
     def check(self, change: Change) -> None:
         timeout = self.settings.check_timeout_ms / 1000
@@ -38,12 +43,26 @@ class NginxTarget(FileTarget):
         if not self.running():
             raise VerifyError(f"{self.name}: nginx is not running (pid file {self.settings.options.pid_file})")
 
-    def running(self) -> bool:
-        return nginx_ctl.is_running(self.settings.options.pid_file)
+    def process(self) -> drift.Process | None:
+        pid_file = self.settings.options.pid_file
+        gen = nginx_ctl.generation(pid_file)
+        if gen is None:
+            config = self.settings.main_config or self.path
+            pids = procfs.running_with("nginx", config)
+            if pids:
+                raise CommandError(f"{self.name}: nginx is running (pid {', '.join(map(str, pids))} on {config}) but "
+                                   f"pid_file {pid_file} does not name it; set pid_file in lbctl.yml to the file "
+                                   "that nginx writes")
+            return None
+        starts = [t for t in map(procfs.started, gen.workers) if t is not None]
+        return drift.Process((gen.master_pid, *sorted(gen.workers)), max(starts, default=None))
 
     def process_status(self) -> dict:
-        gen = nginx_ctl.generation(self.settings.options.pid_file)
-        if gen is None:
+        try:
+            gen = self.process() and nginx_ctl.generation(self.settings.options.pid_file)
+        except CommandError as exc:
+            return {"running": True, "reachable": False, "summary": f"unreachable: {exc}"}
+        if not gen:
             return {"running": False}
         return {"running": True, "master_pid": gen.master_pid, "workers": list(gen.workers),
                 "shutting_down": list(gen.shutting_down)}
@@ -75,3 +94,32 @@ def stage_tree(main_config: Path, included: Path, candidate: str, stage: Path) -
             if moved != text:
                 path.write_text(moved)
     return stage / main_config.name
+
+
+UPSTREAM = re.compile(r"upstream\s+(\S+)\s*\{")
+UPSTREAM_SERVER = re.compile(r"server\s+(\S+)([^;]*);\s*(?:#\s*(\S+))?")
+LISTENER = re.compile(r"#\s*listener\s+([^,\s]+)")
+LISTEN = re.compile(r"listen\s+([^\s;]+)")
+
+
+def served(text: str | None) -> guard.Served:
+    """What an nginx.conf lbctl rendered serves, for the removal guard: its listeners
+    (the ``# listener NAME`` comments, else the ``listen`` addresses) and per upstream
+    the servers not marked ``down``, known by the member name in their comment.  Pure."""
+    listeners, listens, pools, upstream = set(), set(), {}, None
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if upstream is not None:
+            server = UPSTREAM_SERVER.match(line)
+            if line.startswith("}"):
+                upstream = None
+            elif server and "down" not in server.group(2).split():
+                pools[upstream].add(server.group(3) or server.group(1))
+        elif m := UPSTREAM.match(line):
+            upstream = m.group(1)
+            pools[upstream] = set()
+        elif m := LISTENER.match(line):
+            listeners.add(m.group(1))
+        elif m := LISTEN.match(line):
+            listens.add(m.group(1))
+    return guard.Served(frozenset(listeners or listens), {name: frozenset(m) for name, m in pools.items()})

@@ -33,26 +33,73 @@ class TargetState:
                changed: Iterable[str] = (), action: str = "apply", duration: float | None = None) -> None:
         """Remember one apply or rollback for ``lbctl status`` and tell the listeners
         (best effort: a failing record never masks the result it records)."""
-        entry = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "target": self.name,
-                 "action": action, "result": result, "message": message, "hash_before": before,
-                 "hash_after": after, "changed": list(changed), "leader": self.leader,
-                 "duration_s": None if duration is None else round(duration, 4)}
+        entry = self.entry(action, result, message, before=before, after=after, changed=changed, duration=duration)
+        self.keep("last-apply.json", entry)
+        self.tell(entry)
+
+    def entry(self, action: str, result: str, message: str, before: str | None = None, after: str | None = None,
+              changed: Iterable[str] = (), duration: float | None = None) -> dict:
+        return {"time": now(), "target": self.name,
+                "action": action, "result": result, "message": message, "hash_before": before,
+                "hash_after": after, "changed": list(changed), "leader": self.leader,
+                "duration_s": None if duration is None else round(duration, 4)}
+
+    def keep(self, name: str, entry: dict) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            files.atomic_write(self.directory / "last-apply.json", json.dumps(entry, indent=1) + "\n")
+            files.atomic_write(self.directory / name, json.dumps(entry, indent=1) + "\n")
         except (OSError, ApplyError):
             pass
+
+    def tell(self, entry: dict) -> None:
         for listener in self.listeners:
             try:
                 listener(entry)
             except Exception as exc:  # noqa: BLE001 - an observer must not break an apply
-                log.error("%s: recording the %s failed: %s", self.name, action, exc)
+                log.error("%s: recording the %s failed: %s", self.name, entry["action"], exc)
+
+    # -- the removal guard: the last refused change, and an operator's approval of it ----
+
+    def refuse(self, message: str, live: str | None, candidate: str | None, action: str = "apply") -> None:
+        """Remember a change the guard refused (for ``lbctl status`` and ``lbctl approve``)."""
+        entry = self.entry(action, "refused", message, before=live, after=live)
+        self.keep("refused.json", {**entry, "candidate": candidate})
+        self.tell(entry)
+
+    def refused(self) -> dict | None:
+        return read_json(self.directory / "refused.json")
+
+    def clear_refused(self) -> None:
+        """A change passed the guard: no refusal is pending, and no approval either."""
+        for name in ("refused.json", "approved"):
+            (self.directory / name).unlink(missing_ok=True)
+
+    def approve(self, candidate: str) -> None:
+        """Let the refused change whose candidate hashes to ``candidate`` through once."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        files.atomic_write(self.directory / "approved", candidate + "\n")
+
+    def approval(self) -> str | None:
+        try:
+            return (self.directory / "approved").read_text().strip() or None
+        except OSError:
+            return None
+
+    def take_approval(self, candidate: str | None) -> bool:
+        """True if the operator approved this candidate.  Any approval is used up here:
+        one that names another candidate approved a change that is no longer asked for."""
+        approved = self.approval()
+        if approved is None:
+            return False
+        (self.directory / "approved").unlink(missing_ok=True)
+        return candidate is not None and approved == candidate
 
     def last(self) -> dict | None:
-        try:
-            return json.loads((self.directory / "last-apply.json").read_text())
-        except (OSError, ValueError):
-            return None
+        return read_json(self.directory / "last-apply.json")
+
+    def loaded(self) -> dict | None:
+        """What the running process loaded, as of the last verified change (drift.py)."""
+        return read_json(self.directory / "loaded.json")
 
     def mark_pending(self) -> None:
         """A swap is about to happen; its reload is not confirmed yet."""
@@ -64,3 +111,14 @@ class TargetState:
 
     def pending(self) -> bool:
         return (self.directory / "pending-reload").exists()
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

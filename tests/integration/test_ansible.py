@@ -152,6 +152,30 @@ def test_a_failed_apply_fails_the_task_with_lbctls_message(harness, tmp_path):
         assert not (tmp_path / "haproxy.cfg").exists()
 
 
+def test_the_removal_guard_fails_the_task_unless_forced(harness, tmp_path):
+    lbctl = harness.prefix / "venv" / "bin" / "lbctl"
+    if not lbctl.exists():
+        pytest.skip("the converge test did not install lbctl")
+    (tmp_path / "inventory.yml").write_text("")  # an empty (truncated) inventory
+    (tmp_path / "lbctl.yml").write_text(yaml.safe_dump(
+        {"source": {"inventory": "inventory.yml"}, "state_dir": "state",
+         "targets": {"edge": {"kind": "haproxy", "config": str(tmp_path / "haproxy.cfg"),
+                              "master_socket": str(tmp_path / "master.sock")}}}))
+    args = f"lbctl={lbctl} config={tmp_path / 'lbctl.yml'}"
+    for extra in ("", " force=true"):
+        run = subprocess.run(
+            [tool("ansible"), "localhost", "-i", str(ROLE / "tests" / "inventory"), "-c", "local", "-M", str(ROLE / "library"),
+             "-m", "lbctl_apply", "-a", args + extra],
+            cwd=ROOT, env=harness.env, capture_output=True, text=True, timeout=120)
+        if not extra:
+            assert run.returncode != 0 and "FAILED!" in run.stdout
+            assert "edge: refusing the change: it would leave nothing to serve" in run.stdout
+            assert not (tmp_path / "haproxy.cfg").exists()
+        else:
+            assert run.returncode == 0, run.stdout
+            assert (tmp_path / "haproxy.cfg").exists()
+
+
 def test_ansible_lint_passes():
     lint = tool("ansible-lint")
     if lint is None:

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 pytest.importorskip("f5.bigip")
 
-from lbctl import config, deploy, model  # noqa: E402
+from lbctl import config, deploy, guard, model  # noqa: E402
 from lbctl.cli import cli  # noqa: E402
 from lbctl.emulators.bigip import BigIPEmulator  # noqa: E402
 from lbctl.errors import ApplyError, ConfigError, Temporary, ValidationError  # noqa: E402
@@ -86,6 +86,13 @@ SHOP = desired(("web", [("web-1", "10.0.0.1", 80), ("web-2", "10.0.0.2", 80)]),
                ("api", [("api-1", "10.0.1.1", 9000)]))
 
 
+FORCE = guard.Policy(force=True)  # these tests remove pools on purpose; the guard has its own test
+
+
+def sync(target: BigIPTarget, wanted: model.Desired) -> deploy.Outcome:
+    return deploy.deploy(target, wanted, policy=FORCE)
+
+
 def writes(emu: BigIPEmulator) -> list[tuple[str, str]]:
     return [(r.method, r.path) for r in emu.requests if r.method != "GET"]
 
@@ -105,7 +112,7 @@ def rest(emu: BigIPEmulator, method: str, path: str, **kw) -> requests.Response:
 def test_first_sync_creates_pools_members_and_monitors_in_one_transaction(emu, make):
     target = make()
     emu.clear_requests()
-    outcome = deploy.deploy(target, SHOP)
+    outcome = sync(target, SHOP)
     assert outcome.result == "applied"
     assert emu.device.txns.commits == 1
     assert [w for w in writes(emu) if not w[1].startswith("/mgmt/tm/ltm/")] == [
@@ -124,20 +131,20 @@ def test_first_sync_creates_pools_members_and_monitors_in_one_transaction(emu, m
 
 
 def test_a_second_apply_writes_nothing(emu, make):
-    deploy.deploy(make(), SHOP)
+    sync(make(), SHOP)
     emu.clear_requests()
-    outcome = deploy.deploy(make(), SHOP)
+    outcome = sync(make(), SHOP)
     assert outcome.result == "unchanged"
     assert writes(emu) == [("POST", "/mgmt/shared/authn/login")]
 
 
 def test_one_changed_member_costs_a_few_calls(emu, make):
     target = make()
-    deploy.deploy(target, SHOP)
+    sync(target, SHOP)
     emu.clear_requests()
     changed = desired(("web", [("web-1", "10.0.0.1", 80), ("web-2", "10.0.0.2", 80, {"state": "maint"})]),
                       ("api", [("api-1", "10.0.1.1", 9000)]))
-    assert deploy.deploy(target, changed).result == "applied"
+    assert sync(target, changed).result == "applied"
     tid = emu.device.txns._last_id
     assert [(r.method, r.path) for r in emu.requests] == [
         ("GET", "/mgmt/tm/ltm/pool"), ("GET", "/mgmt/tm/ltm/monitor/http"), ("GET", "/mgmt/tm/ltm/monitor/tcp"),
@@ -150,10 +157,10 @@ def test_one_changed_member_costs_a_few_calls(emu, make):
 
 def test_removal_drains_first_and_deletes_at_zero_connections_or_after_the_drain_time(emu, make, clock):
     target = make()
-    deploy.deploy(target, SHOP)
+    sync(target, SHOP)
     fewer = desired(("web", [("web-1", "10.0.0.1", 80)]), ("api", [("api-1", "10.0.1.1", 9000)]))
     emu.set_member_connections("/Common/web", "10.0.0.2:80", 3)
-    assert deploy.deploy(target, fewer).result == "applied"
+    assert sync(target, fewer).result == "applied"
     member = emu.dump()["pools"]["/Common/web"]["members"][1]
     assert (member["session"], member["description"]) == ("user-disabled", f"lbctl:drain-since={int(clock.now)}")
 
@@ -162,20 +169,20 @@ def test_removal_drains_first_and_deletes_at_zero_connections_or_after_the_drain
     assert waiting.noop and waiting.summary == (
         "= member web/10.0.0.2:80 draining: 3 connections, 50s of drain time left",)
     assert target.recheck_after == 15.0  # a hint for lbctl watch: look again while members drain
-    assert deploy.deploy(target, fewer).result == "unchanged"
+    assert sync(target, fewer).result == "unchanged"
 
     emu.set_member_connections("/Common/web", "10.0.0.2:80", 0)
     assert target.plan(fewer).summary == ("- member web/10.0.0.2:80 (no connections left)",
                                           "- node 10.0.0.2 (no member uses it)")
-    assert deploy.deploy(target, fewer).result == "applied"
+    assert sync(target, fewer).result == "applied"
     assert [m["name"] for m in emu.dump()["pools"]["/Common/web"]["members"]] == ["10.0.0.1:80"]
     assert "/Common/10.0.0.2" not in emu.dump()["nodes"]
 
     # a busy member goes anyway once the drain time has passed; so does a whole pool
-    assert deploy.deploy(target, desired(("web", [("web-1", "10.0.0.1", 80)]))).result == "applied"
+    assert sync(target, desired(("web", [("web-1", "10.0.0.1", 80)]))).result == "applied"
     emu.set_member_connections("/Common/api", "10.0.1.1:9000", 7)
     clock.now += 61
-    assert deploy.deploy(target, desired(("web", [("web-1", "10.0.0.1", 80)]))).result == "applied"
+    assert sync(target, desired(("web", [("web-1", "10.0.0.1", 80)]))).result == "applied"
     dump = emu.dump()
     assert sorted(dump["pools"]) == ["/Common/web"] and "/Common/api_http" not in dump["monitors"]
     assert sorted(dump["nodes"]) == ["/Common/10.0.0.1"]
@@ -188,8 +195,8 @@ def test_objects_lbctl_does_not_own_are_never_touched(emu, make):
     rest(emu, "POST", "/mgmt/tm/ltm/node", json={"name": "spare", "partition": "Common", "address": "10.8.8.8"})
     theirs = {k: v for k, v in emu.dump().items() if k in ("pools", "monitors", "nodes")}
     target = make(drain_time=0)
-    deploy.deploy(target, SHOP)
-    assert deploy.deploy(target, desired()).result == "applied"   # lbctl wants nothing any more
+    sync(target, SHOP)
+    assert sync(target, desired()).result == "applied"   # lbctl wants nothing any more
     after = emu.dump()
     assert after["pools"] == theirs["pools"] and after["monitors"] == theirs["monitors"]
     # lbctl's own nodes went; 10.0.0.2 stays: their pool still uses it
@@ -201,18 +208,18 @@ def test_an_unowned_pool_with_a_wanted_name_is_a_clear_error_and_nothing_changes
     rest(emu, "POST", "/mgmt/tm/ltm/pool", json={"name": "web", "partition": "Common", "description": "by hand"})
     before = emu.dump()
     with pytest.raises(ConfigError, match=r"^pool /Common/web exists on the device and is not lbctl's"):
-        deploy.deploy(make(), SHOP)
+        sync(make(), SHOP)
     assert emu.dump() == before
 
 
 # -- failures ---------------------------------------------------------------------------------
 def test_a_failed_commit_changes_nothing_and_says_so(emu, make):
     target = make()
-    deploy.deploy(target, SHOP)
+    sync(target, SHOP)
     before = emu.dump()
     emu.fail_next_commit("01070734:3: Configuration error: injected")
     with pytest.raises(ApplyError) as info:
-        deploy.deploy(target, desired(("web", [("web-1", "10.0.0.1", 80, {"weight": 5})])))
+        sync(target, desired(("web", [("web-1", "10.0.0.1", 80, {"weight": 5})])))
     assert str(info.value) == ("f5: the device rejected the transaction: 01070734:3: Configuration error: injected; "
                                "read back: nothing was changed")
     assert emu.dump() == before
@@ -223,7 +230,7 @@ def test_a_rejected_object_is_named(emu, make):
     rest(emu, "POST", "/mgmt/tm/ltm/monitor/https", json={"name": "web_http", "partition": "Common"})
     before = emu.dump()
     with pytest.raises(ApplyError) as info:
-        deploy.deploy(make(), SHOP)
+        sync(make(), SHOP)
     assert str(info.value).startswith("f5: monitor web_http: the device rejected the transaction: 01020066:3: "
                                       "The requested Monitor (/Common/web_http) already exists")
     assert str(info.value).endswith("; read back: nothing was changed")
@@ -233,7 +240,7 @@ def test_a_rejected_object_is_named(emu, make):
 def test_5xx_and_lost_connections_are_retried_with_backoff(emu, make):
     emu.fail_next(2, status=503)
     target = make()
-    assert deploy.deploy(target, SHOP).result == "applied"
+    assert sync(target, SHOP).result == "applied"
     assert make.sleeps == [1.0, 2.0]
     assert [r.status for r in emu.requests[:3]] == [503, 503, 200]
 
@@ -260,16 +267,16 @@ def test_a_failure_inside_the_transaction_retries_the_whole_transaction(emu, mak
 def test_a_device_that_keeps_failing_gives_up_with_one_line(emu, make):
     emu.fail_next(10, status=502)
     with pytest.raises(Temporary, match=r"^f5: connect: 502 Injected failure .* \(gave up after 3 attempts\)$"):
-        deploy.deploy(make(retries=2), SHOP)
+        sync(make(retries=2), SHOP)
     assert make.sleeps == [1.0, 2.0]
 
 
 def test_an_expired_token_logs_in_again(emu, make):
     target = make()
-    deploy.deploy(target, SHOP)
+    sync(target, SHOP)
     logins = emu.logins
     emu.expire_tokens()
-    assert deploy.deploy(target, desired(("web", [("web-1", "10.0.0.1", 80)]))).result == "applied"
+    assert sync(target, desired(("web", [("web-1", "10.0.0.1", 80)]))).result == "applied"
     assert emu.logins == logins + 1
     assert [r.status for r in emu.requests].count(401) == 1
 
@@ -298,7 +305,7 @@ def test_a_missing_partition_is_named(emu, make):
     with pytest.raises(ConfigError, match="^f5: partition Dev does not exist on https://"):
         make(partition="Dev").plan(SHOP)
     rest(emu, "POST", "/mgmt/tm/auth/partition", json={"name": "Dev"})
-    assert deploy.deploy(make(partition="Dev"), SHOP).result == "applied"
+    assert sync(make(partition="Dev"), SHOP).result == "applied"
     assert sorted(emu.dump()["pools"]) == ["/Dev/api", "/Dev/web"]
 
 
@@ -311,20 +318,20 @@ def test_device_check_validates_without_changing_anything(emu, make):
     assert emu.dump() == before and emu.device.txns.commits == 1
     emu.fail_next_commit("01070734:3: Configuration error: rejected in validation")
     with pytest.raises(ValidationError, match="rejected in validation"):
-        deploy.deploy(target, SHOP)
+        sync(target, SHOP)
     assert emu.dump() == before
 
 
 def test_save_and_config_sync_after_the_change(emu, make):
-    deploy.deploy(make(sync_group="dg1"), SHOP)
+    sync(make(sync_group="dg1"), SHOP)
     assert emu.syncs == ["dg1"] and emu.saves == 1
-    deploy.deploy(make(save_config=False), desired(("web", [("web-1", "10.0.0.1", 80)])))
+    sync(make(save_config=False), desired(("web", [("web-1", "10.0.0.1", 80)])))
     assert emu.saves == 1 and emu.unsaved_changes
 
 
 def test_rollback_puts_the_previous_pools_back_in_one_transaction(emu, make):
     target = make()
-    deploy.deploy(target, SHOP)
+    sync(target, SHOP)
     before = emu.dump()
     change = target.plan(desired(("web", [("web-1", "10.0.0.1", 80, {"weight": 4}), ("web-9", "10.0.0.9", 80)])))
     checkpoint = target.apply(change)
@@ -340,13 +347,13 @@ def test_rollback_puts_the_previous_pools_back_in_one_transaction(emu, make):
 def test_as3_declares_one_tenant_and_is_idempotent(emu, make):
     target = make(mode="as3", as3_tenant="Shop")
     emu.clear_requests()
-    assert deploy.deploy(target, SHOP).result == "applied"
+    assert sync(target, SHOP).result == "applied"
     assert [(r.method, r.path, r.status) for r in emu.requests if "appsvcs" in r.path] == [
         ("GET", "/mgmt/shared/appsvcs/declare/Shop", 204), ("POST", "/mgmt/shared/appsvcs/declare", 200),
         ("GET", "/mgmt/shared/appsvcs/declare/Shop", 200)]
     assert sorted(emu.dump()["pools"]) == ["/Shop/lbctl/api", "/Shop/lbctl/web"]
     emu.clear_requests()
-    assert deploy.deploy(target, SHOP).result == "unchanged"
+    assert sync(target, SHOP).result == "unchanged"
     assert writes(emu) == []
 
 
@@ -354,7 +361,7 @@ def test_as3_follows_a_202_to_its_task(emu, make):
     target = make(mode="as3", as3_tenant="Shop")
     emu.set_as3_delay(60, sync_timeout=0.05)
     target.device.sleep = lambda seconds: (make.sleeps.append(seconds), emu.set_as3_delay(0))
-    assert deploy.deploy(target, SHOP).result == "applied"
+    assert sync(target, SHOP).result == "applied"
     assert make.sleeps[0] == 1.0
     assert any(r.path.startswith("/mgmt/shared/appsvcs/task/") for r in emu.requests)
     assert sorted(emu.dump()["pools"]) == ["/Shop/lbctl/api", "/Shop/lbctl/web"]
@@ -365,7 +372,7 @@ def test_as3_rejections_422_are_clear_and_change_nothing(emu, make):
     target = make(mode="as3", as3_tenant="Shop")
     before = emu.dump()
     with pytest.raises(ApplyError) as info:
-        deploy.deploy(target, SHOP)
+        sync(target, SHOP)
     assert str(info.value) == ("f5: AS3 tenant Shop: declaration failed: 0107176c:3: Invalid Node, the IP address "
                                "10.0.0.2 already exists.; AS3 rolled back the tenants that failed; read back: nothing was changed")
     assert emu.dump() == before
@@ -386,21 +393,21 @@ def test_as3_checks_the_schema_before_sending(emu, make):
     target = make(mode="as3", as3_tenant="Shop")
     emu.clear_requests()
     with pytest.raises(ValidationError, match=r"^f5: the AS3 declaration does not match F5's schema: /Shop/lbctl: "):
-        deploy.deploy(target, desired(("web-", [("a", "10.0.0.1", 80)])))
+        sync(target, desired(("web-", [("a", "10.0.0.1", 80)])))
     assert writes(emu) == [("POST", "/mgmt/shared/authn/login")]
 
 
 def test_as3_drains_removed_members_too(emu, make, clock):
     target = make(mode="as3", as3_tenant="Shop")
-    deploy.deploy(target, SHOP)
+    sync(target, SHOP)
     fewer = desired(("web", [("web-1", "10.0.0.1", 80)]), ("api", [("api-1", "10.0.1.1", 9000)]))
-    deploy.deploy(target, fewer)
+    sync(target, fewer)
     member = emu.dump()["pools"]["/Shop/lbctl/web"]["members"][1]
     assert (member["session"], member["description"]) == ("user-disabled", f"lbctl:drain-since={int(clock.now)}")
     emu.set_member_connections("/Shop/lbctl/web", "/Shop/10.0.0.2:80", 1)
-    assert deploy.deploy(target, fewer).result == "unchanged"
+    assert sync(target, fewer).result == "unchanged"
     clock.now += 61
-    assert deploy.deploy(target, fewer).result == "applied"
+    assert sync(target, fewer).result == "applied"
     assert len(emu.dump()["pools"]["/Shop/lbctl/web"]["members"]) == 1
 
 
@@ -458,3 +465,15 @@ def test_cli_errors_are_one_line_and_change_nothing(emu, tmp_path):
     assert result.output.startswith("lbctl: error: pool /Common/web exists on the device and is not lbctl's")
     assert result.output.count("\n") == 1
     assert emu.dump() == before
+
+
+def test_the_guard_refuses_to_remove_a_serving_pool_from_the_device(emu, make):
+    target = make(drain_time=0)
+    sync(target, SHOP)
+    before = emu.dump()["pools"]
+    with pytest.raises(guard.Refused, match=r"^f5: refusing the change: it would remove pool api and its 1 serving "
+                                            r"members \(10\.0\.1\.1:9000\)"):
+        deploy.deploy(target, desired(("web", [("web-1", "10.0.0.1", 80), ("web-2", "10.0.0.2", 80)])))
+    assert emu.dump()["pools"] == before
+    assert deploy.deploy(target, desired(("web", [("web-1", "10.0.0.1", 80), ("web-2", "10.0.0.2", 80)])),
+                         policy=guard.Policy(allow=frozenset({"api"}))).result == "applied"

@@ -49,21 +49,41 @@ def test_consul_outage_keeps_the_last_config_and_catches_up_after_an_index_reset
     assert world.logged("consul answers app again")
 
 
-def test_mass_deregistration_is_refused_until_forced(world):
-    for name in "bcd":
-        world.register(name)
-    wait_until(lambda: world.serves({"a", "b", "c", "d"}), 10, "four instances to take traffic")
-    for name in "bcd":
-        world.consul.remove_service(f"app-{name}")
-    wait_until(lambda: world.logged("refusing the change (pass --force to allow it): pool app: 3 of 4 serving "
-                                    "members would stop serving, more than max_removal 50%"), 10, "the guard")
-    assert world.serves({"a", "b", "c", "d"})
-    # SIGHUP re-reads lbctl.yml: allow the removal
-    world.stack.settings["watch"]["max_removal"] = 1.0
-    world.stack.write_config()
-    world.proc.send_signal(signal.SIGHUP)
-    wait_until(lambda: world.serves({"a"}), 10, "the removal once the guard allows it")
-    assert world.logged("SIGHUP: reading the configuration again")
+def test_mass_deregistration_is_refused_until_approved(tmp_path):
+    with running_world(tmp_path, guard={"max_removal": 0.5}) as world:
+        port = world.consul.port
+        assert world.logged(f"source: Consul http://127.0.0.1:{port}, services app, health passing")
+        assert world.logged(f"target edge: haproxy {world.stack.live}, master CLI {world.stack.dir / 'master.sock'}")
+        assert world.logged("guard: max_removal 50%, min_members 0; a refused change waits for: lbctl approve")
+        for name in "bcd":
+            world.register(name)
+        wait_until(lambda: world.serves({"a", "b", "c", "d"}), 10, "four instances to take traffic")
+        wait_until(lambda: world.logged("(app: +app-b") or world.logged("(app: +app-c") or world.logged("(app: +app-d"),
+                   10, "an apply line naming the members added")
+        for name in "bcd":
+            world.consul.remove_service(f"app-{name}")
+        wait_until(lambda: world.logged("edge: refusing the change: pool app: 3 of 4 serving members would stop "
+                                        "serving ("), 10, "the guard")
+        assert world.logged("to apply it anyway: lbctl approve -t edge")
+        assert world.serves({"a", "b", "c", "d"})
+        status = world.stack.run("status")
+        assert "  refused     " in status.output and "3 of 4 serving members" in status.output
+        approved = world.stack.run("approve", "-t", "edge")
+        assert approved.exit_code == 0, approved.output
+        wait_until(lambda: world.serves({"a"}), 10, "the approved removal")
+        wait_until(lambda: world.logged("(app: -app-b, -app-c, -app-d)"), 10, "an apply line naming the removed")
+        assert "refused" not in world.stack.run("status").output
+        # SIGHUP re-reads lbctl.yml: a guard that allows the next removal
+        for name in "bc":
+            world.register(name)
+        wait_until(lambda: world.serves({"a", "b", "c"}), 10, "three instances to take traffic")
+        world.stack.settings["guard"]["max_removal"] = 1.0
+        world.stack.write_config()
+        world.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: world.logged("SIGHUP: reading the configuration again"), 10, "the SIGHUP")
+        for name in "bc":
+            world.consul.remove_service(f"app-{name}")
+        wait_until(lambda: world.serves({"a"}), 10, "the removal once the guard allows it")
 
 
 def test_sigterm_lets_the_watch_stop_cleanly(world):

@@ -44,7 +44,9 @@ class Stack:
                           temp_dir=str(directory), worker_processes=1, worker_shutdown_timeout="5s")
             if os.geteuid() == 0:
                 target["user"] = "root"  # workers as nobody could not enter pytest's 0700 dirs
-        self.settings = {"source": {"inventory": "inventory.yml"}, "state_dir": "state", "targets": {"edge": target}}
+        # max_removal 1.0: most tests swap a pool's only member; emptying a pool is still refused
+        self.settings = {"source": {"inventory": "inventory.yml"}, "state_dir": "state", "targets": {"edge": target},
+                         "guard": {"max_removal": 1.0}}
         self.write_config()
 
     def use_consul(self, port: int, **consul) -> None:

@@ -53,13 +53,16 @@ class World:
 
 
 @contextlib.contextmanager
-def running_world(directory: Path, backends: str = "abcd", **target) -> Iterator[World]:
-    """Instance ``app-a`` registered and applied, HAProxy and ``lbctl watch`` running."""
+def running_world(directory: Path, backends: str = "abcd", guard: dict | None = None, **target) -> Iterator[World]:
+    """Instance ``app-a`` registered and applied, HAProxy and ``lbctl watch`` running
+    (with lbctl.yml's ``guard`` section if given, else the tests' lenient one)."""
     with contextlib.ExitStack() as stack_:
         consul = stack_.enter_context(ConsulEmulator(default_wait=5, max_wait=5, check_update_interval=0))
         servers = {n: stack_.enter_context(Backend(n)) for n in backends}
         stack = Stack(directory, "haproxy")
         stack.settings["targets"]["edge"].update(target)
+        if guard is not None:
+            stack.settings["guard"] = guard
         stack.inventory([])
         stack.use_consul(consul.port)
         w = World(stack, consul, servers)

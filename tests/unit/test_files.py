@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -199,22 +201,29 @@ HOLDER = textwrap.dedent("""
 """)
 
 
-def test_lock_held_by_another_process(tmp_path):
+def test_lock_held_by_another_process(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(files, "LOCK_PROGRESS", 0.1)
+    caplog.set_level(logging.INFO, logger="lbctl")
     lock = tmp_path / "state" / "haproxy.lock"
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         assert holder.stdout.readline() == "locked\n"
         with pytest.raises(LockedError) as info:
-            with files.apply_lock(lock, timeout=0.2, target="haproxy-edge"):
+            with files.apply_lock(lock, timeout=0.35, target="haproxy-edge"):
                 pytest.fail("lock taken while another process holds it")
-        assert str(info.value) == (f"another lbctl is applying to haproxy-edge (lock {lock}, "
-                                   f"held by pid {holder.pid})")
+        held = re.escape(f"held by pid {holder.pid} since ") + r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"
+        assert re.fullmatch(re.escape(f"another lbctl is applying to haproxy-edge (lock {lock}, ") + held + r"\)",
+                            str(info.value))
+        lines = [r.getMessage() for r in caplog.records]
+        assert re.fullmatch(re.escape(f"haproxy-edge: waiting up to 0.35s for another lbctl's apply to finish "
+                                      f"(lock {lock}, ") + held + r"\)", lines[0])
+        assert re.fullmatch(r"haproxy-edge: still waiting for the apply lock \(0s of 0.35s, " + held + r"\)", lines[1])
     finally:
         holder.stdin.close()
         assert holder.wait(timeout=10) == 0
     with files.apply_lock(lock, timeout=5, target="haproxy-edge"):
-        assert lock.read_text() == f"{os.getpid()}\n"
+        assert lock.read_text().startswith(f"{os.getpid()} 20")
 
 
 def test_lock_is_exclusive_in_process_and_retakeable(tmp_path):

@@ -34,6 +34,17 @@ options:
   target:
     description: Only this target (C(lbctl apply -t TARGET)); default all of them.
     type: str
+  force:
+    description:
+      - Let through a change lbctl's removal guard refuses (C(lbctl apply --force)), an empty
+        model included. Without it such a change fails the task with the guard's one line.
+    type: bool
+    default: false
+  allow_removal:
+    description: Pools and listeners whose removals the guard lets through (C(--allow-removal)).
+    type: list
+    elements: str
+    default: []
 author:
   - lbctl contributors
 """
@@ -84,6 +95,8 @@ def main():
             config=dict(type="path", required=True),
             candidate_config=dict(type="path"),
             target=dict(type="str"),
+            force=dict(type="bool", default=False),
+            allow_removal=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -112,7 +125,8 @@ def main():
             result["changed"] = rc == PLAN_CHANGES
             module.exit_json(**result)
 
-    argv, rc, out, err = lbctl("apply", "--json", "-c", p["config"])
+    guard = (["--force"] if p["force"] else []) + [a for name in p["allow_removal"] for a in ("--allow-removal", name)]
+    argv, rc, out, err = lbctl("apply", "--json", "-c", p["config"], *guard)
     if rc != 0:
         fail(argv, rc, out, err)
     try:

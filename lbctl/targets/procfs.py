@@ -1,0 +1,54 @@
+"""What /proc says about processes: when they started, and which ones run a given
+configuration file (to tell "not running" from "running but unreachable")."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def started(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since boot; None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[-1].split()[19]) / TICKS
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def signature(path: str | os.PathLike[str]) -> list | None:
+    """Inode, modification time (ns) and size of ``path``: an atomic write changes it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_ino, st.st_mtime_ns, st.st_size]
+
+
+def modified(path: str | os.PathLike[str]) -> float | None:
+    """When ``path`` was last modified, in seconds since boot (the clock of ``started``)."""
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError:
+        return None
+    return time.clock_gettime(time.CLOCK_BOOTTIME) - (time.time() - mtime)
+
+
+def running_with(name: str, config: str | os.PathLike[str]) -> list[int]:
+    """PIDs of processes running ``name`` (the program haproxy, or nginx's master titled
+    ``nginx: master process …``) with ``config`` among their arguments."""
+    wanted = {str(config), os.path.realpath(config)}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]).startswith(name) and wanted & set(argv):
+            found.append(int(entry.name))
+    return sorted(found)

@@ -1,0 +1,106 @@
+"""Truth about what runs, end to end: a process lbctl cannot reach is an error, and a
+file the running process has not loaded is drift that ``plan`` shows and ``apply``
+and ``lbctl reload`` repair.  Real HAProxy and nginx, real backends."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support import Backend, requires_haproxy, requires_nginx, wait_until
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+KINDS = [pytest.param("haproxy", marks=requires_haproxy), pytest.param("nginx", marks=requires_nginx)]
+
+
+@pytest.fixture
+def backends():
+    with Backend("a") as a, Backend("b") as b:
+        yield {"a": a, "b": b}
+
+
+@pytest.fixture(params=KINDS)
+def stack(request, tmp_path, backends):
+    s = Stack(tmp_path, request.param)
+    s.inventory([("a", backends["a"].port)])
+    assert s.run("apply").exit_code == 0
+    with s.running():
+        yield s
+
+
+def misdirect(stack: Stack) -> str:
+    """Point lbctl.yml at the wrong master socket (HAProxy) or pid file (nginx); the key's name."""
+    key = "master_socket" if stack.kind == "haproxy" else "pid_file"
+    stack.settings["targets"]["edge"][key] = str(stack.dir / "wrong")
+    stack.write_config()
+    return key
+
+
+def test_a_running_process_on_the_wrong_socket_is_an_error(stack, backends):
+    before = stack.live.read_text()
+    key = misdirect(stack)
+    stack.inventory([("a", backends["a"].port), ("b", backends["b"].port)])
+    result = stack.run("apply")
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1
+    assert result.output.startswith(f"lbctl: error: edge: {stack.kind} is running (")
+    assert f"{key} {stack.dir / 'wrong'}" in result.output
+    assert "not running" not in result.output
+    assert stack.live.read_text() == before  # nothing written ...
+    assert stack.spread(12) == {"a": 12}  # ... and nothing changed live (no runtime API change either)
+    status = stack.run("status")
+    assert status.exit_code == 1
+    assert "  process     unreachable: edge: " in status.output
+    assert stack.run("plan").exit_code == 1
+
+
+def test_a_file_the_process_has_not_loaded_is_drift_that_apply_repairs(stack, backends):
+    assert stack.run("plan").exit_code == 0
+    stack.inventory([("b", backends["b"].port)])
+    rendered = stack.run("render", "-o", str(stack.live))  # the file changes, the process is not told
+    assert rendered.exit_code == 0
+    plan = stack.run("plan")
+    assert plan.exit_code == 2, plan.output
+    assert f"{stack.live}: no changes\n" in plan.output
+    assert f"edge: drift: {stack.live} is ahead of the running {stack.kind}" in plan.output
+    assert f"edge: drift: {stack.live} was changed outside lbctl since the last apply" in plan.output
+    status = stack.run("status")
+    assert f"  drift       {stack.live} is ahead of the running {stack.kind}" in status.output
+    assert stack.spread(10) == {"a": 10}
+    result = stack.run("apply")
+    assert (result.exit_code, result.output) == (
+        0, f"edge: reloaded {stack.live}, which the running {stack.kind} had not loaded\n")
+    assert stack.spread(10) == {"b": 10}
+    again = stack.run("plan")
+    assert (again.exit_code, again.output) == (0, f"{stack.live}: no changes\n")
+    assert json.loads(stack.run("status", "--json").output)[0]["drift"] == []
+
+
+def test_reload_makes_the_process_load_the_file(stack, backends):
+    assert stack.spread(10) == {"a": 10}  # (a file written within 20 ms of the start would be ambiguous)
+    stack.inventory([("b", backends["b"].port)])
+    stack.run("render", "-o", str(stack.live))
+    result = stack.run("reload", "-t", "edge")
+    assert (result.exit_code, result.output) == (
+        0, f"edge: reloaded {stack.live}, which the running {stack.kind} had not loaded\n")
+    assert stack.spread(10) == {"b": 10}
+    stack.live.write_text(stack.live.read_text() + "this is not a directive\n")
+    broken = stack.run("reload")
+    assert broken.exit_code == 1 and broken.output.startswith("lbctl: error: ")
+    assert stack.spread(10) == {"b": 10}
+
+
+def test_after_the_socket_is_fixed_apply_brings_the_change_live(stack, backends):
+    target = stack.settings["targets"]["edge"]
+    key = "master_socket" if stack.kind == "haproxy" else "pid_file"
+    right = target.get(key, str(stack.dir / "master.sock"))
+    misdirect(stack)
+    stack.inventory([("a", backends["a"].port), ("b", backends["b"].port)])
+    assert stack.run("apply").exit_code == 1
+    target[key] = right
+    stack.write_config()
+    result = stack.run("apply")
+    assert result.exit_code == 0, result.output
+    wait_until(lambda: set(stack.spread(20)) == {"a", "b"}, 5, "both members to take traffic")
