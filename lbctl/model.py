@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
+
 MODES = ("http", "tcp")
 BALANCE = ("roundrobin", "leastconn", "source", "random")
 CHECK_TYPES = ("none", "tcp", "http")
@@ -17,9 +19,13 @@ MEMBER_STATES = ("enabled", "drain", "maint", "backup")
 WEIGHT_MIN, WEIGHT_MAX = 1, 256  # the range both HAProxy (0-256) and nginx (>=1) accept
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
-    """One backend instance.  ``state``: enabled | drain | maint | backup."""
+class Member(msgspec.Struct, frozen=True, gc=False):
+    """One backend instance.  ``state``: enabled | drain | maint | backup.
+
+    A msgspec struct rather than a dataclass: an inventory can hold 100,000 of
+    them, and a struct is built in C (by the JSON decoder, or called) several
+    times faster.  ``renamed`` stands in for ``dataclasses.replace``.
+    """
 
     name: str
     address: str
@@ -28,6 +34,9 @@ class Member:
     state: str = "enabled"
     tags: tuple[str, ...] = ()
     meta: tuple[tuple[str, str], ...] = ()
+
+    def renamed(self, name: str) -> Member:
+        return msgspec.structs.replace(self, name=name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,7 @@ def pool_slots(pool: model.Pool, live: list[haproxy_cfg.Server], headroom: int) 
     for name, member in zip(free, sorted(waiting.values(), key=lambda m: m.name)):
         placed[name] = member
     return replace(pool, members=tuple(
-        replace(placed[n], name=n) if n in placed else
+        placed[n].renamed(n) if n in placed else
         model.Member(n, haproxy_cfg.PLACEHOLDER[0], haproxy_cfg.PLACEHOLDER[1], state="maint")
         for n in names))
 

@@ -7,7 +7,7 @@ import jinja2
 
 from lbctl import model
 from lbctl.errors import ConfigError
-from lbctl.render import views
+from lbctl.render import lines, views
 from lbctl.render.environment import jinja_environment
 
 TEMPLATES = {"haproxy": "haproxy.cfg.j2", "nginx": "nginx.conf.j2"}
@@ -50,14 +50,18 @@ def render(desired: model.Desired, kind: str, options, template_dir: str | None 
 
 
 def backend_texts(env: jinja2.Environment, modes: dict, options, cache: dict):
-    """A ``backend_text(pool)`` for the template that renders one backend, or reuses it."""
+    """A ``backend_text(pool)`` for the template that renders one backend, or reuses it.
+    Backends are filled in from the template's own line patterns where they can be
+    (lbctl/render/lines.py), else rendered by Jinja2."""
     partial = env.get_template("haproxy-backend.j2")
+    patterns = lines.Backends(env, "haproxy-backend.j2", options)
 
     def backend_text(pool: model.Pool) -> str:
         hit = cache.get(id(pool))
         if hit is None or hit[0] is not pool or hit[1] != modes[pool.name] or hit[2] is not options:
+            text = patterns.text(pool, modes[pool.name])
             hit = (pool, modes[pool.name], options,
-                   partial.render(p=pool, modes=modes, opts=options))
+                   partial.render(p=pool, modes=modes, opts=options) if text is None else text)
         backend_text.used[id(pool)] = hit
         return hit[3]
 
