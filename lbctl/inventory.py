@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import socket
+import dataclasses
+import re
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
 from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
@@ -128,10 +130,13 @@ class Parts:
     pool_defaults: Mapping
     pools: Mapping[str, Any]  # raw pool bodies by (validated) name
     listeners: tuple[model.Listener, ...]
+    plain: Mapping[str, list[model.Member]] = dataclasses.field(default_factory=dict)  # see plain_pools
 
     def pool(self, name: str, body: Any = None, path: str | None = None) -> model.Pool:
         """Pool ``name`` built from ``body`` (default: the inventory's own) over the defaults."""
-        return pool(name, self.pools.get(name) if body is None else body, path or f"pools.{name}", self.pool_defaults)
+        if body is None:
+            return pool(name, self.pools.get(name), path or f"pools.{name}", self.pool_defaults, self.plain.get(name))
+        return pool(name, body, path or f"pools.{name}", self.pool_defaults)
 
 
 def parts(raw: Any) -> Parts:
@@ -145,7 +150,7 @@ def parts(raw: Any) -> Parts:
     pools = dict(v.named(data.get("pools") or {}, "pools", lambda n, b, p: (n, b)))
     listeners = v.named(data.get("listeners") or {}, "listeners",
                         lambda n, b, p: listener(n, b, p, listener_defaults))
-    return Parts(pool_defaults, pools, listeners)
+    return Parts(pool_defaults, pools, listeners, plain_pools(pools))
 
 
 def from_raw(raw: Any) -> model.Desired:
@@ -154,26 +159,40 @@ def from_raw(raw: Any) -> model.Desired:
     return v.canonical(p.listeners, tuple(p.pool(name) for name in sorted(p.pools)))
 
 
-def pool(name: str, raw: Any, path: str, defaults: Mapping) -> model.Pool:
+def pool(name: str, raw: Any, path: str, defaults: Mapping, built: list[model.Member] | None = None) -> model.Pool:
+    """Pool ``name`` from its raw body; ``built``: its members, already built by ``plain_pools``."""
     body = v.fields(raw if raw is not None else {}, path, POOL_KEYS)
+    # Pools mostly share their settings: each distinct set (over the same defaults)
+    # is checked once.  The key holds the types too, since True == 1 and 1.0 == 1
+    # but only 1 is valid.
+    try:
+        key = (id(defaults), tuple((k, type(x), tuple(x.items()) if type(x) is dict else x)
+                                   for k, x in body.items() if k != "members"))
+        hit = _fields.get(key)
+    except TypeError:  # an unhashable (so invalid) value
+        key, hit = None, None
+    if hit is not None and hit[0] is defaults:  # the health mappings were checked too
+        return model.Pool(name, pool_members(body, path, built), *hit[1])
     health = {**(v.mapping(defaults.get("health") or {}, "defaults.pool.health")),
               **(v.mapping(body.get("health") or {}, f"{path}.health"))}
-    built = members(body.get("members") or [], f"{path}.members")
-    return model.Pool(name, built, *pool_fields({**defaults, **body}, health, path))
+    built = pool_members(body, path, built)
+    fields = pool_fields({**defaults, **body}, health, path)
+    if key is not None and len(_fields) < 1000:
+        _fields[key] = (defaults, fields)  # holding ``defaults`` keeps its id from being reused
+    return model.Pool(name, built, *fields)
+
+
+_fields: dict[tuple, tuple] = {}
+
+
+def pool_members(body: Mapping, path: str, built: list[model.Member] | None) -> tuple[model.Member, ...]:
+    return tuple(built) if built is not None else members(body.get("members") or [], f"{path}.members")
 
 
 def pool_fields(merged: Mapping, health: Mapping, path: str) -> tuple:
-    """A pool's fields after its name and members, in order.  Pools mostly share
-    them: each distinct set is built once.  The key holds the types too, since
-    True == 1 and 1.0 == 1 but only 1 is valid."""
-    key = (tuple((k, type(x), x) for k, x in merged.items() if k != "members" and k != "health"),
-           tuple((k, type(x), x) for k, x in health.items()))
-    try:
-        return _fields[key]
-    except (KeyError, TypeError):  # TypeError: an unhashable (so invalid) value
-        pass
+    """A pool's fields after its name and members, in order."""
     base = model.Pool("")
-    fields = (
+    return (
         v.optional(merged, "balance", path, v.choice, base.balance, model.BALANCE),
         health_check(health, f"{path}.health"),
         v.optional(merged, "connect_timeout", path, v.duration_ms, base.connect_timeout_ms),
@@ -181,12 +200,6 @@ def pool_fields(merged: Mapping, health: Mapping, path: str) -> tuple:
         v.optional(merged, "sticky_cookie", path, v.pattern, None, v.COOKIE, "a cookie name of letters, digits and '_'"),
         v.optional(merged, "maxconn", path, v.integer, None, 1, 1_000_000),
     )
-    if len(_fields) < 1000:
-        _fields[key] = fields
-    return fields
-
-
-_fields: dict[tuple, tuple] = {}
 
 
 def health_check(raw: Mapping, path: str) -> model.HealthCheck:
@@ -211,6 +224,42 @@ def members(raw: Any, path: str) -> tuple[model.Member, ...]:
             duplicates(built, path)
     built.sort(key=attrgetter("name"))
     return tuple(built)
+
+
+_NAMES = re.compile(rf"(?:{v.IDENT.pattern}\n)*", re.ASCII)  # v.IDENT, for all names at once, one a line
+
+
+def plain_pools(bodies: Mapping[str, Any]) -> dict[str, list[model.Member]]:
+    """The members of every pool decoded from JSON, when all of them are plain
+    (see ``plain_members``), checked at once over the whole inventory; {} if any
+    is not, and then each pool is checked on its own."""
+    lists = {name: b["members"] for name, b in bodies.items()
+             if type(b) is dict and type(b.get("members")) is list and b["members"] and type(b["members"][0]) is MemberIn}
+    everyone = list(chain.from_iterable(lists.values()))
+    if not everyone:
+        return {}
+    names = [m.name for m in everyone]
+    joined = "\n".join(names) + "\n" if None not in names else ""
+    if not _NAMES.fullmatch(joined) or joined.count("\n") != len(names) or any(m.tags or m.meta for m in everyone):
+        return {}
+    addresses = [m.address for m in everyone]
+    try:
+        b"".join(map(socket.inet_pton, repeat(socket.AF_INET), addresses))  # v.is_ipv4, for all at once
+    except (OSError, ValueError):
+        return {}
+    member_ = model.Member
+    built = [member_(m.name, m.address, m.port, m.weight or 1, m.state or "enabled") for m in everyone]
+    ports = [m.port for m in everyone]
+    out, start = {}, 0
+    for name, raw in lists.items():
+        end = start + len(raw)
+        if len(set(names[start:end])) == end - start and len(set(zip(addresses[start:end], ports[start:end]))) == end - start:
+            out[name] = sorted(built[start:end], key=_by_name)  # else members() finds the repeat
+        start = end
+    return out
+
+
+_by_name = attrgetter("name")
 
 
 def plain_members(raw: Any) -> list[model.Member] | None:

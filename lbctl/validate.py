@@ -177,13 +177,16 @@ def join(path: str, key: str) -> str:
 def fields(raw: Any, path: str, allowed: tuple[str, ...], needed: tuple[str, ...] = ()) -> Mapping:
     """``raw`` as a mapping with only ``allowed`` keys and every ``required`` one."""
     data = mapping(raw, path or "inventory")
-    if not data.keys() <= set(allowed):
+    if not data.keys() <= _allowed.get(allowed, set(allowed)):
         key = next(k for k in data if k not in allowed)
         raise fail(path or "inventory", f"unknown key {show(key)}; allowed: {', '.join(allowed)}")
     for key in needed:
         if key not in data:
             required(join(path, key))
     return data
+
+
+_allowed = {}  # tuple of keys -> the same as a set, for the tuples ``fields`` sees most
 
 
 def required(path: str) -> Any:
@@ -198,7 +201,8 @@ def optional(data: Mapping, key: str, path: str, check: Callable, default: Any, 
 def named(raw: Any, path: str, build: Callable[[str, Any, str], Any]) -> tuple:
     """A mapping of name → body, built into objects sorted by name."""
     items = mapping(raw, path)
-    return tuple(build(ident(name, f"{path}[{show(name)}]"), body, f"{path}.{name}")
+    return tuple(build(name if type(name) is str and IDENT.fullmatch(name) else ident(name, f"{path}[{show(name)}]"),
+                       body, f"{path}.{name}")
                  for name, body in sorted(items.items(), key=lambda kv: str(kv[0])))
 
 

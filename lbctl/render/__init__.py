@@ -27,9 +27,11 @@ def render(desired: model.Desired, kind: str, options, template_dir: str | None 
     """
     if kind == "haproxy":
         data = views.haproxy(desired)
-        # Each backend comes from haproxy-backend.j2, once per pool object (see ``cache``).
+        # Each backend comes from haproxy-backend.j2, once per pool object (see ``cache``):
+        # one at a time as ``backend_text(p)``, or all of them as ``{{ backends }}``.
         data["backend_text"] = backend_texts(jinja_environment(template_dir), data["modes"], options,
                                              {} if cache is None else cache)
+        data["backends"] = Printed(lambda: "".join(map(data["backend_text"], desired.pools)))
         name = TEMPLATES[kind]
     else:
         data = views.nginx(desired, options.layout)
@@ -47,6 +49,16 @@ def render(desired: model.Desired, kind: str, options, template_dir: str | None 
         raise ConfigError(f"{exc.filename or exc.name}:{exc.lineno}: template error: {exc.message}") from None
     except jinja2.UndefinedError as exc:
         raise ConfigError(f"template {name}: {exc.message}") from None
+
+
+class Printed:
+    """Text made only if the template prints it."""
+
+    def __init__(self, make) -> None:
+        self.make = make
+
+    def __str__(self) -> str:
+        return self.make()
 
 
 def backend_texts(env: jinja2.Environment, modes: dict, options, cache: dict):
