@@ -10,10 +10,10 @@ is ``disabled``.  When the slots run out, the pool grows to its members plus
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import lru_cache
 
 from lbctl import haproxy_cfg, model
+from lbctl.model import replace
 
 PREFIX = "slot"
 
@@ -75,7 +75,7 @@ def pool_slots(pool: model.Pool, live: list[haproxy_cfg.Server], headroom: int) 
     for name, member in zip(free, sorted(waiting.values(), key=lambda m: m.name)):
         placed[name] = member
     return replace(pool, members=tuple(
-        placed[n].renamed(n) if n in placed else
+        replace(placed[n], name=n) if n in placed else
         model.Member(n, haproxy_cfg.PLACEHOLDER[0], haproxy_cfg.PLACEHOLDER[1], state="maint")
         for n in names))
 

@@ -177,7 +177,10 @@ def join(path: str, key: str) -> str:
 def fields(raw: Any, path: str, allowed: tuple[str, ...], needed: tuple[str, ...] = ()) -> Mapping:
     """``raw`` as a mapping with only ``allowed`` keys and every ``required`` one."""
     data = mapping(raw, path or "inventory")
-    if not data.keys() <= _allowed.get(allowed, set(allowed)):
+    keys = _allowed.get(allowed)
+    if keys is None:
+        keys = _allowed[allowed] = frozenset(allowed)
+    if not data.keys() <= keys:
         key = next(k for k in data if k not in allowed)
         raise fail(path or "inventory", f"unknown key {show(key)}; allowed: {', '.join(allowed)}")
     for key in needed:
@@ -186,7 +189,7 @@ def fields(raw: Any, path: str, allowed: tuple[str, ...], needed: tuple[str, ...
     return data
 
 
-_allowed = {}  # tuple of keys -> the same as a set, for the tuples ``fields`` sees most
+_allowed: dict[tuple, frozenset] = {}  # ``fields``' allowed keys as a set, made once per tuple
 
 
 def required(path: str) -> Any:

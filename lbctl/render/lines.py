@@ -32,7 +32,7 @@ from jinja2 import nodes
 from lbctl import model
 
 MARK = "\x00"  # in no template's text and no validated value
-POOL_FIELDS = tuple(f.name for f in dataclasses.fields(model.Pool) if f.name not in ("name", "members"))
+POOL_FIELDS = tuple(f for f in model.Pool.__struct_fields__ if f not in ("name", "members"))
 HOLES = ("name", "address", "port", "weight")  # a member's fields that are printed as they are
 pool_fields, get_state, get_address = attrgetter(*POOL_FIELDS), attrgetter("state"), attrgetter("address")
 
