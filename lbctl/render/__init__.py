@@ -66,7 +66,7 @@ def backend_texts(env: jinja2.Environment, modes: dict, options, cache: dict):
     Backends are filled in from the template's own line patterns where they can be
     (lbctl/render/lines.py), else rendered by Jinja2."""
     partial = env.get_template("haproxy-backend.j2")
-    patterns = lines.Backends(env, "haproxy-backend.j2", options)
+    patterns = lines.backends(env, "haproxy-backend.j2", options)
 
     def backend_text(pool: model.Pool) -> str:
         hit = cache.get(id(pool))

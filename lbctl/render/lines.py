@@ -260,11 +260,24 @@ class Shape:
     lines: Callable[[str, Sequence[model.Member]], str]
 
 
+def backends(env: jinja2.Environment, name: str, options) -> Backends:
+    """The ``Backends`` of template ``name`` (as Jinja2 has it now) and ``options``,
+    kept between renders so that ``lbctl watch`` probes each shape once."""
+    template = env.get_template(name)
+    key = (id(template), id(options))
+    hit = _made.get(key)
+    if hit is None or hit.template is not template or hit.options is not options:
+        if len(_made) >= 16:
+            _made.clear()
+        hit = _made[key] = Backends(env, template, name, options)
+    return hit
+
+
 class Backends:
     """Backend texts from patterns, one set per pool shape, built on first use."""
 
-    def __init__(self, env: jinja2.Environment, name: str, options) -> None:
-        self.template = env.get_template(name)
+    def __init__(self, env: jinja2.Environment, template: jinja2.Template, name: str, options) -> None:
+        self.template = template
         self.options = options
         self.usable = eligible(env, name)
         self.shapes: dict[tuple, Shape | None] = {}
@@ -293,5 +306,10 @@ class Backends:
         try:
             return self.shapes[key, member_shape]
         except KeyError:
+            if len(self.shapes) >= 10_000:  # pool settings that keep changing, in a long watch
+                self.shapes.clear()
             found = self.shapes[key, member_shape] = shape_of(self.template, pool, mode, self.options, member_shape)
             return found
+
+
+_made: dict[tuple, Backends] = {}
