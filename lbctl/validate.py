@@ -27,7 +27,9 @@ FILE_PATH = re.compile(r"/[A-Za-z0-9._/-]{1,1023}", re.ASCII)
 COOKIE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}", re.ASCII)
 TAG = re.compile(r"[\w.:=/@+,-]{1,255}", re.ASCII)
 META_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}", re.ASCII)
-META_VALUE = re.compile(r"[^\x00-\x1f\x7f-\U0010ffff\"'\\`{};#$]{0,512}")
+# Printable ASCII but " # $ ' ; \ ` { }, spelled as what is allowed: the same set
+# written as a negated class up to U+10FFFF took milliseconds to compile.
+META_VALUE = re.compile(r"[\x20\x21\x25\x26\x28-\x3a\x3c-\x5b\x5d-\x5f\x61-\x7a\x7c\x7e]{0,512}")
 DURATION = re.compile(r"(\d{1,9})(ms|s|m|h)?", re.ASCII)
 UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, None: 1000}
 MAX_DURATION_MS = 86_400_000

@@ -68,14 +68,16 @@ def backend_texts(env: jinja2.Environment, modes: dict, options, cache: dict):
     partial = env.get_template("haproxy-backend.j2")
     patterns = lines.backends(env, "haproxy-backend.j2", options)
 
+    used: dict = {}
+
     def backend_text(pool: model.Pool) -> str:
+        mode = modes[pool.name]
         hit = cache.get(id(pool))
-        if hit is None or hit[0] is not pool or hit[1] != modes[pool.name] or hit[2] is not options:
-            text = patterns.text(pool, modes[pool.name])
-            hit = (pool, modes[pool.name], options,
-                   partial.render(p=pool, modes=modes, opts=options) if text is None else text)
-        backend_text.used[id(pool)] = hit
+        if hit is None or hit[0] is not pool or hit[1] != mode or hit[2] is not options:
+            text = patterns.text(pool, mode)
+            hit = (pool, mode, options, partial.render(p=pool, modes=modes, opts=options) if text is None else text)
+        used[id(pool)] = hit
         return hit[3]
 
-    backend_text.used = {}
+    backend_text.used = used
     return backend_text

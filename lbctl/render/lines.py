@@ -287,29 +287,29 @@ class Backends:
         members = pool.members
         if not self.usable or not members:
             return None
-        key = (mode, pool_fields(pool))
+        fields = pool_fields(pool)
         states = set(map(get_state, members))
         if len(states) == 1 and ":" not in "".join(map(get_address, members)):
-            shape = self.shape(key, pool, mode, (states.pop(), False))
+            shape = self.shape(mode, fields, pool, (states.pop(), False))
             if shape is None:
                 return None
             name = pool.name
             return name.join(shape.head) + shape.lines(name, members) + name.join(shape.foot)
-        shapes = [self.shape(key, pool, mode, (m.state, ":" in m.address)) for m in members]
+        shapes = [self.shape(mode, fields, pool, (m.state, ":" in m.address)) for m in members]
         if None in shapes or len({(s.head, s.foot) for s in shapes}) != 1:
             return None  # the header or footer depends on the members' states: Jinja2
         name = pool.name
         return name.join(shapes[0].head) + "".join(s.lines(name, (m,)) for s, m in zip(shapes, members)) \
             + name.join(shapes[0].foot)
 
-    def shape(self, key: tuple, pool: model.Pool, mode: str, member_shape: tuple[str, bool]) -> Shape | None:
-        try:
-            return self.shapes[key, member_shape]
-        except KeyError:
+    def shape(self, mode: str, fields: tuple, pool: model.Pool, member_shape: tuple[str, bool]) -> Shape | None:
+        key = (mode, member_shape, fields)
+        found = self.shapes.get(key, self)
+        if found is self:  # not probed yet
             if len(self.shapes) >= 10_000:  # pool settings that keep changing, in a long watch
                 self.shapes.clear()
-            found = self.shapes[key, member_shape] = shape_of(self.template, pool, mode, self.options, member_shape)
-            return found
+            found = self.shapes[key] = shape_of(self.template, pool, mode, self.options, member_shape)
+        return found
 
 
 _made: dict[tuple, Backends] = {}

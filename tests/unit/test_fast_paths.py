@@ -210,3 +210,11 @@ def test_a_broken_template_still_reports_its_error(tmp_path):
     desired = model.Desired(pools=(model.Pool("web", (model.Member("a", "10.0.0.1", 80),)),))
     with pytest.raises(ConfigError, match="nosuch"):
         render(desired, "haproxy", settings.options("haproxy"), str(tmp_path))
+
+
+def test_meta_values_allow_printable_ascii_but_quotes_and_delimiters():
+    from lbctl import validate as v
+
+    allowed = {c for c in range(0x20, 0x7f)} - {ord(c) for c in "\"#$';\\`{}"}
+    for code in [*range(0x3000), 0xFFFF, 0x10000, 0x1F600, 0x10FFFF]:
+        assert bool(v.META_VALUE.fullmatch(chr(code))) == (code in allowed), hex(code)
