@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 import msgspec
-import yaml
 
 from lbctl import model
 from lbctl import validate as v
@@ -67,7 +66,6 @@ LISTENER_KEYS = ("address", "port", "mode", "default_pool", "routes", "tls", "cl
 ROUTE_KEYS = ("host", "path", "pool")
 TLS_KEYS = ("cert", "key")
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load(path: str | Path) -> model.Desired:
@@ -101,10 +99,12 @@ def read(path: Path) -> Any:
         fast = decoded(text)
         if fast is not None:
             return fast
+    import yaml  # here: a JSON inventory does not need it
+
     try:
         if path.suffix == ".json":
             return json.loads(text)
-        return yaml.load(text, Loader=_Loader)
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (ValueError, yaml.YAMLError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -162,15 +162,8 @@ def from_raw(raw: Any) -> model.Desired:
 def pool(name: str, raw: Any, path: str, defaults: Mapping, built: list[model.Member] | None = None) -> model.Pool:
     """Pool ``name`` from its raw body; ``built``: its members, already built by ``plain_pools``."""
     body = v.fields(raw if raw is not None else {}, path, POOL_KEYS)
-    # Pools mostly share their settings: each distinct set (over the same defaults)
-    # is checked once.  The key holds the types too, since True == 1 and 1.0 == 1
-    # but only 1 is valid.
-    try:
-        key = (id(defaults), tuple((k, type(x), tuple(x.items()) if type(x) is dict else x)
-                                   for k, x in body.items() if k != "members"))
-        hit = _fields.get(key)
-    except TypeError:  # an unhashable (so invalid) value
-        key, hit = None, None
+    key = settings_key(defaults, body)
+    hit = _fields.get(key) if key is not None else None
     if hit is not None and hit[0] is defaults:  # the health mappings were checked too
         return model.Pool(name, pool_members(body, path, built), *hit[1])
     health = {**(v.mapping(defaults.get("health") or {}, "defaults.pool.health")),
@@ -180,6 +173,21 @@ def pool(name: str, raw: Any, path: str, defaults: Mapping, built: list[model.Me
     if key is not None and len(_fields) < 1000:
         _fields[key] = (defaults, fields)  # holding ``defaults`` keeps its id from being reused
     return model.Pool(name, built, *fields)
+
+
+def settings_key(defaults: Mapping, body: Mapping) -> tuple | None:
+    """What a pool's settings depend on: pools mostly share them, so each distinct
+    set (over the same defaults) is checked once.  The key holds the types too,
+    since True == 1 and 1.0 == 1 but only 1 is valid.  None: not hashable."""
+    if len(body) == 1 and "members" in body:
+        return (id(defaults),)
+    try:
+        key = (id(defaults), *((k, type(x), tuple((hk, type(hx), hx) for hk, hx in x.items()) if type(x) is dict else x)
+                               for k, x in body.items() if k != "members"))
+        hash(key)
+    except TypeError:  # an unhashable (so invalid) value
+        return None
+    return key
 
 
 _fields: dict[tuple, tuple] = {}

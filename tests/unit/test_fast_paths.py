@@ -218,3 +218,12 @@ def test_meta_values_allow_printable_ascii_but_quotes_and_delimiters():
     allowed = {c for c in range(0x20, 0x7f)} - {ord(c) for c in "\"#$';\\`{}"}
     for code in [*range(0x3000), 0xFFFF, 0x10000, 0x1F600, 0x10FFFF]:
         assert bool(v.META_VALUE.fullmatch(chr(code))) == (code in allowed), hex(code)
+
+
+def test_pool_settings_are_checked_once_per_set_but_by_type_too():
+    raw = {"pools": {"a": {"health": {"rise": 1}}, "b": {"health": {"rise": True}}}}
+    assert outcome(lambda: inventory.from_raw(raw))[1] == \
+        "pools.b.health.rise: must be an integer from 1 to 100 (got True)"
+    raw = {"pools": {"a": {"maxconn": 1}, "b": {"maxconn": 1.0}}}
+    assert outcome(lambda: inventory.from_raw(raw))[1] == \
+        "pools.b.maxconn: must be an integer from 1 to 1000000 (got 1.0)"
