@@ -14,10 +14,10 @@ the same inputs, builds the same model and gives the same errors.
 
 from __future__ import annotations
 
-import json
-import socket
 import dataclasses
+import json
 import re
+import socket
 from dataclasses import dataclass
 from itertools import accumulate, chain, repeat
 from operator import attrgetter
@@ -228,58 +228,65 @@ def members(raw: Any, path: str) -> tuple[model.Member, ...]:
     built = plain_members(raw)
     if built is None:
         built = [member(item, path, i) for i, item in enumerate(v.sequence(raw, path))]
-        if len({m.name for m in built}) != len(built) or len({(m.address, m.port) for m in built}) != len(built):
+        if repeats([m.name for m in built], [m.address for m in built], [m.port for m in built]):
             duplicates(built, path)
-    built.sort(key=attrgetter("name"))
+    built.sort(key=_by_name)
     return tuple(built)
 
 
-_NAMES = re.compile(rf"(?:{v.IDENT.pattern}\n)*", re.ASCII)  # v.IDENT, for all names at once, one a line
-
-
-def plain_pools(bodies: Mapping[str, Any]) -> dict[str, list[model.Member]]:
-    """The members of every pool decoded from JSON, when all of them are plain
-    (see ``plain_members``), checked at once over the whole inventory; {} if any
-    is not, and then each pool is checked on its own."""
-    lists = {name: b["members"] for name, b in bodies.items()
-             if type(b) is dict and type(b.get("members")) is list and b["members"] and type(b["members"][0]) is MemberIn}
-    everyone = list(chain.from_iterable(lists.values()))
-    if not everyone:
-        return {}
-    names = [m.name for m in everyone]
-    joined = "\n".join(names) + "\n" if None not in names else ""
-    if not _NAMES.fullmatch(joined) or joined.count("\n") != len(names) or any(m.tags or m.meta for m in everyone):
-        return {}
-    addresses = [m.address for m in everyone]
-    try:
-        b"".join(map(socket.inet_pton, repeat(socket.AF_INET), addresses))  # v.is_ipv4, for all at once
-    except (OSError, ValueError):
-        return {}
-    member_ = model.Member
-    built = [member_(m.name, m.address, m.port, m.weight or 1, m.state or "enabled") for m in everyone]
-    bounds = list(accumulate(map(len, lists.values())))
-    # The usual case, at C speed: names already in order within each pool (so none
-    # repeats) and no address used twice anywhere (so no endpoint repeats).
-    ascending = list(map(str.__lt__, names, names[1:]))
-    for end in bounds[:-1]:
-        ascending[end - 1] = True  # the last member of a pool and the first of the next
-    if all(ascending) and len(set(addresses)) == len(addresses):
-        return {name: built[start:end] for name, start, end in zip(lists, [0, *bounds], bounds)}
-    ports = [m.port for m in everyone]
-    out = {}
-    for name, start, end in zip(lists, [0, *bounds], bounds):
-        if len(set(names[start:end])) == end - start and len(set(zip(addresses[start:end], ports[start:end]))) == end - start:
-            out[name] = sorted(built[start:end], key=_by_name)  # else members() finds the repeat
-    return out
-
-
+_NAMES = re.compile(rf"(?:{v.IDENT.pattern}\n)*", re.ASCII)  # v.IDENT, for many names at once, one a line
 _by_name = attrgetter("name")
 
 
+def plain(items: list[MemberIn]) -> tuple[list[str], list[str], list[model.Member]] | None:
+    """The names, addresses and built members of ``items`` if every one is plain:
+    a valid name, an IPv4 address, no tags or meta; else None.  In C but for one
+    Python loop to build the members."""
+    names = [m.name for m in items]
+    joined = "\n".join(names) + "\n" if None not in names else ""
+    if not _NAMES.fullmatch(joined) or joined.count("\n") != len(names) or any(m.tags or m.meta for m in items):
+        return None
+    addresses = [m.address for m in items]
+    try:
+        b"".join(map(socket.inet_pton, repeat(socket.AF_INET), addresses))  # v.is_ipv4, for all at once
+    except (OSError, ValueError):
+        return None
+    member_ = model.Member
+    return names, addresses, [member_(m.name, m.address, m.port, m.weight or 1, m.state or "enabled") for m in items]
+
+
+def repeats(names: list[str], addresses: list[str], ports: list[int]) -> bool:
+    """Whether a name or an endpoint repeats (``duplicates`` then says which)."""
+    return len(set(names)) != len(names) or len(set(zip(addresses, ports))) != len(names)
+
+
+def plain_pools(bodies: Mapping[str, Any]) -> dict[str, list[model.Member]]:
+    """The members of the pools decoded from JSON, sorted, when all of them are
+    plain, checked at once over the whole inventory; {} if any is not, and then
+    ``members`` checks each pool on its own."""
+    lists = {name: b["members"] for name, b in bodies.items()
+             if type(b) is dict and type(b.get("members")) is list and b["members"] and type(b["members"][0]) is MemberIn}
+    found = plain(list(chain.from_iterable(lists.values())))
+    if found is None or not found[0]:
+        return {}
+    names, addresses, built = found
+    spans = list(zip(lists, [0, *accumulate(map(len, lists.values()))], accumulate(map(len, lists.values()))))
+    # The usual case: names already in order within each pool (so none repeats)
+    # and no address used twice anywhere (so no endpoint repeats).
+    ascending = list(map(str.__lt__, names, names[1:]))
+    for _, _, end in spans[:-1]:
+        ascending[end - 1] = True  # the last member of a pool and the first of the next
+    if all(ascending) and len(set(addresses)) == len(addresses):
+        return {name: built[start:end] for name, start, end in spans}
+    ports = [m.port for m in built]
+    return {name: sorted(built[start:end], key=_by_name) for name, start, end in spans
+            if not repeats(names[start:end], addresses[start:end], ports[start:end])}
+
+
 def plain_members(raw: Any) -> list[model.Member] | None:
-    """The members of ``raw`` when all are plain (a valid name, an IPv4 address, no
-    tags or meta) and none repeats a name or an endpoint, checked a pool at a time
-    in C; None for anything else, which ``member`` then builds (or refuses) one by one."""
+    """The members of one pool, when all are plain and none repeats a name or an
+    endpoint; None for anything else, which ``member`` then builds (or refuses)
+    one by one."""
     if type(raw) is not list or not raw:
         return None
     if type(raw[0]) is not MemberIn:
@@ -287,18 +294,10 @@ def plain_members(raw: Any) -> list[model.Member] | None:
             raw = msgspec.convert(raw, list[MemberIn])
         except msgspec.ValidationError:
             return None
-    names = [m.name for m in raw]
-    addresses = [m.address for m in raw]
-    if None in names or not all(map(v.IDENT.fullmatch, names)) or len(set(names)) != len(names):
+    found = plain(raw)
+    if found is None or repeats(found[0], found[1], [m.port for m in raw]):
         return None
-    try:
-        b"".join(map(socket.inet_pton, repeat(socket.AF_INET), addresses))  # v.is_ipv4, for all at once
-    except (OSError, ValueError):
-        return None
-    if len(set(zip(addresses, [m.port for m in raw]))) != len(raw) or any(m.tags or m.meta for m in raw):
-        return None
-    member_ = model.Member
-    return [member_(m.name, m.address, m.port, m.weight or 1, m.state or "enabled") for m in raw]
+    return found[2]
 
 
 def duplicates(built: list[model.Member], path: str) -> None:
