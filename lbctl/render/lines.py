@@ -1,4 +1,4 @@
-"""Backends filled in from ``%`` patterns that the template itself produced.  Pure.
+"""Backends filled in from patterns that the template itself produced.  Pure.
 
 Rendering 100,000 server lines through Jinja2 costs about a microsecond of
 Python each.  Instead, the backend template is rendered for a *probe*: a pool
@@ -9,8 +9,8 @@ arithmetic, truth).  Members also have a shape, taken from the real member: its
 state and whether its address is IPv6 (the one question the ``endpoint``
 filter asks).  The probe's text, with 1, 2 and 3 members, must split into a
 header, the same line per member (but for the markers) and a footer; those
-become ``%`` patterns, filled in with each pool's and member's values at C
-speed.
+become patterns, filled in with each pool's name and each member's values (a
+generated f-string per line, no Jinja2 call).
 
 So the template stays the only source of every line, overridden with
 ``--templates`` or not.  Templates that use ``loop``, namespaces, includes or
@@ -45,15 +45,16 @@ def refuse(*_args, **_kwargs):
     raise Opaque
 
 
-def seal(cls: type, base: type, allowed: set[str]) -> type:
-    """Make every method ``cls`` inherits from ``base`` refuse, but ``allowed`` and
-    what Python needs to build and print the object."""
-    keep = allowed | {"__new__", "__init__", "__getattribute__", "__setattr__", "__class__", "__dict__", "__doc__",
-                      "__init_subclass__", "__subclasshook__", "__str__", "__format__", "__sizeof__", "__dir__"}
+KEEP = {"__new__", "__init__", "__getattribute__", "__setattr__", "__class__", "__dict__", "__doc__",
+        "__init_subclass__", "__subclasshook__", "__str__", "__format__", "__sizeof__", "__dir__"}
+
+
+def seal(cls: type, base: type) -> None:
+    """Make every method ``cls`` inherits from ``base`` refuse, but what Python
+    needs to build and print the object (``KEEP``) and what ``cls`` defines."""
     for name in dir(base):
-        if name not in keep and name not in vars(cls):
+        if name not in KEEP and name not in vars(cls):
             setattr(cls, name, refuse)
-    return cls
 
 
 class TextHole(str):
@@ -91,9 +92,9 @@ class NumberHole(int):
         return self.text
 
 
-seal(TextHole, str, set())
-seal(AddressHole, str, set())
-seal(NumberHole, int, set())
+seal(TextHole, str)
+seal(AddressHole, str)
+seal(NumberHole, int)
 
 
 def text_hole(name: str) -> TextHole:
@@ -187,6 +188,8 @@ def split(texts: list[str]) -> tuple[str, str, str] | None:
     line renumbered for members 0..n, and the footer; None if there is none."""
     one, two = texts[0], texts[1]
     width = len(two) - len(one)
+    if width < 0:
+        return None
     common = 0
     while common < len(one) and one[common] == two[common]:
         common += 1
