@@ -170,7 +170,9 @@ def pool(name: str, raw: Any, path: str, defaults: Mapping, built: list[model.Me
               **(v.mapping(body.get("health") or {}, f"{path}.health"))}
     built = pool_members(body, path, built)
     fields = pool_fields({**defaults, **body}, health, path)
-    if key is not None and len(_fields) < 1000:
+    if key is not None:
+        if len(_fields) >= 1000:  # inventories re-read by a long watch
+            _fields.clear()
         _fields[key] = (defaults, fields)  # holding ``defaults`` keeps its id from being reused
     return model.Pool(name, built, *fields)
 
