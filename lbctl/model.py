@@ -8,7 +8,7 @@ output.  The domain defaults live here, once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 MODES = ("http", "tcp")
 BALANCE = ("roundrobin", "leastconn", "source", "random")
@@ -17,9 +17,14 @@ MEMBER_STATES = ("enabled", "drain", "maint", "backup")
 WEIGHT_MIN, WEIGHT_MAX = 1, 256  # the range both HAProxy (0-256) and nginx (>=1) accept
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
-    """One backend instance.  ``state``: enabled | drain | maint | backup."""
+class Member(msgspec.Struct, frozen=True, gc=False):
+    """One backend instance.  ``state``: enabled | drain | maint | backup.
+
+    The model's classes are msgspec structs rather than dataclasses: an
+    inventory can hold 100,000 members, and a struct is built, hashed and
+    compared several times faster (in C).  ``replace`` stands in for
+    ``dataclasses.replace``.
+    """
 
     name: str
     address: str
@@ -30,8 +35,7 @@ class Member:
     meta: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class HealthCheck:
+class HealthCheck(msgspec.Struct, frozen=True, gc=False):
     """Active check (HAProxy) / passive failure accounting (nginx)."""
 
     type: str = "tcp"
@@ -43,8 +47,7 @@ class HealthCheck:
     fall: int = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Pool:
+class Pool(msgspec.Struct, frozen=True, gc=False):
     """A set of members behind one name, with how to balance and check them."""
 
     name: str
@@ -57,8 +60,7 @@ class Pool:
     maxconn: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(msgspec.Struct, frozen=True, gc=False):
     """Send requests for ``host`` (any if None) under ``path`` (any if None) to ``pool``."""
 
     pool: str
@@ -70,8 +72,7 @@ class Route:
         return (self.host is None, self.host or "", -len(self.path or ""), self.path or "")
 
 
-@dataclass(frozen=True, slots=True)
-class Listener:
+class Listener(msgspec.Struct, frozen=True, gc=False):
     """A bound address: ``mode`` http (with routes) or tcp (default pool only)."""
 
     name: str
@@ -85,8 +86,7 @@ class Listener:
     client_timeout_ms: int = 30000
 
 
-@dataclass(frozen=True, slots=True)
-class Desired:
+class Desired(msgspec.Struct, frozen=True, gc=False):
     """Everything a target should serve: listeners and pools, sorted by name."""
 
     listeners: tuple[Listener, ...] = ()
@@ -99,6 +99,11 @@ class Desired:
             for name in listener_pools(listener):
                 modes[name] = listener.mode
         return modes
+
+
+def replace(obj, **changes):
+    """A copy of a model object with ``changes`` (as ``dataclasses.replace``)."""
+    return msgspec.structs.replace(obj, **changes)
 
 
 def listener_pools(listener: Listener) -> list[str]:

@@ -10,10 +10,10 @@ is ``disabled``.  When the slots run out, the pool grows to its members plus
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import lru_cache
 
 from lbctl import haproxy_cfg, model
+from lbctl.model import replace
 
 PREFIX = "slot"
 

@@ -7,7 +7,7 @@ import jinja2
 
 from lbctl import model
 from lbctl.errors import ConfigError
-from lbctl.render import views
+from lbctl.render import lines, views
 from lbctl.render.environment import jinja_environment
 
 TEMPLATES = {"haproxy": "haproxy.cfg.j2", "nginx": "nginx.conf.j2"}
@@ -27,9 +27,11 @@ def render(desired: model.Desired, kind: str, options, template_dir: str | None 
     """
     if kind == "haproxy":
         data = views.haproxy(desired)
-        # Each backend comes from haproxy-backend.j2, once per pool object (see ``cache``).
+        # Each backend comes from haproxy-backend.j2, once per pool object (see ``cache``):
+        # one at a time as ``backend_text(p)``, or all of them as ``{{ backends }}``.
         data["backend_text"] = backend_texts(jinja_environment(template_dir), data["modes"], options,
                                              {} if cache is None else cache)
+        data["backends"] = Printed(lambda: "".join(map(data["backend_text"], desired.pools)))
         name = TEMPLATES[kind]
     else:
         data = views.nginx(desired, options.layout)
@@ -49,17 +51,33 @@ def render(desired: model.Desired, kind: str, options, template_dir: str | None 
         raise ConfigError(f"template {name}: {exc.message}") from None
 
 
+class Printed:
+    """Text made only if the template prints it."""
+
+    def __init__(self, make) -> None:
+        self.make = make
+
+    def __str__(self) -> str:
+        return self.make()
+
+
 def backend_texts(env: jinja2.Environment, modes: dict, options, cache: dict):
-    """A ``backend_text(pool)`` for the template that renders one backend, or reuses it."""
+    """A ``backend_text(pool)`` for the template that renders one backend, or reuses it.
+    Backends are filled in from the template's own line patterns where they can be
+    (lbctl/render/lines.py), else rendered by Jinja2."""
     partial = env.get_template("haproxy-backend.j2")
+    patterns = lines.backends(env, "haproxy-backend.j2", options)
+
+    used: dict = {}
 
     def backend_text(pool: model.Pool) -> str:
+        mode = modes[pool.name]
         hit = cache.get(id(pool))
-        if hit is None or hit[0] is not pool or hit[1] != modes[pool.name] or hit[2] is not options:
-            hit = (pool, modes[pool.name], options,
-                   partial.render(p=pool, modes=modes, opts=options))
-        backend_text.used[id(pool)] = hit
+        if hit is None or hit[0] is not pool or hit[1] != mode or hit[2] is not options:
+            text = patterns.text(pool, mode)
+            hit = (pool, mode, options, partial.render(p=pool, modes=modes, opts=options) if text is None else text)
+        used[id(pool)] = hit
         return hit[3]
 
-    backend_text.used = {}
+    backend_text.used = used
     return backend_text

@@ -1,0 +1,24 @@
+"""bench/render.py's inventory is valid at every size it is run at (1,000,000 servers)."""
+
+import importlib.util
+import socket
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "render.py"
+
+
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_render", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_server_gets_its_own_valid_address_past_64000_pools():
+    render = bench()
+    doc = render.inventory(66_000, 2)  # the old generator made 10.256.0.1 at pool 64,000
+    addresses = [m["address"] for pool in doc["pools"].values() for m in pool["members"]]
+    assert len(addresses) == 132_000 == len(set(addresses))
+    for address in addresses + [render.address(1_000_000), render.address(2**24 - 1)]:
+        socket.inet_pton(socket.AF_INET, address)
+    assert render.address(2**24 - 1) == "10.255.255.255"
