@@ -1,8 +1,12 @@
-"""One safe change to one target: plan → check → back up and swap → reload →
-verify, and on any failure after the swap, restore → reload → verify.
+"""One safe change to one target: plan → check → (runtime change) → back up and
+swap → reload → verify, and on any failure after a change went live, put the
+previous state back: restore → reload → verify, or undo the runtime change.
 
 The live configuration is only ever the old or the new one: a rejected
 candidate never reaches it, and a crash at any point leaves one or the other.
+A change made through HAProxy's Runtime API may leave the file behind for at
+most the target's ``write_delay`` (``lbctl watch`` coalesces the writes); it is
+written before any reload and before lbctl stops (``flush``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from lbctl.errors import LbctlError, RollbackError
 from lbctl.targets.base import Change, Checkpoint
 from lbctl.targets.base import Target
 
+Record = Callable[[str, str, "str | None"], None]
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -32,60 +38,144 @@ class Outcome:
 
 
 def deploy(target: Target, desired: model.Desired | None = None, candidate: str | None = None,
-           action: str = "apply", fence: Callable[[], None] | None = None) -> Outcome:
+           action: str = "apply", fence: Callable[[], None] | None = None, defer: bool = False) -> Outcome:
     """Make ``target`` serve ``desired`` (or the ``candidate`` text, for a rollback).
 
-    ``fence`` is called right before anything is written; it raises when this
-    process may no longer write (a leader that lost its lock).  Every outcome but
-    "unchanged" is recorded (``TargetState.record``: last apply, audit log, metrics).
+    ``fence`` is called right before anything is changed; it raises when this
+    process may no longer write (a leader that lost its lock).  ``defer``: a
+    change made through the Runtime API leaves its file write to ``flush``
+    (``lbctl watch``), which must then run within the target's ``write_delay``.
+    Every outcome but "unchanged" is recorded (``TargetState.record``: last
+    apply, audit log, metrics).
 
     :raises LbctlError: the change was refused or failed; the message says whether
         the previous configuration is live again.  ``RollbackError`` if it is not.
     """
+    fence = fence or (lambda: None)
     with target.state.lock():
         change = target.plan(desired) if candidate is None else target.plan_text(candidate)
         if change.noop:
+            if not defer:
+                flush(target, fence)
             if target.state.pending() and target.running():
                 return finish_interrupted(target, change)
             return Outcome(target.name, "unchanged", f"{target.name}: {target.path} is up to date", change)
         started = time.monotonic()
-        before, after = digest(change.live), digest(change.candidate)
 
         def record(result: str, message: str, now: str | None) -> None:
-            target.state.record(result, message, before, now, changed(change), action, time.monotonic() - started)
+            target.state.record(result, message, digest(change.live), now, changed(change), action,
+                                time.monotonic() - started)
 
-        fence = fence or (lambda: None)
-        fence()
-        live_first = target.runtime(change)  # HAProxy: members changed through the Runtime API
         try:
-            target.check(change)
-            running = target.running()
-            fence()
-            target.state.mark_pending()
-            checkpoint = target.apply(change)
-        except LbctlError as exc:  # apply undoes its own partial work: nothing changed
-            target.state.clear_pending()
-            record("failed", str(exc), before)
-            raise
-        fault("swapped")
-        if not running:
-            target.state.clear_pending()
-            message = (f"{target.name}: wrote {target.path}; {target.kind} is not running, "
-                       "so it takes effect when it starts")
-            record("written", message, after)
-            return Outcome(target.name, "written", message, change)
-        try:
-            if not live_first:
-                target.reload(change)
-            fault("reloaded")
-            target.verify()
+            target.check(change)  # first: nothing has changed anywhere yet
         except LbctlError as exc:
-            restore(target, checkpoint, change, exc, record)
+            record("failed", str(exc), digest(change.live))
+            raise
+        fault("checked")
+        running = target.running()
+        fence()
+        if running and target.runtime(change):
+            fault("runtime")
+            return runtime_applied(target, change, record, fence, defer)
+        flush(target, fence)  # a reload loads the file: it must hold every runtime change first
+        return swap_and_reload(target, change, record, fence, running)
+
+
+def runtime_applied(target: Target, change: Change, record: Record, fence: Callable[[], None],
+                    defer: bool) -> Outcome:
+    """``change`` is live through the Runtime API: confirm it serves, then write its
+    file now, or (``defer``) leave that to ``flush`` and keep the apply lock until then."""
+    try:
+        target.verify()
+    except LbctlError as exc:
+        undo(target, change, exc, record)
+    base = target.unwritten.live if target.unwritten is not None else change.live
+    target.unwritten = Change(target.name, base, change.candidate)
+    target.unwritten_since = target.unwritten_since or time.monotonic()
+    if defer:
+        target.state.hold = True  # one-shot commands wait for the file (TargetState.lock)
+    else:
+        flush(target, fence, record)
+    message = f"{target.name}: applied {target.path} through the runtime API, without a reload"
+    record("applied", message, digest(change.candidate))
+    return Outcome(target.name, "applied", message, change)
+
+
+def flush(target: Target, fence: Callable[[], None] | None = None, record: Record | None = None) -> None:
+    """Write the file that runtime changes made without it (``deploy(defer=True)``)
+    left behind, and release the apply lock kept for it.  Call with the lock held
+    (``target.state.lock()`` is re-entrant for this process).
+
+    :raises LbctlError: it could not be written: the runtime changes were undone
+        and the file in place is what runs again (the message says so).
+        ``RollbackError`` if the undo failed.
+    """
+    pending = target.unwritten
+    if pending is None:
+        return
+    target.unwritten = target.unwritten_since = None
+    target.state.hold = False
+    started = time.monotonic()
+
+    def written(result: str, message: str, now: str | None) -> None:
+        target.state.record(result, message, digest(pending.live), now, changed(pending), "write",
+                            time.monotonic() - started)
+
+    try:
+        (fence or (lambda: None))()
+        target.apply(pending)
+    except LbctlError as exc:
+        undo(target, pending, exc, record or written)
+    fault("swapped")
+
+
+def swap_and_reload(target: Target, change: Change, record: Record, fence: Callable[[], None],
+                    running: bool) -> Outcome:
+    """The checked candidate in place, then a reload (if the process runs) and verify;
+    on failure after the swap, ``restore``."""
+    try:
+        fence()
+        target.state.mark_pending()
+        checkpoint = target.apply(change)
+    except LbctlError as exc:  # apply undoes its own partial work: nothing changed
         target.state.clear_pending()
-        how = "through the runtime API, without a reload" if live_first else f"and {target.kind} {target.reloaded}"
-        message = f"{target.name}: applied {target.path} {how}"
-        record("applied", message, after)
-        return Outcome(target.name, "applied", message, change)
+        record("failed", str(exc), digest(change.live))
+        raise
+    fault("swapped")
+    if not running:
+        target.state.clear_pending()
+        message = (f"{target.name}: wrote {target.path}; {target.kind} is not running, "
+                   "so it takes effect when it starts")
+        record("written", message, digest(change.candidate))
+        return Outcome(target.name, "written", message, change)
+    try:
+        target.reload(change)
+        fault("reloaded")
+        target.verify()
+    except LbctlError as exc:
+        restore(target, checkpoint, change, exc, record)
+    target.state.clear_pending()
+    message = f"{target.name}: applied {target.path} and {target.kind} {target.reloaded}"
+    record("applied", message, digest(change.candidate))
+    return Outcome(target.name, "applied", message, change)
+
+
+def undo(target: Target, change: Change, failure: LbctlError, record: Record) -> None:
+    """Put back the running state of ``change.live`` after ``failure``, which came
+    after ``change`` went live through the Runtime API, and raise.
+
+    :raises LbctlError: ``failure``'s kind, saying the previous state is live again.
+    :raises RollbackError: it could not be put back.
+    """
+    try:
+        target.undo_runtime(change)
+    except LbctlError as second:
+        message = f"{failure}; undoing the runtime change also failed: {second}"
+        record("rollback-failed", message, digest(change.candidate))
+        raise RollbackError(message) from None
+    message = f"{failure}; undid the runtime change (read back): the previous configuration is live again"
+    record("rolled-back", message, digest(change.live))
+    raise type(failure)(message) from None
 
 
 def finish_interrupted(target: Target, change: Change) -> Outcome:
@@ -102,8 +192,7 @@ def finish_interrupted(target: Target, change: Change) -> Outcome:
     return Outcome(target.name, "applied", message, change)
 
 
-def restore(target: Target, checkpoint: Checkpoint, change: Change, failure: LbctlError,
-            record: Callable[[str, str, str | None], None]) -> None:
+def restore(target: Target, checkpoint: Checkpoint, change: Change, failure: LbctlError, record: Record) -> None:
     """Put the previous configuration back after ``failure`` and raise.
 
     :raises LbctlError: ``failure``'s kind, saying the previous config is live again.

@@ -11,6 +11,7 @@ re-addressed, since its keep-alive clients would stay on the old address
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -54,12 +55,15 @@ def split_endpoint(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port) if port.isdigit() else 0
 
 
-def section_of(lines: list[str], i: int) -> str:
-    """The backend (or listen section) line ``i`` belongs to; "" outside one."""
-    for j in range(i, -1, -1):
-        section = SECTION.match(lines[j])
+def section_before(text: str, pos: int) -> str:
+    """The backend (or listen section) that the line starting at ``pos`` belongs to; "" outside one."""
+    end = pos
+    while end > 0:
+        begin = text.rfind("\n", 0, end - 1) + 1
+        section = SECTION.match(text[begin:end])
         if section:
             return section.group(2) if section.group(1) in ("backend", "listen") else ""
+        end = begin
     return ""
 
 
@@ -110,25 +114,87 @@ def servers(text: str) -> dict[tuple[str, str], Server]:
     return {(s.backend, s.name): s for s in parse(text)[1]}
 
 
-def runtime_changes(old: str | None, new: str) -> list[ServerChange] | None:
-    """The Runtime API changes that turn ``old`` into ``new``, or None if a reload is needed.
+def common_prefix(a: str, b: str) -> int:
+    """The length of the longest common prefix, by bisection on ``startswith``: each
+    byte is compared about once, in C, and the text is never split."""
+    lo, hi = 0, min(len(a), len(b))
+    while hi - lo > 256:
+        mid = (lo + hi) // 2
+        if a.startswith(b[lo:mid], lo):
+            lo = mid
+        else:
+            hi = mid
+    while lo < hi and a[lo] == b[lo]:
+        lo += 1
+    return lo
 
-    Compares line by line and parses only the lines that differ: this is on the
-    path from a Consul change to HAProxy serving it.
+
+def common_suffix(a: str, b: str, limit: int) -> int:
+    """The length of the longest common suffix, at most ``limit``; as ``common_prefix``."""
+    lo, hi = 0, min(limit, len(a), len(b))
+    while hi - lo > 256:
+        mid = (lo + hi) // 2
+        if a.endswith(b[len(b) - mid:len(b) - lo], 0, len(a) - lo):
+            lo = mid
+        else:
+            hi = mid
+    while lo < hi and a[len(a) - 1 - lo] == b[len(b) - 1 - lo]:
+        lo += 1
+    return lo
+
+
+def differing_lines(old: str, new: str) -> tuple[str, list[str], list[str]]:
+    """The section in force where two different texts start to differ, and the
+    whole lines of each from there to where they agree again."""
+    prefix = common_prefix(old, new)
+    start = old.rfind("\n", 0, prefix) + 1
+    tail = common_suffix(old, new, min(len(old), len(new)) - prefix)
+
+    def stretch(text: str) -> list[str]:
+        end = text.find("\n", max(start, len(text) - tail))
+        return text[start:end if end >= 0 else len(text)].split("\n")
+
+    return section_before(old, start), stretch(old), stretch(new)
+
+
+def server_delta(old: str | None, new: str) -> list[tuple[Server, Server]] | None:
+    """The server lines that differ between ``old`` and ``new`` as (before, after),
+    or None unless nothing else differs: every other line the same, every backend
+    the same servers in the same order, each differing one only in address, port,
+    weight or ``disabled``.  Reads the differing stretch only.
     """
     if old is None:
         return None
-    old_lines, new_lines = old.splitlines(), new.splitlines()
+    if old == new:
+        return []
+    backend, old_lines, new_lines = differing_lines(old, new)
     if len(old_lines) != len(new_lines):
         return None
+    pairs = []
+    for a, b in zip(old_lines, new_lines):
+        section = SECTION.match(b)
+        if section:
+            backend = section.group(2) if section.group(1) in ("backend", "listen") else ""
+        if a == b:
+            continue
+        before, after = server_line(backend, a), server_line(backend, b)
+        if before is None or after is None or before.name != after.name or before.rest != after.rest:
+            return None
+        pairs.append((before, after))
+    return pairs
+
+
+def runtime_changes(old: str | None, new: str) -> list[ServerChange] | None:
+    """The Runtime API changes that turn ``old`` into ``new``, or None if a reload is needed.
+
+    A ``server_delta`` in which no server that takes traffic changes address:
+    this is on the path from a Consul change to HAProxy serving it.
+    """
+    delta = server_delta(old, new)
+    if delta is None:
+        return None
     changes = []
-    for i in [i for i, (a, b) in enumerate(zip(old_lines, new_lines)) if a != b]:
-        backend = section_of(new_lines, i)
-        before, after = server_line(backend, old_lines[i]), server_line(backend, new_lines[i])
-        if before is None or after is None or before.name != after.name:
-            return None
-        if before.rest != after.rest:
-            return None
+    for before, after in delta:
         readdress = (before.address, before.port) != (after.address, after.port)
         if after.disabled:
             readdress = False  # a slot being freed keeps its address until the next reload
@@ -137,6 +203,16 @@ def runtime_changes(old: str | None, new: str) -> list[ServerChange] | None:
         changes.append(ServerChange(after.backend, after.name, after.address, after.port, after.weight,
                                     "maint" if after.disabled else "ready", readdress))
     return changes
+
+
+def valid(server: Server) -> bool:
+    """Whether a server line's values are ones HAProxy accepts without looking anything
+    up: an IP address (no name to resolve), a port, a weight in 0-256."""
+    try:
+        ipaddress.ip_address(server.address)
+    except ValueError:
+        return False
+    return 0 < server.port < 65536 and 0 <= server.weight <= 256
 
 
 def commands(change: ServerChange) -> list[str]:

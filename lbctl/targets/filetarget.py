@@ -8,6 +8,7 @@ Backups live there, outside every directory the load balancer reads.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Callable
 
@@ -38,7 +39,7 @@ class FileTarget(Target):
         return self.plan_text(self.render(desired))
 
     def plan_text(self, candidate: str) -> Change:
-        return Change(self.name, self.live_text(), candidate)
+        return Change(self.name, self.running_text(), candidate)
 
     def apply(self, change: Change) -> Checkpoint:
         backup = self.backups.save(self.path) if self.path.exists() else None
@@ -75,6 +76,10 @@ class FileTarget(Target):
 
     # -- shared plumbing ----------------------------------------------------------------
 
+    def running_text(self) -> str | None:
+        """What the process runs: the file, or the text of runtime changes not written yet."""
+        return self.unwritten.candidate if self.unwritten is not None else self.live_text()
+
     def live_text(self) -> str | None:
         try:
             return self.path.read_text()
@@ -84,11 +89,20 @@ class FileTarget(Target):
             raise ApplyError(f"{self.name}: cannot read {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
 
     def staged(self, change: Change) -> Path:
-        """Write the candidate beside the live file under a hidden temp name."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        files.clean_stale_temps(self.path.parent)
+        """Write the candidate beside the live file under a hidden temp name.
+
+        :raises ApplyError: the config directory cannot be written (nothing changed).
+        """
         tmp = self.path.with_name(f".{self.path.name}.check{files.TEMP_SUFFIX}")
-        tmp.write_text(change.candidate)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            files.clean_stale_temps(self.path.parent)
+            tmp.write_text(change.candidate)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise ApplyError(f"{self.name}: cannot write the candidate to check beside {self.path}: "
+                             f"{exc.strerror or exc}") from None
         return tmp
 
     def status(self) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from lbctl import haproxy_cfg, model, slots
-from lbctl.errors import CommandError, LbctlError, ReloadError, VerifyError
+from lbctl.errors import CommandError, LbctlError, ReloadError, RollbackError, VerifyError
 from lbctl.targets import check, files
 from lbctl.targets.base import Change
 from lbctl.targets.filetarget import FileTarget
@@ -22,6 +22,7 @@ class HAProxyTarget(FileTarget):
 
     refused: tuple | None = None  # the last change the Runtime API could not make
     layout: tuple | None = None  # (a candidate, its slot layout) for the next plan
+    checked: str | None = None  # the last text that passed ``check``
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -34,7 +35,7 @@ class HAProxyTarget(FileTarget):
     def plan(self, desired: model.Desired) -> Change:
         if not self.settings.slots:
             return self.plan_text(self.render(desired))
-        live = self.live_text()
+        live = self.running_text()
         previous = self.layout[1] if self.layout is not None and self.layout[0] == live else None
         desired, layout = slots.assign(desired, live, self.settings.slots, previous)
         change = Change(self.name, live, self.render(desired, cache=self.backends))
@@ -53,30 +54,54 @@ class HAProxyTarget(FileTarget):
         changes = haproxy_cfg.runtime_changes(change.live, change.candidate) if self.settings.runtime_api else None
         if not changes:
             return False
-        stats = self.settings.options.stats_socket
         try:
-            socket_command(stats, ";".join(cmd for c in changes for cmd in haproxy_cfg.commands(c)), timeout=5.0)
-            rows = {}
-            for backend in sorted({c.backend for c in changes}):
-                for row in parse_servers_state(socket_command(stats, f"show servers state {backend}", timeout=5.0)):
-                    rows[row.backend, row.name] = row
+            wrong = self.send(changes)
         except CommandError as exc:
             log.warning("%s: runtime API failed (%s); reloading instead", self.name, exc)
             return False
-        wrong = [c for c in changes if not took(c, rows.get((c.backend, c.server)))]
         if wrong:
-            log.warning("%s: runtime API read-back disagrees for %s; reloading instead", self.name,
-                        ", ".join(f"{c.backend}/{c.server}" for c in wrong))
+            log.warning("%s: runtime API read-back disagrees for %s; reloading instead", self.name, wrong)
             return False
         self.refused = None
         return True
 
+    def undo_runtime(self, change: Change) -> None:
+        changes = haproxy_cfg.runtime_changes(change.candidate, change.live or "")
+        if changes is None:
+            raise RollbackError(f"{self.name}: the runtime change cannot be reversed through the runtime API")
+        try:
+            wrong = self.send(changes)
+        except CommandError as exc:
+            raise RollbackError(str(exc)) from None
+        if wrong:
+            raise RollbackError(f"{self.name}: runtime API read-back disagrees for {wrong}")
+
+    def send(self, changes: list[haproxy_cfg.ServerChange]) -> str:
+        """Send ``changes`` in one batch and read them back: "" when every one took,
+        else the servers that did not.  :raises CommandError: the socket failed."""
+        stats = self.settings.options.stats_socket
+        socket_command(stats, ";".join(cmd for c in changes for cmd in haproxy_cfg.commands(c)), timeout=5.0)
+        rows = {}
+        for backend in sorted({c.backend for c in changes}):
+            for row in parse_servers_state(socket_command(stats, f"show servers state {backend}", timeout=5.0)):
+                rows[row.backend, row.name] = row
+        return ", ".join(f"{c.backend}/{c.server}" for c in changes if not took(c, rows.get((c.backend, c.server))))
+
     def check(self, change: Change) -> None:
+        """``haproxy -c`` on the candidate, unless it differs from a text that passed
+        only in server values HAProxy accepts without looking anything up (an IP
+        address, a port, a weight, ``disabled``): see docs/runtime-api.md."""
+        if self.checked is not None and change.live == self.checked:
+            delta = haproxy_cfg.server_delta(change.live, change.candidate)
+            if delta is not None and all(haproxy_cfg.valid(after) for _, after in delta):
+                self.checked = change.candidate
+                return
         staged = self.staged(change)
         try:
             check.haproxy(staged, self.settings.binary, self.settings.check_timeout_ms / 1000)
         finally:
             staged.unlink(missing_ok=True)
+        self.checked = change.candidate
 
     def reload(self, change: Change) -> None:
         if self.runtime(change):
