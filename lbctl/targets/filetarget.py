@@ -42,8 +42,8 @@ class FileTarget(Target):
         return Change(self.name, self.running_text(), candidate)
 
     def apply(self, change: Change) -> Checkpoint:
-        backup = self.backups.save(self.path) if self.path.exists() else None
         try:
+            backup = self.backups.save(self.path) if self.path.exists() else None
             files.atomic_write(self.path, change.candidate)
         except ApplyError as exc:
             raise ApplyError(f"{self.name}: {exc}") from None

@@ -4,12 +4,16 @@ backends and real traffic.  Reloads are counted on the master CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
 
+import pytest
 
 from lbctl.errors import CommandError
-from lbctl.targets.haproxy_ctl import parse_servers_state
-from tests.support import requires_haproxy, wait_until
+from lbctl.targets.haproxy_ctl import parse_servers_state, socket_command
+from tests.support import Backend, requires_haproxy, wait_until
+from tests.support.stack import Stack
 from tests.support.world import running_world
 
 pytestmark = requires_haproxy
@@ -80,3 +84,88 @@ def test_a_broken_socket_falls_back_to_a_reload(tmp_path):
         world.register("c")
         wait_until(lambda: world.serves({"a", "b", "c"}), 10, "c through the reload path")
         assert world.reloads() == reloads + 2
+
+
+# -- issue 12: nothing reaches the runtime API unchecked, and a later failure undoes it -----------
+
+@contextlib.contextmanager
+def unwritable(directory):
+    """``directory`` refuses new files, even to root (``chattr +i``)."""
+    subprocess.run(["chattr", "+i", str(directory)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(directory)], check=True)
+
+
+def members_live(stack) -> dict:
+    """address:port → uweight of every server that takes traffic (not in maintenance)."""
+    rows = parse_servers_state(socket_command(stack.dir / "stats.sock", "show servers state app"))
+    return {f"{r.addr}:{r.port}": r.uweight for r in rows if not r.maint}
+
+
+@pytest.fixture
+def edge(tmp_path):
+    with Backend("a") as a, Backend("b") as b:
+        (tmp_path / "edge").mkdir()
+        stack = Stack(tmp_path / "edge", "haproxy")
+        stack.inventory([("a", a.port)])
+        assert stack.run("apply").exit_code == 0
+        with stack.running():
+            yield stack, a, b
+
+
+@pytest.mark.parametrize("breakage", ["binary", "config_dir"])
+def test_a_failing_check_changes_nothing_live(edge, breakage):
+    stack, a, b = edge
+    before, live = stack.live.read_text(), members_live(stack)
+    stack.inventory([("a", a.port), ("b", b.port)])
+    if breakage == "binary":
+        stack.settings["targets"]["edge"]["binary"] = str(stack.dir / "no-such-haproxy")
+        stack.write_config()
+        result = stack.run("apply")
+        expected = "no-such-haproxy"
+    else:
+        with unwritable(stack.dir):
+            result = stack.run("apply")
+        expected = f"edge: cannot write the candidate to check beside {stack.live}: Operation not permitted"
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("lbctl: error: ") and result.output.count("\n") == 1, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert members_live(stack) == live  # before: b was live through the runtime API while the file said a
+    assert stack.live.read_text() == before
+    assert stack.spread(10) == {"a": 10}
+
+
+def test_a_failure_after_the_runtime_change_undoes_it(edge):
+    stack, a, b = edge
+    before, live = stack.live.read_text(), members_live(stack)
+    stack.inventory([("a", a.port), ("b", b.port)])
+    backups = stack.dir / "state" / "edge" / "backups"
+    backups.mkdir(exist_ok=True)
+    with unwritable(backups):  # the backup of the file in place fails after the runtime change
+        result = stack.run("apply")
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert result.output.startswith(f"lbctl: error: edge: cannot write {backups}/")
+    assert result.output.rstrip().endswith("undid the runtime change (read back): "
+                                           "the previous configuration is live again")
+    assert members_live(stack) == live and stack.live.read_text() == before
+    assert stack.spread(10) == {"a": 10}
+    again = stack.run("apply")
+    assert again.exit_code == 0 and "through the runtime API" in again.output, again.output
+    wait_until(lambda: set(stack.spread(12)) == {"a", "b"}, 10, "b to take traffic")
+
+
+def test_a_crash_after_the_runtime_change_is_finished_by_the_next_run(edge):
+    stack, a, b = edge
+    stack.inventory([("b", b.port)])
+    crashed = stack.spawn("apply", env={"LBCTL_FAULT": "runtime"})
+    crashed.communicate(timeout=60)
+    assert crashed.returncode == -9
+    assert stack.spread(10) == {"b": 10}  # live, but the file still says a
+    assert f"127.0.0.1:{a.port} weight 1\n" in stack.live.read_text()
+    nxt = stack.run("apply")
+    assert nxt.exit_code == 0 and "through the runtime API" in nxt.output, nxt.output
+    assert f"127.0.0.1:{b.port} weight 1\n" in stack.live.read_text()
+    assert stack.spread(10) == {"b": 10}
