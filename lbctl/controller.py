@@ -114,11 +114,14 @@ class Controller:
                     self.restart()
                 if self.due():
                     self.round()
+                elif self.write_due() is not None and self.write_due() <= time.monotonic():
+                    self.write()
                 else:
                     with self.wake:
                         if not (self.stop_requested or self.reload_requested):
-                            self.wake.wait(TICK)
+                            self.wake.wait(self.idle_wait())
         finally:
+            self.write(every=True)
             self.shutdown()
             if collecting:
                 gc.enable()
@@ -176,8 +179,34 @@ class Controller:
         except LbctlError as exc:
             log.error("%s; keeping the running configuration", exc)
             return
+        self.write(every=True)
         self.shutdown()
         self.start(setup)
+
+    # -- file writes the runtime API path left behind (deploy's ``defer``) ---------------
+
+    def write_due(self) -> float | None:
+        """When (``time.monotonic``) the first target's file must be written; None if none waits."""
+        due = [t.unwritten_since + t.write_delay for t in self.setup.targets if t.unwritten is not None]
+        return min(due) if due else None
+
+    def idle_wait(self) -> float:
+        due = self.write_due()
+        return TICK if due is None else max(0.0, min(TICK, due - time.monotonic()))
+
+    def write(self, every: bool = False) -> None:
+        """Write the files that are due (``every``: all of them, before a re-read or exit)."""
+        for target in self.setup.targets:
+            if target.unwritten is None or not every and target.unwritten_since + target.write_delay > time.monotonic():
+                continue
+            fence = self.election.fence if self.election is not None and target.settings.shared else None
+            try:
+                with target.state.lock():
+                    deploy.flush(target, fence)
+            except LbctlError as exc:
+                log.error("%s", exc)
+                self.changed({"*"})  # the runtime change was undone: try the whole change again
+                self.schedule_retry()
 
     def due(self) -> bool:
         """Whether the quiescence timers (or a retry) say it is time to apply."""
@@ -214,7 +243,7 @@ class Controller:
                 continue  # a follower: the leader writes to shared targets
             target.state.leader = self.election.me if shared else None  # who wrote, for the audit log
             try:
-                outcome = deploy.deploy(target, desired, fence=self.election.fence if shared else None)
+                outcome = deploy.deploy(target, desired, fence=self.election.fence if shared else None, defer=True)
                 self.metrics.renders.labels(target.name, "ok").inc()
                 if outcome.result != "unchanged":
                     log.info("%s", outcome.message)

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from lbctl import model
+from lbctl import model, textdiff
 from lbctl.errors import LbctlError, RollbackError
 from lbctl.targets.base import Change, Checkpoint
 from lbctl.targets.base import Target
@@ -218,8 +218,8 @@ def changed(change: Change, limit: int = 50) -> list[str]:
     """What a change does, for the audit log: the target's summary, or the changed lines."""
     if change.summary:
         return list(change.summary[:limit])
-    lines = [line.rstrip("\n") for line in difflib.unified_diff((change.live or "").splitlines(), change.candidate.splitlines(),
-                                                                 lineterm="", n=0)
+    _, before, after = textdiff.stretch(change.live or "", change.candidate)  # the changed stretch only
+    lines = [line.rstrip("\n") for line in difflib.unified_diff(before, after, lineterm="", n=0)
              if line[:1] in "+-" and not line.startswith(("+++", "---"))]
     return lines[:limit] + ([f"... {len(lines) - limit} more lines"] if len(lines) > limit else [])
 

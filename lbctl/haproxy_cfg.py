@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from lbctl import textdiff
+
 SECTION = re.compile(r"^(global|defaults|frontend|backend|listen|peers|resolvers|userlist|program|cache|mailers|ring"
                      r"|http-errors)\b\s*(\S*)")
 SERVER = re.compile(r"^\s+server\s+(\S+)\s+(\S+)(.*)$")
@@ -114,47 +116,11 @@ def servers(text: str) -> dict[tuple[str, str], Server]:
     return {(s.backend, s.name): s for s in parse(text)[1]}
 
 
-def common_prefix(a: str, b: str) -> int:
-    """The length of the longest common prefix, by bisection on ``startswith``: each
-    byte is compared about once, in C, and the text is never split."""
-    lo, hi = 0, min(len(a), len(b))
-    while hi - lo > 256:
-        mid = (lo + hi) // 2
-        if a.startswith(b[lo:mid], lo):
-            lo = mid
-        else:
-            hi = mid
-    while lo < hi and a[lo] == b[lo]:
-        lo += 1
-    return lo
-
-
-def common_suffix(a: str, b: str, limit: int) -> int:
-    """The length of the longest common suffix, at most ``limit``; as ``common_prefix``."""
-    lo, hi = 0, min(limit, len(a), len(b))
-    while hi - lo > 256:
-        mid = (lo + hi) // 2
-        if a.endswith(b[len(b) - mid:len(b) - lo], 0, len(a) - lo):
-            lo = mid
-        else:
-            hi = mid
-    while lo < hi and a[len(a) - 1 - lo] == b[len(b) - 1 - lo]:
-        lo += 1
-    return lo
-
-
 def differing_lines(old: str, new: str) -> tuple[str, list[str], list[str]]:
     """The section in force where two different texts start to differ, and the
     whole lines of each from there to where they agree again."""
-    prefix = common_prefix(old, new)
-    start = old.rfind("\n", 0, prefix) + 1
-    tail = common_suffix(old, new, min(len(old), len(new)) - prefix)
-
-    def stretch(text: str) -> list[str]:
-        end = text.find("\n", max(start, len(text) - tail))
-        return text[start:end if end >= 0 else len(text)].split("\n")
-
-    return section_before(old, start), stretch(old), stretch(new)
+    start, old_lines, new_lines = textdiff.stretch(old, new)
+    return section_before(old, start), old_lines, new_lines
 
 
 def server_delta(old: str | None, new: str) -> list[tuple[Server, Server]] | None:

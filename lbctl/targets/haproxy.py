@@ -27,6 +27,7 @@ class HAProxyTarget(FileTarget):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.backends: dict = {}  # rendered backends, reused for pools that did not change
+        self.write_delay = self.settings.write_delay_ms / 1000
 
     @property
     def master(self) -> MasterCLI:
