@@ -240,7 +240,8 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
     changed = False
     for t in session.selected if output is None else [session.single()]:
         target = session.target(replace(t, config=output) if output else t)
-        change = target.plan(desired)
+        with target.state.lock():  # a watch keeps it until its file write: compare with a settled file
+            change = target.plan(desired)
         if change.noop:
             click.echo(f"{target.path}: no changes")
         else:
