@@ -41,7 +41,9 @@ class Server:
 
 @dataclass(frozen=True)
 class ServerChange:
-    """What one server must become: ``state`` ready or maint."""
+    """What one server must become: ``state`` ready or maint.  ``action``: set (an
+    existing server), add (a new one, with ``keywords``: its line's and the
+    backend's ``default-server`` ones) or del (it goes)."""
 
     backend: str
     server: str
@@ -50,6 +52,8 @@ class ServerChange:
     weight: int
     state: str
     readdress: bool
+    action: str = "set"
+    keywords: tuple[str, ...] = ()
 
 
 def split_endpoint(text: str) -> tuple[str, int]:
@@ -57,16 +61,17 @@ def split_endpoint(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port) if port.isdigit() else 0
 
 
-def section_before(text: str, pos: int) -> str:
-    """The backend (or listen section) that the line starting at ``pos`` belongs to; "" outside one."""
+def section_start(text: str, pos: int) -> tuple[int, str]:
+    """Where the section that the line starting at ``pos`` belongs to begins, and its
+    backend (or listen section) name; "" outside one."""
     end = pos
     while end > 0:
         begin = text.rfind("\n", 0, end - 1) + 1
         section = SECTION.match(text[begin:end])
         if section:
-            return section.group(2) if section.group(1) in ("backend", "listen") else ""
+            return begin, section.group(2) if section.group(1) in ("backend", "listen") else ""
         end = begin
-    return ""
+    return 0, ""
 
 
 def server_line(backend: str, line: str) -> Server | None:
@@ -116,75 +121,144 @@ def servers(text: str) -> dict[tuple[str, str], Server]:
     return {(s.backend, s.name): s for s in parse(text)[1]}
 
 
-def differing_lines(old: str, new: str) -> tuple[str, list[str], list[str]]:
-    """The section in force where two different texts start to differ, and the
-    whole lines of each from there to where they agree again."""
-    start, old_lines, new_lines = textdiff.stretch(old, new)
-    return section_before(old, start), old_lines, new_lines
+SERVERS = "\0servers"  # in a skeleton: a run of server lines
+STATIC_BALANCE = ("balance source", "balance uri", "balance url_param", "balance hdr", "balance rdp-cookie",
+                  "balance static-rr", "hash-type")  # no ``add server`` (HAProxy: not a dynamic algorithm)
 
 
-def server_delta(old: str | None, new: str) -> list[tuple[Server, Server]] | None:
+@dataclass
+class Stretch:
+    """The differing lines of one text, read once: the other lines (each run of
+    server lines as one ``SERVERS``), the servers, and per backend the
+    ``default-server`` keywords and whether it can take dynamic servers."""
+
+    skeleton: list[str]
+    servers: dict[tuple[str, str], Server]
+    defaults: dict[str, tuple[str, ...]]
+    dynamic: dict[str, bool]
+
+
+def read_stretch(text: str, start: int, lines: list[str]) -> Stretch:
+    """``lines`` (the stretch of ``text`` from ``start``) as a ``Stretch``."""
+    header, backend = section_start(text, start)
+    out = Stretch([], {}, {}, {})
+    before = text[header:start].split("\n")  # the section before the stretch: its settings
+    for line in before:
+        note_settings(out, backend, line)
+    if len(before) > 1 and server_line(backend, before[-2]):
+        out.skeleton.append(SERVERS)  # the stretch starts within a run of servers
+    for line in lines:
+        section = SECTION.match(line)
+        if section:
+            backend = section.group(2) if section.group(1) in ("backend", "listen") else ""
+        server = server_line(backend, line)
+        if server is None:
+            note_settings(out, backend, line)
+            out.skeleton.append(line)
+        else:
+            out.servers[backend, server.name] = server
+            if out.skeleton[-1:] != [SERVERS]:
+                out.skeleton.append(SERVERS)
+    end = start + sum(len(line) + 1 for line in lines)
+    following = text[end:(text.find("\n", end) + 1 or len(text) + 1) - 1] if end < len(text) else ""
+    if server_line(backend, following) and out.skeleton[-1:] != [SERVERS]:
+        out.skeleton.append(SERVERS)  # the last run of servers goes on after the stretch
+    return out
+
+
+def note_settings(out: Stretch, backend: str, line: str) -> None:
+    words = line.split()
+    if words[:1] == ["default-server"]:
+        out.defaults[backend] = tuple(words[1:])
+    if line.strip().startswith(STATIC_BALANCE):
+        out.dynamic[backend] = False
+
+
+def server_delta(old: str | None, new: str, dynamic: bool = False
+                 ) -> tuple[list[tuple[Server | None, Server | None]], Stretch] | None:
     """The server lines that differ between ``old`` and ``new`` as (before, after),
-    or None unless nothing else differs: every other line the same, every backend
-    the same servers in the same order, each differing one only in address, port,
-    weight or ``disabled``.  Reads the differing stretch only.
+    with the new text's ``Stretch``; None unless nothing else differs: every other
+    line the same, each differing server only in address, port, weight or
+    ``disabled``, and the same servers in the same order (``dynamic``: servers may
+    also come and go, in the runs of server lines).  Reads the differing stretch only.
     """
     if old is None:
         return None
     if old == new:
-        return []
-    backend, old_lines, new_lines = differing_lines(old, new)
-    if len(old_lines) != len(new_lines):
+        return [], Stretch([], {}, {}, {})
+    start, old_lines, new_lines = textdiff.stretch(old, new)
+    before, after = read_stretch(old, start, old_lines), read_stretch(new, start, new_lines)
+    if before.skeleton != after.skeleton or (not dynamic and list(before.servers) != list(after.servers)):
         return None
-    pairs = []
-    for a, b in zip(old_lines, new_lines):
-        section = SECTION.match(b)
-        if section:
-            backend = section.group(2) if section.group(1) in ("backend", "listen") else ""
-        if a == b:
-            continue
-        before, after = server_line(backend, a), server_line(backend, b)
-        if before is None or after is None or before.name != after.name or before.rest != after.rest:
-            return None
-        pairs.append((before, after))
-    return pairs
+    pairs = [(before.servers.get(key), after.servers.get(key)) for key in {**before.servers, **after.servers}]
+    pairs = [(a, b) for a, b in pairs if a != b]
+    if any(a is not None and b is not None and a.rest != b.rest for a, b in pairs):
+        return None
+    return pairs, after
 
 
-def runtime_changes(old: str | None, new: str) -> list[ServerChange] | None:
+def runtime_changes(old: str | None, new: str, dynamic: bool = False) -> list[ServerChange] | None:
     """The Runtime API changes that turn ``old`` into ``new``, or None if a reload is needed.
 
-    A ``server_delta`` in which no server that takes traffic changes address:
-    this is on the path from a Consul change to HAProxy serving it.
+    A ``server_delta`` in which no server that takes traffic changes address (its
+    keep-alive clients would stay on the old one); ``dynamic``: servers that come
+    are added (``add server``: not with a cookie or a static balance algorithm),
+    servers that go are deleted.  On the path from a Consul change to HAProxy serving it.
     """
-    delta = server_delta(old, new)
-    if delta is None:
+    found = server_delta(old, new, dynamic)
+    if found is None:
         return None
+    delta, stretch = found
     changes = []
     for before, after in delta:
+        if after is None:
+            changes.append(ServerChange(before.backend, before.name, before.address, before.port, before.weight,
+                                        "maint", False, "del"))
+            continue
+        state = "maint" if after.disabled else "ready"
+        if before is None:
+            if "cookie" in after.rest or not stretch.dynamic.get(after.backend, True):
+                return None
+            keywords = after.rest + stretch.defaults.get(after.backend, ())
+            changes.append(ServerChange(after.backend, after.name, after.address, after.port, after.weight,
+                                        state, False, "add", keywords))
+            continue
         readdress = (before.address, before.port) != (after.address, after.port)
         if after.disabled:
             readdress = False  # a slot being freed keeps its address until the next reload
         elif readdress and not before.disabled:
             return None
         changes.append(ServerChange(after.backend, after.name, after.address, after.port, after.weight,
-                                    "maint" if after.disabled else "ready", readdress))
+                                    state, readdress))
     return changes
 
 
-def valid(server: Server) -> bool:
+def valid(server: Server, added: bool = False) -> bool:
     """Whether a server line's values are ones HAProxy accepts without looking anything
-    up: an IP address (no name to resolve), a port, a weight in 0-256."""
+    up: an IP address (no name to resolve), a port, a weight in 0-256; for a line
+    ``added`` among others, also only the keywords lbctl renders (``backup``, ``maxconn N``)."""
     try:
         ipaddress.ip_address(server.address)
     except ValueError:
+        return False
+    if added and not all(word in ("backup", "maxconn") or word.isdigit() for word in server.rest):
         return False
     return 0 < server.port < 65536 and 0 <= server.weight <= 256
 
 
 def commands(change: ServerChange) -> list[str]:
     """The stats-socket commands for one change, in a safe order: address and weight
-    before a server takes traffic, maintenance before anything else when it stops."""
+    before a server takes traffic, maintenance before anything else when it stops
+    (and before ``del server``, which HAProxy requires)."""
     target = f"{change.backend}/{change.server}"
+    if change.action == "del":
+        return [f"set server {target} state maint", f"del server {target}"]
+    if change.action == "add":  # a new server starts in maintenance, its check disabled
+        endpoint = f"[{change.address}]:{change.port}" if ":" in change.address else f"{change.address}:{change.port}"
+        out = [" ".join(["add server", target, endpoint, "weight", str(change.weight), *change.keywords])]
+        if "check" in change.keywords:
+            out.append(f"enable health {target}")
+        return out + ([f"set server {target} state ready"] if change.state == "ready" else [])
     if change.state == "maint":
         return [f"set server {target} state maint"]
     out = []

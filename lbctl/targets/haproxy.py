@@ -6,6 +6,7 @@ the Runtime API on the stats socket instead, checked by reading the state back."
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from lbctl import haproxy_cfg, model, slots
 from lbctl.errors import CommandError, LbctlError, ReloadError, RollbackError, VerifyError
@@ -28,6 +29,15 @@ class HAProxyTarget(FileTarget):
         super().__init__(*args, **kwargs)
         self.backends: dict = {}  # rendered backends, reused for pools that did not change
         self.write_delay = self.settings.write_delay_ms / 1000
+        # Deleted from the file, but HAProxy refused ``del server`` while connections were
+        # attached: in maintenance, deleted again on later changes, gone at the next reload.
+        self.leftovers: set[tuple[str, str]] = set()
+
+    @property
+    def dynamic(self) -> bool:
+        """Servers named after members come and go as dynamic servers (``add/del server``);
+        with slots, only slots are filled and freed."""
+        return not self.settings.slots
 
     @property
     def master(self) -> MasterCLI:
@@ -52,7 +62,8 @@ class HAProxyTarget(FileTarget):
         if (change.live, change.candidate) == self.refused:
             return False  # tried already for this change (deploy, then reload)
         self.refused = (change.live, change.candidate)
-        changes = haproxy_cfg.runtime_changes(change.live, change.candidate) if self.settings.runtime_api else None
+        changes = (haproxy_cfg.runtime_changes(change.live, change.candidate, self.dynamic)
+                   if self.settings.runtime_api else None)
         if not changes:
             return False
         try:
@@ -67,7 +78,7 @@ class HAProxyTarget(FileTarget):
         return True
 
     def undo_runtime(self, change: Change) -> None:
-        changes = haproxy_cfg.runtime_changes(change.candidate, change.live or "")
+        changes = haproxy_cfg.runtime_changes(change.candidate, change.live or "", self.dynamic)
         if changes is None:
             raise RollbackError(f"{self.name}: the runtime change cannot be reversed through the runtime API")
         try:
@@ -81,11 +92,18 @@ class HAProxyTarget(FileTarget):
         """Send ``changes`` in one batch and read them back: "" when every one took,
         else the servers that did not.  :raises CommandError: the socket failed."""
         stats = self.settings.options.stats_socket
-        socket_command(stats, ";".join(cmd for c in changes for cmd in haproxy_cfg.commands(c)), timeout=5.0)
+        changes = [replace(c, action="set", readdress=True) if c.action == "add" and (c.backend, c.server)
+                   in self.leftovers else c for c in changes]  # still there, in maintenance: fill it again
+        retry = [f"del server {b}/{s}" for b, s in sorted(self.leftovers) if (b, s) not in {(c.backend, c.server)
+                                                                                           for c in changes}]
+        socket_command(stats, ";".join(retry + [cmd for c in changes for cmd in haproxy_cfg.commands(c)]), timeout=5.0)
         rows = {}
-        for backend in sorted({c.backend for c in changes}):
+        for backend in sorted({c.backend for c in changes} | {b for b, _ in self.leftovers}):
             for row in parse_servers_state(socket_command(stats, f"show servers state {backend}", timeout=5.0)):
                 rows[row.backend, row.name] = row
+        deleted = {(c.backend, c.server) for c in changes if c.action == "del"}
+        self.leftovers = {key for key in (self.leftovers | deleted) - {(c.backend, c.server) for c in changes
+                                                                       if c.action != "del"} if key in rows}
         return ", ".join(f"{c.backend}/{c.server}" for c in changes if not took(c, rows.get((c.backend, c.server))))
 
     def check(self, change: Change) -> None:
@@ -93,8 +111,9 @@ class HAProxyTarget(FileTarget):
         only in server values HAProxy accepts without looking anything up (an IP
         address, a port, a weight, ``disabled``): see docs/runtime-api.md."""
         if self.checked is not None and change.live == self.checked:
-            delta = haproxy_cfg.server_delta(change.live, change.candidate)
-            if delta is not None and all(haproxy_cfg.valid(after) for _, after in delta):
+            found = haproxy_cfg.server_delta(change.live, change.candidate, self.dynamic)
+            if found is not None and all(haproxy_cfg.valid(after, added=before is None)
+                                         for before, after in found[0] if after is not None):
                 self.checked = change.candidate
                 return
         staged = self.staged(change)
@@ -109,6 +128,7 @@ class HAProxyTarget(FileTarget):
             return
         self.save_server_states(change)
         self.master.reload(timeout=self.settings.reload_timeout_ms / 1000)
+        self.leftovers.clear()  # the new workers have the file's servers only
 
     def save_server_states(self, change: Change) -> None:
         """Dump the running servers' states for the new workers, minus every server
@@ -168,6 +188,8 @@ def unchanged(row: str, before: dict, after: dict) -> bool:
 
 def took(change: haproxy_cfg.ServerChange, row) -> bool:
     """Whether ``show servers state`` shows ``change`` in effect."""
+    if change.action == "del":  # gone, or in maintenance while connections keep it (retried: ``leftovers``)
+        return row is None or bool(row.admin_state & 0x01)
     if row is None:
         return False
     if change.state == "maint":

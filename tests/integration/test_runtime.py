@@ -169,3 +169,30 @@ def test_a_crash_after_the_runtime_change_is_finished_by_the_next_run(edge):
     assert nxt.exit_code == 0 and "through the runtime API" in nxt.output, nxt.output
     assert f"127.0.0.1:{b.port} weight 1\n" in stack.live.read_text()
     assert stack.spread(10) == {"b": 10}
+
+
+def test_members_are_servers_named_after_them_added_and_deleted_without_a_reload(tmp_path):
+    with running_world(tmp_path) as world:  # the default: no slots
+        reloads = world.reloads()
+        world.register("b")
+        wait_until(lambda: world.serves({"a", "b"}), 10, "b to take traffic as a dynamic server")
+        names = {r.name: (r.addr, r.port) for r in parse_servers_state(world.server_state())}
+        assert names == {"app-a": ("127.0.0.1", world.backends["a"].port),
+                         "app-b": ("127.0.0.1", world.backends["b"].port)}  # Consul's Service.ID
+        stat = socket_command(world.stack.dir / "stats.sock", "show stat")
+        assert "\napp,app-b," in stat and "\napp,app-a," in stat
+        wait_until(lambda: f"server app-b 127.0.0.1:{world.backends['b'].port} weight 1" in world.stack.live.read_text(),
+                   10, "the file to follow")
+        world.consul.remove_service("app-a")
+        wait_until(lambda: world.serves({"b"}), 10, "a to be removed")
+        # deleted, or (connections still attached) in maintenance until a later change deletes it
+        wait_until(lambda: all(r.name == "app-b" or r.maint for r in parse_servers_state(world.server_state())), 10,
+                   "app-a to leave the backend")
+        world.register("c", weights={"Passing": 3, "Warning": 1})
+        wait_until(lambda: world.serves({"b", "c"}), 10, "c to take traffic")
+        assert {r.name: r.uweight for r in parse_servers_state(world.server_state()) if not r.maint} == {
+            "app-b": 1, "app-c": 3}
+        assert world.reloads() == reloads
+        world.register("a")  # back under its old name: added again (or its leftover filled again)
+        wait_until(lambda: world.serves({"a", "b", "c"}), 10, "a to come back")
+        assert world.reloads() == reloads
