@@ -45,7 +45,7 @@ class HAProxyTarget(FileTarget):
 
     def plan(self, desired: model.Desired) -> Change:
         if not self.settings.slots:
-            return self.plan_text(self.render(desired))
+            return self.plan_text(self.render(desired, cache=self.backends))
         live = self.running_text()
         previous = self.layout[1] if self.layout is not None and self.layout[0] == live else None
         desired, layout = slots.assign(desired, live, self.settings.slots, previous)
