@@ -224,8 +224,20 @@ def changed(change: Change, limit: int = 50) -> list[str]:
     return lines[:limit] + ([f"... {len(lines) - limit} more lines"] if len(lines) > limit else [])
 
 
+_digests: dict[int, tuple[str, str]] = {}
+
+
 def digest(text: str | None) -> str | None:
-    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+    """sha256 of ``text``, kept for the last few text objects: a watch round's
+    candidate is the next round's live text (megabytes at 10,000 services)."""
+    if text is None:
+        return None
+    hit = _digests.get(id(text))
+    if hit is None or hit[0] is not text:
+        if len(_digests) >= 4:
+            _digests.clear()
+        hit = _digests[id(text)] = (text, hashlib.sha256(text.encode()).hexdigest())
+    return hit[1]
 
 
 def fault(point: str) -> None:

@@ -30,6 +30,8 @@ def render(desired: model.Desired, kind: str, options, template_dir: str | None 
         # Each backend comes from haproxy-backend.j2, once per pool object (see ``cache``).
         data["backend_text"] = backend_texts(jinja_environment(template_dir), data["modes"], options,
                                              {} if cache is None else cache)
+        # All of them, joined here: a call from the template costs jinja's call checks per pool.
+        data["backends"] = "".join(map(data["backend_text"], desired.pools))
         name = TEMPLATES[kind]
     else:
         data = views.nginx(desired, options.layout)

@@ -9,6 +9,7 @@ Backups live there, outside every directory the load balancer reads.
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +33,7 @@ class FileTarget(Target):
         self.render = render
         self.backups = files.BackupStore(settings.state_dir / "backups", settings.keep_backups)
         self.state = TargetState(settings.state_dir, settings.name, settings.lock_timeout_ms / 1000)
+        self._live: tuple | None = None  # ((inode, size, mtime), text) of the file last read
 
     # -- the contract ----------------------------------------------------------------
 
@@ -81,12 +83,20 @@ class FileTarget(Target):
         return self.unwritten.candidate if self.unwritten is not None else self.live_text()
 
     def live_text(self) -> str | None:
+        """The file in place; read again only when its inode, size or mtime changed
+        (``lbctl watch`` compares a file of megabytes with the render every round)."""
         try:
-            return self.path.read_text()
+            st = os.stat(self.path)
+            key = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if self._live is not None and self._live[0] == key:
+                return self._live[1]
+            text = self.path.read_text()
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             raise ApplyError(f"{self.name}: cannot read {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
+        self._live = (key, text)
+        return text
 
     def staged(self, change: Change) -> Path:
         """Write the candidate beside the live file under a hidden temp name.
