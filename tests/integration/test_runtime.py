@@ -196,3 +196,17 @@ def test_members_are_servers_named_after_them_added_and_deleted_without_a_reload
         world.register("a")  # back under its old name: added again (or its leftover filled again)
         wait_until(lambda: world.serves({"a", "b", "c"}), 10, "a to come back")
         assert world.reloads() == reloads
+
+
+def test_a_file_write_that_fails_in_watch_undoes_the_runtime_change_and_is_retried(tmp_path):
+    with running_world(tmp_path, write_delay="3s") as world:
+        before = world.stack.live.read_text()
+        world.register("b")
+        wait_until(lambda: world.serves({"a", "b"}), 10, "b to take traffic through the runtime API")
+        with unwritable(world.stack.dir):
+            wait_until(lambda: world.logged("undid the runtime change (read back): the previous configuration is "
+                                            "live again"), 15, "the failed write to undo the runtime change")
+            assert world.stack.live.read_text() == before
+        wait_until(lambda: f"server app-b 127.0.0.1:{world.backends['b'].port}" in world.stack.live.read_text(), 20,
+                   "the retried change to reach the file")
+        assert world.serves({"a", "b"})
