@@ -2,11 +2,11 @@
 between two renders the Runtime API can make without a reload.  Pure.
 
 A change is runtime-capable when every line but ``server`` lines is unchanged,
-every backend keeps the same servers in the same order, and each changed server
-line differs only in address, weight or ``disabled`` — with the address changing
-only on a server that was disabled (a slot being filled): a live server is never
-re-addressed, since its keep-alive clients would stay on the old address
-(specs/reload.md §1.6).
+servers only come and go (dynamic servers) or keep their names and order
+(slots), and each changed server line differs only in address, weight or
+``disabled`` — with the address changing only on a server that was disabled (a
+slot being filled): a live server is never re-addressed, since its keep-alive
+clients would stay on the old address (docs/runtime-api.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """HAProxy in master-worker mode: check with ``haproxy -c``, keep server states
 across the reload, reload through the master CLI and confirm it in ``show proc``
-(specs/reload.md §1).  Member changes that only touch server lines go through
-the Runtime API on the stats socket instead, checked by reading the state back."""
+(docs/runtime-api.md).  Member changes that only touch server lines go through
+the Runtime API on the stats socket instead, checked by reading the state back:
+members are servers named after them, added and deleted as dynamic servers, or
+(``slots``) fill and free spare slots."""
 
 from __future__ import annotations
 
@@ -92,18 +94,18 @@ class HAProxyTarget(FileTarget):
         """Send ``changes`` in one batch and read them back: "" when every one took,
         else the servers that did not.  :raises CommandError: the socket failed."""
         stats = self.settings.options.stats_socket
+        touched = {(c.backend, c.server) for c in changes}
+        # A leftover that comes back is still there, in maintenance: fill it again.  Delete the others again.
         changes = [replace(c, action="set", readdress=True) if c.action == "add" and (c.backend, c.server)
-                   in self.leftovers else c for c in changes]  # still there, in maintenance: fill it again
-        retry = [f"del server {b}/{s}" for b, s in sorted(self.leftovers) if (b, s) not in {(c.backend, c.server)
-                                                                                           for c in changes}]
+                   in self.leftovers else c for c in changes]
+        retry = [f"del server {backend}/{server}" for backend, server in sorted(self.leftovers - touched)]
         socket_command(stats, ";".join(retry + [cmd for c in changes for cmd in haproxy_cfg.commands(c)]), timeout=5.0)
         rows = {}
-        for backend in sorted({c.backend for c in changes} | {b for b, _ in self.leftovers}):
+        for backend in sorted({b for b, _ in touched | self.leftovers}):
             for row in parse_servers_state(socket_command(stats, f"show servers state {backend}", timeout=5.0)):
                 rows[row.backend, row.name] = row
         deleted = {(c.backend, c.server) for c in changes if c.action == "del"}
-        self.leftovers = {key for key in (self.leftovers | deleted) - {(c.backend, c.server) for c in changes
-                                                                       if c.action != "del"} if key in rows}
+        self.leftovers = {key for key in (self.leftovers - touched) | deleted if key in rows}
         return ", ".join(f"{c.backend}/{c.server}" for c in changes if not took(c, rows.get((c.backend, c.server))))
 
     def check(self, change: Change) -> None:
