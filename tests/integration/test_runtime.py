@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -210,3 +211,39 @@ def test_a_file_write_that_fails_in_watch_undoes_the_runtime_change_and_is_retri
         wait_until(lambda: f"server app-b 127.0.0.1:{world.backends['b'].port}" in world.stack.live.read_text(), 20,
                    "the retried change to reach the file")
         assert world.serves({"a", "b"})
+
+
+def test_a_member_with_requests_in_flight_stays_in_maintenance_until_it_can_be_deleted(tmp_path):
+    with running_world(tmp_path) as world, ThreadPoolExecutor(4) as pool:
+        reloads = world.reloads()
+        world.register("b")
+        wait_until(lambda: world.serves({"a", "b"}), 10, "b to take traffic")
+
+        def rows() -> dict:
+            return {r.name: r for r in parse_servers_state(world.server_state())}
+
+        def slow_requests():  # round robin: two of them on app-b, held for 3 s
+            return [pool.submit(world.stack.get, "/slow?ms=3000") for _ in range(4)]
+
+        def in_flight() -> int:  # app-b's current sessions (scur) in ``show stat``
+            stat = socket_command(world.stack.dir / "stats.sock", "show stat").splitlines()
+            header = stat[0].lstrip("# ").split(",")
+            row = next(dict(zip(header, line.split(","))) for line in stat if line.startswith("app,app-b,"))
+            return int(row["scur"])
+
+        flying = slow_requests()
+        wait_until(in_flight, 10, "a request in flight on app-b")
+        world.consul.remove_service("app-b")
+        wait_until(lambda: world.serves({"a"}), 10, "app-b to stop taking traffic")
+        assert rows()["app-b"].maint  # HAProxy refused to delete it while a request is attached
+        world.register("b")  # back while still there: filled again, not added twice
+        wait_until(lambda: world.serves({"a", "b"}), 10, "app-b to take traffic again")
+        assert [f.result().status for f in flying] == [200] * 4
+        flying = slow_requests()
+        wait_until(in_flight, 10, "a request in flight on app-b")
+        world.consul.remove_service("app-b")
+        wait_until(lambda: world.serves({"a"}), 10, "app-b to stop taking traffic")
+        assert [f.result().status for f in flying] == [200] * 4
+        world.register("c")  # the next change deletes it again, now that nothing is attached
+        wait_until(lambda: "app-b" not in rows() and world.serves({"a", "c"}), 10, "app-b deleted, app-c added")
+        assert world.reloads() == reloads
