@@ -7,7 +7,9 @@ through ``deploy``, the same safe path as ``lbctl apply``.  A failed apply is
 retried with exponential backoff; Consul failures keep the last good data (the
 watcher never reports a service it has not read).  The guard refuses mass
 removals unless forced.  SIGHUP re-reads lbctl.yml and the inventory; SIGTERM
-lets the apply in progress finish and stops.
+lets the apply in progress finish and stops.  A change made through HAProxy's
+Runtime API is written to its file at most ``write_delay`` later (one write for
+every change in between), and before a re-read or a stop.
 """
 
 from __future__ import annotations
@@ -112,10 +114,11 @@ class Controller:
                 if self.reload_requested:
                     self.reload_requested = False
                     self.restart()
-                if self.due():
+                writing = self.write_due()
+                if writing is not None and writing <= time.monotonic():
+                    self.write()  # first: a steady stream of changes must not hold the file back
+                elif self.due():
                     self.round()
-                elif self.write_due() is not None and self.write_due() <= time.monotonic():
-                    self.write()
                 else:
                     with self.wake:
                         if not (self.stop_requested or self.reload_requested):
