@@ -26,6 +26,7 @@ class HAProxyTarget(FileTarget):
     refused: tuple | None = None  # the last change the Runtime API could not make
     layout: tuple | None = None  # (a candidate, its slot layout) for the next plan
     checked: str | None = None  # the last text that passed ``check``
+    last: tuple | None = None  # (a model, its render) for the next plan (servers named after members)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -47,7 +48,14 @@ class HAProxyTarget(FileTarget):
 
     def plan(self, desired: model.Desired) -> Change:
         if not self.settings.slots:
-            return self.plan_text(self.render(desired, cache=self.backends))
+            live = self.running_text()
+            last, self.last = self.last, None
+            text = None
+            if last is not None and live is not None and (last[1] is live or last[1] == live):
+                text = splice(self.render, last[0], live, desired)
+            text = text if text is not None else self.render(desired, cache=self.backends)
+            self.last = (desired, text)  # valid while what runs is this candidate
+            return Change(self.name, live, text)
         live = self.running_text()
         previous = self.layout[1] if self.layout is not None and self.layout[0] == live else None
         desired, layout = slots.assign(desired, live, self.settings.slots, previous)
@@ -177,6 +185,37 @@ class HAProxyTarget(FileTarget):
         if self.settings.slots:
             out["slots"] = slots.in_use(self.live_text() or "")
         return out
+
+
+SPLICE_MAX = 64  # changed pools beyond which a whole render is as cheap
+
+
+def splice(render, before: model.Desired, text: str, desired: model.Desired) -> str | None:
+    """``text`` (the render of ``before``) with the backends of the pools that are
+    not the very same objects in ``desired`` rendered again and put in place; None
+    when that is not the whole difference (listeners, the pool list, a backend not
+    found as rendered): then render everything.  A change costs its pools."""
+    if desired.listeners != before.listeners or len(desired.pools) != len(before.pools):
+        return None
+    changed = [(new, old) for new, old in zip(desired.pools, before.pools) if new is not old]
+    if len(changed) > SPLICE_MAX or any(new.name != old.name for new, old in changed):
+        return None
+    pieces, pos = [], 0
+    for new, old in changed:
+        users = tuple(lst for lst in desired.listeners if new.name in model.listener_pools(lst))
+        old_text, new_text = (backend_of(render(model.Desired(users, (pool,))), pool.name) for pool in (old, new))
+        start = text.find(f"\nbackend {old.name}\n", pos) if old_text and new_text else -1
+        if start < 0 or not text.startswith(old_text, start):
+            return None
+        pieces += [text[pos:start], new_text]
+        pos = start + len(old_text)
+    return "".join(pieces + [text[pos:]])
+
+
+def backend_of(text: str, name: str) -> str:
+    """A one-pool render's backend (from its ``backend`` line on), "" if none."""
+    start = text.find(f"\nbackend {name}\n")
+    return text[start:] if start >= 0 else ""
 
 
 def unchanged(row: str, before: dict, after: dict) -> bool:
