@@ -6,6 +6,7 @@ stderr, never a traceback), 2 ``plan`` found changes, 3 a rollback failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import resource
@@ -214,7 +215,9 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
     changed = False
     for t in session.selected if output is None else [session.single()]:
         target = session.target(replace(t, config=output) if output else t)
-        change = target.plan(desired)
+        # A watch keeps the lock until its file write: compare with a file that matches what runs.
+        with target.state.lock() if output is None else contextlib.nullcontext():
+            change = target.plan(desired)
         if change.noop:
             click.echo(f"{target.path}: no changes")
         else:

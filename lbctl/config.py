@@ -55,7 +55,8 @@ class Target:
     master_log: Path | None = None  # where the master's stderr goes: reload failures quote it
     shared: bool = False  # with an election, only the leader writes to it (a BIG-IP pair, say)
     runtime_api: bool = True  # member changes through the stats socket, without a reload
-    slots: int = 4  # spare server slots per backend (0: servers named after members, no slots)
+    slots: int = 0  # spare server slots per backend (0: servers named after members, added and deleted at runtime)
+    write_delay_ms: int = 1000  # lbctl watch: how long the file may lag a runtime API change (writes coalesce)
     # nginx: the main file when ``config`` is a file it includes
     main_config: Path | None = None
 
@@ -78,7 +79,7 @@ class Config:
 TARGET_KEYS = {
     "common": ("kind", "config", "binary", "probes", "keep_backups", "lock_timeout", "check_timeout", "reload_timeout",
                "shared"),
-    "haproxy": ("master_socket", "master_log", "runtime_api", "slots"),
+    "haproxy": ("master_socket", "master_log", "runtime_api", "slots", "write_delay"),
     "nginx": ("main_config",),
 }
 DEFAULT_STATE_DIR = Path("/var/lib/lbctl")
@@ -166,9 +167,10 @@ def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Targe
         if kind == "haproxy" else None,
         master_log=resolve(base, data["master_log"]) if kind == "haproxy" and data.get("master_log") else None,
         shared=v.optional(data, "shared", path, sources.boolean, False),
-        runtime_api=(runtime := v.optional(data, "runtime_api", path, sources.boolean, True)),
-        slots=v.optional(data, "slots", path, v.integer, 4 if kind == "haproxy" and runtime else 0, 0, 10_000),
+        runtime_api=v.optional(data, "runtime_api", path, sources.boolean, True),
+        slots=v.optional(data, "slots", path, v.integer, 0, 0, 10_000),
         main_config=resolve(base, main_config) if main_config else None,
+        write_delay_ms=v.optional(data, "write_delay", path, v.duration_ms, 1000),
     )
 
 

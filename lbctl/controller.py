@@ -7,7 +7,9 @@ through ``deploy``, the same safe path as ``lbctl apply``.  A failed apply is
 retried with exponential backoff; Consul failures keep the last good data (the
 watcher never reports a service it has not read).  The guard refuses mass
 removals unless forced.  SIGHUP re-reads lbctl.yml and the inventory; SIGTERM
-lets the apply in progress finish and stops.
+lets the apply in progress finish and stops.  A change made through HAProxy's
+Runtime API is written to its file at most ``write_delay`` later (one write for
+every change in between), and before a re-read or a stop.
 """
 
 from __future__ import annotations
@@ -116,13 +118,17 @@ class Controller:
                 if self.reload_requested:
                     self.reload_requested = False
                     self.restart()
-                if self.due():
+                writing = self.write_due()
+                if writing is not None and writing <= time.monotonic():
+                    self.write()  # first: a steady stream of changes must not hold the file back
+                elif self.due():
                     self.round()
                 else:
                     with self.wake:
                         if not (self.stop_requested or self.reload_requested):
-                            self.wake.wait(TICK)
+                            self.wake.wait(self.idle_wait())
         finally:
+            self.write(every=True)
             self.shutdown()
             if collecting:
                 gc.enable()
@@ -189,8 +195,34 @@ class Controller:
         except LbctlError as exc:
             log.error("%s; keeping the running configuration", exc)
             return
+        self.write(every=True)
         self.shutdown()
         self.start(setup)
+
+    # -- file writes the runtime API path left behind (deploy's ``defer``) ---------------
+
+    def write_due(self) -> float | None:
+        """When (``time.monotonic``) the first target's file must be written; None if none waits."""
+        due = [t.unwritten_since + t.write_delay for t in self.setup.targets if t.unwritten is not None]
+        return min(due) if due else None
+
+    def idle_wait(self) -> float:
+        due = self.write_due()
+        return TICK if due is None else max(0.0, min(TICK, due - time.monotonic()))
+
+    def write(self, every: bool = False) -> None:
+        """Write the files that are due (``every``: all of them, before a re-read or exit)."""
+        for target in self.setup.targets:
+            if target.unwritten is None or not every and target.unwritten_since + target.write_delay > time.monotonic():
+                continue
+            fence = self.election.fence if self.election is not None and target.settings.shared else None
+            try:
+                with target.state.lock():
+                    deploy.flush(target, fence)
+            except LbctlError as exc:
+                log.error("%s", exc)
+                self.changed({"*"})  # the runtime change was undone: try the whole change again
+                self.schedule_retry()
 
     def due(self) -> bool:
         """Whether the quiescence timers (or a retry) say it is time to apply."""
@@ -224,7 +256,7 @@ class Controller:
             target.state.leader = self.election.me if shared else None  # who wrote, for the audit log
             try:
                 outcome = deploy.deploy(target, desired, fence=self.election.fence if shared else None,
-                                        policy=self.policy)
+                                        policy=self.policy, defer=True)
                 self.refusals.pop(target.name, None)
                 self.metrics.renders.labels(target.name, "ok").inc()
                 if outcome.result != "unchanged":

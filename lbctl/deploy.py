@@ -1,8 +1,12 @@
-"""One safe change to one target: plan → check → back up and swap → reload →
-verify, and on any failure after the swap, restore → reload → verify.
+"""One safe change to one target: plan → check → (runtime change) → back up and
+swap → reload → verify, and on any failure after a change went live, put the
+previous state back: restore → reload → verify, or undo the runtime change.
 
 The live configuration is only ever the old or the new one: a rejected
 candidate never reaches it, and a crash at any point leaves one or the other.
+A change made through HAProxy's Runtime API may leave the file behind for at
+most the target's ``write_delay`` (``lbctl watch`` coalesces the writes); it is
+written before any reload and before lbctl stops (``flush``).
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from lbctl import guard, model
+from lbctl import guard, model, textdiff
 from lbctl.errors import ConfigError, LbctlError, ReloadError, RollbackError
 from lbctl.targets.base import Change, Checkpoint
 from lbctl.targets.base import Target
+
+Record = Callable[[str, str, "str | None"], None]
 
 
 @dataclass(frozen=True)
@@ -33,63 +39,147 @@ class Outcome:
 
 def deploy(target: Target, desired: model.Desired | None = None, candidate: str | None = None,
            action: str = "apply", fence: Callable[[], None] | None = None,
-           policy: guard.Policy = guard.Policy()) -> Outcome:
+           policy: guard.Policy = guard.Policy(), defer: bool = False) -> Outcome:
     """Make ``target`` serve ``desired`` (or the ``candidate`` text, for a rollback).
 
-    ``fence`` is called right before anything is written; it raises when this
+    ``fence`` is called right before anything is changed; it raises when this
     process may no longer write (a leader that lost its lock).  ``policy`` is the
-    removal guard's (``guarded``).  Every outcome but
-    "unchanged" is recorded (``TargetState.record``: last apply, audit log, metrics).
+    removal guard's (``guarded``).  ``defer``: a change made through the Runtime
+    API leaves its file write to ``flush`` (``lbctl watch``), which must then run
+    within the target's ``write_delay``.  Every outcome but "unchanged" is
+    recorded (``TargetState.record``: last apply, audit log, metrics).
 
     :raises LbctlError: the change was refused or failed; the message says whether
         the previous configuration is live again.  ``RollbackError`` if it is not.
     """
+    fence = fence or (lambda: None)
     with target.state.lock():
         change = target.plan(desired) if candidate is None else target.plan_text(candidate)
         guarded(target, change, policy, action)
         if change.noop:
+            if not defer:
+                flush(target, fence)
             why = target.stale()  # the process runs an older file: an interrupted apply, drift
             if why:
                 return finish_interrupted(target, change, why)
             return Outcome(target.name, "unchanged", f"{target.name}: {target.path} is up to date", change)
         started = time.monotonic()
-        before, after = digest(change.live), digest(change.candidate)
 
         def record(result: str, message: str, now: str | None) -> None:
-            target.state.record(result, message, before, now, changed(change), action, time.monotonic() - started)
+            target.state.record(result, message, digest(change.live), now, changed(change), action,
+                                time.monotonic() - started)
 
-        fence = fence or (lambda: None)
+        try:
+            target.check(change)  # first: nothing has changed anywhere yet
+        except LbctlError as exc:
+            record("failed", str(exc), digest(change.live))
+            raise
+        fault("checked")
         running = target.running()  # raises if it runs but cannot be reached: nothing changed yet
         fence()
-        live_first = target.runtime(change)  # HAProxy: members changed through the Runtime API
-        try:
-            target.check(change)
-            fence()
-            target.state.mark_pending()
-            checkpoint = target.apply(change)
-        except LbctlError as exc:  # apply undoes its own partial work: nothing changed
-            target.state.clear_pending()
-            record("failed", str(exc), before)
-            raise
-        fault("swapped")
-        if not running:
-            target.state.clear_pending()
-            message = (f"{target.name}: wrote {target.path}; {target.kind} is not running, "
-                       "so it takes effect when it starts")
-            record("written", message, after)
-            return Outcome(target.name, "written", message, change)
-        try:
-            if not live_first:
-                target.reload(change)
-            fault("reloaded")
-            target.verify()
-        except LbctlError as exc:
-            restore(target, checkpoint, change, exc, record)
+        if running and target.runtime(change):  # HAProxy: members changed through the Runtime API
+            fault("runtime")
+            return runtime_applied(target, change, record, fence, defer)
+        flush(target, fence)  # a reload loads the file: it must hold every runtime change first
+        return swap_and_reload(target, change, record, fence, running)
+
+
+def runtime_applied(target: Target, change: Change, record: Record, fence: Callable[[], None],
+                    defer: bool) -> Outcome:
+    """``change`` is live through the Runtime API: confirm it serves, then write its
+    file now, or (``defer``) leave that to ``flush`` and keep the apply lock until then."""
+    try:
+        target.verify()
+    except LbctlError as exc:
+        undo(target, change, exc, record)
+    base = target.unwritten.live if target.unwritten is not None else change.live
+    target.unwritten = Change(target.name, base, change.candidate)
+    target.unwritten_since = target.unwritten_since or time.monotonic()
+    if defer:
+        target.state.hold = True  # one-shot commands wait for the file (TargetState.lock)
+    else:
+        flush(target, fence, record)
+    message = f"{target.name}: applied {target.path} through the runtime API, without a reload"
+    record("applied", message, digest(change.candidate))
+    return Outcome(target.name, "applied", message, change)
+
+
+def flush(target: Target, fence: Callable[[], None] | None = None, record: Record | None = None) -> None:
+    """Write the file that runtime changes made without it (``deploy(defer=True)``)
+    left behind, and release the apply lock kept for it.  Call with the lock held
+    (``target.state.lock()`` is re-entrant for this process).
+
+    :raises LbctlError: it could not be written: the runtime changes were undone
+        and the file in place is what runs again (the message says so).
+        ``RollbackError`` if the undo failed.
+    """
+    pending = target.unwritten
+    if pending is None:
+        return
+    target.unwritten = target.unwritten_since = None
+    target.state.hold = False
+    started = time.monotonic()
+
+    def written(result: str, message: str, now: str | None) -> None:
+        target.state.record(result, message, digest(pending.live), now, changed(pending), "write",
+                            time.monotonic() - started)
+
+    try:
+        (fence or (lambda: None))()
+        target.apply(pending)
+    except LbctlError as exc:
+        undo(target, pending, exc, record or written)
+    target.note_loaded()  # what runs is this file now, without a reload (drift)
+    fault("swapped")
+
+
+def swap_and_reload(target: Target, change: Change, record: Record, fence: Callable[[], None],
+                    running: bool) -> Outcome:
+    """The checked candidate in place, then a reload (if the process runs) and verify;
+    on failure after the swap, ``restore``."""
+    try:
+        fence()
+        target.state.mark_pending()
+        checkpoint = target.apply(change)
+    except LbctlError as exc:  # apply undoes its own partial work: nothing changed
         target.state.clear_pending()
-        how = "through the runtime API, without a reload" if live_first else f"and {target.kind} {target.reloaded}"
-        message = f"{target.name}: applied {target.path} {how}"
-        record("applied", message, after)
-        return Outcome(target.name, "applied", message, change)
+        record("failed", str(exc), digest(change.live))
+        raise
+    fault("swapped")
+    if not running:
+        target.state.clear_pending()
+        message = (f"{target.name}: wrote {target.path}; {target.kind} is not running, "
+                   "so it takes effect when it starts")
+        record("written", message, digest(change.candidate))
+        return Outcome(target.name, "written", message, change)
+    try:
+        target.reload(change)
+        fault("reloaded")
+        target.verify()
+    except LbctlError as exc:
+        restore(target, checkpoint, change, exc, record)
+    target.state.clear_pending()
+    message = f"{target.name}: applied {target.path} and {target.kind} {target.reloaded}"
+    record("applied", message, digest(change.candidate))
+    return Outcome(target.name, "applied", message, change)
+
+
+def undo(target: Target, change: Change, failure: LbctlError, record: Record) -> None:
+    """Put back the running state of ``change.live`` after ``failure``, which came
+    after ``change`` went live through the Runtime API, and raise.
+
+    :raises LbctlError: ``failure``'s kind, saying the previous state is live again.
+    :raises RollbackError: it could not be put back.
+    """
+    try:
+        target.undo_runtime(change)
+    except LbctlError as second:
+        message = f"{failure}; undoing the runtime change also failed: {second}"
+        record("rollback-failed", message, digest(change.candidate))
+        raise RollbackError(message) from None
+    message = f"{failure}; undid the runtime change (read back): the previous configuration is live again"
+    record("rolled-back", message, digest(change.live))
+    raise type(failure)(message) from None
 
 
 def guarded(target: Target, change: Change, policy: guard.Policy, action: str = "apply") -> None:
@@ -141,8 +231,7 @@ def reload_in_place(target: Target) -> Outcome:
         return finish_interrupted(target, change, target.stale() or f"the running {target.kind} had loaded already")
 
 
-def restore(target: Target, checkpoint: Checkpoint, change: Change, failure: LbctlError,
-            record: Callable[[str, str, str | None], None]) -> None:
+def restore(target: Target, checkpoint: Checkpoint, change: Change, failure: LbctlError, record: Record) -> None:
     """Put the previous configuration back after ``failure`` and raise.
 
     :raises LbctlError: ``failure``'s kind, saying the previous config is live again.
@@ -168,14 +257,26 @@ def changed(change: Change, limit: int = 50) -> list[str]:
     """What a change does, for the audit log: the target's summary, or the changed lines."""
     if change.summary:
         return list(change.summary[:limit])
-    lines = [line.rstrip("\n") for line in difflib.unified_diff((change.live or "").splitlines(), change.candidate.splitlines(),
-                                                                 lineterm="", n=0)
+    _, before, after = textdiff.stretch(change.live or "", change.candidate)  # the changed stretch only
+    lines = [line.rstrip("\n") for line in difflib.unified_diff(before, after, lineterm="", n=0)
              if line[:1] in "+-" and not line.startswith(("+++", "---"))]
     return lines[:limit] + ([f"... {len(lines) - limit} more lines"] if len(lines) > limit else [])
 
 
+_digests: dict[int, tuple[str, str]] = {}
+
+
 def digest(text: str | None) -> str | None:
-    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+    """sha256 of ``text``, kept for the last few text objects: a watch round's
+    candidate is the next round's live text (megabytes at 10,000 services)."""
+    if text is None:
+        return None
+    hit = _digests.get(id(text))
+    if hit is None or hit[0] is not text:
+        if len(_digests) >= 4:
+            _digests.clear()
+        hit = _digests[id(text)] = (text, hashlib.sha256(text.encode()).hexdigest())
+    return hit[1]
 
 
 def fault(point: str) -> None:

@@ -2,8 +2,9 @@
 
 lbctl keeps, per target, the record of what the running process loaded
 (``<state_dir>/<target>/loaded.json``, written when an apply, reload or
-rollback is verified): the file's signature (inode, modification time, size:
-every atomic write makes a new inode) and the identity of the process that
+rollback is verified, and when the file of a runtime API change is written):
+the file's signature (inode, modification time, size: every atomic write makes
+a new inode) and the identity of the process that
 runs it (HAProxy: master PID, its reload counter and the worker PIDs from the
 master CLI's ``show proc``; nginx: master and worker PIDs).  Later:
 

@@ -2,20 +2,21 @@
 between two renders the Runtime API can make without a reload.  Pure.
 
 A change is runtime-capable when every line but ``server`` lines is unchanged,
-every backend keeps the same servers in the same order, and each changed server
-line differs only in address, weight or ``disabled`` — with the address changing
-only on a server that was disabled (a slot being filled): a live server is never
-re-addressed, since its keep-alive clients would stay on the old address
-(specs/reload.md §1.6).
+servers only come and go (dynamic servers) or keep their names and order
+(slots), and each changed server line differs only in address, weight or
+``disabled`` — with the address changing only on a server that was disabled (a
+slot being filled): a live server is never re-addressed, since its keep-alive
+clients would stay on the old address (docs/runtime-api.md).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lbctl import guard
+from lbctl import guard, textdiff
 
 SECTION = re.compile(r"^(global|defaults|frontend|backend|listen|peers|resolvers|userlist|program|cache|mailers|ring"
                      r"|http-errors)\b\s*(\S*)")
@@ -40,7 +41,9 @@ class Server:
 
 @dataclass(frozen=True)
 class ServerChange:
-    """What one server must become: ``state`` ready or maint."""
+    """What one server must become: ``state`` ready or maint.  ``action``: set (an
+    existing server), add (a new one, with ``keywords``: its line's and the
+    backend's ``default-server`` ones) or del (it goes)."""
 
     backend: str
     server: str
@@ -49,6 +52,8 @@ class ServerChange:
     weight: int
     state: str
     readdress: bool
+    action: str = "set"
+    keywords: tuple[str, ...] = ()
 
 
 def split_endpoint(text: str) -> tuple[str, int]:
@@ -56,13 +61,17 @@ def split_endpoint(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port) if port.isdigit() else 0
 
 
-def section_of(lines: list[str], i: int) -> str:
-    """The backend (or listen section) line ``i`` belongs to; "" outside one."""
-    for j in range(i, -1, -1):
-        section = SECTION.match(lines[j])
+def section_start(text: str, pos: int) -> tuple[int, str]:
+    """Where the section that the line starting at ``pos`` belongs to begins, and its
+    backend (or listen section) name; "" outside one."""
+    end = pos
+    while end > 0:
+        begin = text.rfind("\n", 0, end - 1) + 1
+        section = SECTION.match(text[begin:end])
         if section:
-            return section.group(2) if section.group(1) in ("backend", "listen") else ""
-    return ""
+            return begin, section.group(2) if section.group(1) in ("backend", "listen") else ""
+        end = begin
+    return 0, ""
 
 
 def server_line(backend: str, line: str) -> Server | None:
@@ -112,39 +121,144 @@ def servers(text: str) -> dict[tuple[str, str], Server]:
     return {(s.backend, s.name): s for s in parse(text)[1]}
 
 
-def runtime_changes(old: str | None, new: str) -> list[ServerChange] | None:
-    """The Runtime API changes that turn ``old`` into ``new``, or None if a reload is needed.
+SERVERS = "\0servers"  # in a skeleton: a run of server lines
+STATIC_BALANCE = ("balance source", "balance uri", "balance url_param", "balance hdr", "balance rdp-cookie",
+                  "balance static-rr", "hash-type")  # no ``add server`` (HAProxy: not a dynamic algorithm)
 
-    Compares line by line and parses only the lines that differ: this is on the
-    path from a Consul change to HAProxy serving it.
+
+@dataclass
+class Stretch:
+    """The differing lines of one text, read once: the other lines (each run of
+    server lines as one ``SERVERS``), the servers, and per backend the
+    ``default-server`` keywords and whether it can take dynamic servers."""
+
+    skeleton: list[str]
+    servers: dict[tuple[str, str], Server]
+    defaults: dict[str, tuple[str, ...]]
+    dynamic: dict[str, bool]
+
+
+def read_stretch(text: str, start: int, lines: list[str]) -> Stretch:
+    """``lines`` (the stretch of ``text`` from ``start``) as a ``Stretch``."""
+    header, backend = section_start(text, start)
+    out = Stretch([], {}, {}, {})
+    before = text[header:start].split("\n")  # the section before the stretch: its settings
+    for line in before:
+        note_settings(out, backend, line)
+    if len(before) > 1 and server_line(backend, before[-2]):
+        out.skeleton.append(SERVERS)  # the stretch starts within a run of servers
+    for line in lines:
+        section = SECTION.match(line)
+        if section:
+            backend = section.group(2) if section.group(1) in ("backend", "listen") else ""
+        server = server_line(backend, line)
+        if server is None:
+            note_settings(out, backend, line)
+            out.skeleton.append(line)
+        else:
+            out.servers[backend, server.name] = server
+            if out.skeleton[-1:] != [SERVERS]:
+                out.skeleton.append(SERVERS)
+    end = start + sum(len(line) + 1 for line in lines)
+    following = text[end:(text.find("\n", end) + 1 or len(text) + 1) - 1] if end < len(text) else ""
+    if server_line(backend, following) and out.skeleton[-1:] != [SERVERS]:
+        out.skeleton.append(SERVERS)  # the last run of servers goes on after the stretch
+    return out
+
+
+def note_settings(out: Stretch, backend: str, line: str) -> None:
+    words = line.split()
+    if words[:1] == ["default-server"]:
+        out.defaults[backend] = tuple(words[1:])
+    if line.strip().startswith(STATIC_BALANCE):
+        out.dynamic[backend] = False
+
+
+def server_delta(old: str | None, new: str, dynamic: bool = False
+                 ) -> tuple[list[tuple[Server | None, Server | None]], Stretch] | None:
+    """The server lines that differ between ``old`` and ``new`` as (before, after),
+    with the new text's ``Stretch``; None unless nothing else differs: every other
+    line the same, each differing server only in address, port, weight or
+    ``disabled``, and the same servers in the same order (``dynamic``: servers may
+    also come and go, in the runs of server lines).  Reads the differing stretch only.
     """
     if old is None:
         return None
-    old_lines, new_lines = old.splitlines(), new.splitlines()
-    if len(old_lines) != len(new_lines):
+    if old == new:
+        return [], Stretch([], {}, {}, {})
+    start, old_lines, new_lines = textdiff.stretch(old, new)
+    before, after = read_stretch(old, start, old_lines), read_stretch(new, start, new_lines)
+    if before.skeleton != after.skeleton or (not dynamic and list(before.servers) != list(after.servers)):
         return None
+    pairs = [(before.servers.get(key), after.servers.get(key)) for key in {**before.servers, **after.servers}]
+    pairs = [(a, b) for a, b in pairs if a != b]
+    if any(a is not None and b is not None and a.rest != b.rest for a, b in pairs):
+        return None
+    return pairs, after
+
+
+def runtime_changes(old: str | None, new: str, dynamic: bool = False) -> list[ServerChange] | None:
+    """The Runtime API changes that turn ``old`` into ``new``, or None if a reload is needed.
+
+    A ``server_delta`` in which no server that takes traffic changes address (its
+    keep-alive clients would stay on the old one); ``dynamic``: servers that come
+    are added (``add server``: not with a cookie or a static balance algorithm),
+    servers that go are deleted.  On the path from a Consul change to HAProxy serving it.
+    """
+    found = server_delta(old, new, dynamic)
+    if found is None:
+        return None
+    delta, stretch = found
     changes = []
-    for i in [i for i, (a, b) in enumerate(zip(old_lines, new_lines)) if a != b]:
-        backend = section_of(new_lines, i)
-        before, after = server_line(backend, old_lines[i]), server_line(backend, new_lines[i])
-        if before is None or after is None or before.name != after.name:
-            return None
-        if before.rest != after.rest:
-            return None
+    for before, after in delta:
+        if after is None:
+            changes.append(ServerChange(before.backend, before.name, before.address, before.port, before.weight,
+                                        "maint", False, "del"))
+            continue
+        state = "maint" if after.disabled else "ready"
+        if before is None:
+            if "cookie" in after.rest or not stretch.dynamic.get(after.backend, True):
+                return None
+            keywords = after.rest + stretch.defaults.get(after.backend, ())
+            changes.append(ServerChange(after.backend, after.name, after.address, after.port, after.weight,
+                                        state, False, "add", keywords))
+            continue
         readdress = (before.address, before.port) != (after.address, after.port)
         if after.disabled:
             readdress = False  # a slot being freed keeps its address until the next reload
         elif readdress and not before.disabled:
             return None
         changes.append(ServerChange(after.backend, after.name, after.address, after.port, after.weight,
-                                    "maint" if after.disabled else "ready", readdress))
+                                    state, readdress))
     return changes
+
+
+def valid(server: Server, added: bool = False) -> bool:
+    """Whether a server line's values are ones HAProxy accepts without looking anything
+    up: an IP address (no name to resolve), a port, a weight in 0-256; for a line
+    ``added`` among others, also only the keywords lbctl renders (``backup``, ``maxconn N``)."""
+    try:
+        ipaddress.ip_address(server.address)
+    except ValueError:
+        return False
+    if added and not all(word in ("backup", "maxconn") or word.isdigit() for word in server.rest):
+        return False
+    return 0 < server.port < 65536 and 0 <= server.weight <= 256
 
 
 def commands(change: ServerChange) -> list[str]:
     """The stats-socket commands for one change, in a safe order: address and weight
-    before a server takes traffic, maintenance before anything else when it stops."""
+    before a server takes traffic, maintenance before anything else when it stops
+    (and before ``del server``, which HAProxy requires)."""
     target = f"{change.backend}/{change.server}"
+    if change.action == "del":
+        return [f"set server {target} state maint", f"del server {target}"]
+    if change.action == "add":  # a new server starts in maintenance, its check disabled
+        endpoint = f"[{change.address}]:{change.port}" if ":" in change.address else f"{change.address}:{change.port}"
+        out = [" ".join(["add server", target, endpoint, "weight", str(change.weight), *change.keywords])]
+        if "check" in change.keywords:
+            out.append(f"enable health {target}")
+        return out + ([f"set server {target} state ready"] if change.state == "ready" else [])
     if change.state == "maint":
         return [f"set server {target} state maint"]
     out = []
@@ -177,21 +291,18 @@ def served(text: str | None) -> guard.Served:
 
 
 def served_after(old: str | None, old_served: guard.Served, new: str) -> guard.Served:
-    """``served(new)``, from what ``old`` serves when only server lines changed (the
-    Runtime API path): the changed lines only, not the whole file."""
-    old_lines, new_lines = (old or "").splitlines(), new.splitlines()
-    if old is None or len(old_lines) != len(new_lines):
+    """``served(new)``, from what ``old`` serves when only server lines changed, came
+    or went (the Runtime API path): the changed stretch only, not the whole file."""
+    found = server_delta(old, new, dynamic=True)
+    if found is None:
         return served(new)
     pools: dict[str, set[str]] = {}
-    for i in [i for i, (a, b) in enumerate(zip(old_lines, new_lines)) if a != b]:
-        backend = section_of(new_lines, i)
-        before, after = server_line(backend, old_lines[i]), server_line(backend, new_lines[i])
-        if before is None or after is None:
-            return served(new)
+    for before, after in found[0]:
+        backend = (after or before).backend
         members = pools.setdefault(backend, set(old_served.pools.get(backend, ())))
-        if serving(before):
+        if before is not None and serving(before):
             members.discard(identity(before))
-        if serving(after):
+        if after is not None and serving(after):
             members.add(identity(after))
     return guard.Served(old_served.listeners, {**old_served.pools, **{k: frozenset(v) for k, v in pools.items()}})
 

@@ -31,6 +31,8 @@ def render(desired: model.Desired, kind: str, options, template_dir: str | None 
         # one at a time as ``backend_text(p)``, or all of them as ``{{ backends }}``.
         data["backend_text"] = backend_texts(jinja_environment(template_dir), data["modes"], options,
                                              {} if cache is None else cache)
+        # All of them joined here, in Python (a call per pool from the template costs jinja's
+        # call checks), and only if the template prints them (an override may not).
         data["backends"] = Printed(lambda: "".join(map(data["backend_text"], desired.pools)))
         name = TEMPLATES[kind]
     else:

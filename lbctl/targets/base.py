@@ -50,6 +50,11 @@ class Target(abc.ABC):
     name: str
     state: TargetState  # lock, last-apply record, pending-reload marker
     recheck_after: float | None = None  # set by ``plan`` when a later sync will have work (drains)
+    # Live through the Runtime API, not yet in the file: live = the file, candidate = what runs
+    # (see ``deploy.flush``), and since when (monotonic) the file is behind.
+    unwritten: Change | None = None
+    unwritten_since: float | None = None
+    write_delay: float = 0.0  # how long the file may stay behind the runtime state (lbctl watch)
 
     @abc.abstractmethod
     def running(self) -> bool:
@@ -97,12 +102,21 @@ class Target(abc.ABC):
         """
 
     def runtime(self, change: Change) -> bool:
-        """Make ``change`` live without a reload, if this target can (before the swap).
+        """Make ``change`` live without a reload, if this target can (after the check,
+        before the swap).
 
         True: it is live and confirmed.  False: nothing usable was done; go the
         normal way (a reload also repairs anything half done).  Never raises.
         """
         return False
+
+    def undo_runtime(self, change: Change) -> None:
+        """Put back the running state of ``change.live`` after ``runtime(change)``
+        succeeded and a later step failed, and confirm it by reading it back.
+
+        :raises RollbackError: it could not be put back or confirmed.
+        """
+        raise NotImplementedError
 
     def resume(self, change: Change) -> None:
         """Reload a change that an interrupted run put in place without confirming it.
@@ -115,6 +129,10 @@ class Target(abc.ABC):
         """Why the process must load the configuration in place although nothing
         changed ("which ..."), or None.  :raises LbctlError: it runs but cannot be reached."""
         return "an interrupted apply had written" if self.state.pending() and self.running() else None
+
+    def note_loaded(self) -> None:
+        """Remember that the running process serves the configuration in place (a
+        runtime change was written to it), so drift does not call the file ahead."""
 
     def drift(self) -> list[str]:
         """Where what runs differs from the configuration in place, one line each (drift.py).

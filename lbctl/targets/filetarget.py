@@ -8,6 +8,8 @@ Backups live there, outside every directory the load balancer reads.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -31,6 +33,7 @@ class FileTarget(Target):
         self.render = render
         self.backups = files.BackupStore(settings.state_dir / "backups", settings.keep_backups)
         self.state = TargetState(settings.state_dir, settings.name, settings.lock_timeout_ms / 1000)
+        self._live: tuple | None = None  # ((inode, size, mtime), text) of the file last read
 
     # -- the contract ----------------------------------------------------------------
 
@@ -38,11 +41,11 @@ class FileTarget(Target):
         return self.plan_text(self.render(desired))
 
     def plan_text(self, candidate: str) -> Change:
-        return Change(self.name, self.live_text(), candidate)
+        return Change(self.name, self.running_text(), candidate)
 
     def apply(self, change: Change) -> Checkpoint:
-        backup = self.backups.save(self.path) if self.path.exists() else None
         try:
+            backup = self.backups.save(self.path) if self.path.exists() else None
             files.atomic_write(self.path, change.candidate)
         except ApplyError as exc:
             raise ApplyError(f"{self.name}: {exc}") from None
@@ -66,6 +69,9 @@ class FileTarget(Target):
     def verify(self) -> None:
         self.verify_process()
         probes.wait_healthy(self.settings.probes)
+        self.note_loaded()
+
+    def note_loaded(self) -> None:
         try:
             process = self.process()
         except LbctlError:
@@ -112,22 +118,39 @@ class FileTarget(Target):
 
     # -- shared plumbing ----------------------------------------------------------------
 
+    def running_text(self) -> str | None:
+        """What the process runs: the file, or the text of runtime changes not written yet."""
+        return self.unwritten.candidate if self.unwritten is not None else self.live_text()
+
     def live_text(self) -> str | None:
+        """The file in place; read again only when its inode, size or mtime changed
+        (``lbctl watch`` compares a file of megabytes with the render every round)."""
         try:
-            return self.path.read_text()
+            st = os.stat(self.path)
+            key = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if self._live is not None and self._live[0] == key:
+                return self._live[1]
+            text = self.path.read_text()
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             raise ApplyError(f"{self.name}: cannot read {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
+        self._live = (key, text)
+        return text
 
     def staged(self, change: Change) -> Path:
-        """Write the candidate beside the live file under a hidden temp name."""
+        """Write the candidate beside the live file under a hidden temp name.
+
+        :raises ApplyError: the config directory cannot be written (nothing changed).
+        """
         tmp = self.path.with_name(f".{self.path.name}.check{files.TEMP_SUFFIX}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             files.clean_stale_temps(self.path.parent)
             tmp.write_text(change.candidate)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
             raise ApplyError(f"{self.name}: cannot write the candidate beside {self.path} to check it: "
                              f"{exc.strerror or exc}") from None
         return tmp

@@ -1,15 +1,18 @@
 """HAProxy in master-worker mode: check with ``haproxy -c``, keep server states
 across the reload, reload through the master CLI and confirm it in ``show proc``
-(specs/reload.md §1).  Member changes that only touch server lines go through
-the Runtime API on the stats socket instead, checked by reading the state back."""
+(docs/runtime-api.md).  Member changes that only touch server lines go through
+the Runtime API on the stats socket instead, checked by reading the state back:
+members are servers named after them, added and deleted as dynamic servers, or
+(``slots``) fill and free spare slots."""
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 
 from lbctl import drift, guard, haproxy_cfg, model, slots
-from lbctl.errors import CommandError, LbctlError, ReloadError, VerifyError
+from lbctl.errors import CommandError, LbctlError, ReloadError, RollbackError, VerifyError
 from lbctl.targets import check, files, procfs
 from lbctl.targets.base import Change
 from lbctl.targets.filetarget import FileTarget
@@ -24,10 +27,22 @@ class HAProxyTarget(FileTarget):
     refused: tuple | None = None  # the last change the Runtime API could not make
     layout: tuple | None = None  # (a candidate, its slot layout) for the next plan
     served_kept: tuple | None = None  # (a candidate, what it serves) for the next guard check
+    checked: str | None = None  # the last text that passed ``check``
+    last: tuple | None = None  # (a model, its render) for the next plan (servers named after members)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.backends: dict = {}  # rendered backends, reused for pools that did not change
+        self.write_delay = self.settings.write_delay_ms / 1000
+        # Deleted from the file, but HAProxy refused ``del server`` while connections were
+        # attached: in maintenance, deleted again on later changes, gone at the next reload.
+        self.leftovers: set[tuple[str, str]] = set()
+
+    @property
+    def dynamic(self) -> bool:
+        """Servers named after members come and go as dynamic servers (``add/del server``);
+        with slots, only slots are filled and freed."""
+        return not self.settings.slots
 
     @property
     def master(self) -> MasterCLI:
@@ -35,8 +50,15 @@ class HAProxyTarget(FileTarget):
 
     def plan(self, desired: model.Desired) -> Change:
         if not self.settings.slots:
-            return self.plan_text(self.render(desired))
-        live = self.live_text()
+            live = self.running_text()
+            last, self.last = self.last, None
+            text = None
+            if last is not None and live is not None and (last[1] is live or last[1] == live):
+                text = splice(self.render, last[0], live, desired)
+            text = text if text is not None else self.render(desired, cache=self.backends)
+            self.last = (desired, text)  # valid while what runs is this candidate
+            return Change(self.name, live, text)
+        live = self.running_text()
         previous = self.layout[1] if self.layout is not None and self.layout[0] == live else None
         desired, layout = slots.assign(desired, live, self.settings.slots, previous)
         change = Change(self.name, live, self.render(desired, cache=self.backends))
@@ -65,39 +87,73 @@ class HAProxyTarget(FileTarget):
         if (change.live, change.candidate) == self.refused:
             return False  # tried already for this change (deploy, then reload)
         self.refused = (change.live, change.candidate)
-        changes = haproxy_cfg.runtime_changes(change.live, change.candidate) if self.settings.runtime_api else None
+        changes = (haproxy_cfg.runtime_changes(change.live, change.candidate, self.dynamic)
+                   if self.settings.runtime_api else None)
         if not changes:
             return False
-        stats = self.settings.options.stats_socket
         try:
-            socket_command(stats, ";".join(cmd for c in changes for cmd in haproxy_cfg.commands(c)), timeout=5.0)
-            rows = {}
-            for backend in sorted({c.backend for c in changes}):
-                for row in parse_servers_state(socket_command(stats, f"show servers state {backend}", timeout=5.0)):
-                    rows[row.backend, row.name] = row
+            wrong = self.send(changes)
         except CommandError as exc:
             log.warning("%s: runtime API failed (%s); reloading instead", self.name, exc)
             return False
-        wrong = [c for c in changes if not took(c, rows.get((c.backend, c.server)))]
         if wrong:
-            log.warning("%s: runtime API read-back disagrees for %s; reloading instead", self.name,
-                        ", ".join(f"{c.backend}/{c.server}" for c in wrong))
+            log.warning("%s: runtime API read-back disagrees for %s; reloading instead", self.name, wrong)
             return False
         self.refused = None
         return True
 
+    def undo_runtime(self, change: Change) -> None:
+        changes = haproxy_cfg.runtime_changes(change.candidate, change.live or "", self.dynamic)
+        if changes is None:
+            raise RollbackError(f"{self.name}: the runtime change cannot be reversed through the runtime API")
+        try:
+            wrong = self.send(changes)
+        except CommandError as exc:
+            raise RollbackError(str(exc)) from None
+        if wrong:
+            raise RollbackError(f"{self.name}: runtime API read-back disagrees for {wrong}")
+
+    def send(self, changes: list[haproxy_cfg.ServerChange]) -> str:
+        """Send ``changes`` in one batch and read them back: "" when every one took,
+        else the servers that did not.  :raises CommandError: the socket failed."""
+        stats = self.settings.options.stats_socket
+        touched = {(c.backend, c.server) for c in changes}
+        # A leftover that comes back is still there, in maintenance: fill it again.  Delete the others again.
+        changes = [replace(c, action="set", readdress=True) if c.action == "add" and (c.backend, c.server)
+                   in self.leftovers else c for c in changes]
+        retry = [f"del server {backend}/{server}" for backend, server in sorted(self.leftovers - touched)]
+        socket_command(stats, ";".join(retry + [cmd for c in changes for cmd in haproxy_cfg.commands(c)]), timeout=5.0)
+        rows = {}
+        for backend in sorted({b for b, _ in touched | self.leftovers}):
+            for row in parse_servers_state(socket_command(stats, f"show servers state {backend}", timeout=5.0)):
+                rows[row.backend, row.name] = row
+        deleted = {(c.backend, c.server) for c in changes if c.action == "del"}
+        self.leftovers = {key for key in (self.leftovers - touched) | deleted if key in rows}
+        return ", ".join(f"{c.backend}/{c.server}" for c in changes if not took(c, rows.get((c.backend, c.server))))
+
     def check(self, change: Change) -> None:
+        """``haproxy -c`` on the candidate, unless it differs from a text that passed
+        only in server values HAProxy accepts without looking anything up (an IP
+        address, a port, a weight, ``disabled``): see docs/runtime-api.md."""
+        if self.checked is not None and change.live == self.checked:
+            found = haproxy_cfg.server_delta(change.live, change.candidate, self.dynamic)
+            if found is not None and all(haproxy_cfg.valid(after, added=before is None)
+                                         for before, after in found[0] if after is not None):
+                self.checked = change.candidate
+                return
         staged = self.staged(change)
         try:
             check.haproxy(staged, self.settings.binary, self.settings.check_timeout_ms / 1000)
         finally:
             staged.unlink(missing_ok=True)
+        self.checked = change.candidate
 
     def reload(self, change: Change) -> None:
         if self.runtime(change):
             return
         self.save_server_states(change)
         self.master.reload(timeout=self.settings.reload_timeout_ms / 1000)
+        self.leftovers.clear()  # the new workers have the file's servers only
 
     def save_server_states(self, change: Change) -> None:
         """Dump the running servers' states for the new workers, minus every server
@@ -175,6 +231,37 @@ class HAProxyTarget(FileTarget):
         return out
 
 
+SPLICE_MAX = 64  # changed pools beyond which a whole render is as cheap
+
+
+def splice(render, before: model.Desired, text: str, desired: model.Desired) -> str | None:
+    """``text`` (the render of ``before``) with the backends of the pools that are
+    not the very same objects in ``desired`` rendered again and put in place; None
+    when that is not the whole difference (listeners, the pool list, a backend not
+    found as rendered): then render everything.  A change costs its pools."""
+    if desired.listeners != before.listeners or len(desired.pools) != len(before.pools):
+        return None
+    changed = [(new, old) for new, old in zip(desired.pools, before.pools) if new is not old]
+    if len(changed) > SPLICE_MAX or any(new.name != old.name for new, old in changed):
+        return None
+    pieces, pos = [], 0
+    for new, old in changed:
+        users = tuple(lst for lst in desired.listeners if new.name in model.listener_pools(lst))
+        old_text, new_text = (backend_of(render(model.Desired(users, (pool,))), pool.name) for pool in (old, new))
+        start = text.find(f"\nbackend {old.name}\n", pos) if old_text and new_text else -1
+        if start < 0 or not text.startswith(old_text, start):
+            return None
+        pieces += [text[pos:start], new_text]
+        pos = start + len(old_text)
+    return "".join(pieces + [text[pos:]])
+
+
+def backend_of(text: str, name: str) -> str:
+    """A one-pool render's backend (from its ``backend`` line on), "" if none."""
+    start = text.find(f"\nbackend {name}\n")
+    return text[start:] if start >= 0 else ""
+
+
 def unchanged(row: str, before: dict, after: dict) -> bool:
     """Keep a ``show servers state`` row only if its server's line is the same in both configs."""
     fields = row.split()
@@ -186,6 +273,8 @@ def unchanged(row: str, before: dict, after: dict) -> bool:
 
 def took(change: haproxy_cfg.ServerChange, row) -> bool:
     """Whether ``show servers state`` shows ``change`` in effect."""
+    if change.action == "del":  # gone, or in maintenance while connections keep it (retried: ``leftovers``)
+        return row is None or bool(row.admin_state & 0x01)
     if row is None:
         return False
     if change.state == "maint":

@@ -4,6 +4,7 @@ Every kind of target has one; file targets keep their backups beside it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from datetime import datetime, timezone
@@ -24,10 +25,37 @@ class TargetState:
         self.lock_timeout = lock_timeout
         self.listeners: list[Callable[[dict], None]] = []  # the audit log, metrics
         self.leader: bool | None = None  # set by a controller that elects a leader
+        self.hold = False  # keep the lock after the block: a runtime change waits for its file write
+        self._held: contextlib.ExitStack | None = None
 
-    def lock(self) -> Iterator[Path]:
-        """One apply at a time.  :raises LockedError: still held after the lock timeout."""
-        return files.apply_lock(self.directory / "lock", self.lock_timeout, self.name)
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One apply at a time; re-entrant while this process keeps the lock (``hold``).
+
+        :raises LockedError: still held after the lock timeout.
+        """
+        if self._held is not None:
+            try:
+                yield
+            finally:
+                if not self.hold:
+                    self.release()
+            return
+        held = contextlib.ExitStack()
+        held.enter_context(files.apply_lock(self.directory / "lock", self.lock_timeout, self.name))
+        try:
+            yield
+        finally:
+            if self.hold:
+                self._held = held
+            else:
+                held.close()
+
+    def release(self) -> None:
+        """Let go of a lock kept by ``hold`` (nothing if none is kept)."""
+        held, self._held, self.hold = self._held, None, False
+        if held is not None:
+            held.close()
 
     def record(self, result: str, message: str, before: str | None, after: str | None,
                changed: Iterable[str] = (), action: str = "apply", duration: float | None = None) -> None:

@@ -89,3 +89,24 @@ def test_mass_deregistration_is_refused_until_approved(tmp_path):
 def test_sigterm_lets_the_watch_stop_cleanly(world):
     assert world.stop_watch() == 0
     assert world.logged("lbctl: watch stopped")
+
+
+def test_the_file_write_is_coalesced_and_flushed_before_exit_and_for_one_shot_commands(tmp_path):
+    with running_world(tmp_path, write_delay="30s") as world:
+        before = world.stack.live.read_text()
+        world.register("b")
+        wait_until(lambda: world.serves({"a", "b"}), 10, "b to take traffic through the runtime API")
+        assert world.stack.live.read_text() == before  # the file waits for write_delay
+        # a one-shot command waits for the apply lock, which the watch keeps until its write
+        plan = world.stack.spawn("plan")
+        wait_until(lambda: world.logged("applied"), 10, "the watch to log the apply")
+        world.register("c")
+        wait_until(lambda: world.serves({"a", "b", "c"}), 10, "c to take traffic")
+        assert world.stop_watch() == 0  # SIGTERM: the watch writes the file before it stops
+        out, err = plan.communicate(timeout=30)
+        assert (plan.returncode, out) == (0, f"{world.stack.live}: no changes\n"), err  # it saw the written file
+        after = world.stack.live.read_text()
+        for name in "abc":
+            assert f"127.0.0.1:{world.backends[name].port} weight 1\n" in after
+        again = world.stack.run("plan")
+        assert (again.exit_code, again.output) == (0, f"{world.stack.live}: no changes\n")

@@ -49,7 +49,7 @@ def test_paths_are_relative_to_the_config_file(tmp_path):
     assert cfg.inventory == tmp_path / "inv.yml" and cfg.state_dir == tmp_path / "state"
     edge = cfg.targets["edge"]
     assert (edge.config, edge.state_dir, edge.slots, edge.runtime_api, edge.shared) == (
-        tmp_path / "h.cfg", tmp_path / "state" / "edge", 4, True, False)
+        tmp_path / "h.cfg", tmp_path / "state" / "edge", 0, True, False)  # servers named after members
 
 
 def test_unreadable_and_broken_files(tmp_path):

@@ -159,3 +159,6 @@ def test_haproxy_works_out_what_a_candidate_serves_from_the_changed_lines():
                   desired({"web": [f"m{i}" for i in range(9)], "api": ["x"]}, listeners=[("public", "web")])):
         candidate = render(slots.assign(after, live, 4)[0], "haproxy", opts)
         assert haproxy_cfg.served_after(live, haproxy_cfg.served(live), candidate) == haproxy_cfg.served(candidate)
+        # servers named after members (the default): they come and go as lines
+        named_live, named = render(first, "haproxy", opts), render(after, "haproxy", opts)
+        assert haproxy_cfg.served_after(named_live, haproxy_cfg.served(named_live), named) == haproxy_cfg.served(named)

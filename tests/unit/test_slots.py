@@ -79,3 +79,40 @@ def test_unchanged_pools_keep_their_layout_without_being_laid_out_again():
     again, _ = slots.assign(second, text, 2, layout)
     assert again.pools[0] is slotted.pools[0]
     assert [m.address for m in again.pools[1].members] == ["10.0.0.2", "10.0.0.3", "127.0.0.1"]
+
+
+def named(members, **pool):
+    """Servers named after members (``slots: 0``)."""
+    raw = {"listeners": {"w": {"port": 8080, "default_pool": "app"}},
+           "pools": {"app": {"members": [{"name": n, "address": a, "port": 80, **extra} for n, a, extra in members],
+                             **pool}}}
+    return render(inventory.from_raw(raw), "haproxy", settings.options("haproxy"))
+
+
+def test_named_members_come_and_go_as_dynamic_servers():
+    first, second = named([A, B]), named([B, C])
+    assert haproxy_cfg.runtime_changes(first, second) is None  # without dynamic servers: a reload
+    changes = haproxy_cfg.runtime_changes(first, second, dynamic=True)
+    assert [haproxy_cfg.commands(c) for c in changes] == [
+        ["set server app/a state maint", "del server app/a"],
+        ["add server app/c 10.0.0.3:80 weight 1 check inter 2s rise 2 fall 3", "enable health app/c",
+         "set server app/c state ready"]]
+    assert sorted(c.action for c in haproxy_cfg.runtime_changes(second, first, dynamic=True)) == ["add", "del"]
+
+
+def test_dynamic_servers_need_a_dynamic_algorithm_and_no_cookie():
+    for pool in ({"balance": "source"}, {"sticky_cookie": "SRV"}):
+        assert haproxy_cfg.runtime_changes(named([A], **pool), named([A, B], **pool), dynamic=True) is None
+    # a removal needs neither
+    assert haproxy_cfg.runtime_changes(named([A, B], balance="source"), named([A], balance="source"), dynamic=True)
+
+
+def test_only_server_values_and_rendered_keywords_skip_the_check():
+    first = named([A, B])
+    delta, _ = haproxy_cfg.server_delta(first, named([A, ("b", "10.0.0.2", {"weight": 5}), C]), dynamic=True)
+    assert [(a and a.name, b and b.name) for a, b in delta] == [("b", "b"), (None, "c")]
+    assert all(haproxy_cfg.valid(after, added=before is None) for before, after in delta)
+    assert haproxy_cfg.server_delta(first, first.replace("balance roundrobin", "balance leastconn"), True) is None
+    bad = haproxy_cfg.Server("app", "x", "10.0.0.9", 80, 1, False, ("cookie", "x"))
+    assert not haproxy_cfg.valid(bad, added=True) and haproxy_cfg.valid(bad)
+    assert not haproxy_cfg.valid(haproxy_cfg.Server("app", "x", "db.example", 80, 1, False, ()))

@@ -1,0 +1,84 @@
+"""lbctl watch writes the files of runtime API changes late, once, and always: the
+controller's write scheduling and ``deploy.flush``, with a target that records
+what it is asked to do (the real thing is tested end to end in test_watch.py)."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from lbctl import deploy
+from lbctl.controller import Controller
+from lbctl.errors import ApplyError, LockedError
+from lbctl.targets import files
+from lbctl.targets.base import Change
+from lbctl.targets.state import TargetState
+
+
+class Recorder:
+    """A target whose file writes and runtime undos are recorded (or fail on demand)."""
+
+    def __init__(self, directory, name: str, since: float | None, fail: bool = False) -> None:
+        self.name, self.path, self.fail = name, directory / f"{name}.cfg", fail
+        self.state = TargetState(directory / name, name, 0.2)
+        self.settings = SimpleNamespace(shared=False)
+        self.write_delay = 1.0
+        self.unwritten = None if since is None else Change(name, "old\n", "new\n")
+        self.unwritten_since = since
+        self.written, self.undone, self.noted = [], [], 0
+
+    def apply(self, change):
+        if self.fail:
+            raise ApplyError(f"{self.name}: cannot write")
+        self.written.append(change.candidate)
+
+    def note_loaded(self):  # the process serves the written file (drift's loaded.json)
+        self.noted += 1
+
+    def undo_runtime(self, change):
+        self.undone.append(change.live)
+
+
+def controller(targets) -> Controller:
+    ctl = Controller(lambda: None)
+    ctl.setup = SimpleNamespace(targets=targets, watch=SimpleNamespace(retry_max_ms=1000))
+    return ctl
+
+
+def test_only_the_writes_that_are_due_are_made_and_every_one_before_a_stop(tmp_path):
+    now = time.monotonic()
+    late, early, none = Recorder(tmp_path, "late", now - 2), Recorder(tmp_path, "early", now), Recorder(tmp_path, "x", None)
+    ctl = controller([late, early, none])
+    assert ctl.write_due() == pytest.approx(now - 1)
+    ctl.write()
+    assert (late.written, early.written, late.unwritten, late.noted) == (["new\n"], [], None, 1)
+    assert ctl.write_due() == pytest.approx(now + 1)
+    ctl.write(every=True)
+    assert early.written == ["new\n"] and ctl.write_due() is None and none.written == []
+
+
+def test_the_lock_is_kept_while_a_write_is_due_and_released_by_it(tmp_path):
+    target = Recorder(tmp_path, "edge", time.monotonic())
+    with target.state.lock():
+        target.state.hold = True  # what deploy does after a deferred runtime change
+    with pytest.raises(LockedError):  # another lbctl waits ...
+        with files.apply_lock(tmp_path / "edge" / "lock", 0.1):
+            pass
+    with target.state.lock():  # ... while this process may go on (re-entrant)
+        deploy.flush(target)
+    with files.apply_lock(tmp_path / "edge" / "lock", 0.1):  # ... until the write
+        pass
+
+
+def test_a_failed_write_undoes_the_runtime_change_and_retries(tmp_path):
+    target = Recorder(tmp_path, "edge", time.monotonic() - 5, fail=True)
+    ctl = controller([target])
+    ctl.write()
+    assert target.undone == ["old\n"] and target.unwritten is None
+    assert ctl.dirty == {"*"} and ctl.retry_at is not None
+    last = target.state.last()
+    assert (last["action"], last["result"]) == ("write", "rolled-back")
+    assert last["message"] == ("edge: cannot write; undid the runtime change (read back): "
+                               "the previous configuration is live again")
