@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from lbctl import __version__, config, deploy, inventory, logs, settings, sources
+from lbctl import __version__, config, deploy, inventory, logs, redact, settings, sources
 from lbctl.audit import AuditLog
 from lbctl.bigip_config import BigIPSettings
 from lbctl.errors import ConfigError, LbctlError
@@ -174,6 +174,7 @@ def one_shot(func):
 @click.version_option(__version__, prog_name="lbctl")
 def cli() -> None:
     """Keep HAProxy, Nginx and F5 BIG-IP in step with an inventory or Consul."""
+    redact.guard_streams()  # no secret read from here on reaches stdout or stderr
 
 
 @cli.command()

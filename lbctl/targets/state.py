@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from lbctl import redact
 from lbctl.errors import ApplyError
 from lbctl.targets import files
 
@@ -33,10 +34,10 @@ class TargetState:
                changed: Iterable[str] = (), action: str = "apply", duration: float | None = None) -> None:
         """Remember one apply or rollback for ``lbctl status`` and tell the listeners
         (best effort: a failing record never masks the result it records)."""
-        entry = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "target": self.name,
+        entry = redact.scrub({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "target": self.name,
                  "action": action, "result": result, "message": message, "hash_before": before,
                  "hash_after": after, "changed": list(changed), "leader": self.leader,
-                 "duration_s": None if duration is None else round(duration, 4)}
+                 "duration_s": None if duration is None else round(duration, 4)})
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             files.atomic_write(self.directory / "last-apply.json", json.dumps(entry, indent=1) + "\n")
