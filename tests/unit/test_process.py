@@ -26,6 +26,12 @@ def test_input_and_env():
     assert r.ok and r.stdout == "in-env\n"
 
 
+@pytest.mark.skipif(not Path("/usr/sbin/haproxy").exists(), reason="Debian's haproxy is not installed")
+def test_a_bare_name_is_found_in_sbin_off_the_path(monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # a normal user's PATH on Debian
+    assert run(["haproxy", "-v"], timeout=10).stdout.startswith("HAProxy version")
+
+
 def test_missing_binary():
     with pytest.raises(CommandError, match="no-such-binary-lbctl: command not found"):
         run(["no-such-binary-lbctl", "-v"], timeout=5)
