@@ -14,7 +14,7 @@ from lbctl import validate as v
 
 @dataclass(frozen=True)
 class HAProxyOptions:
-    """The global and defaults sections of haproxy.cfg (see specs/reload.md §1.8)."""
+    """The global and defaults sections of haproxy.cfg (see docs/upstream.md#haproxy-globals)."""
 
     stats_socket: str = "/run/haproxy/admin.sock"
     state_file: str = "/var/lib/haproxy/server-state"

@@ -1,6 +1,6 @@
 """nginx: check the whole configuration tree with ``nginx -t`` on a staged copy,
 reload with HUP and confirm it by worker generations and the error log
-(specs/reload.md §2)."""
+(docs/upstream.md#nginx-reload)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 ``ConsulEmulator`` serves ``/v1/agent``, ``/v1/catalog``, ``/v1/health``, ``/v1/kv``,
 ``/v1/session`` and ``/v1/status`` on loopback, with Consul's blocking queries,
-indexes, headers and error messages (see ``shared/specs/consul-api.md``), so the real
+indexes, headers and error messages (see docs/upstream.md#consul), so the real
 py-consul client can drive it.  Fault switches (``outage``, ``set_latency``,
 ``fail_next``, ``reset_index``...) let tests exercise failure handling.
 
