@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from lbctl import redact, validate as v
-from lbctl.errors import ConfigError
 
 CONSUL_KEYS = ("address", "scheme", "token_env", "token_file", "tls", "datacenter", "services", "tag",
                "filter", "health", "stale", "wait", "min_query_interval")
