@@ -60,9 +60,17 @@ config_option = click.option(
 inventory_option = click.option(
     "-i", "--inventory", "inventory_path", type=click.Path(dir_okay=False, path_type=Path),
     help="Inventory file (YAML or JSON); default: the config's source.inventory.")
-target_option = click.option(
-    "-t", "--target", "target_name",
-    help="A target named in the config, or without a config a kind: haproxy or nginx.")
+
+
+def target_option_for(kinds: str | None):
+    """``-t``: a target of the config, or (``kinds``) a kind when there is no config."""
+    return click.option("-t", "--target", "target_name", help="A target named in the config" + (
+        f", or without a config a kind: {kinds}." if kinds else "."))
+
+
+target_option = target_option_for(None)
+KINDS_HELP = "haproxy or nginx"
+AS3_KINDS_HELP = "haproxy, nginx or as3 (the AS3 declaration; with a config, that of its bigip target)"
 templates_option = click.option(
     "--templates", "template_dir", type=click.Path(file_okay=False, exists=True),
     help="Directory of templates that override the packaged ones.")
@@ -85,7 +93,7 @@ class Session:
             if name == "as3":
                 return [AS3]
             if name not in KINDS:
-                raise ConfigError(f"-t must be one of {', '.join(KINDS)} without a config (got {name!r})")
+                raise ConfigError(f"-t must be one of {', '.join(KINDS)}, as3 without a config (got {name!r})")
             return [config.Target(name, name, Path(f"{name}.cfg"), settings.options(name), name, Path("."), slots=0)]
         if name is None:
             if not self.config.targets:
@@ -150,11 +158,14 @@ class Session:
         return target
 
 
-def source_options(func):
-    """The options every command that renders takes: --config, -i, -t, --templates."""
-    for option in (templates_option, target_option, inventory_option, config_option):
-        func = option(func)
-    return func
+def source_options(kinds: str | None):
+    """The options every command that renders takes: --config, -i, -t (``kinds``: what
+    it may name without a config), --templates."""
+    def decorate(func):
+        for option in (templates_option, target_option_for(kinds), inventory_option, config_option):
+            func = option(func)
+        return func
+    return decorate
 
 
 def one_shot(func):
@@ -178,7 +189,7 @@ def cli() -> None:
 
 
 @cli.command()
-@source_options
+@source_options(AS3_KINDS_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the configuration to this file (atomically) instead of stdout.")
 @one_shot
@@ -200,7 +211,7 @@ def render(config_path, inventory_path, target_name, template_dir, output) -> No
 
 
 @cli.command()
-@source_options
+@source_options(AS3_KINDS_HELP)
 @click.option("--binary", help="The haproxy or nginx binary to check with (default: from the config or PATH).")
 @one_shot
 def validate(config_path, inventory_path, target_name, template_dir, binary) -> None:
@@ -225,7 +236,7 @@ def validate(config_path, inventory_path, target_name, template_dir, binary) -> 
 
 
 @cli.command()
-@source_options
+@source_options(KINDS_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="The configuration file to compare with (default: the target's config).")
 @one_shot
@@ -253,7 +264,7 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
 
 
 @cli.command()
-@source_options
+@source_options(None)
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"changed": ..., "targets": [{"target", "result", "message"}]} instead of lines.')
 def apply(config_path, inventory_path, target_name, template_dir, as_json) -> None:
@@ -271,7 +282,7 @@ def apply(config_path, inventory_path, target_name, template_dir, as_json) -> No
 
 
 @cli.command()
-@source_options
+@source_options(None)
 @click.option("--force", is_flag=True, help="Apply changes the mass-removal guard would refuse.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every step, not only changes and problems.")
 @click.option("--log-format", type=click.Choice(["human", "json"]), default="human", help="Log lines for people or JSON.")
