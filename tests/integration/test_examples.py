@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from lbctl import config
 from lbctl.cli import cli
 from lbctl.emulators.consul import ConsulEmulator
-from lbctl.emulators.consul.__main__ import _demo
+from lbctl.emulators.consul.__main__ import demo as demo_catalog
 from lbctl.targets import nginx_ctl
 from tests.helpers import ROOT, needs
 from tests.support import requires_haproxy, requires_nginx
@@ -105,7 +105,7 @@ def test_the_watch_demo_serves_consul_instances(tmp_path):
     raw = yaml.safe_load(demo.read_text())
     listen = yaml.safe_load((examples / "watch-demo" / "inventory.yml").read_text())["listeners"]["web"]["port"]
     with ConsulEmulator() as consul:
-        _demo(consul)
+        demo_catalog(consul)
         raw["source"]["consul"]["address"] = f"127.0.0.1:{consul.port}"
         raw["targets"]["edge"]["probes"] = [{"url": f"http://127.0.0.1:{listen}/"}]
         demo.write_text(yaml.safe_dump(raw))

@@ -34,7 +34,7 @@ def _backend(name: str, host: str) -> int:
     return server.server_address[1]
 
 
-def _demo(c: ConsulEmulator, host: str = "127.0.0.1") -> list[str]:
+def demo(c: ConsulEmulator, host: str = "127.0.0.1") -> list[str]:
     """A small catalog whose instances answer: ``web`` on two extra nodes, ``db`` on the
     agent node, each a demo HTTP backend on ``host``.  Returns one line per instance."""
     ports = {sid: _backend(sid, host) for sid in ("web-1", "web-2", "db-1")}
@@ -63,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with ConsulEmulator(args.host, args.port, node_name=args.node, datacenter=args.datacenter,
                         seed=args.seed, verbose=args.verbose) as c:
-        demo = _demo(c) if args.demo else []
+        instances = demo(c) if args.demo else []
         print(f"consul emulator listening on {c.url} (node {args.node}, dc {args.datacenter})", flush=True)
-        if demo:
-            print("demo instances (each answers its name):", *demo, sep="\n", flush=True)
+        if instances:
+            print("demo instances (each answers its name):", *instances, sep="\n", flush=True)
         try:
             while not stop.wait(3600):
                 pass
