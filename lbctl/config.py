@@ -82,6 +82,7 @@ TARGET_KEYS = {
 }
 DEFAULT_STATE_DIR = Path("/var/lib/lbctl")
 DEFAULT_MASTER_SOCKET = Path("/run/haproxy-master.sock")
+SOCKET_MAX = 97  # HAProxy: sun_path's 108 bytes, less room for the temporary name it binds first
 
 
 def load(path: str | Path) -> Config:
@@ -139,7 +140,7 @@ def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Targe
     if kind == "nginx":
         options_raw["layout"] = "include" if main_config else "main"
     options = settings.options(kind, options_raw, path)
-    return Target(
+    return sockets_fit(path, Target(
         name=name,
         kind=kind,
         config=resolve(base, v.optional(data, "config", path, local_path, None)),
@@ -158,7 +159,18 @@ def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Targe
         runtime_api=(runtime := v.optional(data, "runtime_api", path, sources.boolean, True)),
         slots=v.optional(data, "slots", path, v.integer, 4 if kind == "haproxy" and runtime else 0, 0, 10_000),
         main_config=resolve(base, main_config) if main_config else None,
-    )
+    ))
+
+
+def sockets_fit(path: str, t: Target) -> Target:
+    """HAProxy refuses a UNIX socket path longer than ``SOCKET_MAX`` bytes, and says so
+    only when it starts (docs/running.md): refuse it here, naming the key."""
+    if t.kind == "haproxy":
+        for key, sock in (("master_socket", str(t.master_socket)), ("stats_socket", t.options.stats_socket)):
+            if len(sock.encode()) > SOCKET_MAX:
+                raise v.fail(f"{path}.{key}", f"is longer than the {SOCKET_MAX} bytes HAProxy accepts for "
+                             "a UNIX socket path; use a shorter directory", sock)
+    return t
 
 
 def probe(raw: Any, path: str) -> Probe:

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,15 @@ pytestmark = [pytest.mark.integration,
               pytest.mark.filterwarnings("ignore:distutils Version classes are deprecated:DeprecationWarning")]
 EXAMPLES = sorted((ROOT / "examples").glob("*/lbctl.yml"))
 KINDS = {"haproxy": "haproxy", "nginx": "nginx", "bigip": "bigip", "as3": "bigip", "watch-demo": "haproxy"}
+
+
+@pytest.fixture
+def short_dir():
+    """A directory with a short path: HAProxy's UNIX sockets allow 97 bytes, and
+    pytest's tmp_path can be longer than that with the examples' run/ inside."""
+    path = Path(tempfile.mkdtemp(prefix="lbctl-ex-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def run(*args: str):
@@ -58,8 +68,8 @@ def test_every_target_kind_has_an_example():
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.parent.name for p in EXAMPLES])
-def test_each_example_loads_and_renders(path, tmp_path):
-    examples = copy_examples(tmp_path, free_ports=False)
+def test_each_example_loads_and_renders(path, short_dir):
+    examples = copy_examples(short_dir, free_ports=False)
     copied = examples / path.parent.name / "lbctl.yml"
     loaded = config.load(copied)
     assert [t.kind for t in loaded.targets.values()] == [KINDS[path.parent.name]]
@@ -75,8 +85,8 @@ def test_each_example_loads_and_renders(path, tmp_path):
 
 @needs(requires_haproxy + requires_nginx)
 @pytest.mark.parametrize("name", ["haproxy", "nginx", "as3"])
-def test_each_example_passes_the_targets_own_check(name, tmp_path):
-    examples = copy_examples(tmp_path)
+def test_each_example_passes_the_targets_own_check(name, short_dir):
+    examples = copy_examples(short_dir)
     result = run("validate", "-c", examples / name / "lbctl.yml", *(["-t", "as3"] if name == "as3" else []))
     assert result.exit_code == 0, result.output
     assert result.output.endswith("configuration is valid\n")
@@ -99,8 +109,8 @@ def master_pid(lbctl_yml: Path) -> int:
 
 
 @needs(requires_haproxy)
-def test_the_watch_demo_serves_consul_instances(tmp_path):
-    examples = copy_examples(tmp_path)
+def test_the_watch_demo_serves_consul_instances(short_dir):
+    examples = copy_examples(short_dir)
     demo = examples / "watch-demo" / "lbctl.yml"
     raw = yaml.safe_load(demo.read_text())
     listen = yaml.safe_load((examples / "watch-demo" / "inventory.yml").read_text())["listeners"]["web"]["port"]
@@ -127,8 +137,8 @@ def test_the_watch_demo_serves_consul_instances(tmp_path):
 
 
 @needs(requires_nginx)
-def test_the_printed_command_starts_nginx(tmp_path):
-    examples = copy_examples(tmp_path)
+def test_the_printed_command_starts_nginx(short_dir):
+    examples = copy_examples(short_dir)
     lbctl_yml = examples / "nginx" / "lbctl.yml"
     first = run("apply", "-c", lbctl_yml)
     assert first.exit_code == 0 and "nginx is not running" in first.output, first.output

@@ -102,6 +102,14 @@ def test_every_path_key_is_relative_to_the_config_file(tmp_path):
     assert (f5.password_file, f5.ca_bundle) == (d / "secrets/f5", d / "tls/f5.pem")
 
 
+def test_socket_paths_haproxy_cannot_bind_are_refused(tmp_path):
+    deep = "run/" + "d" * 90 + "/master.sock"
+    message = error_of(tmp_path, f"targets: {{edge: {{kind: haproxy, config: x, master_socket: {deep}}}}}")
+    assert message.startswith("targets.edge.master_socket: is longer than the 97 bytes HAProxy accepts")
+    message = error_of(tmp_path, f"targets: {{edge: {{kind: haproxy, config: x, stats_socket: {deep}}}}}")
+    assert message.startswith("targets.edge.stats_socket: is longer than the 97 bytes")
+
+
 def test_unreadable_and_broken_files(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config: No such file"):
         config.load(tmp_path / "missing.yml")
