@@ -50,11 +50,11 @@ def fail(ctx: click.Context, message: str, code: int = 1) -> None:
 
 class EchoHandler(logging.Handler):
     """Log lines of one-shot commands: ``lbctl: warning: ...`` on stderr (whatever
-    stderr is at the time: click's test runner swaps it)."""
+    stderr is at the time: click's test runner swaps it), secrets masked."""
 
     def emit(self, record: logging.LogRecord) -> None:
         level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
-        click.echo(f"lbctl: {level}{record.getMessage()}", err=True)
+        click.echo(redact.mask(f"lbctl: {level}{record.getMessage()}"), err=True)
 
 
 ONE_SHOT_LOG = EchoHandler()

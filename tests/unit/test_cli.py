@@ -128,7 +128,7 @@ def test_bash_completion_as_documented(tmp_path):
               '_lbctl_completion lbctl; echo "${COMPREPLY[@]}"')
     env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
-    assert proc.stdout == "render\nhuman json\n", proc.stderr
+    assert proc.stdout == "reload render\nhuman json\n", proc.stderr
     assert '_LBCTL_COMPLETE=bash_source lbctl' in (ROOT / "docs" / "cli.md").read_text()
 
 

@@ -12,6 +12,7 @@ import requests
 
 from lbctl import logs, redact, sources
 from lbctl.audit import AuditLog
+from lbctl.console import ONE_SHOT_LOG
 from lbctl.errors import ConfigError
 from lbctl.metrics import Metrics, StatusServer
 from lbctl.targets.state import TargetState
@@ -63,6 +64,7 @@ def test_log_records_and_tracebacks_are_masked(fmt, monkeypatch):
     redact.remember("log-secret-42")
     stream = io.StringIO()
     monkeypatch.setattr("sys.stderr", stream)
+    monkeypatch.setattr(logging.getLogger("lbctl"), "handlers", [])  # as watch does: no one-shot lines
     logs.setup(fmt)
     log = logging.getLogger("lbctl.test")
     log.warning("consul said %s", "denied for log-secret-42")
@@ -102,3 +104,13 @@ def test_status_pages_are_masked():
         server.shutdown()
         server.server_close()
     assert resp.status_code == 503 and resp.text == "consul: *** denied\n"
+
+
+def test_one_shot_log_lines_are_masked(monkeypatch):
+    """The one-shot commands' log lines (console.py) mask like every other exit."""
+    redact.remember("echo-secret-42")
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    ONE_SHOT_LOG.handle(logging.makeLogRecord({"msg": "denied for %s", "args": ("echo-secret-42",),
+                                               "levelno": logging.WARNING, "levelname": "WARNING"}))
+    assert stream.getvalue() == "lbctl: warning: denied for ***\n"
