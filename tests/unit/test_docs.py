@@ -33,7 +33,7 @@ def test_relative_links_resolve(page):
 
 def test_no_reference_to_private_specs():
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    pattern = re.compile(r"\.\./shared|/work/shared|shared/specs|\bspecs/[a-z-]+\.md")
-    hits = [f for f in files if (ROOT / f).is_file() and f != "tests/unit/test_docs.py"
-            and pattern.search((ROOT / f).read_text(errors="replace"))]
+    # spelled so that this file does not match itself (nor a grep for these strings)
+    pattern = re.compile(r"\.\./share[d]|/work/share[d]|shared/spec[s]|\bspec[s]/[a-z-]+\.md")
+    hits = [f for f in files if (ROOT / f).is_file() and pattern.search((ROOT / f).read_text(errors="replace"))]
     assert hits == []
