@@ -138,7 +138,8 @@ def reload_in_place(target: Target) -> Outcome:
         change = Change(target.name, live, live)
         target.check(change)
         if not target.running():
-            raise ReloadError(f"{target.name}: {target.kind} is not running, so there is nothing to reload")
+            raise ReloadError(f"{target.name}: {target.kind} is not running, so there is nothing to reload; "
+                              f"start it{start.hint(target.settings)}")
         return finish_interrupted(target, change, target.stale() or f"the running {target.kind} had loaded already")
 
 
