@@ -6,7 +6,7 @@ every backend keeps the same servers in the same order, and each changed server
 line differs only in address, weight or ``disabled`` — with the address changing
 only on a server that was disabled (a slot being filled): a live server is never
 re-addressed, since its keep-alive clients would stay on the old address
-(specs/reload.md §1.6).
+(docs/upstream.md#haproxy-runtime-api).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """HAProxy in master-worker mode: check with ``haproxy -c``, keep server states
 across the reload, reload through the master CLI and confirm it in ``show proc``
-(specs/reload.md §1).  Member changes that only touch server lines go through
+(docs/upstream.md#haproxy).  Member changes that only touch server lines go through
 the Runtime API on the stats socket instead, checked by reading the state back."""
 
 from __future__ import annotations
