@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from lbctl import redact
 from lbctl.errors import ConfigError
 
 
@@ -20,8 +21,8 @@ class AuditLog:
             raise ConfigError(f"audit_log: cannot open {path}: {exc.strerror}") from None
 
     def __call__(self, entry: dict) -> None:
-        """Append ``entry``.  One ``write`` on an O_APPEND file: lines never interleave."""
-        line = (json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        """Append ``entry``, secrets masked.  One ``write`` on an O_APPEND file: lines never interleave."""
+        line = (json.dumps(redact.scrub(entry), sort_keys=True, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
             os.write(fd, line)

@@ -21,8 +21,9 @@ import click
 from lbctl import __version__, config, deploy, guard, inventory, logs, settings, sources
 from lbctl.audit import AuditLog
 from lbctl.bigip_config import BigIPSettings
-from lbctl.console import (ONE_SHOT_LOG, LbctlGroup, config_option, force_options, one_shot, remember_verbose,
-                           source_options, status_text, target_option, target_status, verbose_option, with_options)
+from lbctl.console import (AS3_KINDS_HELP, KINDS_HELP, ONE_SHOT_LOG, LbctlGroup, config_option, force_options,
+                           one_shot, remember_verbose, source_options, status_text, target_option, target_status,
+                           verbose_option, with_options)
 from lbctl.errors import ConfigError, LbctlError
 from lbctl.render import KINDS, render as render_config
 from lbctl.targets import check as checks
@@ -70,7 +71,7 @@ class Session:
             if name == "as3":
                 return [AS3]
             if name not in KINDS:
-                raise ConfigError(f"-t must be one of {', '.join(KINDS)} without a config (got {name!r})")
+                raise ConfigError(f"-t must be one of {', '.join(KINDS)}, as3 without a config (got {name!r})")
             return [config.Target(name, name, Path(f"{name}.cfg"), settings.options(name), name, Path("."), slots=0)]
         if name is None:
             if not self.config.targets:
@@ -143,7 +144,7 @@ def cli() -> None:
 
 
 @cli.command()
-@source_options
+@source_options(AS3_KINDS_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the configuration to this file (atomically) instead of stdout.")
 @verbose_option
@@ -166,7 +167,7 @@ def render(config_path, inventory_path, target_name, template_dir, output) -> No
 
 
 @cli.command()
-@source_options
+@source_options(AS3_KINDS_HELP)
 @click.option("--binary", help="The haproxy or nginx binary to check with (default: from the config or PATH).")
 @verbose_option
 @one_shot
@@ -198,7 +199,7 @@ def validate(config_path, inventory_path, target_name, template_dir, binary) -> 
 
 
 @cli.command()
-@source_options
+@source_options(KINDS_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="The configuration file to compare with (default: the target's config).")
 @verbose_option
@@ -233,7 +234,7 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
 
 
 @cli.command()
-@source_options
+@source_options(None)
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"changed": ..., "targets": [{"target", "result", "message"}]} instead of lines.')
 @with_options(force_options)
@@ -254,7 +255,7 @@ def apply(config_path, inventory_path, target_name, template_dir, as_json, force
 
 
 @cli.command()
-@source_options
+@source_options(None)
 @click.option("--force", is_flag=True, help="Apply changes the removal guard would refuse.")
 @click.option("-v", "--verbose", is_flag=True, callback=remember_verbose,
               help="Log every step, not only changes and problems.")

@@ -7,6 +7,7 @@ lives here or in ``settings.py`` (the render options).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ TARGET_KEYS = {
 }
 DEFAULT_STATE_DIR = Path("/var/lib/lbctl")
 DEFAULT_MASTER_SOCKET = Path("/run/haproxy-master.sock")
+SOCKET_MAX = 97  # HAProxy: sun_path's 108 bytes, less room for the temporary name it binds first
 
 
 def load(path: str | Path) -> Config:
@@ -146,17 +148,18 @@ def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Targe
     option_keys = tuple(f.name.removesuffix("_ms") for f in fields(settings.OPTION_TYPES[kind]))
     own = TARGET_KEYS["common"] + TARGET_KEYS[kind]
     v.fields(data, path, own + tuple(k for k in option_keys if k != "layout"), ("config",))
-    options_raw = {k: data[k] for k in option_keys if k in data}
+    options_raw = {k: resolve_text(base, data[k]) if k in settings.PATH_OPTIONS else data[k]
+                   for k in option_keys if k in data}
     main_config = v.optional(data, "main_config", path, local_path, None)
     if kind == "nginx":
         options_raw["layout"] = "include" if main_config else "main"
     options = settings.options(kind, options_raw, path)
-    return Target(
+    return sockets_fit(path, Target(
         name=name,
         kind=kind,
         config=resolve(base, v.optional(data, "config", path, local_path, None)),
         options=options,
-        binary=v.optional(data, "binary", path, local_path, kind),
+        binary=resolve_text(base, v.optional(data, "binary", path, local_path, kind), bare_name=True),
         state_dir=state_dir / name,
         probes=tuple(probe(p, f"{path}.probes[{i}]") for i, p in enumerate(v.sequence(data.get("probes") or [], f"{path}.probes"))),
         keep_backups=v.optional(data, "keep_backups", path, v.integer, 10, 1, 1000),
@@ -171,7 +174,18 @@ def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Targe
         slots=v.optional(data, "slots", path, v.integer, 0, 0, 10_000),
         main_config=resolve(base, main_config) if main_config else None,
         write_delay_ms=v.optional(data, "write_delay", path, v.duration_ms, 1000),
-    )
+    ))
+
+
+def sockets_fit(path: str, t: Target) -> Target:
+    """HAProxy refuses a UNIX socket path longer than ``SOCKET_MAX`` bytes, and says so
+    only when it starts (docs/running.md): refuse it here, naming the key."""
+    if t.kind == "haproxy":
+        for key, sock in (("master_socket", str(t.master_socket)), ("stats_socket", t.options.stats_socket)):
+            if len(sock.encode()) > SOCKET_MAX:
+                raise v.fail(f"{path}.{key}", f"is longer than the {SOCKET_MAX} bytes HAProxy accepts for "
+                             "a UNIX socket path; use a shorter directory", sock)
+    return t
 
 
 def probe(raw: Any, path: str) -> Probe:
@@ -202,3 +216,11 @@ def local_path(value: Any, path: str) -> str:
 def resolve(base: Path, value: str) -> Path:
     p = Path(value)
     return p if p.is_absolute() else base / p
+
+
+def resolve_text(base: Path, value: Any, bare_name: bool = False) -> Any:
+    """A path option (still text, validated later) relative to ``base`` when it is relative.
+    With ``bare_name``, a name without '/' stays as it is (``binary: haproxy``: from PATH)."""
+    if not isinstance(value, str) or not value or value.startswith("/") or (bare_name and "/" not in value):
+        return value
+    return os.path.normpath(base / value)

@@ -1,6 +1,7 @@
 """The plumbing of the command line: every error as one line and an exit code
-(``-v`` adds the traceback of an unexpected one), the log lines of one-shot
-commands on stderr, the options several commands share, and ``lbctl status``'s text."""
+(``-v`` adds the traceback of an unexpected one), secrets masked in everything on
+stdout and stderr, the log lines of one-shot commands on stderr, the options
+several commands share, and ``lbctl status``'s text."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from lbctl import redact
 from lbctl.errors import LbctlError
 
 
@@ -21,6 +23,7 @@ class LbctlGroup(click.Group):
     one-shot commands go to stderr as ``lbctl: ...`` (``watch`` sets up its own)."""
 
     def invoke(self, ctx: click.Context):
+        redact.guard_streams()  # no secret read from here on reaches stdout or stderr
         lbctl_log = logging.getLogger("lbctl")
         if ONE_SHOT_LOG not in lbctl_log.handlers:
             lbctl_log.addHandler(ONE_SHOT_LOG)
@@ -47,11 +50,11 @@ def fail(ctx: click.Context, message: str, code: int = 1) -> None:
 
 class EchoHandler(logging.Handler):
     """Log lines of one-shot commands: ``lbctl: warning: ...`` on stderr (whatever
-    stderr is at the time: click's test runner swaps it)."""
+    stderr is at the time: click's test runner swaps it), secrets masked."""
 
     def emit(self, record: logging.LogRecord) -> None:
         level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
-        click.echo(f"lbctl: {level}{record.getMessage()}", err=True)
+        click.echo(redact.mask(f"lbctl: {level}{record.getMessage()}"), err=True)
 
 
 ONE_SHOT_LOG = EchoHandler()
@@ -91,9 +94,17 @@ config_option = click.option(
 inventory_option = click.option(
     "-i", "--inventory", "inventory_path", type=click.Path(dir_okay=False, path_type=Path),
     help="Inventory file (YAML or JSON); default: the config's source.inventory.")
-target_option = click.option(
-    "-t", "--target", "target_name",
-    help="A target named in the config, or without a config a kind: haproxy or nginx.")
+
+
+def target_option_for(kinds: str | None):
+    """``-t``: a target of the config, or (``kinds``) a kind when there is no config."""
+    return click.option("-t", "--target", "target_name", help="A target named in the config" + (
+        f", or without a config a kind: {kinds}." if kinds else "."))
+
+
+target_option = target_option_for(None)
+KINDS_HELP = "haproxy or nginx"
+AS3_KINDS_HELP = "haproxy, nginx or as3 (the AS3 declaration; with a config, that of its bigip target)"
 templates_option = click.option(
     "--templates", "template_dir", type=click.Path(file_okay=False, exists=True),
     help="Directory of templates that override the packaged ones.")
@@ -112,11 +123,14 @@ def with_options(options):
     return decorate
 
 
-def source_options(func):
-    """The options every command that renders takes: --config, -i, -t, --templates."""
-    for option in (templates_option, target_option, inventory_option, config_option):
-        func = option(func)
-    return func
+def source_options(kinds: str | None):
+    """The options every command that renders takes: --config, -i, -t (``kinds``: what
+    it may name without a config), --templates."""
+    def decorate(func):
+        for option in (templates_option, target_option_for(kinds), inventory_option, config_option):
+            func = option(func)
+        return func
+    return decorate
 
 
 def one_shot(func):

@@ -23,6 +23,7 @@ from lbctl import guard, model, textdiff
 from lbctl.errors import ConfigError, LbctlError, ReloadError, RollbackError
 from lbctl.targets.base import Change, Checkpoint
 from lbctl.targets.base import Target
+from lbctl.targets import start
 
 Record = Callable[[str, str, "str | None"], None]
 
@@ -149,7 +150,7 @@ def swap_and_reload(target: Target, change: Change, record: Record, fence: Calla
     if not running:
         target.state.clear_pending()
         message = (f"{target.name}: wrote {target.path}; {target.kind} is not running, "
-                   "so it takes effect when it starts")
+                   f"so it takes effect when it starts{start.hint(target.settings)}")
         record("written", message, digest(change.candidate))
         return Outcome(target.name, "written", message, change)
     try:
@@ -227,7 +228,8 @@ def reload_in_place(target: Target) -> Outcome:
         change = Change(target.name, live, live)
         target.check(change)
         if not target.running():
-            raise ReloadError(f"{target.name}: {target.kind} is not running, so there is nothing to reload")
+            raise ReloadError(f"{target.name}: {target.kind} is not running, so there is nothing to reload; "
+                              f"start it{start.hint(target.settings)}")
         return finish_interrupted(target, change, target.stale() or f"the running {target.kind} had loaded already")
 
 

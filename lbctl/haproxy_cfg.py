@@ -6,7 +6,7 @@ servers only come and go (dynamic servers) or keep their names and order
 (slots), and each changed server line differs only in address, weight or
 ``disabled`` — with the address changing only on a server that was disabled (a
 slot being filled): a live server is never re-addressed, since its keep-alive
-clients would stay on the old address (docs/runtime-api.md).
+clients would stay on the old address (docs/upstream.md#haproxy-runtime-api).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Logging for ``lbctl watch``: human lines by default, JSON lines with
-``--log-format json``; known secrets are masked in every record."""
+``--log-format json``; every known secret (``redact.py``) is masked in every
+record, its message and its traceback, before either format sees it."""
 
 from __future__ import annotations
 
@@ -8,35 +9,30 @@ import logging
 import sys
 from datetime import datetime, timezone
 
-SECRETS: set[str] = set()  # values that must never reach a log (tokens, passwords)
-
-
-def secret(value: str | None) -> None:
-    if value and len(value) >= 4:
-        SECRETS.add(value)
-
-
-def mask(text: str) -> str:
-    for value in SECRETS:
-        text = text.replace(value, "***")
-    return text
+from lbctl import redact
 
 
 class Masking(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if SECRETS:
-            record.msg, record.args = mask(record.getMessage()), None
+        record.msg, record.args = redact.mask(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact.mask(record.exc_text)
         return True
 
 
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({
+        line = {
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
-        }, ensure_ascii=False)
+        }
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        return json.dumps(line, ensure_ascii=False)
 
 
 def setup(fmt: str = "human", verbose: bool = False) -> None:

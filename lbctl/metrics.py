@@ -10,7 +10,7 @@ from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from lbctl import model
+from lbctl import model, redact
 
 ROLLBACKS = ("rolled-back", "rollback-failed")
 
@@ -89,6 +89,7 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(404, b"not found: try /metrics, /healthz or /readyz\n")
 
     def answer(self, status: int, body: bytes, kind: str = "text/plain; charset=utf-8") -> None:
+        body = redact.mask(body.decode()).encode()
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))

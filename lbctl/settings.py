@@ -14,7 +14,7 @@ from lbctl import validate as v
 
 @dataclass(frozen=True)
 class HAProxyOptions:
-    """The global and defaults sections of haproxy.cfg (see specs/reload.md §1.8)."""
+    """The global and defaults sections of haproxy.cfg (see docs/upstream.md#haproxy-globals)."""
 
     stats_socket: str = "/run/haproxy/admin.sock"
     state_file: str = "/var/lib/haproxy/server-state"
@@ -41,10 +41,11 @@ class NginxOptions:
 
 
 OPTION_TYPES = {"haproxy": HAProxyOptions, "nginx": NginxOptions}
+# Options that are file paths: lbctl.yml may give them relative to itself (config.py).
+PATH_OPTIONS = ("stats_socket", "state_file", "pid_file", "error_log", "stream_module", "temp_dir")
 KINDS = tuple(OPTION_TYPES)
 _CHECKS = {
-    "stats_socket": (v.file_path,), "state_file": (v.file_path,), "pid_file": (v.file_path,),
-    "error_log": (v.file_path,), "stream_module": (v.file_path,), "temp_dir": (v.file_path,),
+    **{name: (v.file_path,) for name in PATH_OPTIONS},
     "maxconn": (v.integer, 1, 10_000_000), "mworker_max_reloads": (v.integer, 1, 1000),
     "worker_processes": (v.integer, 1, 1024), "worker_connections": (v.integer, 1, 1_000_000),
     "layout": (v.choice, ("main", "include")), "user": (v.ident,),

@@ -1,8 +1,8 @@
 """Settings for the Consul source and for ``lbctl watch``, from lbctl.yml.
 
 Documented in docs/consul.md.  Every default lives here.  The ACL token is
-read from an environment variable or a file when the client is made, and is
-never stored in these settings, logged or shown in an error.
+read from an environment variable or a file when the client is made
+(``redact.read``), and is never stored in these settings, logged or shown.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lbctl import validate as v
-from lbctl.errors import ConfigError
+from lbctl import redact, validate as v
 
 CONSUL_KEYS = ("address", "scheme", "token_env", "token_file", "tls", "datacenter", "services", "tag",
                "filter", "health", "stale", "wait", "min_query_interval")
@@ -44,19 +43,13 @@ class ConsulSettings:
     wait_ms: int = 60_000  # how long one blocking query may wait
     min_query_interval_ms: int = 100  # per watched query, after a burst of two
 
+    where: str = "source.consul"  # the section in lbctl.yml, for errors
+
     def token(self) -> str | None:
         """:raises ConfigError: the variable or file is missing (the value is never shown)."""
-        if self.token_file is not None:
-            try:
-                return self.token_file.read_text().strip()
-            except OSError as exc:
-                raise ConfigError(f"source.consul.token_file: cannot read {self.token_file}: {exc.strerror}") from None
-        if self.token_env is not None:
-            value = os.environ.get(self.token_env)
-            if not value:
-                raise ConfigError(f"source.consul.token_env: the environment variable {self.token_env} is not set")
-            return value
-        return None
+        if self.token_file is None and self.token_env is None:
+            return None
+        return redact.read(self.token_env, self.token_file, self.where, "token")
 
 
 @dataclass(frozen=True)
@@ -115,6 +108,7 @@ def consul(raw: Any, base: Path, path: str = "source.consul", need_services: boo
         stale=v.optional(data, "stale", path, boolean, False),
         wait_ms=v.optional(data, "wait", path, v.duration_ms, 60_000),
         min_query_interval_ms=v.optional(data, "min_query_interval", path, v.duration_ms, 100),
+        where=path,
     )
     if need_services and not (settings.services or settings.tag or settings.filter):
         raise v.fail(path, "needs services, a tag or a filter to choose what to watch")

@@ -8,7 +8,17 @@ import os
 
 import pytest
 
+from lbctl import redact
 from tests.support import SKIP_PREFIX
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_from_other_tests(monkeypatch):
+    """redact.py masks every secret the process has seen, for the life of the process:
+    each test starts with none (a password "wrong" in one test would mask a path
+    ending in /wrong in another)."""
+    monkeypatch.setattr(redact, "_known", set())
+    monkeypatch.setattr(redact, "_order", [])
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,4 +1,4 @@
-"""Reading and watching Consul through py-consul (specs/consul-api.md).
+"""Reading and watching Consul through py-consul (docs/upstream.md#consul-blocking-queries).
 
 One blocking query per watched service on ``/v1/health/service/<name>``, plus one
 on ``/v1/catalog/services`` when services are chosen by tag or filter.  Index

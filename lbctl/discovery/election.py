@@ -1,5 +1,5 @@
-"""Leader election through a Consul session and a KV lock (specs/consul-api.md §8,
-after ``api/lock.go``), so that only one ``lbctl watch`` writes to shared targets.
+"""Leader election through a Consul session and a KV lock (docs/upstream.md#consul-election,
+after Consul's ``api/lock.go``), so that only one ``lbctl watch`` writes to shared targets.
 
 The session is bound to the TTL check of a service this process registers for
 itself (``lbctl``, ID ``lbctl-<name>``; a node-level check would take every

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from lbctl import bigip_config, guard
+from lbctl import bigip_config, guard, redact
 from lbctl import config as cfg
 from lbctl import model
 from lbctl.errors import ConfigError, LbctlError, ReloadError, RollbackError, ValidationError, VerifyError
@@ -83,21 +83,11 @@ class BigIPTarget(Target):
         self.recheck_after: float | None = None
 
     def password(self) -> str:
-        """The password, from the environment or a file; read at each login, never logged."""
+        """The password, from the environment or a file; read at each login, never shown."""
         opts = self.opts
-        if opts.password_env:
-            value = os.environ.get(opts.password_env)
-            if not value:
-                raise ConfigError(f"{self.name}: password_env: the environment variable {opts.password_env} is not set")
-            return value
-        try:
-            value = opts.password_file.read_text().rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{self.name}: password_file {opts.password_file}: cannot read it: "
-                              f"{getattr(exc, 'strerror', None) or exc}") from None
-        if not value:
-            raise ConfigError(f"{self.name}: password_file {opts.password_file} is empty")
-        return value
+        password = redact.read(opts.password_env, opts.password_file, f"targets.{self.name}", "password")
+        redact.remember_login(opts.username, password)
+        return password
 
     # -- plan ----------------------------------------------------------------------------
     def plan(self, desired: model.Desired) -> BigIPChange:

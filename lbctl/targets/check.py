@@ -3,7 +3,7 @@
 The check runs the real binary (``haproxy -c``, ``nginx -t``) and turns a
 rejection into a one-line ``ValidationError`` carrying the target's own words.
 Neither check binds ports or resolves everything a reload will (see
-specs/reload.md §1.4 and §2.3): a passed check is necessary, not sufficient.
+docs/upstream.md#haproxy-check-limits and #nginx-check-limits): a passed check is necessary, not sufficient.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """HAProxy in master-worker mode: check with ``haproxy -c``, keep server states
 across the reload, reload through the master CLI and confirm it in ``show proc``
-(docs/runtime-api.md).  Member changes that only touch server lines go through
+(docs/upstream.md#haproxy).  Member changes that only touch server lines go through
 the Runtime API on the stats socket instead, checked by reading the state back:
 members are servers named after them, added and deleted as dynamic servers, or
 (``slots``) fill and free spare slots."""
@@ -157,7 +157,7 @@ class HAProxyTarget(FileTarget):
 
     def save_server_states(self, change: Change) -> None:
         """Dump the running servers' states for the new workers, minus every server
-        whose line changes: for those the new config must win (reload.md §1.7)."""
+        whose line changes: for those the new config must win (docs/upstream.md#haproxy-server-state)."""
         opts = self.settings.options
         try:
             text = socket_command(opts.stats_socket, "show servers state", timeout=5.0)

@@ -1,6 +1,6 @@
 """HAProxy's UNIX-socket CLIs: the master CLI (reload, ``show proc``) and the stats socket.
 
-Measured on 2.6.12 (management.txt §9.4): the master CLI keeps a connection
+Measured on 2.6 (see docs/upstream.md#haproxy-master-cli): the master CLI keeps a connection
 open until the client half-closes, its ``reload`` answers nothing, and while
 the master re-execs connecting fails with ECONNREFUSED/ECONNRESET. A failed
 reload still bumps ``reloads`` but sets ``failed: 1`` and keeps the old worker.

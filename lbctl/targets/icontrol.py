@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable
 
 import requests
 
+from lbctl import redact
 from lbctl.errors import ApplyError, ConfigError, LbctlError, Temporary
 from lbctl.targets import bigip_model as bm
 from lbctl.targets.bigip_diff import Op, rest_call, segment
@@ -100,6 +101,7 @@ def _sdk() -> SimpleNamespace:
             if not resp.ok:
                 raise iControlUnexpectedHTTPError(f"{resp.status_code} login failed", response=resp)
             token = self._get_token_from_response(resp.json())
+            redact.remember(self.token)  # a device may echo it in an error body
             created = self._get_last_update_micros(token)
             self.expiration = self._get_token_expiration_time(created, self._get_expiration_micros(token, created))
 

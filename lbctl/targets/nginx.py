@@ -1,6 +1,6 @@
 """nginx: check the whole configuration tree with ``nginx -t`` on a staged copy,
 reload with HUP and confirm it by worker generations and the error log
-(specs/reload.md §2)."""
+(docs/upstream.md#nginx-reload)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class NginxTarget(FileTarget):
 
     def check(self, change: Change) -> None:
         timeout = self.settings.check_timeout_ms / 1000
+        self.make_temp_dir()
         if self.settings.main_config is None:
             staged = self.staged(change)
             try:
@@ -34,6 +35,15 @@ class NginxTarget(FileTarget):
         with tempfile.TemporaryDirectory(prefix="lbctl-nginx-") as tmp:
             main = stage_tree(self.settings.main_config, self.path, change.candidate, Path(tmp) / "conf")
             check.nginx(main, self.settings.binary, timeout)
+
+    def make_temp_dir(self) -> None:
+        """``temp_dir`` is lbctl's: create it (nginx creates only the last level of a temp path)."""
+        temp_dir = self.settings.options.temp_dir
+        if temp_dir:
+            try:
+                Path(temp_dir).mkdir(mode=0o755, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ApplyError(f"{self.name}: cannot create temp_dir {temp_dir}: {exc.strerror}") from None
 
     def reload(self, change: Change) -> None:
         opts = self.settings.options

@@ -1,4 +1,4 @@
-"""Reloading nginx and confirming it took (specs/reload.md §2.4).
+"""Reloading nginx and confirming it took (docs/upstream.md#nginx-reload).
 
 ``nginx -s reload`` exits 0 even when the reload fails, so lbctl sends HUP to
 the master itself and watches: a new worker PID must appear, every old worker

@@ -1,4 +1,4 @@
-"""HTTP probes that must answer after a change, with fail-fast rules (specs/reload.md §3):
+"""HTTP probes that must answer after a change, with fail-fast rules (docs/configuration.md, step 6):
 success is ``successes`` good answers in a row; failure is ``failures`` bad ones
 in a row, or no success within ``deadline`` seconds."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from typing import Mapping, Sequence
 
 from lbctl.errors import CommandError
 
+# Where Debian installs haproxy and nginx: not on a normal user's PATH.
+SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
 # How long to wait for the pipes to drain after the process group was killed
 # (a daemonized grandchild in another session may still hold them open).
 _DRAIN_SECONDS = 1.0
@@ -40,6 +43,13 @@ class Result:
         return "\n".join(s.strip() for s in (self.stderr, self.stdout) if s.strip())
 
 
+def locate(binary: str) -> str:
+    """A bare command name (``haproxy``) from PATH, else from the sbin directories."""
+    if "/" in binary or shutil.which(binary):
+        return binary
+    return shutil.which(binary, path=SBIN) or binary
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -55,7 +65,7 @@ def run(
     :raises CommandError: the binary is missing or not executable, or the timeout
         expired (the process group is killed first).
     """
-    argv = tuple(str(a) for a in argv)
+    argv = (locate(str(argv[0])), *(str(a) for a in argv[1:]))
     shown = shlex.join(argv)
     full_env = None if env is None else {**os.environ, **env}
     try:

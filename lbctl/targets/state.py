@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from lbctl import redact
 from lbctl.errors import ApplyError
 from lbctl.targets import files
 
@@ -67,10 +68,11 @@ class TargetState:
 
     def entry(self, action: str, result: str, message: str, before: str | None = None, after: str | None = None,
               changed: Iterable[str] = (), duration: float | None = None) -> dict:
-        return {"time": now(), "target": self.name,
-                "action": action, "result": result, "message": message, "hash_before": before,
-                "hash_after": after, "changed": list(changed), "leader": self.leader,
-                "duration_s": None if duration is None else round(duration, 4)}
+        """One record, every secret masked (it goes to files and to the audit log)."""
+        return redact.scrub({"time": now(), "target": self.name,
+                             "action": action, "result": result, "message": message, "hash_before": before,
+                             "hash_after": after, "changed": list(changed), "leader": self.leader,
+                             "duration_s": None if duration is None else round(duration, 4)})
 
     def keep(self, name: str, entry: dict) -> None:
         try:

@@ -286,7 +286,7 @@ def test_bad_credentials_and_missing_secrets_are_config_errors(emu, make, monkey
     with pytest.raises(ConfigError, match=rf"^f5: login to https://127.0.0.1:{emu.port} as admin failed"):
         make().plan(SHOP)
     monkeypatch.delenv(ENV)
-    with pytest.raises(ConfigError, match=f"^f5: password_env: the environment variable {ENV} is not set$"):
+    with pytest.raises(ConfigError, match=rf"^targets\.f5\.password_env: the environment variable {ENV} is not set$"):
         make().plan(SHOP)
     (tmp_path / "pw").write_text(PASSWORD + "\n")
     assert not make(password_env=None, password_file="pw").plan(SHOP).noop

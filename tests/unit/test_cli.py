@@ -1,5 +1,6 @@
 """The command line, through click's CliRunner (and the console entry point)."""
 
+import os
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 from lbctl import inventory, settings
 from lbctl.cli import cli
 from lbctl.render import render
-from tests.helpers import EXAMPLE, example_raw, minimal_raw, needs
+from tests.helpers import EXAMPLE, ROOT, example_raw, minimal_raw, needs
 from tests.support import requires_haproxy, requires_nginx
 
 
@@ -99,6 +100,36 @@ def test_nginx_limits_are_config_errors():
 def test_usage_errors_exit_1_so_that_2_means_changes(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "lbctl", "plan", "--no-such-option"], capture_output=True, text=True)
     assert proc.returncode == 1 and "No such option '--no-such-option'" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [["plan", "--no-such-option"], ["render", "-t"], ["frobnicate"]])
+def test_usage_errors_are_documented_as_click_prints_them(args):
+    proc = subprocess.run([sys.executable, "-m", "lbctl", *args], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert f"$ lbctl {' '.join(args)}\n{proc.stderr}" in (ROOT / "docs" / "cli.md").read_text()
+
+
+def test_t_help_lists_as3_where_it_applies():
+    for command in ("render", "validate"):
+        assert "haproxy, nginx or as3" in " ".join(run(command, "--help").output.split())
+    for command in ("plan", "apply", "watch", "rollback", "status"):
+        assert "as3" not in run(command, "--help").output
+    result = run("render", "-i", EXAMPLE, "-t", "varnish")
+    assert result.output == "lbctl: error: -t must be one of haproxy, nginx, as3 without a config (got 'varnish')\n"
+
+
+def test_bash_completion_as_documented(tmp_path):
+    """docs/cli.md: eval "$(_LBCTL_COMPLETE=bash_source lbctl)", then Tab completes."""
+    (tmp_path / "lbctl").write_text(f'#!/bin/sh\nexec {sys.executable} -m lbctl "$@"\n')
+    (tmp_path / "lbctl").chmod(0o755)
+    script = ('eval "$(_LBCTL_COMPLETE=bash_source lbctl)"; COMP_WORDS=(lbctl re); COMP_CWORD=1; '
+              '_lbctl_completion lbctl; echo "${COMPREPLY[@]}"; '
+              'COMP_WORDS=(lbctl watch --log-format ""); COMP_CWORD=3; COMPREPLY=(); '
+              '_lbctl_completion lbctl; echo "${COMPREPLY[@]}"')
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.stdout == "reload render\nhuman json\n", proc.stderr
+    assert '_LBCTL_COMPLETE=bash_source lbctl' in (ROOT / "docs" / "cli.md").read_text()
 
 
 @needs(requires_haproxy)

@@ -72,3 +72,10 @@ def test_an_unexpected_exception_is_one_line_and_v_shows_the_traceback(tmp_path,
     assert verbose.exit_code == 1
     assert "Traceback (most recent call last)" in verbose.output
     assert verbose.output.splitlines()[-1].startswith("lbctl: error: unexpected RuntimeError: a bug")
+
+
+def test_reload_of_a_process_that_is_not_running_says_how_to_start_it(tmp_path):
+    assert lbctl(tmp_path, "apply").exit_code == 0  # written: haproxy is not running
+    one_line_error(lbctl(tmp_path, "reload"),
+                   "edge: haproxy is not running, so there is nothing to reload; start it: ",
+                   f"-W -f {tmp_path / 'haproxy.cfg'} -S {tmp_path / 'master.sock'},level,admin", "(docs/running.md)")

@@ -1,4 +1,4 @@
-"""The index rules of one watch (specs/consul-api.md §2), without a server."""
+"""The index rules of one watch (docs/upstream.md#consul-blocking-queries), without a server."""
 
 import threading
 

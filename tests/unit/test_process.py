@@ -11,6 +11,7 @@ import pytest
 from lbctl.errors import CommandError
 from lbctl.targets import nginx_ctl
 from lbctl.targets.process import run
+from tests.support.procs import wait_until
 
 
 def test_non_zero_exit_is_returned_with_output():
@@ -24,6 +25,12 @@ def test_input_and_env():
     r = run([sys.executable, "-c", "import os, sys; print(sys.stdin.read() + os.environ['LBCTL_X'])"],
             timeout=30, input="in-", env={"LBCTL_X": "env"})
     assert r.ok and r.stdout == "in-env\n"
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/haproxy").exists(), reason="Debian's haproxy is not installed")
+def test_a_bare_name_is_found_in_sbin_off_the_path(monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # a normal user's PATH on Debian
+    assert run(["haproxy", "-v"], timeout=10).stdout.startswith("HAProxy version")
 
 
 def test_missing_binary():
@@ -44,4 +51,5 @@ def test_timeout_kills_the_process_group(tmp_path):
     with pytest.raises(CommandError, match=r"^timed out after 5s: "):
         run([sys.executable, "-c", script], timeout=5)
     grandchild = int(Path(pidfile).read_text())
-    assert not nginx_ctl.alive(grandchild)
+    # SIGKILL is sent; on a loaded machine the grandchild may take a moment to die
+    wait_until(lambda: not nginx_ctl.alive(grandchild), 10, "the killed grandchild to be gone")

@@ -1,4 +1,4 @@
-"""Map one AS3 tenant onto the LTM model (spec §10 "Reflect AS3 state into /mgmt/tm").
+"""Map one AS3 tenant onto the LTM model (docs/upstream.md#big-ip-as3: each tenant is a partition).
 
 Tenant ``T`` is partition ``/T``; application ``A`` is folder ``/T/A``.  Pools,
 members, monitors and ``Service_*`` virtuals are built with the same LTM calls

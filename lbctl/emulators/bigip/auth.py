@@ -1,4 +1,4 @@
-"""Basic and token authentication (spec §2), pure: the clock is injected."""
+"""Basic and token authentication (docs/upstream.md#big-ip-auth), pure: the clock is injected."""
 
 from __future__ import annotations
 

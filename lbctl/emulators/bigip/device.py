@@ -142,7 +142,7 @@ class Device:
     def _execute(self, cmd: Command) -> None:
         parts = cmd.path.split("/")[1:]
         if parts[:1] == ["transaction"]:
-            # [unverified] text: what a queued commit PATCH turns into (spec §8 pitfall)
+            # [unverified] text: what a queued commit PATCH turns into (docs/upstream.md#big-ip-transactions)
             raise IcrError(400, "A transaction cannot contain a command on "
                                 f"/mgmt/{cmd.path}.", API_REST)
         self.ltm.handle(cmd.method, parts, cmd.params, cmd.body)

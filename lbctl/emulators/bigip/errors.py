@@ -2,8 +2,8 @@
 
 mcpd/iControl errors: ``{"code", "message", "errorStack", "apiError"}``.
 restjavad (framework) errors: ``{"code", "message", "referer", "restOperationId",
-"kind": ":resterrorresponse"}``.  Texts follow specs/bigip-icontrol.md §6; the
-ones that spec marks [unverified] are marked so here too.
+"kind": ":resterrorresponse"}`` (docs/upstream.md#big-ip-auth).  Texts follow
+published device captures; those not confirmed on a device are marked [unverified].
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Monitors, virtual servers and virtual addresses (spec §7.4-7.5), as a Store mixin."""
+"""Monitors, virtual servers and virtual addresses, as a Store mixin."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pools, pool members and nodes (specs/bigip-icontrol.md §7.1-7.3), as a Store mixin.
+"""Pools, pool members and nodes, as a Store mixin.
 
 Members store the *written* admin state (``session`` user-enabled|user-disabled,
 ``state`` user-up|user-down); reads derive the device's values (monitor-enabled,

@@ -132,7 +132,7 @@ class BigIPEmulator:
                              device_groups=tuple(device_groups))
         self.requests: list[Request] = []
         self._fault_lock = threading.Lock()
-        self._fail: tuple[int, int, str] = (0, 500, "")
+        self._fail: tuple[int, int, str, str] = (0, 500, "", "")  # (count, status, message, path prefix)
         self._latency = 0.0
         self._dir: Path | None = None
         self._server: _Server | None = None
@@ -201,24 +201,28 @@ class BigIPEmulator:
         with self._fault_lock:
             self.requests.append(record)
             latency = self._latency
-            remaining, status, message = self._fail
+            remaining, status, message, prefix = self._fail
+            remaining = remaining if split.path.startswith(prefix) else 0
             if remaining:
-                self._fail = (remaining - 1, status, message)
+                self._fail = (remaining - 1, status, message, prefix)
         if latency:
             self.device.stopping.wait(latency)
         if remaining:
             record.status = status
+            message = message.replace("{token}", headers.get("X-F5-Auth-Token") or "")
             return status, {"code": status, "message": message, "errorStack": [],
                             "apiError": 1}
         record.status, answer = self.device.handle(method, raw_path, headers, body, sender)
         return record.status, answer
 
     # -- fault switches (thread-safe) -------------------------------------------------------
-    def fail_next(self, n: int = 1, status: int = 500, message: str | None = None) -> None:
-        """The next ``n`` requests (any path, login included) get ``status``."""
+    def fail_next(self, n: int = 1, status: int = 500, message: str | None = None, path_prefix: str = "") -> None:
+        """The next ``n`` requests under ``path_prefix`` (default: any path, login included) get
+        ``status``.  ``{token}`` in ``message`` becomes the request's X-F5-Auth-Token, as a
+        device that echoes the request would show it."""
         with self._fault_lock:
             self._fail = (n, status, message or f"Injected failure ({status}) from "
-                                                "BigIPEmulator.fail_next")
+                                                "BigIPEmulator.fail_next", path_prefix)
 
     def fail_next_commit(self, message: str = "01070734:3: Configuration error: "
                          "injected commit failure") -> None:

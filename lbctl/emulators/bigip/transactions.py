@@ -1,4 +1,4 @@
-"""iControl REST transactions (spec §8), pure: no I/O, no locking.
+"""iControl REST transactions (docs/upstream.md#big-ip-transactions), pure: no I/O, no locking.
 
 Non-GET requests carrying ``X-F5-REST-Coordination-Id`` are queued as commands;
 ``PATCH /mgmt/tm/transaction/<id> {"state":"VALIDATING"}`` runs them in

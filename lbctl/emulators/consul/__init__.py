@@ -2,8 +2,9 @@
 
 ``ConsulEmulator`` serves ``/v1/agent``, ``/v1/catalog``, ``/v1/health``, ``/v1/kv``,
 ``/v1/session`` and ``/v1/status`` on loopback, with Consul's blocking queries,
-indexes, headers, error messages and per-client connection cap (see docs/testing.md),
-so the real py-consul client can drive it.  Fault switches (``outage``, ``set_latency``,
+indexes, headers, error messages (see docs/upstream.md#consul) and per-client
+connection cap (see docs/testing.md), so the real py-consul client can drive it.
+Fault switches (``outage``, ``set_latency``,
 ``fail_next``, ``reset_index``...) let tests exercise failure handling.
 
 Layout: ``state.py`` (``Store``: pure in-memory state, built from ``core``,

@@ -22,7 +22,7 @@ _SUSPICIOUS = (".js", ".css", ".html", ".htm", ".xml", ".json", ".txt", ".log", 
 
 
 def validate_key(key: str) -> None:
-    """Recent Consul's key validation (400 on failure), plus the spec's character set."""
+    """Recent Consul's key validation (400 on failure), plus its character set ``[A-Za-z0-9,-_./]``."""
     if key.startswith("/"):
         raise ConsulError(400, "key must not begin with a '/'")
     if "../" in key or "..\\" in key:

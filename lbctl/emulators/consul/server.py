@@ -124,7 +124,7 @@ class ConsulEmulator:
         self._cut = threading.Event()
         self._latency = 0.0
         self._error_rate = (0.0, 500, "")
-        self._fail_next: list[tuple[int, str]] = []  # (status, path prefix)
+        self._fail_next: list[tuple[int, str, str | None]] = []  # (status, path prefix, body)
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -210,10 +210,14 @@ class ConsulEmulator:
         """Answer a random fraction *rate* of requests (under *path_prefix*) with *status*."""
         self._error_rate = (float(rate), int(status), path_prefix)
 
-    def fail_next(self, n: int = 1, status: int = 500, path_prefix: str = "") -> None:
-        """Answer the next *n* requests (under *path_prefix*) with *status*."""
+    def fail_next(self, n: int = 1, status: int = 500, path_prefix: str = "", body: str | None = None) -> None:
+        """Answer the next *n* requests (under *path_prefix*) with *status*.
+
+        *body* replaces the usual text; ``{token}`` in it becomes the request's ACL token,
+        as a proxy or a server that echoes the request would show it.
+        """
         with self._ctl:
-            self._fail_next.extend([(int(status), path_prefix)] * n)
+            self._fail_next.extend([(int(status), path_prefix, body)] * n)
 
     def drop_next(self, n: int = 1, path_prefix: str = "") -> None:
         """Close the connection of the next *n* requests (under *path_prefix*) without answering."""
@@ -329,18 +333,20 @@ class ConsulEmulator:
             raise Aborted()
         if gen != self._gen:
             raise Aborted()
-        fault = self._fault(path)
+        fault = self._fault(path, request_token(parse_qs(parts.query), headers))
         if fault is not None and fault.status == 0:
             raise Aborted()  # drop_next: hang up without a response
         resp = fault if fault is not None else self._dispatch(method, path, parts.query, headers, body, gen)
         resp.headers["X-Consul-Default-Acl-Policy"] = "deny" if self.acl is not None else "allow"
         return resp
 
-    def _fault(self, path: str) -> Response | None:
+    def _fault(self, path: str, token: str) -> Response | None:
         with self._ctl:
-            for i, (status, prefix) in enumerate(self._fail_next):
+            for i, (status, prefix, body) in enumerate(self._fail_next):
                 if path.startswith(prefix):
                     del self._fail_next[i]
+                    if body is not None:
+                        return text(status, body.replace("{token}", token))
                     return text(status, _FAULT_BODIES.get(status, "emulated failure"))
         rate, status, prefix = self._error_rate
         if rate > 0 and path.startswith(prefix) and self.store.random() < rate:
@@ -349,10 +355,7 @@ class ConsulEmulator:
 
     def _dispatch(self, method: str, path: str, query: str, headers: Any, body: bytes, gen: int) -> Response:
         q = parse_qs(query, keep_blank_values=True)
-        token = (q.get("token") or [""])[0] or headers.get("X-Consul-Token", "")
-        auth = headers.get("Authorization", "")
-        if not token and auth.lower().startswith("bearer "):
-            token = auth[7:].strip()
+        token = request_token(q, headers)
         req = Request(method, path, q, body, token, token_valid=False, abort=lambda: self._gen != gen)
         if self.acl is not None:
             if token and token not in self.acl:
@@ -365,3 +368,12 @@ class ConsulEmulator:
         elif token:
             req.token_valid = True
         return self.api.handle(req)
+
+
+def request_token(query: Mapping[str, list[str]], headers: Any) -> str:
+    """The ACL token of a request: ``?token=``, ``X-Consul-Token`` or ``Authorization: Bearer``."""
+    token = (query.get("token") or [""])[0] or headers.get("X-Consul-Token", "")
+    auth = headers.get("Authorization", "")
+    if not token and auth.lower().startswith("bearer "):
+        token = auth[7:].strip()
+    return token

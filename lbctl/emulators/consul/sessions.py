@@ -1,4 +1,4 @@
-"""KV store, sessions and locks (spec section 8; Consul ``state/kvs.go``, ``session_endpoint.go``).
+"""KV store, sessions and locks (docs/upstream.md#consul-election; Consul ``state/kvs.go``, ``session_endpoint.go``).
 
 Index rules: a key reads its own ``ModifyIndex``; a missing key reads the KV table
 index; a list (``recurse``/``keys``) reads the highest ``ModifyIndex`` under the prefix,

@@ -1,4 +1,4 @@
-"""Catalog and health reads, in the shapes of Consul's HTTP API (spec section 4).
+"""Catalog and health reads, in the shapes of Consul's HTTP API (docs/upstream.md#consul-health).
 
 Each read is a pair: an *index* function (what a blocking query compares against)
 and a *build* function returning ``(index, payload)``; both run under the store lock.
