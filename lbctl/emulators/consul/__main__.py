@@ -6,7 +6,7 @@ import argparse
 import signal
 import threading
 
-from .server import ConsulEmulator
+from .server import DEFAULT_MAX_CONNS_PER_CLIENT, ConsulEmulator
 
 
 def _demo(c: ConsulEmulator) -> None:
@@ -28,12 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datacenter", default="dc1")
     p.add_argument("--demo", action="store_true", help="preload a few services")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--http-max-conns-per-client", type=int, default=DEFAULT_MAX_CONNS_PER_CLIENT,
+                   metavar="N", help="concurrent connections per client IP before 429, like Consul's "
+                   "limits.http_max_conns_per_client (default %(default)s; 0: no cap)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = p.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with ConsulEmulator(args.host, args.port, node_name=args.node, datacenter=args.datacenter,
-                        seed=args.seed, verbose=args.verbose) as c:
+                        seed=args.seed, verbose=args.verbose,
+                        max_conns_per_client=args.http_max_conns_per_client) as c:
         if args.demo:
             _demo(c)
         print(f"consul emulator listening on {c.url} (node {args.node}, dc {args.datacenter})", flush=True)
