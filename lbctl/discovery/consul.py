@@ -17,6 +17,7 @@ rate limited (a burst of two, then ``min_query_interval``) and backs off on erro
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 import time
@@ -28,6 +29,7 @@ import consul
 import msgspec
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 
 from lbctl import validate as v
 from lbctl.discovery import checks
@@ -48,27 +50,64 @@ class Busy(DiscoveryError):
 
 
 class Throttle:
-    """One back-off shared by every request of a client."""
+    """Back-pressure shared by every request of a client.
 
-    def __init__(self, cap: float, stopped: threading.Event) -> None:
-        self.cap, self.stopped = cap, stopped
+    Reads of single services (the blocking watches are not counted) may run
+    ``limit`` at a time: a failure halves it, each success adds ``1/limit`` (additive
+    increase, multiplicative decrease, as TCP does), so the readers settle at what
+    Consul accepts.  Each failure also pushes back every request by a delay that
+    doubles while failures go on (with jitter) and halves with each success.
+    """
+
+    def __init__(self, cap: float, most: int, stopped: threading.Event) -> None:
+        self.cap, self.most, self.stopped = cap, most, stopped
+        self.limit = float(most)
+        self.active = 0
         self.delay = 0.0
         self.until = 0.0
-        self.lock = threading.Lock()
+        self.cond = threading.Condition()
 
-    def wait(self) -> None:
-        while not self.stopped.is_set() and (left := self.until - time.monotonic()) > 0:
-            self.stopped.wait(left)
+    def acquire(self, counted: bool) -> None:
+        with self.cond:
+            while not self.stopped.is_set():
+                left = self.until - time.monotonic()
+                if left <= 0 and not (counted and self.active >= int(self.limit)):
+                    break
+                self.cond.wait(min(left, 0.5) if left > 0 else 0.5)
+            if counted:
+                self.active += 1
 
-    def push_back(self) -> None:
-        with self.lock:
-            self.delay = min(self.cap, self.delay * 2 or BACKOFF_START)
-            self.until = max(self.until, time.monotonic() + self.delay * (0.5 + random.random()))
-
-    def ok(self) -> None:
-        if self.delay:
-            with self.lock:  # recover gradually: one good answer does not reopen the flood gate
+    def release(self, counted: bool, ok: bool) -> None:
+        with self.cond:
+            self.active -= counted
+            if ok:
+                self.limit = min(self.most, self.limit + 1 / self.limit)
                 self.delay = self.delay / 2 if self.delay > BACKOFF_START else 0.0
+            else:
+                self.limit = max(1.0, self.limit / 2)
+                self.delay = min(self.cap, self.delay * 2 or BACKOFF_START)
+                self.until = max(self.until, time.monotonic() + self.delay * (0.5 + random.random()))
+            self.cond.notify_all()
+
+
+class OpenFirst(queue.LifoQueue):
+    """A connection pool's slots with open connections on top.  When the agent is at
+    its connection cap it closes each new connection after its 429: that slot goes to
+    the bottom, so the next request takes a connection the agent already accepted."""
+
+    def _put(self, item: Any) -> None:
+        if item is None or getattr(item, "sock", None) is None:
+            self.queue.insert(0, item)
+        else:
+            self.queue.append(item)
+
+
+class OpenFirstHTTP(HTTPConnectionPool):
+    QueueCls = OpenFirst
+
+
+class OpenFirstHTTPS(HTTPSConnectionPool):
+    QueueCls = OpenFirst
 
 
 class Client:
@@ -84,12 +123,13 @@ class Client:
                                  token=settings.token(), dc=settings.datacenter, verify=verify, cert=cert)
         # Never more than max_connections at once: a request waits for a free connection.
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.max_connections, pool_block=True)
+        adapter.poolmanager.pool_classes_by_scheme = {"http": OpenFirstHTTP, "https": OpenFirstHTTPS}
         self.api.http.session.mount("http://", adapter)
         self.api.http.session.mount("https://", adapter)
         self.where = f"consul {settings.scheme}://{settings.host}:{settings.port}"
         self.armed: set[str] = set()  # paths whose first blocking query went out
         self.closed = threading.Event()
-        self.throttle = Throttle(retry_max, self.closed)
+        self.throttle = Throttle(retry_max, settings.max_connections, self.closed)
         self.lock = threading.Lock()
         self.in_use = 0  # requests in flight, each on a connection of its own
         self.last_answer = 0.0  # time.monotonic() of the last good answer
@@ -98,24 +138,26 @@ class Client:
             decode: Callable[[bytes], Any] = msgspec.json.decode) -> tuple[int, Any]:
         """GET a blocking-capable endpoint: ``(X-Consul-Index, data)``; data None for a 404."""
         params = self.params(path, params, index)
-        self.throttle.wait()
+        counted = index == 0  # blocking queries are not limited: they would hold the readers' slots
+        self.throttle.acquire(counted)
         with self.lock:
             self.in_use += 1
+        ok = False
         try:
             idx, data = self.api.http.get(lambda r: answer(r, decode), path, params=params,
                                           headers=self.api.prepare_headers(None), raw=True)
-            idx = int(idx)
+            idx, ok = int(idx), True
         except Busy as exc:
-            self.failed(kind, "429" if exc.status == 429 else "error")
+            self.observe(kind, "429" if exc.status == 429 else "error")
             raise Busy(exc.status, f"{self.where}{path}: {exc}") from None
         except (requests.RequestException, consul.ConsulException, OSError, ValueError, msgspec.DecodeError,
                 DiscoveryError) as exc:
-            self.failed(kind, "error")
+            self.observe(kind, "error")
             raise DiscoveryError(f"{self.where}{path}: {reason(exc)}") from None
         finally:
             with self.lock:
                 self.in_use -= 1
-        self.throttle.ok()
+            self.throttle.release(counted, ok)
         self.last_answer = time.monotonic()
         self.observe(kind, "ok")
         return idx, data
@@ -134,10 +176,6 @@ class Client:
         if s.datacenter:
             params.append(("dc", s.datacenter))
         return params
-
-    def failed(self, kind: str, outcome: str) -> None:
-        self.throttle.push_back()
-        self.observe(kind, outcome)
 
     def health(self, service: str, index: int = 0) -> tuple[int, list]:
         """:raises ConfigError: the name is not safe in a URL path (nothing is sent)."""

@@ -32,6 +32,7 @@ log = logging.getLogger("lbctl.consul")
 EXPLAIN_WITHIN = 3.0  # seconds the check feed has to explain a catalog index
 SWEEP_RATE = 500.0  # re-reads a second when a sweep is due
 FEEDS = 2  # connections the two blocking queries hold
+QUIET = 5.0  # seconds without an error after which a query counts as answering again
 
 
 class ConsulWatcher:
@@ -57,7 +58,7 @@ class ConsulWatcher:
         self.sweep_next = 0.0
         self.busy: set[str] = set()  # being read
         self.again: dict[str, bool] = {}  # asked for while being read (urgent or not)
-        self.failing: dict[str, str] = {}
+        self.failing: dict[str, float] = {}  # query → when it last failed
         self.warned: set[str] = set()
         self.threads: list[threading.Thread] = []
 
@@ -139,7 +140,7 @@ class ConsulWatcher:
     def _error(self, key: str, exc: DiscoveryError) -> None:
         with self.lock:
             first = key not in self.failing
-            self.failing[key] = str(exc)
+            self.failing[key] = time.monotonic()
         if first:  # once per outage and query, not once per retry
             log.warning("%s; keeping the last good data and retrying", exc)
 
@@ -251,5 +252,9 @@ class ConsulWatcher:
         self.nodes_of.pop(name, None)
 
     def _answered(self, key: str) -> None:
-        if self.failing.pop(key, None) is not None:
+        """An outage ends with an answer (for the readers, which fail and succeed mixed, with
+        no error for ``QUIET`` seconds)."""
+        since = self.failing.get(key)
+        if since is not None and (key != "services" or time.monotonic() - since >= QUIET):
+            del self.failing[key]
             log.info("consul answers %s again", key)

@@ -1,0 +1,119 @@
+"""The change feed's pure parts: which services a check diff names, which catalog
+indexes the check feed explains, which service names are safe to ask for."""
+
+import json
+
+import pytest
+
+from lbctl import config, sources
+from lbctl.discovery import checks
+from lbctl.discovery.consul import safe_name, selected, service_path
+from lbctl.errors import ConfigError
+
+
+def check(node, cid, service="", status="passing", modify=10, create=10, sid=None):
+    return {"Node": node, "CheckID": cid, "Name": "n", "Status": status, "Notes": "", "Output": "out",
+            "ServiceID": sid if sid is not None else (f"{service}-1" if service else ""), "ServiceName": service,
+            "ServiceTags": ["x"], "Type": "ttl", "Definition": {}, "CreateIndex": create, "ModifyIndex": modify}
+
+
+def table(*rows):
+    return checks.table(json.dumps(list(rows)).encode())
+
+
+BASE = [check("n1", "serfHealth"), check("n1", "service:web-1", "web"), check("n2", "service:api-1", "api")]
+
+
+def test_table_keeps_only_what_the_diff_needs():
+    t = table(*BASE)
+    assert set(t) == {("n1", "serfHealth"), ("n1", "service:web-1"), ("n2", "service:api-1")}
+    c = t[("n1", "service:web-1")]
+    assert (c.ServiceName, c.ServiceID, c.Status, c.ModifyIndex) == ("web", "web-1", "passing", 10)
+    with pytest.raises(Exception):
+        checks.table(b'{"not": "a list"}')
+
+
+def test_same_answer_is_no_change():
+    d = checks.diff(table(*BASE), table(*BASE))
+    assert not d and d.services == set() and d.indexes == set()
+
+
+def test_status_flip_names_the_service_and_its_index():
+    d = checks.diff(table(*BASE), table(BASE[0], check("n1", "service:web-1", "web", "critical", modify=12), BASE[2]))
+    assert d.services == {"web"} and d.nodes == set() and d.indexes == {12} and not d.removed
+
+
+def test_a_node_check_names_the_node_not_a_service():
+    d = checks.diff(table(*BASE), table(check("n1", "serfHealth", status="critical", modify=13), *BASE[1:]))
+    assert d.nodes == {"n1"} and d.services == set()
+
+
+def test_a_new_check_marks_its_create_and_modify_index():
+    d = checks.diff(table(*BASE), table(*BASE, check("n3", "service:db-1", "db", create=14, modify=15)))
+    assert d.services == {"db"} and d.indexes == {14, 15}
+
+
+def test_a_removed_check_names_its_service():
+    d = checks.diff(table(*BASE), table(*BASE[:2]))
+    assert d.services == {"api"} and d.removed
+
+
+def test_a_check_that_moves_to_another_service_names_both():
+    d = checks.diff(table(*BASE), table(BASE[0], check("n1", "service:web-1", "www", modify=16), BASE[2]))
+    assert d.services == {"web", "www"}
+
+
+def test_marks_explain_a_catalog_index_by_check_index_or_removal_window():
+    marks = checks.Marks()
+    marks.add(checks.Diff(services={"web"}, indexes={20}), 10, 20)
+    marks.add(checks.Diff(services={"api"}, removed=True), 20, 30)
+    assert marks.explains(20) and marks.explains(25) and marks.explains(30)
+    assert not marks.explains(19) and not marks.explains(31)
+    assert marks.index == 30
+
+
+def test_marks_are_bounded():
+    marks = checks.Marks()
+    for i in range(checks.Marks.KEEP + 10):
+        marks.add(checks.Diff(services={"s"}, indexes={i}), i, i)
+    assert len(marks.indexes) == checks.Marks.KEEP and not marks.explains(0) and marks.explains(checks.Marks.KEEP + 9)
+
+
+HOSTILE = ["..", ".", "a/b", "../../v1/agent/self", "a?x=1", "a#b", "a%2Fb", "a\nb", "a\x00", "x" * 129, "",
+           " web", "web/", "/web", "..%2f..", "a b", "é"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_are_refused_before_a_path_is_built(name):
+    assert not safe_name(name)
+    with pytest.raises(ConfigError, match="service name"):
+        service_path(name)
+
+
+def test_plain_names_need_no_escaping():
+    for name in ("web", "api-v2", "a.b_c", "x" * 128, "_svc"):
+        assert safe_name(name) and service_path(name) == name
+
+
+def test_selected_skips_hostile_catalog_names_with_one_problem_each(tmp_path):
+    settings = sources.consul({"tag": "edge"}, tmp_path)
+    names, problems = selected(settings, {"web": ["edge"], "../agent/self": ["edge"], "a/b": ["EDGE"],
+                                          "db": ["other"], "consul": []})
+    assert names == {"web"}
+    assert len(problems) == 2 and all("skipped: its name is not a plain identifier" in p for p in problems)
+    assert "'../agent/self'" in " ".join(problems)
+
+
+def test_max_connections_default_and_bounds(tmp_path):
+    assert sources.consul({"services": ["web"]}, tmp_path).max_connections == 16
+    assert sources.consul({"services": ["web"], "max_connections": 190}, tmp_path).max_connections == 190
+    path = tmp_path / "lbctl.yml"
+    path.write_text("source:\n  consul:\n    services: [web]\n    max_connections: 191\n"
+                    "targets:\n  edge: {kind: haproxy, config: out.cfg}\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    text = str(err.value)
+    assert "\n" not in text and str(path) in text and "source.consul.max_connections" in text and "191" in text
+    for bad in (2, 0, "16", True):
+        with pytest.raises(ConfigError, match="max_connections"):
+            sources.consul({"services": ["web"], "max_connections": bad}, tmp_path)
