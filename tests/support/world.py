@@ -53,15 +53,16 @@ class World:
 
 
 @contextlib.contextmanager
-def running_world(directory: Path, backends: str = "abcd", **target) -> Iterator[World]:
-    """Instance ``app-a`` registered and applied, HAProxy and ``lbctl watch`` running."""
+def running_world(directory: Path, backends: str = "abcd", source: dict | None = None, **target) -> Iterator[World]:
+    """Instance ``app-a`` registered and applied, HAProxy and ``lbctl watch`` running
+    (``source``: more ``source.consul`` settings)."""
     with contextlib.ExitStack() as stack_:
         consul = stack_.enter_context(ConsulEmulator(default_wait=5, max_wait=5, check_update_interval=0))
         servers = {n: stack_.enter_context(Backend(n)) for n in backends}
         stack = Stack(directory, "haproxy")
         stack.settings["targets"]["edge"].update(target)
         stack.inventory([])
-        stack.use_consul(consul.port)
+        stack.use_consul(consul.port, **(source or {}))
         w = World(stack, consul, servers)
         w.register("a")
         assert stack.run("apply").exit_code == 0
