@@ -16,7 +16,7 @@ from .core import ConsulError
 from .durations import parse_bool, parse_duration
 from .filter import AGENT_SERVICE, CHECK, HEALTH_ENTRY, NODE, SERVICE_NODE, FilterError, compile_filter
 from .kvapi import KVApiMixin
-from .proto import QueryOpts, Request, Response, ok_json, text
+from .proto import JSON, QueryOpts, Request, Response, ok_json, text
 
 if TYPE_CHECKING:
     from .server import ConsulEmulator
@@ -321,10 +321,13 @@ class Api(KVApiMixin):
         if x not in ("any", "passing", "warning", "critical"):
             return text(400, f'Invalid check state "{x}"')
         o = self.opts(req)
-        read = self.store.read_health_state(x, node_meta=self.node_meta(req), pred=self.pred(req, CHECK))
-        idx, rows = self.blocking(o, "checks", read)
+        read = self.store.read_health_state(x, node_meta=self.node_meta(req), pred=self.pred(req, CHECK),
+                                            hidden=self.emu.hidden_nodes)
+        idx, (body, dropped) = self.blocking(o, "checks", read)
         h = self.meta(idx, o)
-        return ok_json(self.hide(req, rows, h, lambda r: r["Node"]), h)
+        if dropped and req.token and req.token_valid:
+            h["X-Consul-Results-Filtered-By-Acls"] = "true"
+        return Response(200, body, JSON, h)
 
     def health_node(self, req: Request, x: str) -> Response:
         if not x:

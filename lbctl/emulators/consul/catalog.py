@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from .checktable import CheckTable
 from .core import ConsulError, StoreCore
 from .durations import format_duration, parse_duration
 
@@ -60,6 +61,13 @@ class CatalogMixin(StoreCore):
         self._extinction = 0
         self._agent_services: set[str] = set()
         self._agent_checks: dict[str, dict | None] = {}  # check id -> TTL state (None: not TTL)
+        self._drop_read_caches()
+
+    def _drop_read_caches(self) -> None:
+        """Caches of ``views.py`` (checked by record identity, so a replaced record misses)."""
+        self._check_table = CheckTable(c for checks in self._checks.values() for c in checks.values())
+        self._sn_cache: dict[tuple[str, str], tuple[dict, dict, dict]] = {}  # -> (node, service, ServiceNode)
+        self._services_list: tuple[int, dict[str, list[str]]] | None = None  # (services index, answer)
 
     # ------------------------------------------------------------ record builders
     @staticmethod
@@ -171,6 +179,7 @@ class CatalogMixin(StoreCore):
         idx = self._touch_table("checks")
         rec = {**rec, "CreateIndex": old["CreateIndex"] if old else idx, "ModifyIndex": idx}
         self._checks[node][rec["CheckID"]] = rec
+        self._check_table.put(rec)
         if old is not None and old["ServiceID"] != rec["ServiceID"]:
             self._check_ids[(node, old["ServiceID"])].discard(rec["CheckID"])
         self._check_ids.setdefault((node, rec["ServiceID"]), set()).add(rec["CheckID"])
@@ -186,6 +195,7 @@ class CatalogMixin(StoreCore):
             self._agent_checks.pop(cid, None)
         if chk is None:
             return
+        self._check_table.delete(node, cid)
         ids = self._check_ids.get((node, chk["ServiceID"]))
         if ids is not None:
             ids.discard(cid)
@@ -205,6 +215,7 @@ class CatalogMixin(StoreCore):
         for cid in sorted(self._check_ids.get((node, sid), ())):
             self._del_check(node, cid)
         del self._svcs[node][sid]
+        self._sn_cache.pop((node, sid), None)
         self._touch_table("services")
         self._unlink(node, sid, svc["Service"])
 
@@ -287,6 +298,7 @@ class CatalogMixin(StoreCore):
         self._checks = {n: {k: low(v) for k, v in m.items()} for n, m in self._checks.items()}
         self._svc_index = {k: min(v, to) for k, v in self._svc_index.items()}
         self._extinction = min(self._extinction, to)
+        self._drop_read_caches()
 
 
 # ---------------------------------------------------------------- helpers

@@ -361,11 +361,21 @@ def _compile(path: list[str], op: str, raw: str | None, schema: dict, *, negate:
         else:  # list (element) or map (key)
             test = lambda v: v is not None and raw in v
 
-    def pred(datum: Any) -> bool:
-        hit = any(test(v) for v in _values(datum, steps))
-        return not hit if negate else hit
+    if any(kind == "each" for kind, _ in steps):
+        def pred(datum: Any) -> bool:
+            return any(test(v) for v in _values(datum, steps)) != negate
+        return pred
 
-    return pred
+    def pred_one(datum: Any) -> bool:  # no list crossed: one value, no intermediate lists
+        v = datum
+        for kind, name in steps:
+            if kind == "field":
+                v = v.get(name) if isinstance(v, dict) else None
+            else:
+                v = (v or {}).get(name, "")
+        return test(v) != negate
+
+    return pred_one
 
 
 def _zero(typ: str) -> Any:

@@ -29,6 +29,12 @@ def meta_match(meta: dict | None, wanted: dict[str, str]) -> bool:
     return all(k in meta and meta[k] == v for k, v in wanted.items())
 
 
+def all_of(tests: list[Predicate]) -> Predicate | None:
+    if len(tests) <= 1:
+        return tests[0] if tests else None
+    return lambda x: all(t(x) for t in tests)
+
+
 class ViewsMixin(AgentMixin):
     # ------------------------------------------------------------ indexes
     def service_index(self, name: str) -> int:
@@ -81,19 +87,34 @@ class ViewsMixin(AgentMixin):
         return (lambda: self.service_index(name)), build
 
     def read_health_state(self, state: str, *, node_meta: dict[str, str] | None = None,
-                          pred: Predicate | None = None) -> Read:
-        idx = lambda: self.table_index("checks")
+                          pred: Predicate | None = None, hidden: frozenset[str] = frozenset()) -> Read:
+        """``/v1/health/state/<state>`` as JSON bytes, and whether *hidden* nodes dropped rows.
 
-        def build() -> tuple[int, list[dict]]:
-            out = []
-            for node in sorted(self._checks):
-                if node_meta and not meta_match(self._nodes[node]["Meta"], node_meta):
-                    continue
-                for cid in sorted(self._checks[node]):
-                    chk = self._checks[node][cid]
-                    if (state == "any" or chk["Status"] == state) and (pred is None or pred(chk)):
-                        out.append(chk)
-            return idx(), out
+        Its index is the ``checks`` table index, as in Consul.
+        """
+        idx = lambda: self.table_index("checks")
+        tests: list[Predicate] = []
+        if state != "any":
+            tests.append(lambda c: c["Status"] == state)
+        if node_meta:
+            tests.append(lambda c: meta_match(self._nodes[c["Node"]]["Meta"], node_meta))
+        if pred is not None:
+            tests.append(pred)
+        base = all_of(tests)
+        dropped = [False]
+        keep = base
+        if hidden:
+            def keep(c: dict) -> bool:
+                if base is not None and not base(c):
+                    return False
+                if c["Node"] in hidden:
+                    dropped[0] = True
+                    return False
+                return True
+
+        def build() -> tuple[int, tuple[bytes, bool]]:
+            dropped[0] = False
+            return idx(), (self._check_table.select(keep), dropped[0])
         return idx, build
 
     def read_health_node(self, node: str, *, pred: Predicate | None = None) -> Read:
@@ -106,7 +127,11 @@ class ViewsMixin(AgentMixin):
 
     # ------------------------------------------------------------ catalog
     def service_node(self, node: str, svc: dict) -> dict:
+        """The flat ``ServiceNode`` row of catalog reads (built once per node/service record)."""
         n = self._nodes[node]
+        hit = self._sn_cache.get((node, svc["ID"]))
+        if hit is not None and hit[0] is n and hit[1] is svc:
+            return hit[2]
         out = {"ID": n["ID"], "Node": node, "Address": n["Address"], "Datacenter": n["Datacenter"],
                "TaggedAddresses": n["TaggedAddresses"], "NodeMeta": n["Meta"],
                "ServiceKind": svc.get("Kind", ""), "ServiceID": svc["ID"], "ServiceName": svc["Service"],
@@ -117,6 +142,8 @@ class ViewsMixin(AgentMixin):
                "CreateIndex": svc["CreateIndex"], "ModifyIndex": svc["ModifyIndex"]}
         if svc.get("TaggedAddresses"):
             out["ServiceTaggedAddresses"] = svc["TaggedAddresses"]
+        if self._svcs[node].get(svc["ID"]) is svc:
+            self._sn_cache[(node, svc["ID"])] = (n, svc, out)
         return out
 
     def read_catalog_service(self, name: str, *, tags: list[str] | None = None,
@@ -137,24 +164,26 @@ class ViewsMixin(AgentMixin):
 
     def read_catalog_services(self, *, node_meta: dict[str, str] | None = None,
                               pred: Predicate | None = None) -> Read:
+        """``/v1/catalog/services``: name -> union of tags; index: the ``services`` table."""
         idx = lambda: self.table_index("services")
 
         def build() -> tuple[int, dict[str, list[str]]]:
-            out: dict[str, list[str]] = {}
-            for name in sorted(self._by_name):
-                tags: dict[str, None] = {}
-                hit = False
-                for node, svc in self._instances(name):
-                    if node_meta and not meta_match(self._nodes[node]["Meta"], node_meta):
-                        continue
-                    if pred is not None and not pred(self.service_node(node, svc)):
-                        continue
-                    hit = True
-                    tags.update(dict.fromkeys(svc["Tags"]))
-                if hit:
-                    out[name] = list(tags)
-            return idx(), out
+            if node_meta or pred is not None:
+                return idx(), self._service_list(node_meta, pred)
+            if self._services_list is None or self._services_list[0] != idx():
+                self._services_list = (idx(), self._service_list(None, None))
+            return self._services_list
         return idx, build
+
+    def _service_list(self, node_meta: dict[str, str] | None, pred: Predicate | None) -> dict[str, list[str]]:
+        tags: dict[str, dict[str, None]] = {}
+        for node, svcs in self._svcs.items():
+            if node_meta and not meta_match(self._nodes[node]["Meta"], node_meta):
+                continue
+            for svc in svcs.values():
+                if pred is None or pred(self.service_node(node, svc)):
+                    tags.setdefault(svc["Service"], {}).update(dict.fromkeys(svc["Tags"]))
+        return {name: list(tags[name]) for name in sorted(tags)}
 
     def read_catalog_nodes(self, *, node_meta: dict[str, str] | None = None,
                            pred: Predicate | None = None) -> Read:
