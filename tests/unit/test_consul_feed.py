@@ -117,3 +117,21 @@ def test_max_connections_default_and_bounds(tmp_path):
     for bad in (2, 0, "16", True):
         with pytest.raises(ConfigError, match="max_connections"):
             sources.consul({"services": ["web"], "max_connections": bad}, tmp_path)
+
+
+def test_consul_metrics_are_read_at_each_scrape():
+    from lbctl.metrics import Metrics
+
+    m = Metrics()
+    state = {"age": None, "in_use": 0}
+    m.follow_consul(lambda: state["age"], lambda: state["in_use"])
+    m.consul_request("service", "429")
+    m.consul_request("service", "ok")
+    m.consul_request("service", "ok")
+    text = m.text().decode()
+    assert "lbctl_discovery_data_age_seconds NaN" in text and "lbctl_consul_connections 0.0" in text
+    assert 'lbctl_consul_requests_total{endpoint="service",outcome="ok"} 2.0' in text
+    assert 'lbctl_consul_requests_total{endpoint="service",outcome="429"} 1.0' in text
+    state.update(age=2.5, in_use=7)
+    text = m.text().decode()
+    assert "lbctl_discovery_data_age_seconds 2.5" in text and "lbctl_consul_connections 7.0" in text
