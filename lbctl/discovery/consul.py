@@ -188,10 +188,10 @@ class Client:
         idx, data = self.get("catalog", "/v1/catalog/services", params, index)
         return idx, data if isinstance(data, dict) else {}
 
-    def checks(self, index: int = 0) -> tuple[int, checks.Table]:
-        """Every check in the datacenter, as a table (``checks.table``)."""
-        idx, data = self.get("checks", "/v1/health/state/any", [], index, checks.table)
-        return idx, data or {}
+    def checks(self, index: int = 0) -> tuple[int, checks.Reading]:
+        """Every check in the datacenter (``checks.Reading``)."""
+        idx, data = self.get("checks", "/v1/health/state/any", [], index, checks.Reading)
+        return idx, data if data is not None else checks.Reading(b"[]")
 
     def close(self) -> None:
         self.closed.set()

@@ -47,7 +47,7 @@ class ConsulWatcher:
         self.wanted: set[str] = set()
         self.catalog: dict[str, frozenset] | None = None  # name → tags, as last read
         self.catalog_index = 0
-        self.table: checks.Table | None = None
+        self.book: checks.Book | None = None  # the checks as last read
         self.marks = checks.Marks()
         self.bumps: dict[int, float] = {}  # catalog index not yet explained → deadline
         self.nodes_of: dict[str, set[str]] = {}  # service → the nodes of its instances
@@ -83,7 +83,7 @@ class ConsulWatcher:
     def ready(self) -> bool:
         """Both feeds and every watched service have answered at least once."""
         with self.lock:
-            return self.catalog is not None and self.table is not None and all(n in self.entries for n in self.wanted)
+            return self.catalog is not None and self.book is not None and all(n in self.entries for n in self.wanted)
 
     def snapshot(self) -> dict[str, list]:
         with self.lock:
@@ -121,16 +121,19 @@ class ConsulWatcher:
         if removed:
             self.on_change(removed)
 
-    def _checks(self, index: int, table: checks.Table) -> None:
+    def _checks(self, index: int, reading: checks.Reading) -> None:
+        if self.book is None:  # the baseline: readers start now, so no change is lost
+            book = checks.Book(reading)
+            with self.lock:
+                self._answered("checks")
+                self.book, self.marks.index = book, index
+                self.lock.notify_all()
+            return
+        before = self.marks.index  # only this thread writes it
+        found = self.book.update(reading, before if index > before else 0)  # outside the lock: it may decode 15 MB
         with self.lock:
             self._answered("checks")
-            if self.table is None:  # the baseline: readers start now, so no change is lost
-                self.table, self.marks.index = table, index
-                self.lock.notify_all()
-                return
-            found = checks.diff(self.table, table)
-            self.marks.add(found, self.marks.index, index)
-            self.table = table
+            self.marks.add(found, before, index)
             names = set(found.services)
             for node in found.nodes:
                 names |= self.on_node.get(node, set())
@@ -164,7 +167,7 @@ class ConsulWatcher:
                 if self.bumps:
                     self._resolve()
                 timeout = 0.5
-                if self.table is not None and self.catalog is not None:
+                if self.book is not None and self.catalog is not None:
                     if self.urgent:
                         name = next(iter(self.urgent))
                         del self.urgent[name]

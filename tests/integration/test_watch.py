@@ -46,7 +46,7 @@ def test_consul_outage_keeps_the_last_config_and_catches_up_after_an_index_reset
     world.consul.reset_index()
     world.consul.recover()
     wait_until(lambda: world.serves({"a", "b"}), 15, "lbctl to catch up after the outage")
-    assert world.logged("consul answers checks again")
+    wait_until(lambda: world.logged("consul answers checks again"), 10, "the end of the outage, logged")
 
 
 def test_mass_deregistration_is_refused_until_forced(world):

@@ -17,8 +17,12 @@ def check(node, cid, service="", status="passing", modify=10, create=10, sid=Non
             "ServiceTags": ["x"], "Type": "ttl", "Definition": {}, "CreateIndex": create, "ModifyIndex": modify}
 
 
+def reading(*rows):
+    return checks.Reading(json.dumps(list(rows)).encode())
+
+
 def table(*rows):
-    return checks.table(json.dumps(list(rows)).encode())
+    return checks.table(reading(*rows).checks())
 
 
 BASE = [check("n1", "serfHealth"), check("n1", "service:web-1", "web"), check("n2", "service:api-1", "api")]
@@ -30,37 +34,64 @@ def test_table_keeps_only_what_the_diff_needs():
     c = t[("n1", "service:web-1")]
     assert (c.ServiceName, c.ServiceID, c.Status, c.ModifyIndex) == ("web", "web-1", "passing", 10)
     with pytest.raises(Exception):
-        checks.table(b'{"not": "a list"}')
+        checks.Reading(b'{"not": "a list"}')
 
 
 def test_same_answer_is_no_change():
-    d = checks.diff(table(*BASE), table(*BASE))
-    assert not d and d.services == set() and d.indexes == set()
+    for since in (0, 10):
+        d = checks.diff(table(*BASE), table(*BASE), since)
+        assert not d and d.services == set() and d.indexes == set()
 
 
 def test_status_flip_names_the_service_and_its_index():
-    d = checks.diff(table(*BASE), table(BASE[0], check("n1", "service:web-1", "web", "critical", modify=12), BASE[2]))
+    d = checks.diff(table(*BASE), table(BASE[0], check("n1", "service:web-1", "web", "critical", modify=12), BASE[2]), 10)
     assert d.services == {"web"} and d.nodes == set() and d.indexes == {12} and not d.removed
 
 
 def test_a_node_check_names_the_node_not_a_service():
-    d = checks.diff(table(*BASE), table(check("n1", "serfHealth", status="critical", modify=13), *BASE[1:]))
+    d = checks.diff(table(*BASE), table(check("n1", "serfHealth", status="critical", modify=13), *BASE[1:]), 10)
     assert d.nodes == {"n1"} and d.services == set()
 
 
 def test_a_new_check_marks_its_create_and_modify_index():
-    d = checks.diff(table(*BASE), table(*BASE, check("n3", "service:db-1", "db", create=14, modify=15)))
+    d = checks.diff(table(*BASE), table(*BASE, check("n3", "service:db-1", "db", create=14, modify=15)), 10)
     assert d.services == {"db"} and d.indexes == {14, 15}
 
 
 def test_a_removed_check_names_its_service():
-    d = checks.diff(table(*BASE), table(*BASE[:2]))
+    d = checks.diff(table(*BASE), table(*BASE[:2]), 10)
     assert d.services == {"api"} and d.removed
 
 
 def test_a_check_that_moves_to_another_service_names_both():
-    d = checks.diff(table(*BASE), table(BASE[0], check("n1", "service:web-1", "www", modify=16), BASE[2]))
+    d = checks.diff(table(*BASE), table(BASE[0], check("n1", "service:web-1", "www", modify=16), BASE[2]), 10)
     assert d.services == {"web", "www"}
+
+
+def test_after_an_index_reset_every_field_is_compared():
+    lower = check("n1", "service:web-1", "web", "critical", modify=3, create=3)
+    assert checks.diff(table(*BASE), table(BASE[0], lower, BASE[2]), 0).services == {"web"}
+
+
+def test_book_reads_only_indexes_while_the_same_checks_change():
+    book = checks.Book(reading(*BASE))
+    flip = check("n2", "service:api-1", "api", "critical", modify=20)
+    d = book.update(reading(BASE[0], BASE[1], flip), 10)
+    assert d.services == {"api"} and d.indexes == {20}
+    node = check("n1", "serfHealth", status="critical", modify=21)
+    d = book.update(reading(node, BASE[1], flip), 20)
+    assert d.nodes == {"n1"} and d.services == set()
+    assert not book.update(reading(node, BASE[1], flip), 21)  # nothing written since 21
+
+
+def test_book_decodes_fully_when_checks_come_or_go():
+    book = checks.Book(reading(*BASE))
+    d = book.update(reading(*BASE, check("n3", "service:db-1", "db", create=30, modify=30)), 10)
+    assert d.services == {"db"} and d.indexes == {30}
+    d = book.update(reading(BASE[0], BASE[2], check("n3", "service:db-1", "db", create=30, modify=30)), 30)
+    assert d.services == {"web"} and d.removed
+    d = book.update(reading(BASE[0], BASE[2], check("n3", "service:db-1", "db", "critical", create=30, modify=31)), 30)
+    assert d.services == {"db"}  # the same checks again: the index path
 
 
 def test_marks_explain_a_catalog_index_by_check_index_or_removal_window():
