@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from lbctl.discovery import checks
 from lbctl.discovery.consul import Client, Watch, selected
@@ -32,6 +32,7 @@ log = logging.getLogger("lbctl.consul")
 EXPLAIN_WITHIN = 3.0  # seconds the check feed has to explain a catalog index
 SWEEP_RATE = 500.0  # re-reads a second when a sweep is due
 FEEDS = 2  # connections the two blocking queries hold
+RECENT = 1024  # services remembered as changed lately (swept first)
 QUIET = 5.0  # seconds without an error after which a query counts as answering again
 
 
@@ -54,8 +55,11 @@ class ConsulWatcher:
         self.on_node: dict[str, set[str]] = {}  # node → services with an instance on it
         self.checkless: set[str] = set()  # services with an instance without checks of its own
         self.urgent: dict[str, None] = {}  # services to read, in order
-        self.sweep: dict[str, None] = {}  # services to read when nothing is urgent
+        self.sweep: dict[str, None] = {}  # services to read again when nothing is urgent
+        self.hunt: dict[str, None] = {}  # services to read until each hunted index is found
+        self.hunted: set[int] = set()  # catalog indexes that no check explains
         self.sweep_next = 0.0
+        self.recent: dict[str, None] = {}  # services whose data changed, the last one last
         self.busy: set[str] = set()  # being read
         self.again: dict[str, bool] = {}  # asked for while being read (urgent or not)
         self.failing: dict[str, float] = {}  # query → when it last failed
@@ -100,6 +104,9 @@ class ConsulWatcher:
         data = data if isinstance(data, dict) else {}
         names, problems = selected(self.settings, data)
         tags = {name: frozenset(map(str, t)) if isinstance(t, list) else frozenset() for name, t in data.items()}
+        # Same data, higher index: was a check written at this index?  If the checks
+        # table is still below it, no: the write touched only the services table.
+        quiet = self.catalog == tags and index > self.catalog_index and self._checks_below(index)
         with self.lock:
             self._answered("catalog")
             for text in problems:
@@ -108,7 +115,7 @@ class ConsulWatcher:
                     log.warning("%s", text)
             old = self.catalog
             if old is not None and index > self.catalog_index and old == tags:
-                self.bumps[index] = time.monotonic() + EXPLAIN_WITHIN
+                self.bumps[index] = 0.0 if quiet else time.monotonic() + EXPLAIN_WITHIN
             elif old is not None and index < self.catalog_index:
                 self._queue(names, urgent=False)  # a restored server: read everything again
             removed = self.wanted - names
@@ -140,6 +147,13 @@ class ConsulWatcher:
             self._queue(names & self.wanted, urgent=True)
             self._resolve()
 
+    def _checks_below(self, index: int) -> bool:
+        """Whether the checks table's index is below ``index`` (one small request; False if it fails)."""
+        try:
+            return self.client.checks_index() < index
+        except DiscoveryError:
+            return False  # the check feed decides, within EXPLAIN_WITHIN
+
     def _error(self, key: str, exc: DiscoveryError) -> None:
         with self.lock:
             first = key not in self.failing
@@ -152,14 +166,14 @@ class ConsulWatcher:
     def _reader(self) -> None:
         while (name := self._next()) is not None:
             try:
-                _, entries = self.client.health(name)
+                index, entries = self.client.health(name)
             except DiscoveryError as exc:
                 self._error("services", exc)
                 with self.lock:
                     self.busy.discard(name)
                     self._queue({name}, urgent=False)  # again, after the changes (the back-off is shared)
                 continue
-            self._read(name, entries)
+            self._read(name, index, entries)
 
     def _next(self) -> str | None:
         with self.lock:
@@ -174,21 +188,26 @@ class ConsulWatcher:
                         self.busy.add(name)
                         return name
                     now = time.monotonic()
-                    if self.sweep and now >= self.sweep_next:
-                        name = next(iter(self.sweep))
-                        del self.sweep[name]
+                    later = self.hunt or self.sweep
+                    if later and now >= self.sweep_next:
+                        name = next(iter(later))
+                        del later[name]
                         self.busy.add(name)
                         self.sweep_next = max(now, self.sweep_next) + 1 / SWEEP_RATE
                         return name
-                    if self.sweep:
+                    if later:
                         timeout = self.sweep_next - now
                 self.lock.wait(timeout)
         return None
 
-    def _read(self, name: str, entries: list) -> None:
+    def _read(self, name: str, index: int, entries: list) -> None:
         with self.lock:
             self._answered("services")
             self.busy.discard(name)
+            if index in self.hunted:
+                self.hunted.discard(index)
+                if not self.hunted:
+                    self.hunt.clear()  # found what each unexplained write changed
             if name in self.again:
                 self._queue({name}, urgent=self.again.pop(name))
             if name not in self.wanted:
@@ -196,18 +215,24 @@ class ConsulWatcher:
             changed = self.entries.get(name) != entries
             self.entries[name] = entries
             self._place(name, entries)
+            if changed:
+                self.recent.pop(name, None)
+                self.recent[name] = None
+                if len(self.recent) > RECENT:
+                    del self.recent[next(iter(self.recent))]
         if changed:
             self.on_change({name})
 
     # -- helpers (called with the lock held) ---------------------------------------------
 
-    def _queue(self, names: set[str], urgent: bool) -> None:
+    def _queue(self, names: Iterable[str], urgent: bool) -> None:
         for name in names:
             if name in self.busy:
                 self.again[name] = urgent or self.again.get(name, False)
             elif urgent:
                 self.urgent[name] = None
                 self.sweep.pop(name, None)
+                self.hunt.pop(name, None)
             elif name not in self.urgent:
                 self.sweep[name] = None
         if names:
@@ -226,7 +251,17 @@ class ConsulWatcher:
             log.info("consul catalog index %d moved without a check change: reading every service again",
                      max(unexplained))
             self._queue(self.checkless & self.wanted, urgent=True)
-            self._queue(self.wanted - self.checkless, urgent=False)
+            # One raft index is one write, to one service: read the services (those that
+            # changed last first: a deploy or a drain goes on where it began) until one
+            # answers with each of these indexes.
+            if not self.hunt:
+                self.hunted.clear()  # a finished hunt's indexes not found (a service read before the write)
+            self.hunted.update(unexplained)
+            recent = [n for n in reversed(self.recent) if n in self.wanted]
+            for name in dict.fromkeys(recent + sorted(self.wanted - self.checkless)):
+                if name not in self.urgent:
+                    self.hunt[name] = None
+            self.lock.notify_all()
 
     def _place(self, name: str, entries: list) -> None:
         """Remember the nodes of a service's instances, and whether one has no checks."""
@@ -251,6 +286,7 @@ class ConsulWatcher:
         self.entries.pop(name, None)
         self.urgent.pop(name, None)
         self.sweep.pop(name, None)
+        self.hunt.pop(name, None)
         self._place(name, [])
         self.nodes_of.pop(name, None)
 

@@ -109,10 +109,13 @@ def test_catalog_changes_without_check_changes_are_caught(emu, caplog):
         wait_until(lambda: "svc-4-7" in feed.ids("svc-4"), 30, "the instance without checks")
         assert "moved without a check change: reading every service again" in caplog.text  # the sweep found it
         # its port alone changes: the checks feed sees nothing
+        emu.reset_requests()
         emu.add_service("svc-4", node="node-1", service_id="svc-4-7", address="10.7.7.7", port=7001,
                         tags=["edge"], status=None)
         wait_until(lambda: any(e["Service"]["Port"] == 7001 for e in feed.watcher.snapshot()["svc-4"]), 30,
                    "the new port")
+        # one write, one service: the hunt stops at the service (changed last, so read first) with its index
+        assert emu.request_count("/v1/health/service/") <= 4
         # meta alone changes on an instance with a check
         emu.add_service("svc-9", node="node-9", service_id="svc-9-0", address="10.1.0.10", port=8000,
                         tags=["edge"], meta={"lb-state": "drain"})
