@@ -13,8 +13,9 @@ Readers (``max_connections`` − 2 threads) then read ``/v1/health/service/<name
 without blocking, for only those services.  A catalog index that moved with no
 change the check feed explains (``checks.Marks``: an instance without checks, an
 edit of address, port, meta or weights alone) has the services with check-less
-instances read at once, then every watched service re-read by a sweep at
-``SWEEP_RATE`` reads a second, behind the changes.
+instances read at once, then a hunt: the other services, changed-last first, at
+``SWEEP_RATE`` reads a second behind the changes, until one answers with that
+index (one raft index is one write, to one service).
 """
 
 from __future__ import annotations
