@@ -240,7 +240,7 @@ class ConsulWatcher:
             self.lock.notify_all()
 
     def _resolve(self) -> None:
-        """Decide each pending catalog index: explained by the check feed, or not (a sweep)."""
+        """Decide each pending catalog index: explained by the check feed, or not (a hunt)."""
         now, unexplained = time.monotonic(), []
         for index, deadline in list(self.bumps.items()):
             if self.marks.explains(index):
@@ -249,7 +249,7 @@ class ConsulWatcher:
                 del self.bumps[index]
                 unexplained.append(index)
         if unexplained:
-            log.info("consul catalog index %d moved without a check change: reading every service again",
+            log.info("consul catalog index %d moved without a check change: looking for the service it changed",
                      max(unexplained))
             self._queue(self.checkless & self.wanted, urgent=True)
             # One raft index is one write, to one service: read the services (those that
