@@ -166,3 +166,26 @@ def test_consul_metrics_are_read_at_each_scrape():
     state.update(age=2.5, in_use=7)
     text = m.text().decode()
     assert "lbctl_discovery_data_age_seconds 2.5" in text and "lbctl_consul_connections 7.0" in text
+
+
+def test_throttle_halves_the_readers_on_a_failure_and_grows_them_back_one_by_one():
+    import threading
+
+    from lbctl.discovery.consul import Throttle
+
+    t = Throttle(cap=0.01, most=16, stopped=threading.Event())
+    for _ in range(3):
+        t.acquire(counted=True)
+    assert t.active == 3
+    t.release(counted=True, ok=False)
+    assert t.limit == 8 and t.delay > 0 and t.until > 0
+    t.release(counted=True, ok=False)
+    t.release(counted=True, ok=False)
+    assert t.limit == 2 and t.active == 0
+    for _ in range(4):  # additive: 1/limit per success
+        t.acquire(counted=True)
+        t.release(counted=True, ok=True)
+    assert 3 <= t.limit < 4 and t.delay == 0
+    t.acquire(counted=False)  # a blocking query is never held back by the readers' limit
+    t.release(counted=False, ok=True)
+    assert t.active == 0
