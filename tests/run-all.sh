@@ -31,3 +31,6 @@ python3 -m venv .venv
 .venv/bin/ruff check --select F,E9 lbctl tests bench ansible
 .venv/bin/lint-imports --no-cache
 LBCTL_REQUIRE_INTEGRATION=1 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+
+# Fidelity: py-consul's own API tests (pinned sdist, downloaded now) against the Consul emulator.
+.venv/bin/python tests/pyconsul/run.py

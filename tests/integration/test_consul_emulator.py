@@ -7,6 +7,7 @@ blocking queries, fault switches and ACLs.  KV and sessions: test_consul_emulato
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 import consul
@@ -361,20 +362,28 @@ def test_blocking_health_query_returns_promptly_after_a_change(emu, cc):
 
 
 def test_blocking_query_times_out_with_the_same_index(cc):
+    """It holds until its wait is over (never earlier), then answers with the same index."""
     register_web(cc)
     idx, _ = cc.health.service("web")
-    assert cc.health.service("web", index=idx, wait="100ms")[0] == idx
+    t0 = time.monotonic()
+    assert cc.health.service("web", index=idx, wait="300ms")[0] == idx
+    assert time.monotonic() - t0 >= 0.3, "returned before its wait: the query did not block"
     cat_idx, _ = cc.catalog.services()
-    assert cc.catalog.services(index=cat_idx, wait="50ms")[0] == cat_idx
+    t0 = time.monotonic()
+    assert cc.catalog.services(index=cat_idx, wait="200ms")[0] == cat_idx
+    assert time.monotonic() - t0 >= 0.2, "returned before its wait: the query did not block"
 
 
 def test_change_elsewhere_does_not_wake_an_unrelated_watch(emu, cc):
+    """A change to another service leaves the watch parked until its own wait ends."""
     register_web(cc)
     idx, _ = cc.health.service("web")
-    done, box = in_thread(lambda: cc.health.service("web", index=idx, wait="300ms"))
+    t0 = time.monotonic()
+    done, box = in_thread(lambda: cc.health.service("web", index=idx, wait="1s"))
     assert emu.wait_blocking(1, timeout=5)
     emu.add_service("db", service_id="db-1")
-    assert done.wait(5)
+    assert done.wait(10)
+    assert time.monotonic() - t0 >= 1.0, "the unrelated change woke the watch"
     assert box["result"][0] == idx
 
 
@@ -480,9 +489,15 @@ def test_drop_next_hangs_up_once(emu, cc):
 
 
 def test_latency_slows_but_answers(emu, cc):
-    emu.set_latency(0.05)
-    assert cc.catalog.services()[1] == {"consul": []}
+    """Every answer waits at least the injected latency; 0 turns it off."""
+    emu.set_latency(0.3)
+    for _ in range(2):
+        t0 = time.monotonic()
+        assert cc.catalog.services()[1] == {"consul": []}
+        assert time.monotonic() - t0 >= 0.3, "answered before the injected latency"
     emu.set_latency(0)
+    done, box = in_thread(cc.catalog.services)
+    assert done.wait(10) and box["result"][1] == {"consul": []}
 
 
 def test_request_counter_by_path(emu, cc):

@@ -19,7 +19,7 @@ import requests
 from consul.exceptions import ClientError
 
 from lbctl.emulators.consul import ConsulEmulator
-from lbctl.emulators.consul.server import TOO_MANY_CONNS
+from lbctl.emulators.consul.connlimit import TOO_MANY_CONNS
 
 
 def _open(port: int, n: int) -> list[socket.socket]:

@@ -6,7 +6,8 @@ import argparse
 import signal
 import threading
 
-from .server import DEFAULT_MAX_CONNS_PER_CLIENT, ConsulEmulator
+from .connlimit import DEFAULT_MAX_CONNS_PER_CLIENT
+from .server import ConsulEmulator
 
 
 def _demo(c: ConsulEmulator) -> None:

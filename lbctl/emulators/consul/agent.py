@@ -10,18 +10,27 @@ output-only update is synced after ``check_update_interval`` (Consul's deferred 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .catalog import (NODE_MAINT, NODE_MAINT_REASON, SERVICE_MAINT_PREFIX, SERVICE_MAINT_REASON,
-                      STATUSES, CatalogMixin, ci, unknown_check, validate_check)
+                      STATUSES, CatalogMixin, check_seconds, check_type, ci, unknown_check, validate_check)
 from .core import ConsulError
-from .durations import parse_duration
+from .probes import DEFAULT_TIMEOUT, ProbeLoop, Result, http_probe, script_probe, tcp_probe
+
+SCRIPTS_DISABLED = ("Scripts are disabled on this agent from remote calls; "
+                    "to enable, configure 'enable_script_checks' to true")
 
 
 class AgentMixin(CatalogMixin):
-    def _init_agent(self) -> None:
+    def _init_agent(self, enable_script_checks: bool = False) -> None:
+        self.enable_script_checks = enable_script_checks  # Consul's default: refused
+        self._probes: dict[str, ProbeLoop] = {}  # running HTTP/TCP/script checks
         self._timer_handlers["ttl"] = self._ttl_expired
         self._timer_handlers["defer"] = self._deferred_output
+
+    def _vet_script(self, c: dict) -> None:
+        if check_type(c) == "script" and not self.enable_script_checks:
+            raise ConsulError(500, SCRIPTS_DISABLED)
 
     # ------------------------------------------------------------ agent API
     def agent_register_service(self, body: dict, replace_existing_checks: bool = False) -> None:
@@ -37,6 +46,7 @@ class AgentMixin(CatalogMixin):
         parsed = [ci(d) for d in defs]
         for c in parsed:
             validate_check(c)
+            self._vet_script(c)
         node = self.node_name
         with self._txn():
             for i, c in enumerate(parsed, 1):
@@ -66,13 +76,41 @@ class AgentMixin(CatalogMixin):
         if prev is not None and not c.get("status"):
             rec["Output"] = prev["Output"]
         self._put_check(node, rec)
-        ttl = parse_duration(str(c["ttl"])) if c.get("ttl") else None
+        self._stop_probe(cid)
+        ttl = check_seconds(c["ttl"]) if c.get("ttl") else None
+        state = {"ttl": ttl, "deadline": None, "output": rec["Output"], "pending": None}
+        self._agent_checks[cid] = state
         if ttl:
-            state = {"ttl": ttl, "deadline": self.now() + ttl, "output": rec["Output"], "pending": None}
-            self._agent_checks[cid] = state
+            state["deadline"] = self.now() + ttl
             self._schedule(state["deadline"], "ttl", cid)
-        else:
-            self._agent_checks[cid] = None
+        probe = _probe_for(c)
+        if probe is not None:
+            interval = check_seconds(c["interval"])
+            loop = ProbeLoop(probe, interval, self.random() * interval,
+                             lambda status, output: self._probe_result(cid, loop, status, output), cid)
+            self._probes[cid] = loop
+
+    def _stop_probe(self, cid: str) -> None:
+        loop = self._probes.pop(cid, None)
+        if loop is not None:
+            loop.stop()
+
+    def _probe_result(self, cid: str, loop: ProbeLoop, status: str, output: str) -> None:
+        with self._txn():
+            state = self._agent_checks.get(cid)
+            if self._probes.get(cid) is loop and state is not None:
+                self._agent_set(cid, state, status, output)
+
+    def _on_check_removed(self, node: str, cid: str) -> None:
+        super()._on_check_removed(node, cid)
+        if node == self.node_name:
+            self._stop_probe(cid)
+
+    def stop_timers(self) -> None:
+        with self._lock:
+            for cid in list(self._probes):
+                self._stop_probe(cid)
+        super().stop_timers()
 
     def agent_deregister_service(self, sid: str) -> None:
         with self._txn():
@@ -89,8 +127,9 @@ class AgentMixin(CatalogMixin):
             svc = None
             if c.get("serviceid"):
                 if c["serviceid"] not in self._agent_services:
-                    raise ConsulError(400, f'ServiceID "{c["serviceid"]}" does not exist')
+                    raise ConsulError(404, f'ServiceID "{c["serviceid"]}" does not exist')
                 svc = self._svcs[self.node_name][c["serviceid"]]
+            self._vet_script(c)
             self._agent_add_check(cid, c["name"], c, svc)
 
     def agent_deregister_check(self, cid: str) -> None:
@@ -105,19 +144,23 @@ class AgentMixin(CatalogMixin):
             if cid not in self._agent_checks:
                 raise ConsulError(404, unknown_check(cid))
             state = self._agent_checks[cid]
-            if state is None:
+            if state is None or state["ttl"] is None:
                 raise ConsulError(500, f'CheckID "{cid}" does not have associated TTL')
             state["deadline"] = self.now() + state["ttl"]
-            state["output"] = output
             self._schedule(state["deadline"], "ttl", cid)
-            chk = self._checks[self.node_name][cid]
-            if chk["Status"] == status and self.check_update_interval > 0:
-                if chk["Output"] != output and state["pending"] is None:  # deferred sync
-                    state["pending"] = self.now() + self.check_update_interval
-                    self._schedule(state["pending"], "defer", cid)
-                return
-            state["pending"] = None
-            self._set_status(self.node_name, cid, status, output)
+            self._agent_set(cid, state, status, output)
+
+    def _agent_set(self, cid: str, state: dict, status: str, output: str) -> None:
+        """A local check's new result: a status change syncs now, an output-only one later."""
+        state["output"] = output
+        chk = self._checks[self.node_name][cid]
+        if chk["Status"] == status and self.check_update_interval > 0:
+            if chk["Output"] != output and state["pending"] is None:  # deferred sync
+                state["pending"] = self.now() + self.check_update_interval
+                self._schedule(state["pending"], "defer", cid)
+            return
+        state["pending"] = None
+        self._set_status(self.node_name, cid, status, output)
 
     def _ttl_expired(self, cid: str, deadline: float) -> None:
         state = self._agent_checks.get(cid)
@@ -175,3 +218,19 @@ class AgentMixin(CatalogMixin):
                                      name="Node Maintenance Mode", svc=None, status="critical")
             self._put_check(node, rec)
             self._agent_checks[NODE_MAINT] = None
+
+
+def _probe_for(c: dict) -> Callable[[], Result] | None:
+    """The probe of an HTTP, TCP or script check definition (keys as ``ci()`` gives them)."""
+    kind = check_type(c)
+    timeout = check_seconds(c["timeout"]) if c.get("timeout") else DEFAULT_TIMEOUT
+    if kind == "http":
+        return lambda: http_probe(str(c["http"]), method=str(c.get("method") or "GET"), headers=c.get("header"),
+                                  body=str(c.get("body") or ""), timeout=timeout,
+                                  tls_skip_verify=bool(c.get("tlsskipverify")))
+    if kind == "tcp":
+        return lambda: tcp_probe(str(c["tcp"]), timeout=timeout)
+    if kind == "script":
+        args = [str(a) for a in (c.get("args") or c.get("scriptargs") or [])]
+        return lambda: script_probe(args, timeout=check_seconds(c["timeout"]) if c.get("timeout") else 30.0)
+    return None

@@ -12,15 +12,20 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Callable, Hashable
 
+from .catalog import ci
 from .core import ConsulError
 from .durations import parse_bool, parse_duration
-from .filter import AGENT_SERVICE, CHECK, HEALTH_ENTRY, NODE, SERVICE_NODE, FilterError, compile_filter
+from .filter import AGENT_SERVICE, CHECK, HEALTH_ENTRY, NODE, SERVICE, SERVICE_NODE, FilterError, compile_filter
 from .kvapi import KVApiMixin
-from .proto import JSON, QueryOpts, Request, Response, ok_json, text
+from .proto import JSON, TEXT, QueryOpts, Request, Response, ok_json, text
 
 if TYPE_CHECKING:
     from .server import ConsulEmulator
     from .state import Store
+
+# What a dev agent serves at /ui/ (the web UI); "/" redirects there, as in Consul.
+UI_PAGE = b"<!DOCTYPE html><html><head><title>Consul by HashiCorp</title></head><body></body></html>\n"
+
 
 def filter_non_passing(entries: list[dict]) -> list[dict]:
     """Consul's ``filterNonPassing``: drop entries with any non-passing check (swap with last)."""
@@ -42,7 +47,7 @@ class Api(KVApiMixin):
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = []
         for method, pattern, fn in [
             ("GET", r"/v1/agent/self", self.agent_self),
-            ("GET", r"/v1/agent/members", lambda r: ok_json(self.store.members())),
+            ("GET", r"/v1/agent/members", lambda r: ok_json(self.store.members(wan=_bool(r.q("wan") or "false")))),
             ("GET", r"/v1/agent/services", self.agent_services),
             ("GET", r"/v1/agent/checks", self.agent_checks),
             ("GET", r"/v1/agent/service/(?P<x>.+)", self.agent_service),
@@ -61,6 +66,7 @@ class Api(KVApiMixin):
             ("GET", r"/v1/catalog/service/(?P<x>.*)", self.catalog_service),
             ("GET", r"/v1/catalog/nodes", self.catalog_nodes),
             ("GET", r"/v1/catalog/node/(?P<x>.*)", self.catalog_node),
+            ("GET", r"/v1/catalog/connect/(?P<x>.*)", self.catalog_connect),
             ("GET", r"/v1/health/service/(?P<x>.*)", self.health_service),
             ("GET", r"/v1/health/checks/(?P<x>.*)", self.health_checks),
             ("GET", r"/v1/health/state/(?P<x>.*)", self.health_state),
@@ -72,8 +78,10 @@ class Api(KVApiMixin):
             ("GET", r"/v1/session/info/(?P<x>.*)", self.session_info),
             ("GET", r"/v1/session/list", self.session_list),
             ("GET", r"/v1/session/node/(?P<x>.*)", self.session_node),
-            ("GET", r"/v1/status/leader", lambda r: ok_json("127.0.0.1:8300" if self.emu.leader else "")),
-            ("GET", r"/v1/status/peers", lambda r: ok_json(["127.0.0.1:8300"])),
+            ("GET", r"/v1/status/leader", lambda r: ok_json(self.store.server_address if self.emu.leader else "")),
+            ("GET", r"/v1/status/peers", lambda r: ok_json([self.store.server_address])),
+            ("GET", r"/", lambda r: Response(301, b"", TEXT, {"Location": "/ui/"})),
+            ("GET", r"/ui/", lambda r: Response(200, UI_PAGE, "text/html; charset=utf-8")),
         ]:
             self.routes.append((method, re.compile(pattern + r"\Z"), fn))
 
@@ -187,7 +195,7 @@ class Api(KVApiMixin):
 
     # ------------------------------------------------------------ agent
     def agent_self(self, req: Request) -> Response:
-        return ok_json(self.store.agent_self())
+        return ok_json(self.store.agent_self(leader=self.emu.leader))
 
     def agent_services(self, req: Request) -> Response:
         return ok_json(self.store.agent_services(self.pred(req, AGENT_SERVICE)))
@@ -250,14 +258,23 @@ class Api(KVApiMixin):
 
     # ------------------------------------------------------------ catalog
     def catalog_register(self, req: Request) -> Response:
-        self.write_guard(req)
-        self.store.catalog_register(self.body_json(req))
+        body = self.catalog_write(req)
+        self.store.catalog_register(body)
         return ok_json(True)
 
     def catalog_deregister(self, req: Request) -> Response:
-        self.write_guard(req)
-        self.store.catalog_deregister(self.body_json(req))
+        body = self.catalog_write(req)
+        self.store.catalog_deregister(body)
         return ok_json(True)
+
+    def catalog_write(self, req: Request) -> Any:
+        """Catalog writes name their datacenter in the body (``Datacenter``), not the query."""
+        self.write_guard(req)
+        body = self.body_json(req)
+        dc = ci(body).get("datacenter")
+        if dc and dc != self.store.datacenter:
+            raise ConsulError(500, "No path to datacenter")
+        return body
 
     def catalog_services(self, req: Request) -> Response:
         o = self.opts(req)
@@ -273,7 +290,7 @@ class Api(KVApiMixin):
                                                pred=self.pred(req, SERVICE_NODE))
         idx, rows = self.blocking(o, ("svc", x), read)
         h = self.meta(idx, o)
-        return ok_json(self.hide(req, rows, h, lambda r: r["Node"]), h)
+        return ok_json(self.hide(req, no_peer(req, rows), h, lambda r: r["Node"]), h)
 
     def catalog_nodes(self, req: Request) -> Response:
         o = self.opts(req)
@@ -284,8 +301,15 @@ class Api(KVApiMixin):
 
     def catalog_node(self, req: Request, x: str) -> Response:
         o = self.opts(req)
-        idx, data = self.blocking(o, "catalog", self.store.read_catalog_node(x))
+        idx, data = self.blocking(o, "catalog", self.store.read_catalog_node(x, self.pred(req, SERVICE)))
         return ok_json(data, self.meta(idx, o))
+
+    def catalog_connect(self, req: Request, x: str) -> Response:
+        if not x:
+            return text(400, "Missing service name")
+        o = self.opts(req)
+        idx, rows = self.blocking(o, "services", self.store.read_catalog_connect(x, self.pred(req, SERVICE_NODE)))
+        return ok_json(rows, self.meta(idx, o))
 
     # ------------------------------------------------------------ health
     def health_service(self, req: Request, x: str) -> Response:
@@ -304,7 +328,7 @@ class Api(KVApiMixin):
                 return text(400, "Invalid value for ?passing")
             if passing:
                 entries = filter_non_passing(entries)
-        return ok_json(self.hide(req, entries, h, lambda e: e["Node"]["Node"]), h)
+        return ok_json(self.hide(req, no_peer(req, entries), h, lambda e: e["Node"]["Node"]), h)
 
     def health_checks(self, req: Request, x: str) -> Response:
         if not x:
@@ -335,6 +359,11 @@ class Api(KVApiMixin):
         o = self.opts(req)
         idx, rows = self.blocking(o, "checks", self.store.read_health_node(x, pred=self.pred(req, CHECK)))
         return ok_json(rows, self.meta(idx, o))
+
+
+def no_peer(req: Request, rows: list[dict]) -> list[dict]:
+    """``?peer=<name>`` reads a peered cluster's services: the emulator has no peerings."""
+    return [] if req.q("peer") else rows
 
 
 def _bool(value: str) -> bool:

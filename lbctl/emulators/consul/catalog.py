@@ -84,7 +84,7 @@ class CatalogMixin(StoreCore):
             "Tags": list(b.get("tags") or []), "Address": b.get("address") or "",
         })
         if b.get("taggedaddresses"):
-            rec["TaggedAddresses"] = b["taggedaddresses"]
+            rec["TaggedAddresses"] = _service_addresses(b["taggedaddresses"])
         rec.update({
             "Meta": dict(b["meta"]) if b.get("meta") else None, "Port": int(b.get("port") or 0),
             "Weights": {"Passing": int(w.get("passing", 1) or 1), "Warning": int(w.get("warning", 1) or 1)},
@@ -315,15 +315,23 @@ def check_type(c: dict) -> str:
     return ""
 
 
+def check_seconds(value: Any) -> float:
+    """A check's duration field: a Go duration string, or a JSON number of nanoseconds
+    (Consul's ``CheckType.UnmarshalJSON``)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value / 1e9
+    return parse_duration(str(value))
+
+
 def validate_check(c: dict) -> None:
     """Consul's ``CheckType.Validate`` for the kinds the emulator knows."""
     kind = check_type(c)
     try:
         if kind == "ttl":
-            if parse_duration(str(c["ttl"])) <= 0:
+            if check_seconds(c["ttl"]) <= 0:
                 raise ConsulError(400, "Invalid check: TTL must be > 0 for TTL checks")
         elif kind in ("http", "tcp", "grpc", "script", "docker", "h2ping", "udp"):
-            if not c.get("interval") or parse_duration(str(c["interval"])) <= 0:
+            if not c.get("interval") or check_seconds(c["interval"]) <= 0:
                 raise ConsulError(400, "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, or TCP checks")
         elif kind == "":
             raise ConsulError(400, "Invalid check: TTL must be > 0 for TTL checks")
@@ -331,10 +339,24 @@ def validate_check(c: dict) -> None:
         raise ConsulError(400, f"Invalid check: {exc}") from None
 
 
+def _service_addresses(tagged: Any) -> dict[str, dict[str, Any]]:
+    """``TaggedAddresses`` of a service: name -> Consul's ``ServiceAddress`` {Address, Port}."""
+    if not isinstance(tagged, dict) or not all(isinstance(v, dict) for v in tagged.values()):
+        raise ConsulError(400, "Request decode failed: TaggedAddresses: expected a map of {Address, Port}")
+    out = {}
+    for name, value in tagged.items():
+        v = ci(value)
+        try:
+            out[str(name)] = {"Address": str(v.get("address") or ""), "Port": int(v.get("port") or 0)}
+        except (TypeError, ValueError):
+            raise ConsulError(400, f"Request decode failed: TaggedAddresses.{name}.Port: not a number") from None
+    return out
+
+
 def _dur(value: Any) -> str:
     if not value:
         return ""
     try:
-        return format_duration(parse_duration(str(value)))
+        return format_duration(check_seconds(value))
     except ValueError:
         return str(value)

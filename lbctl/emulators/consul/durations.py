@@ -53,9 +53,9 @@ def format_duration(seconds: float) -> str:
         return "0s"
     neg = seconds < 0
     seconds = abs(seconds)
-    if seconds < 1:
-        ms = seconds * 1000
-        out = f"{ms:g}ms"
+    if seconds < 1:  # Go switches to ms, µs, then ns below one second
+        ns = round(seconds * 1e9)
+        out = f"{ns}ns" if ns < 1000 else (f"{ns / 1e3:g}\u00b5s" if ns < 1_000_000 else f"{ns / 1e6:g}ms")
     else:
         h, rest = divmod(seconds, 3600)
         m, s = divmod(rest, 60)

@@ -7,12 +7,10 @@ socket and every open connection (clients get "connection refused"; in-flight
 blocking queries are cut), ``recover()`` listens again on the same port.
 
 Like a real agent at its defaults (``limits.http_max_conns_per_client`` = 200), it
-admits at most ``max_conns_per_client`` concurrent connections per client IP: an
-idle keep-alive connection counts as long as it is open.  Beyond the cap a new
-connection gets Consul's canned ``429 Too Many Requests`` answer at once, before any
-request is read, and is closed (hashicorp/go-connlimit, used by Consul's
-``agent/agent.go``).  ``connections()``, ``peak_connections()`` and ``refused()``
-count what clients did.
+admits at most ``max_conns_per_client`` concurrent connections per client IP and
+answers the next one with Consul's canned 429 (``connlimit.py``); the accept hook is
+``_Server.verify_request``.  ``connections()``, ``peak_connections()`` and
+``refused()`` count what clients did.
 """
 
 from __future__ import annotations
@@ -27,17 +25,11 @@ from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .api import Api
+from .connlimit import DEFAULT_MAX_CONNS_PER_CLIENT, TOO_MANY_CONNS, ConnLimiter, refuse
 from .core import Aborted
 from .proto import Request, Response, text
 from .state import Store
 
-# Consul's answer past the per-client connection cap (hashicorp/go-connlimit connlimit.go):
-# written raw on the new connection, which is then closed.
-TOO_MANY_CONNS = "Your IP is issuing too many concurrent connections, please rate limit your calls\n"
-_TOO_MANY_CONNS_RESPONSE = (f"HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\n"
-                            f"Content-Length: {len(TOO_MANY_CONNS)}\r\nConnection: close\r\n\r\n"
-                            f"{TOO_MANY_CONNS}").encode()
-DEFAULT_MAX_CONNS_PER_CLIENT = 200  # Consul's limits.http_max_conns_per_client default
 _FAULT_BODIES = {429: TOO_MANY_CONNS, 500: "rpc error making call: emulated failure", 503: "Service Unavailable"}
 
 
@@ -49,13 +41,13 @@ class _Server(ThreadingHTTPServer):
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """Runs on the accepting thread, like Consul's ``ConnState`` hook: admit or refuse."""
-        if self.emu._admit(request, client_address[0]):
+        if self.emu.limiter.admit(request, client_address[0]):
             return True
-        _refuse(request)
+        refuse(request)
         return False
 
     def shutdown_request(self, request: Any) -> None:
-        self.emu._release(request)
+        self.emu.limiter.release(request)
         super().shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -63,24 +55,6 @@ class _Server(ThreadingHTTPServer):
         if isinstance(exc, (ConnectionError, OSError, Aborted)):
             return  # client went away, or the emulator cut the connection
         super().handle_error(request, client_address)
-
-
-def _refuse(conn: socket.socket) -> None:
-    """Write Consul's canned 429 (10 ms deadline, as Consul sets) and stop reading.
-
-    The request bytes already received are discarded so that the close does not turn
-    into a TCP reset before the client reads the 429 (Go's accept hook usually runs
-    before the request arrives; Python's accept is slower).  The caller closes.
-    """
-    try:
-        conn.settimeout(0.01)
-        conn.sendall(_TOO_MANY_CONNS_RESPONSE)
-        conn.shutdown(socket.SHUT_WR)
-        conn.setblocking(False)
-        while conn.recv(65536):
-            pass
-    except OSError:
-        pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -122,12 +96,13 @@ class ConsulEmulator:
                  streaming: bool = False, strict_kv_keys: bool = True,
                  check_update_interval: float = 300.0, clock: Callable[[], float] | None = None,
                  seed: int | None = None, consul_service: bool = True, verbose: bool = False,
-                 max_conns_per_client: int = DEFAULT_MAX_CONNS_PER_CLIENT) -> None:
+                 max_conns_per_client: int = DEFAULT_MAX_CONNS_PER_CLIENT,
+                 enable_script_checks: bool = False) -> None:
         self.host = host
         self.port = port
         self.store = Store(node_name=node_name, node_address=node_address, datacenter=datacenter,
                            clock=clock, seed=seed, check_update_interval=check_update_interval,
-                           consul_service=consul_service)
+                           consul_service=consul_service, enable_script_checks=enable_script_checks)
         self.api = Api(self.store, self)
         if acl_tokens is None:
             self.acl: dict[str, str] | None = None
@@ -144,11 +119,7 @@ class ConsulEmulator:
         self._ctl = threading.RLock()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
-        self.max_conns_per_client = int(max_conns_per_client)  # 0: no cap (as in Consul)
-        self._conns: dict[socket.socket, str] = {}  # open connection -> client IP
-        self._open: Counter[str] = Counter()
-        self._peak: Counter[str] = Counter()
-        self._refused = 0
+        self.limiter = ConnLimiter(max_conns_per_client)
         self._gen = 0
         self._cut = threading.Event()
         self._latency = 0.0
@@ -209,31 +180,12 @@ class ConsulEmulator:
         httpd.shutdown()
         httpd.server_close()
         with self._ctl:
-            conns = list(self._conns)
+            conns = self.limiter.sockets()
         for conn in conns:
             try:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-
-    def _admit(self, conn: socket.socket, client: str) -> bool:
-        with self._ctl:
-            cap = self.max_conns_per_client
-            if cap > 0 and self._open[client] >= cap:
-                self._refused += 1
-                return False
-            self._conns[conn] = client
-            self._open[client] += 1
-            self._peak[client] = max(self._peak[client], self._open[client])
-            return True
-
-    def _release(self, conn: socket.socket) -> None:
-        with self._ctl:
-            client = self._conns.pop(conn, None)
-            if client is not None:
-                self._open[client] -= 1
-                if not self._open[client]:
-                    del self._open[client]
 
     # ------------------------------------------------------------ fault switches
     def outage(self) -> None:
@@ -291,31 +243,29 @@ class ConsulEmulator:
         self.hidden_nodes = frozenset(nodes)
 
     # ------------------------------------------------------------ counters
+    @property
+    def max_conns_per_client(self) -> int:
+        return self.limiter.cap
+
     def set_max_conns_per_client(self, n: int) -> None:
         """Change the cap at run time (0: none); open connections above it stay open, as in Consul."""
-        with self._ctl:
-            self.max_conns_per_client = int(n)
+        self.limiter.cap = int(n)
 
     def connections(self, client: str | None = None) -> int:
         """Connections open right now from *client* (an IP), or the most from any one client."""
-        with self._ctl:
-            return self._open[client] if client is not None else max(self._open.values(), default=0)
+        return self.limiter.open(client)
 
     def peak_connections(self, client: str | None = None) -> int:
         """Most connections ever open at once from *client*, or from any one client."""
-        with self._ctl:
-            return self._peak[client] if client is not None else max(self._peak.values(), default=0)
+        return self.limiter.peak(client)
 
     def refused(self) -> int:
         """Connections answered ``429`` because their client was at the cap."""
-        with self._ctl:
-            return self._refused
+        return self.limiter.refused()
 
     def reset_connection_stats(self) -> None:
         """Peaks restart from the connections open now; the refusal count from 0."""
-        with self._ctl:
-            self._peak = Counter(self._open)
-            self._refused = 0
+        self.limiter.reset()
 
     def request_count(self, path_prefix: str = "") -> int:
         """Requests received (faulted ones included) whose path starts with *path_prefix*."""

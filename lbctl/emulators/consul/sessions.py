@@ -257,7 +257,9 @@ class KVSessionMixin(ViewsMixin):
             if sess["Node"] == node and cid in sess["NodeChecks"]:
                 self._invalidate(sid)
 
-    _on_check_removed = _on_check_critical
+    def _on_check_removed(self, node: str, cid: str) -> None:
+        super()._on_check_removed(node, cid)
+        self._on_check_critical(node, cid)
 
     def _on_node_removed(self, node: str) -> None:
         for sid, sess in list(self._sessions.items()):

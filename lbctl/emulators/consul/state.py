@@ -24,10 +24,10 @@ class Store(KVSessionMixin):
     def __init__(self, *, node_name: str = "node-a", node_address: str = "127.0.0.1",
                  datacenter: str = "dc1", clock: Callable[[], float] | None = None,
                  seed: int | None = None, check_update_interval: float = 300.0,
-                 consul_service: bool = True) -> None:
+                 consul_service: bool = True, enable_script_checks: bool = False) -> None:
         super().__init__(clock=clock, seed=seed)
         self._init_catalog(node_name, node_address, datacenter, check_update_interval)
-        self._init_agent()
+        self._init_agent(enable_script_checks)
         self._init_kv()
         with self._txn():
             self._put_node(node_name, node_address, meta={"consul-network-segment": ""})

@@ -195,14 +195,31 @@ class ViewsMixin(AgentMixin):
             return idx(), out
         return idx, build
 
-    def read_catalog_node(self, node: str) -> Read:
+    def read_catalog_node(self, node: str, pred: Predicate | None = None) -> Read:
+        """``/v1/catalog/node/<node>``; *pred* (``filter``) applies to each entry of ``Services``."""
         idx = lambda: self.table_index("nodes", "services")
 
         def build() -> tuple[int, dict | None]:
             if node not in self._nodes:
                 return idx(), None
-            svcs = {sid: self.agent_service(s) for sid, s in sorted(self._svcs[node].items())}
+            svcs = {sid: self.agent_service(s) for sid, s in sorted(self._svcs[node].items())
+                    if pred is None or pred(s)}
             return idx(), {"Node": self._nodes[node], "Services": svcs}
+        return idx, build
+
+    def read_catalog_connect(self, name: str, pred: Predicate | None = None) -> Read:
+        """``/v1/catalog/connect/<name>``: its Connect-native instances and the proxies for it."""
+        idx = lambda: self.table_index("services")
+
+        def build() -> tuple[int, list[dict]]:
+            out = []
+            for node, svcs in sorted(self._svcs.items()):
+                for _, svc in sorted(svcs.items()):
+                    native = svc["Service"] == name and bool(svc["Connect"].get("Native"))
+                    proxy = svc.get("Kind") == "connect-proxy" and svc["Proxy"].get("DestinationServiceName") == name
+                    if (native or proxy) and (pred is None or pred(self.service_node(node, svc))):
+                        out.append(self.service_node(node, svc))
+            return idx(), out
         return idx, build
 
     # ------------------------------------------------------------ agent
@@ -224,27 +241,48 @@ class ViewsMixin(AgentMixin):
         return {k: v for k, v in out.items() if pred is None or pred(v)}
 
     def agent_checks(self, pred: Predicate | None = None) -> dict[str, dict]:
+        """The agent's local view: an output not yet synced to the catalog shows here already."""
         with self._lock:
             checks = self._checks.get(self.node_name, {})
             out = {cid: checks[cid] for cid in sorted(self._agent_checks) if cid in checks}
+            for cid, state in self._agent_checks.items():
+                if cid in out and state is not None and state["pending"] is not None:
+                    out[cid] = {**out[cid], "Output": state["output"]}
         return {k: v for k, v in out.items() if pred is None or pred(v)}
 
-    def agent_self(self) -> dict[str, Any]:
+    @property
+    def server_address(self) -> str:
+        """This single server's RPC address: the leader, the only raft peer."""
+        return f"{self.node_address}:8300"
+
+    def _member(self, name: str, address: str, *, wan: bool = False) -> dict[str, Any]:
+        """A serf member as ``/v1/agent/members`` and ``/v1/agent/self`` show it."""
+        server = name == self.node_name
+        tags = {"dc": self.datacenter, "role": "consul" if server else "node", "build": "1.16.0:emulator"}
+        return {"Name": f"{name}.{self.datacenter}" if wan else name, "Addr": address,
+                "Port": 8302 if wan else 8301, "Tags": tags, "Status": 1,
+                "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+                "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4}
+
+    def agent_self(self, leader: bool = True) -> dict[str, Any]:
         with self._lock:
             node = self._nodes.get(self.node_name, {})
         return {
             "Config": {"Datacenter": self.datacenter, "NodeName": self.node_name,
                        "NodeID": node.get("ID", self.node_id(self.node_name)), "Server": True,
                        "Revision": "emulator", "Version": "1.16.0", "PrimaryDatacenter": self.datacenter},
-            "Member": {"Name": self.node_name, "Addr": self.node_address, "Port": 8301,
-                       "Tags": {"dc": self.datacenter, "role": "consul", "build": "1.16.0:emulator"},
-                       "Status": 1},
+            "Coord": {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
+            "Member": self._member(self.node_name, self.node_address),
             "Meta": node.get("Meta", {}),
-            "Stats": {"consul": {"leader": "true", "known_servers": "1"}},
+            "Stats": {"consul": {"leader": str(leader).lower(), "known_servers": "1",
+                                 "leader_addr": self.server_address if leader else "", "server": "true"}},
             "DebugConfig": {"Datacenter": self.datacenter, "NodeName": self.node_name},
+            "xDS": {"SupportedProxies": {"envoy": []}, "Port": -1, "Ports": {"Plaintext": -1, "TLS": -1}},
         }
 
-    def members(self) -> list[dict[str, Any]]:
+    def members(self, wan: bool = False) -> list[dict[str, Any]]:
+        """LAN members: the catalog's nodes; WAN members: the servers (this agent)."""
         with self._lock:
-            return [{"Name": n, "Addr": rec["Address"], "Port": 8301, "Status": 1,
-                     "Tags": {"dc": self.datacenter}} for n, rec in sorted(self._nodes.items())]
+            if wan:
+                return [self._member(self.node_name, self.node_address, wan=True)]
+            return [self._member(n, rec["Address"]) for n, rec in sorted(self._nodes.items())]
