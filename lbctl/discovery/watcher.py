@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
-from lbctl.discovery import checks
+from lbctl.discovery import checks, consul_model
 from lbctl.discovery.consul import Client, Watch, selected
 from lbctl.errors import DiscoveryError
 
@@ -174,7 +174,7 @@ class ConsulWatcher:
                     self.busy.discard(name)
                     self._queue({name}, urgent=False)  # again, after the changes (the back-off is shared)
                 continue
-            self._read(name, index, entries)
+            self._read(name, index, consul_model.slim(entries))
 
     def _next(self) -> str | None:
         with self.lock:

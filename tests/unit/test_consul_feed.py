@@ -189,3 +189,21 @@ def test_throttle_halves_the_readers_on_a_failure_and_grows_them_back_one_by_one
     t.acquire(counted=False)  # a blocking query is never held back by the readers' limit
     t.release(counted=False, ok=True)
     assert t.active == 0
+
+
+def test_slim_keeps_what_members_read_and_leaves_odd_shapes_to_them():
+    from lbctl.discovery import consul_model as cm
+
+    entry = {"Node": {"Node": "n1", "Address": "10.0.0.1", "Meta": {"x": "y"}, "CreateIndex": 3},
+             "Service": {"ID": "web-1", "Service": "web", "Address": "", "Port": 80, "Weights": {"Passing": 2},
+                         "Meta": {"lb-state": "drain"}, "Tags": ["a"], "Proxy": {}, "ModifyIndex": 9},
+             "Checks": [{"CheckID": "serfHealth", "Status": "passing", "ServiceID": "", "Output": "long"}]}
+    slim = cm.slim([entry, "odd", {"Service": "not a mapping", "Checks": None}])
+    assert slim[0] == {"Node": {"Node": "n1", "Address": "10.0.0.1"},
+                       "Service": {"ID": "web-1", "Service": "web", "Address": "", "Port": 80,
+                                   "Weights": {"Passing": 2}, "Meta": {"lb-state": "drain"}, "Tags": ["a"]},
+                       "Checks": [{"CheckID": "serfHealth", "Status": "passing", "ServiceID": ""}]}
+    assert slim[1:] == ["odd", {"Node": None, "Service": "not a mapping", "Checks": None}]
+    policy = cm.Policy()
+    assert cm.members("web", [entry], policy) == cm.members("web", slim[:1], policy)
+    assert cm.options("web", [entry]) == cm.options("web", slim[:1])
