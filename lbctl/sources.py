@@ -121,7 +121,7 @@ def consul(raw: Any, base: Path, path: str = "source.consul", need_services: boo
         stale=v.optional(data, "stale", path, boolean, False),
         wait_ms=v.optional(data, "wait", path, v.duration_ms, 60_000),
         min_query_interval_ms=v.optional(data, "min_query_interval", path, v.duration_ms, 100),
-        max_connections=v.optional(data, "max_connections", path, connections, 16),
+        max_connections=v.optional(data, "max_connections", path, connections, ConsulSettings.max_connections),
     )
     if need_services and not (settings.services or settings.tag or settings.filter):
         raise v.fail(path, "needs services, a tag or a filter to choose what to watch")
