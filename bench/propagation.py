@@ -13,9 +13,12 @@ Everything runs on 127.0.0.1 in a temp dir and is always stopped at the end
   the config that ``lbctl apply -c lbctl.yml`` wrote;
 * ``lbctl watch -c lbctl.yml`` as a real process (its log: ``watch.log``).
 
-lbctl.yml lists every service by name under ``source.consul.services`` (no tag
-or filter, so no catalog watch), with ``wait: --wait``, the default
-``min_query_interval`` (100 ms) and ``watch.min_wait: 0s``.  ``--path reload``
+lbctl.yml lists every service by name under ``source.consul.services``, with
+``wait: --wait``, the default ``min_query_interval`` (100 ms), ``watch.min_wait:
+0s`` and ``max_connections: --max-connections`` (default: lbctl's).  lbctl holds
+two blocking queries (the catalog and every check) and reads the services that
+changed; the emulator enforces a real agent's cap of 200 connections per client
+and counts the most connections lbctl held at once and the ones it refused (429).  ``--path reload``
 (default) sets ``runtime_api: false`` on the target, so every change takes the
 checked reload path; ``--path runtime`` lets lbctl use the Runtime API.
 ``--slots N`` sets the target's spare server slots (default: lbctl's default).
@@ -24,8 +27,10 @@ Phases:
 
 1. warm-up: ``--warmup`` flips, not counted (they prove the first round is done);
 2. idle: reset the emulator's request counter, wait ``--idle`` (default 6 wait
-   periods) with no change, count the requests (and, from the time stamps, the
-   mean interval between two requests of the same query, and the busiest second);
+   periods) with no change, count the requests and the blocking queries held
+   (each answers at least once a wait: the bound is 2 × held × 60 / wait a
+   minute), and, from the time stamps, the mean interval between two requests
+   of the same query, and the busiest second;
 3. churn: ``--changes`` health flips, one at a time.  Critical flips take one
    instance of a fresh service out; they alternate with passing flips that bring
    back the instance out the longest (two or three are out at a time), so
