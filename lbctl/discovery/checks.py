@@ -108,10 +108,10 @@ class Book:
         creates = [s.CreateIndex for s in reading.stamps]
         if since and creates == self.creates:  # the same checks: only writes to existing ones
             out = Diff()
-            for row, stamp in zip(self.rows, reading.stamps):
-                if stamp.ModifyIndex > since:
-                    note(out, row)
-                    out.indexes.add(stamp.ModifyIndex)
+            modified = [s.ModifyIndex for s in reading.stamps]
+            for i in [i for i, m in enumerate(modified) if m > since]:
+                note(out, self.rows[i])
+                out.indexes.add(modified[i])
             return out
         rows = reading.checks()
         out = diff(table(self.rows), table(rows), since)

@@ -110,6 +110,17 @@ class OpenFirstHTTPS(HTTPSConnectionPool):
     QueueCls = OpenFirst
 
 
+class OneRead(HTTPAdapter):
+    """Reads each answer's body at once: requests reads it 10 KB at a time, 1,500 times
+    for the 15 MB of every check at 10,000 services, at several times the cost.
+    A body read to its end hands its connection back to the pool (urllib3)."""
+
+    def build_response(self, req: Any, resp: Any) -> requests.Response:
+        response = super().build_response(req, resp)
+        response._content = resp.read(decode_content=True)
+        return response
+
+
 class Client:
     """Every failure is a one-line ``DiscoveryError``."""
 
@@ -122,7 +133,7 @@ class Client:
         self.api = consul.Consul(host=settings.host, port=settings.port, scheme=settings.scheme,
                                  token=settings.token(), dc=settings.datacenter, verify=verify, cert=cert)
         # Never more than max_connections at once: a request waits for a free connection.
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.max_connections, pool_block=True)
+        adapter = OneRead(pool_connections=1, pool_maxsize=settings.max_connections, pool_block=True)
         adapter.poolmanager.pool_classes_by_scheme = {"http": OpenFirstHTTP, "https": OpenFirstHTTPS}
         self.api.http.session.mount("http://", adapter)
         self.api.http.session.mount("https://", adapter)
