@@ -38,7 +38,6 @@ from lbctl.sources import ConsulSettings
 
 log = logging.getLogger("lbctl.consul")
 BACKOFF_START = 0.25
-OUTCOMES = ("ok", "429", "error")
 
 
 class Busy(DiscoveryError):
