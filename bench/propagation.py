@@ -13,9 +13,12 @@ Everything runs on 127.0.0.1 in a temp dir and is always stopped at the end
   the config that ``lbctl apply -c lbctl.yml`` wrote;
 * ``lbctl watch -c lbctl.yml`` as a real process (its log: ``watch.log``).
 
-lbctl.yml lists every service by name under ``source.consul.services`` (no tag
-or filter, so no catalog watch), with ``wait: --wait``, the default
-``min_query_interval`` (100 ms) and ``watch.min_wait: 0s``.  ``--path reload``
+lbctl.yml lists every service by name under ``source.consul.services``, with
+``wait: --wait``, the default ``min_query_interval`` (100 ms), ``watch.min_wait:
+0s`` and ``max_connections: --max-connections`` (default: lbctl's).  lbctl holds
+two blocking queries (the catalog and every check) and reads the services that
+changed; the emulator enforces a real agent's cap of 200 connections per client
+and counts the most connections lbctl held at once and the ones it refused (429).  ``--path reload``
 (default) sets ``runtime_api: false`` on the target, so every change takes the
 checked reload path; ``--path runtime`` lets lbctl use the Runtime API.
 ``--slots N`` sets the target's spare server slots (default: lbctl's default).
@@ -24,8 +27,10 @@ Phases:
 
 1. warm-up: ``--warmup`` flips, not counted (they prove the first round is done);
 2. idle: reset the emulator's request counter, wait ``--idle`` (default 6 wait
-   periods) with no change, count the requests (and, from the time stamps, the
-   mean interval between two requests of the same query, and the busiest second);
+   periods) with no change, count the requests and the blocking queries held
+   (each answers at least once a wait: the bound is 2 × held × 60 / wait a
+   minute), and, from the time stamps, the mean interval between two requests
+   of the same query, and the busiest second;
 3. churn: ``--changes`` health flips, one at a time.  Critical flips take one
    instance of a fresh service out; they alternate with passing flips that bring
    back the instance out the longest (two or three are out at a time), so
@@ -179,6 +184,8 @@ def emulator_main(conn, services: int, instances: int, wait: float) -> None:
                 conn.send(None)
             elif op == "blocking":
                 conn.send(emu.blocking_queries)
+            elif op == "conns":  # the per-client connection cap's counters (on, at Consul's default 200)
+                conn.send({"peak": emu.peak_connections(), "refused": emu.refused()})
             elif op == "log":
                 since, until = args
                 conn.send([(t, p) for t, p in list(seen) if since <= t < until])
@@ -363,7 +370,8 @@ def lbctl_config(d: Path, args, consul_port: int, listen_port: int, **target) ->
         "source": {
             "inventory": "inventory.yml",
             "consul": {"address": f"{HOST}:{consul_port}", "wait": args.wait,
-                       "services": [service_name(i) for i in range(args.services)]},
+                       "services": [service_name(i) for i in range(args.services)],
+                       **({"max_connections": args.max_connections} if args.max_connections else {})},
         },
         "watch": {"min_wait": "0s"},
         "state_dir": "state",
@@ -424,6 +432,27 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> dict:
+    """Resident memory of ``pid`` now and at its peak (VmRSS, VmHWM), in MB."""
+    try:
+        lines = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    except OSError:
+        return {}
+    return {"now": round(int(lines["VmRSS"].split()[0]) / 1024, 1), "peak": round(int(lines["VmHWM"].split()[0]) / 1024, 1)}
+
+
+def watching(emu: "Emulator", watch: subprocess.Popen, what: str = "lbctl watch") -> None:
+    """Until lbctl watch holds its blocking queries (two: the catalog and the checks), or exits."""
+    wait_for(lambda: watch.poll() is not None or emu.call("blocking") >= 2, 120, f"{what} to block on Consul")
+    if watch.poll() is not None:
+        raise RuntimeError(f"{what} exited")
+
+
+def first_timeout(args) -> float:
+    """Seconds the first change may take: it waits for lbctl's first reading of every service."""
+    return max(60.0, args.services / 20)
 
 
 def loadavg() -> float:
@@ -591,6 +620,7 @@ def idle_phase(emu: Emulator, args, wait: float, watch_pid: int) -> dict:
     end = time.monotonic()
     cpu = cpu_seconds(watch_pid) - cpu
     count = emu.call("count")
+    held = emu.call("blocking")
     seen = emu.call("log", start, end)
     per_path: dict[str, list[float]] = {}
     for t, raw in seen:
@@ -601,7 +631,8 @@ def idle_phase(emu: Emulator, args, wait: float, watch_pid: int) -> dict:
             "requests_per_min": round(count * 60 / (end - start)),
             "queries_seen": len(per_path),
             "mean_interval_s": round(statistics.fmean(gaps), 3) if gaps else None,
-            "per_min_from_intervals": round(args.services * 60 / statistics.fmean(gaps)) if gaps else None,
+            "queries_held": held, "wait_s": wait,
+            "bound_per_min": round(2 * held * 60 / wait, 1),  # each held query answers at least once a wait
             "busiest_second": max(bins.values()) if bins else 0,
             "lbctl_watch_cpu_percent": round(100 * cpu / (end - start), 1),
             "quietest_second": min(bins.get(i, 0) for i in range(int(end - start)))}
@@ -641,6 +672,8 @@ def main() -> None:
     parser.add_argument("--gc", choices=("stats", "freeze", "off"), default=None,
                         help="diagnostic: run lbctl watch through a launcher that times Python's garbage collector "
                              "(freeze: gc.freeze() after the warm-up; off: gc.disable() after the warm-up)")
+    parser.add_argument("--max-connections", type=int, default=0,
+                        help="source.consul.max_connections (default: lbctl's default)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (printed on stderr)")
     args = parser.parse_args()
@@ -670,17 +703,17 @@ def main() -> None:
             watch = subprocess.Popen([*launcher, "watch", "-c", str(config)], cwd=d, stdout=out_, stderr=out_,
                                      start_new_session=True)
         t = time.monotonic()
-        wait_for(lambda: watch.poll() is not None or emu.call("blocking") >= args.services, 120,
-                 "every watched query to block")
-        if watch.poll() is not None:
-            raise RuntimeError(f"lbctl watch exited: {(d / 'watch.log').read_text()[-2000:]}")
-        log(f"{args.services} blocking queries parked {time.monotonic() - t:.1f}s after the start")
+        try:
+            watching(emu, watch)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {(d / 'watch.log').read_text()[-2000:]}") from None
+        log(f"lbctl watch holds its blocking queries {time.monotonic() - t:.1f}s after the start")
         with contextlib.suppress(OSError):
             watch_fds = len(os.listdir(f"/proc/{watch.pid}/fd"))
         stats, record = d / "stats.sock", d / "state" / "edge" / "last-apply.json"
         flips = Flipper(args.services, args.instances, args.seed)
-        for _ in range(args.warmup):
-            r = one_flip(emu, stats, record, *flips.next(), args.poll / 1000, 60)
+        for n in range(args.warmup):
+            r = one_flip(emu, stats, record, *flips.next(), args.poll / 1000, first_timeout(args) if n == 0 else 60)
             if r["live_ms"] is None:
                 raise RuntimeError(f"warm-up flip never went live: {r}")
             log(f"warm-up flip {r['server']} {r['status']}: live after {r['live_ms']:.0f} ms")
@@ -715,6 +748,7 @@ def main() -> None:
             time.sleep(args.gap / 1000)
         churn_end = time.monotonic()
         cpu_watch, cpu_haproxy = cpu_seconds(watch.pid) - cpu_watch, cpu_seconds(haproxy.pid) - cpu_haproxy
+        rss = rss_mb(watch.pid)
         load_after = loadavg()
         churn_count = emu.call("count")
         if spy is not None:
@@ -756,6 +790,7 @@ def main() -> None:
         done = [r["done_ms"] for r in results if r["done_ms"] is not None]
         timeouts = sum(r["live_ms"] is None for r in results)
 
+        conns = emu.call("conns")
         log("stopping lbctl watch")
         watch.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -796,7 +831,8 @@ def main() -> None:
                       "flipped_service_requests_max": max(flip_path),
                       "other_requests_per_flip": round(statistics.fmean(other), 2),
                       "other_expected_from_idle_rate": round(idle_rate * churn_s / len(results), 2)},
-            "watch_open_fds": watch_fds, "path": args.path,
+            "watch_open_fds": watch_fds, "path": args.path, "lbctl_rss_mb": rss,
+            "consul_connections": {**conns, "max_connections": args.max_connections or "lbctl's default"},
             "applies_logged": {"reload": reloaded, "runtime_api": runtime}, "watch_log_problems": errors[:5],
             "apply_steps_ms": steps,
             **({"gc_mode": args.gc, "watch_gc_whole_run": gc_stats} if args.gc else {}),
@@ -806,8 +842,13 @@ def main() -> None:
         print(json.dumps({"services": args.services, "changes": args.changes, "wait": args.wait, "path": args.path,
                           "p50_ms": detail["live_ms"].get("p50"), "p99_ms": detail["live_ms"].get("p99"),
                           "max_ms": detail["live_ms"].get("max"), "timeouts": timeouts,
-                          "idle_requests_per_min": idle["requests_per_min"],
-                          "churn_requests_per_min": round(churn_count * 60 / churn_s)}))
+                          "idle_requests_per_min": idle["requests_per_min"], "queries_held": idle["queries_held"],
+                          "wait_s": wait, "idle_bound_per_min": idle["bound_per_min"],
+                          "churn_requests_per_min": round(churn_count * 60 / churn_s),
+                          "peak_consul_connections": conns["peak"], "consul_429": conns["refused"],
+                          "cpu_ms_per_change": {"lbctl": detail["cpu_ms_per_change"]["lbctl_watch_and_children"],
+                                                "haproxy": detail["cpu_ms_per_change"]["haproxy_master_and_workers"]},
+                          "lbctl_rss_mb": rss.get("now")}))
     finally:
         stop_group(spy)
         stop_group(watch)

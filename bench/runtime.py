@@ -60,9 +60,9 @@ from pathlib import Path
 
 import yaml
 
-from propagation import (HOST, Emulator, _Ok, _Quiet, code_version, cpu_seconds, duration, free_port, instance_id,
-                         lbctl_config, log, loadavg, mtime, percentile, service_name, start_haproxy, stop_group,
-                         summarize, wait_for)
+from propagation import (HOST, Emulator, _Ok, _Quiet, code_version, cpu_seconds, duration, first_timeout, free_port,
+                         idle_phase, instance_id, lbctl_config, log, loadavg, mtime, percentile, rss_mb, service_name,
+                         start_haproxy, stop_group, summarize, wait_for, watching)
 
 
 # ``--trace``: run the runtime phase's ``lbctl watch`` through this launcher, which wraps a few of
@@ -357,15 +357,14 @@ def run_phase(phase: str, d: Path, config: Path, args, emu: Emulator, changes: C
                                  stderr=out, start_new_session=True)
     try:
         if phase == "runtime":  # the file is the one lbctl apply wrote with this config: no first apply
-            wait_for(lambda: watch.poll() is not None or emu.call("blocking") >= args.services, 120,
-                     "every watched query to block")
+            watching(emu, watch)
         else:  # the first round drops the spare slots: one reload, before the counted window
-            wait_for(lambda: watch.poll() is not None or mtime(record) != first, 120, "the first apply")
+            wait_for(lambda: watch.poll() is not None or mtime(record) != first, first_timeout(args), "the first apply")
             time.sleep(2)
         if watch.poll() is not None:
             raise RuntimeError(f"lbctl watch exited: {(d / f'watch-{phase}.log').read_text()[-2000:]}")
-        for _ in range(args.warmup):
-            r = one_change(emu, stats, record, changes.next(), args.poll / 1000, 60)
+        for n in range(args.warmup):
+            r = one_change(emu, stats, record, changes.next(), args.poll / 1000, first_timeout(args) if n == 0 else 60)
             if r["live_ms"] is None:
                 raise RuntimeError(f"{phase}: warm-up change never went live: {r}")
             log(f"{phase}: warm-up {r['kind']} on {r['backend']}: live after {r['live_ms']:.0f} ms")
@@ -376,6 +375,9 @@ def run_phase(phase: str, d: Path, config: Path, args, emu: Emulator, changes: C
             spy = subprocess.Popen([spy_bin, "record", "-p", str(watch.pid), "-o", args.profile, "-f", "raw",
                                     "-r", "500", "--nonblocking", "--threads"], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)
+        idle = idle_phase(emu, args, duration(args.wait), watch.pid) if args.idle != "0" else {}
+        if idle:
+            log(f"{phase}: idle: {idle['requests']} requests in {idle['window_s']}s = {idle['requests_per_min']}/min")
         time.sleep(1)
         ok0, failed0 = counters[0], counters[1]
         reloads0, load0 = reloads(d), loadavg()
@@ -398,6 +400,7 @@ def run_phase(phase: str, d: Path, config: Path, args, emu: Emulator, changes: C
         time.sleep(0.5)  # requests in flight at the end still count
         cpu_w, cpu_h = cpu_seconds(watch.pid) - cpu_w, cpu_seconds(haproxy.pid) - cpu_h
         out = {"reloads": reloads(d) - reloads0, "ok": counters[0] - ok0, "failed": counters[1] - failed0,
+               "idle": idle, "lbctl_rss_mb": rss_mb(watch.pid), "consul_connections": emu.call("conns"),
                "loadavg_1m": {"before": load0, "after": loadavg()}, "window": (start, end)}
     finally:
         watch.send_signal(signal.SIGTERM)
@@ -574,6 +577,10 @@ def main() -> None:
                         help="py-spy record the runtime phase's lbctl watch into this file (raw stacks, 500 Hz)")
     parser.add_argument("--trace", action="store_true",
                         help="diagnostic: time-stamp lbctl's steps in the runtime phase's watch (see TRACE_LAUNCHER)")
+    parser.add_argument("--idle", default="",
+                        help="idle window before each phase's counted changes (default: 6 wait periods; 0: none)")
+    parser.add_argument("--max-connections", type=int, default=0,
+                        help="source.consul.max_connections (default: lbctl's default)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (printed on stderr)")
     args = parser.parse_args()
@@ -627,6 +634,7 @@ def main() -> None:
                     steps = {"error": f"{type(exc).__name__}: {exc}"}
         stop_load.set()
         load.join(10)
+        conns = emu.call("conns")  # before consul_leg's own connections
         consul = consul_leg(emu, 20, args.services - 1) if args.steps else {}
         failures = []
         with contextlib.suppress(OSError):
@@ -651,7 +659,16 @@ def main() -> None:
                           "runtime_reloads": rt.get("reloads"), "reload_reloads": rl.get("reloads"),
                           "timeouts": sum(r["timeouts"] for r in results.values()),
                           "failed": sum(r["failed"] for r in results.values()),
-                          "requests": sum(r["ok"] + r["failed"] for r in results.values())}))
+                          "requests": sum(r["ok"] + r["failed"] for r in results.values()),
+                          "peak_consul_connections": conns["peak"], "consul_429": conns["refused"],
+                          "cpu_ms_per_change": {p: {"lbctl": r["cpu_ms_per_change"]["lbctl_watch_and_children"],
+                                                    "haproxy": r["cpu_ms_per_change"]["haproxy"]}
+                                                for p, r in results.items()},
+                          "lbctl_rss_mb": {p: r["lbctl_rss_mb"].get("now") for p, r in results.items()},
+                          "idle_requests_per_min": {p: r["idle"].get("requests_per_min") for p, r in results.items()},
+                          "queries_held": {p: r["idle"].get("queries_held") for p, r in results.items()},
+                          "wait_s": duration(args.wait),
+                          "idle_bound_per_min": {p: r["idle"].get("bound_per_min") for p, r in results.items()}}))
     finally:
         stop_load.set()
         if load is not None:

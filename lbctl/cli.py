@@ -109,11 +109,11 @@ class Session:
 
         client = consul_client.Client(settings)
         try:
-            desired, problems = merge.from_entries(self.parts(), consul_client.snapshot(client),
-                                                   consul_model.Policy(settings.include_warning))
+            entries, problems = consul_client.snapshot(client)
         finally:
             client.close()
-        for text in problems:
+        desired, found = merge.from_entries(self.parts(), entries, consul_model.Policy(settings.include_warning))
+        for text in problems + found:
             click.echo(f"lbctl: warning: {text}", err=True)
         return desired
 
@@ -267,7 +267,7 @@ def watch(config_path, inventory_path, target_name, template_dir, force, verbose
     logging.getLogger("lbctl").setLevel(logging.NOTSET)
     logs.setup(log_format, verbose)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:  # every watched service holds a connection to Consul
+    if soft < hard:  # HAProxy's sockets, Consul connections, backups: room for all
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     args = (config_path, inventory_path, target_name, template_dir)
     first = Session(*args, need_config=True)  # fail now, with one line, on a bad config

@@ -142,9 +142,10 @@ class Controller:
         for target in setup.targets:
             target.state.listeners[:] = [self.metrics.record] + ([setup.audit] if setup.audit else [])
         if setup.consul is not None:
-            pool_size = len(setup.consul.services) + 64
-            self.watcher = ConsulWatcher(Client(setup.consul, pool_size), self.changed, setup.watch.retry_max_ms / 1000,
-                                         lambda key: self.metrics.consul_errors.labels(key).inc())
+            retry_max = setup.watch.retry_max_ms / 1000
+            client = Client(setup.consul, self.metrics.consul_request, retry_max)
+            self.watcher = ConsulWatcher(client, self.changed, retry_max)
+            self.metrics.follow_consul(self.watcher.age, lambda: client.in_use)
             self.watcher.start()
         self.metrics.leader.set(0 if setup.election else 1)
         if setup.election is not None:

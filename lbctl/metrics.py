@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from math import nan
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
@@ -24,7 +25,10 @@ class Metrics:
         self.rollbacks = Counter("lbctl_rollbacks", "Rollbacks, automatic or asked for", ["target", "result"], registry=r)
         self.duration = Histogram("lbctl_apply_duration_seconds", "Time from check to verified change", ["target"],
                                   buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
-        self.consul_errors = Counter("lbctl_consul_query_errors", "Failed Consul queries", ["query"], registry=r)
+        self.consul_requests = Counter("lbctl_consul_requests", "Requests to Consul by endpoint and outcome",
+                                       ["endpoint", "outcome"], registry=r)
+        self.consul_connections = Gauge("lbctl_consul_connections",
+                                        "Connections to Consul in use (one per request in flight)", registry=r)
         self.last_success = Gauge("lbctl_last_successful_apply_timestamp_seconds",
                                   "When a target last took a change", ["target"], registry=r)
         self.data_age = Gauge("lbctl_discovery_data_age_seconds", "Seconds since discovery last answered", registry=r)
@@ -32,6 +36,15 @@ class Metrics:
         self.leader = Gauge("lbctl_leader", "1 when this process may write to shared targets", registry=r)
         self.refusals = Counter("lbctl_guard_refusals", "Changes the removal guard refused", ["target", "action"],
                                 registry=r)
+
+    def consul_request(self, endpoint: str, outcome: str) -> None:
+        """A ``discovery.consul.Client`` observer: endpoint catalog, checks or service; outcome ok, 429 or error."""
+        self.consul_requests.labels(endpoint, outcome).inc()
+
+    def follow_consul(self, age: Callable[[], float | None], in_use: Callable[[], int]) -> None:
+        """Read the data age (NaN before the first answer) and connections in use at each scrape."""
+        self.data_age.set_function(lambda: nan if (seconds := age()) is None else seconds)
+        self.consul_connections.set_function(in_use)
 
     def record(self, entry: dict) -> None:
         """A ``TargetState.record`` listener."""

@@ -16,10 +16,13 @@ from typing import Any
 from lbctl import redact, validate as v
 
 CONSUL_KEYS = ("address", "scheme", "token_env", "token_file", "tls", "datacenter", "services", "tag",
-               "filter", "health", "stale", "wait", "min_query_interval")
+               "filter", "health", "stale", "wait", "min_query_interval", "max_connections")
 TLS_KEYS = ("ca", "cert", "key", "verify")
 WATCH_KEYS = ("min_wait", "max_wait", "retry_max")
 ELECTION_KEYS = ("key", "ttl", "lock_delay", "name", "consul")
+# A Consul agent refuses a client's 201st connection (limits.http_max_conns_per_client, 200 by
+# default): stay ten below it.  Three: the two watches and at least one reader.
+MIN_CONNECTIONS, MAX_CONNECTIONS = 3, 190
 KV_KEY = re.compile(r"[A-Za-z0-9_.,-]+(/[A-Za-z0-9_.,-]+)*", re.ASCII)
 
 
@@ -42,6 +45,7 @@ class ConsulSettings:
     stale: bool = False
     wait_ms: int = 60_000  # how long one blocking query may wait
     min_query_interval_ms: int = 100  # per watched query, after a burst of two
+    max_connections: int = 16  # HTTP connections to Consul at once: two watches, the rest re-read services
 
     where: str = "source.consul"  # the section in lbctl.yml, for errors
 
@@ -109,6 +113,7 @@ def consul(raw: Any, base: Path, path: str = "source.consul", need_services: boo
         wait_ms=v.optional(data, "wait", path, v.duration_ms, 60_000),
         min_query_interval_ms=v.optional(data, "min_query_interval", path, v.duration_ms, 100),
         where=path,
+        max_connections=v.optional(data, "max_connections", path, connections, ConsulSettings.max_connections),
     )
     if need_services and not (settings.services or settings.tag or settings.filter):
         raise v.fail(path, "needs services, a tag or a filter to choose what to watch")
@@ -161,6 +166,13 @@ def boolean(value: Any, path: str) -> bool:
     if isinstance(value, bool):
         return value
     raise v.fail(path, "must be true or false", value)
+
+
+def connections(value: Any, path: str) -> int:
+    if type(value) is int and MIN_CONNECTIONS <= value <= MAX_CONNECTIONS:
+        return value
+    raise v.fail(path, f"must be an integer from {MIN_CONNECTIONS} to {MAX_CONNECTIONS} (a Consul agent answers 429 "
+                       "beyond 200 connections per client)", value)
 
 
 def printable(value: Any, path: str) -> str:

@@ -1,86 +1,246 @@
 """Reading and watching Consul through py-consul (docs/upstream.md#consul-blocking-queries).
 
-One blocking query per watched service on ``/v1/health/service/<name>``, plus one
-on ``/v1/catalog/services`` when services are chosen by tag or filter.  Index
-rules: the first query of a watch does not block (index 0 never does); an index
-that goes backwards resets the watch (a restored or restarted server); an
-answer with the same index, or equal data, is not a change.  Each watch is rate
-limited (a burst of two, then ``min_query_interval``) and backs off
-exponentially with jitter on errors, keeping its last good answer.
+``Client`` is the one place lbctl talks to Consul.  It holds at most
+``max_connections`` HTTP connections (a requests pool that blocks when full), counts
+requests by outcome, and shares one back-off among every request: a 429, a reset
+connection, a timeout or a server error slows the whole watcher down (exponentially,
+with jitter) instead of letting each query retry on its own.  Service names from
+the catalog are untrusted: a name must be a plain identifier (which needs no
+escaping in a URL path, and is never ``.`` or ``..``) before any request is built.
+
+``Watch`` runs one blocking query in a loop.  Index rules: the first query does not
+block (index 0 never does); an index that goes backwards resets the watch (a
+restored or restarted server); an answer with the same index is not a change.  It is
+rate limited (a burst of two, then ``min_query_interval``) and backs off on errors.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
+from urllib.parse import quote
 
 import consul
-from consul.callback import CB
+import msgspec
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 
-from lbctl.errors import DiscoveryError
+from lbctl import validate as v
+from lbctl.discovery import checks
+from lbctl.errors import ConfigError, DiscoveryError
 from lbctl.sources import ConsulSettings
 
 log = logging.getLogger("lbctl.consul")
 BACKOFF_START = 0.25
 
 
-class Client:
-    """The one place lbctl talks to Consul.  Every failure is a one-line ``DiscoveryError``."""
+class Busy(DiscoveryError):
+    """Consul asked lbctl to slow down (429) or failed (5xx)."""
 
-    def __init__(self, settings: ConsulSettings, pool_size: int = 16) -> None:
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+
+
+class Throttle:
+    """Back-pressure shared by every request of a client.
+
+    Reads of single services (the blocking watches are not counted) may run
+    ``limit`` at a time: a failure halves it, each success adds ``1/limit`` (additive
+    increase, multiplicative decrease, as TCP does), so the readers settle at what
+    Consul accepts.  Each failure also pushes back every request by a delay that
+    doubles while failures go on (with jitter) and halves with each success.
+    """
+
+    def __init__(self, cap: float, most: int, stopped: threading.Event) -> None:
+        self.cap, self.most, self.stopped = cap, most, stopped
+        self.limit = float(most)
+        self.active = 0
+        self.delay = 0.0
+        self.until = 0.0
+        self.cond = threading.Condition()
+
+    def acquire(self, counted: bool) -> None:
+        with self.cond:
+            while not self.stopped.is_set():
+                left = self.until - time.monotonic()
+                if left <= 0 and not (counted and self.active >= int(self.limit)):
+                    break
+                self.cond.wait(min(left, 0.5) if left > 0 else 0.5)
+            if counted:
+                self.active += 1
+
+    def release(self, counted: bool, ok: bool) -> None:
+        with self.cond:
+            self.active -= counted
+            if ok:
+                self.limit = min(self.most, self.limit + 1 / self.limit)
+                self.delay = self.delay / 2 if self.delay > BACKOFF_START else 0.0
+            else:
+                self.limit = max(1.0, self.limit / 2)
+                self.delay = min(self.cap, self.delay * 2 or BACKOFF_START)
+                self.until = max(self.until, time.monotonic() + self.delay * (0.5 + random.random()))
+            self.cond.notify_all()
+
+
+class OpenFirst(queue.LifoQueue):
+    """A connection pool's slots with open connections on top.  When the agent is at
+    its connection cap it closes each new connection after its 429: that slot goes to
+    the bottom, so the next request takes a connection the agent already accepted."""
+
+    def _put(self, item: Any) -> None:
+        if item is None or getattr(item, "sock", None) is None:
+            self.queue.insert(0, item)
+        else:
+            self.queue.append(item)
+
+
+class OpenFirstHTTP(HTTPConnectionPool):
+    QueueCls = OpenFirst
+
+
+class OpenFirstHTTPS(HTTPSConnectionPool):
+    QueueCls = OpenFirst
+
+
+class OneRead(HTTPAdapter):
+    """Reads each answer's body at once: requests reads it 10 KB at a time, 1,500 times
+    for the 15 MB of every check at 10,000 services, at several times the cost.
+    A body read to its end hands its connection back to the pool (urllib3)."""
+
+    def build_response(self, req: Any, resp: Any) -> requests.Response:
+        response = super().build_response(req, resp)
+        response._content = resp.read(decode_content=True)
+        return response
+
+
+class Client:
+    """Every failure is a one-line ``DiscoveryError``."""
+
+    def __init__(self, settings: ConsulSettings, observe: Callable[[str, str], None] = lambda kind, outcome: None,
+                 retry_max: float = 30.0) -> None:
         self.settings = settings
+        self.observe = observe
         verify: bool | str = str(settings.ca) if settings.ca and settings.verify else settings.verify
         cert = (str(settings.cert), str(settings.key)) if settings.cert else None
         self.api = consul.Consul(host=settings.host, port=settings.port, scheme=settings.scheme,
                                  token=settings.token(), dc=settings.datacenter, verify=verify, cert=cert)
-        # Every watched query holds a connection while it waits: size the pool for them.
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size)
+        # Never more than max_connections at once: a request waits for a free connection.
+        adapter = OneRead(pool_connections=1, pool_maxsize=settings.max_connections, pool_block=True)
+        adapter.poolmanager.pool_classes_by_scheme = {"http": OpenFirstHTTP, "https": OpenFirstHTTPS}
         self.api.http.session.mount("http://", adapter)
         self.api.http.session.mount("https://", adapter)
         self.where = f"consul {settings.scheme}://{settings.host}:{settings.port}"
         self.armed: set[str] = set()  # paths whose first blocking query went out
+        self.closed = threading.Event()
+        self.throttle = Throttle(retry_max, settings.max_connections, self.closed)
+        self.lock = threading.Lock()
+        self.in_use = 0  # requests in flight, each on a connection of its own
+        self.last_answer = 0.0  # time.monotonic() of the last good answer
 
-    def get(self, path: str, params: list[tuple[str, str]], index: int) -> tuple[int, Any]:
+    def get(self, kind: str, path: str, params: list[tuple[str, str]], index: int,
+            decode: Callable[[bytes], Any] = msgspec.json.decode) -> tuple[int, Any]:
         """GET a blocking-capable endpoint: ``(X-Consul-Index, data)``; data None for a 404."""
+        params = self.params(path, params, index)
+        counted = index == 0  # blocking queries are not limited: they would hold the readers' slots
+        self.throttle.acquire(counted)
+        with self.lock:
+            self.in_use += 1
+        ok = False
+        try:
+            idx, data = self.api.http.get(lambda r: answer(r, decode), path, params=params,
+                                          headers=self.api.prepare_headers(None), raw=True)
+            idx, ok = int(idx), True
+        except Busy as exc:
+            self.observe(kind, "429" if exc.status == 429 else "error")
+            raise Busy(exc.status, f"{self.where}{path}: {exc}") from None
+        except (requests.RequestException, consul.ConsulException, OSError, ValueError, msgspec.DecodeError,
+                DiscoveryError) as exc:
+            self.observe(kind, "error")
+            raise DiscoveryError(f"{self.where}{path}: {reason(exc)}") from None
+        finally:
+            with self.lock:
+                self.in_use -= 1
+            self.throttle.release(counted, ok)
+        self.last_answer = time.monotonic()
+        self.observe(kind, "ok")
+        return idx, data
+
+    def params(self, path: str, params: list[tuple[str, str]], index: int) -> list[tuple[str, str]]:
         s = self.settings
         params = list(params)
         if index > 0:
             wait = s.wait_ms
-            if path not in self.armed:  # spread the first blocking queries, or 1,000 of them
-                self.armed.add(path)    # would time out together, wait after wait
+            if path not in self.armed:  # spread the first blocking queries
+                self.armed.add(path)
                 wait = int(wait * (0.5 + random.random() / 2))
             params += [("index", str(index)), ("wait", f"{max(1, wait // 1000)}s")]
         if s.stale:
             params.append(("stale", "1"))
         if s.datacenter:
             params.append(("dc", s.datacenter))
-        try:
-            idx, data = self.api.http.get(CB.json(index=True, allow_404=True), path, params=params,
-                                          headers=self.api.prepare_headers(None))
-        except (requests.RequestException, consul.ConsulException, OSError, ValueError) as exc:
-            raise DiscoveryError(f"{self.where}{path}: {reason(exc)}") from None
-        try:
-            return int(idx), data
-        except (TypeError, ValueError):
-            raise DiscoveryError(f"{self.where}{path}: bad X-Consul-Index {idx!r}") from None
+        return params
 
     def health(self, service: str, index: int = 0) -> tuple[int, list]:
+        """:raises ConfigError: the name is not safe in a URL path (nothing is sent)."""
         params = [("tag", self.settings.tag)] if self.settings.tag else []
-        idx, data = self.get(f"/v1/health/service/{service}", params, index)
-        return idx, data or []
+        idx, data = self.get("service", f"/v1/health/service/{service_path(service)}", params, index)
+        return idx, data if isinstance(data, list) else []
 
     def services(self, index: int = 0) -> tuple[int, dict[str, list]]:
         params = [("filter", self.settings.filter)] if self.settings.filter else []
-        idx, data = self.get("/v1/catalog/services", params, index)
+        idx, data = self.get("catalog", "/v1/catalog/services", params, index)
         return idx, data if isinstance(data, dict) else {}
 
+    def checks(self, index: int = 0) -> tuple[int, checks.Reading]:
+        """Every check in the datacenter (``checks.Reading``)."""
+        idx, data = self.get("checks", "/v1/health/state/any", [], index, checks.Reading)
+        return idx, data if data is not None else checks.Reading(b"[]")
+
+    def checks_index(self) -> int:
+        """The checks table's index, from a filtered read that matches no check (a small answer)."""
+        return self.get("checks", "/v1/health/state/any", [("filter", 'CheckID == ""')], 0, lambda body: None)[0]
+
     def close(self) -> None:
+        self.closed.set()
         self.api.http.session.close()
+
+
+def answer(response: Any, decode: Callable[[bytes], Any]) -> tuple[str | None, Any]:
+    """py-consul's callback: ``(X-Consul-Index, decoded body)``; None for a 404."""
+    code, body = response.code, response.body
+    if code == 429 or code >= 500:
+        raise Busy(code, f"{code} {first_line(body)}")
+    if code >= 400 and code != 404:
+        raise DiscoveryError(f"{code} {first_line(body)}")
+    idx = response.headers.get("X-Consul-Index")
+    if idx is None:
+        raise DiscoveryError("no X-Consul-Index header")
+    return idx, decode(body) if code != 404 else None
+
+
+def first_line(body: bytes) -> str:
+    return " ".join(body[:200].decode("utf-8", "replace").split())
+
+
+def service_path(name: str) -> str:
+    """The name as a URL path segment.  :raises ConfigError: not a plain identifier."""
+    v.ident(name, "service name")
+    return quote(name, safe="")  # a no-op for an identifier: py-consul quotes it once more
+
+
+def safe_name(name: Any) -> bool:
+    try:
+        service_path(name)
+        return True
+    except ConfigError:
+        return False
 
 
 def reason(exc: BaseException) -> str:
@@ -93,34 +253,40 @@ def reason(exc: BaseException) -> str:
     return text[:200]
 
 
-def selected(settings: ConsulSettings, catalog: dict[str, list]) -> set[str]:
-    """The services to watch: the named ones, plus those in the (filtered) catalog that carry the tag."""
+def selected(settings: ConsulSettings, catalog: dict[str, list]) -> tuple[set[str], list[str]]:
+    """The services to watch (the named ones, plus those in the (filtered) catalog that
+    carry the tag), and a problem for each catalog name that is not safe to ask for."""
     chosen = set(settings.services)
     if settings.tag or settings.filter:
         tag = (settings.tag or "").lower()
         chosen |= {name for name, tags in catalog.items()
                    if name != "consul" and (not tag or tag in {str(t).lower() for t in tags or []})}
-    return chosen
+    bad = sorted(n for n in chosen if not safe_name(n))
+    return chosen - set(bad), [f"consul service {v.show(n)} skipped: its name is not a plain identifier "
+                                 "(letters, digits, '_', '.' or '-', at most 128)" for n in bad]
 
 
-def snapshot(client: Client) -> dict[str, list]:
-    """Every watched service's entries, read once without blocking (for one-shot commands)."""
+def snapshot(client: Client) -> tuple[dict[str, list], list[str]]:
+    """Every watched service's entries, read once without blocking, at most
+    ``max_connections`` at a time (for one-shot commands), and the problems found."""
     catalog = client.services()[1] if client.settings.tag or client.settings.filter else {}
-    return {name: client.health(name)[1] for name in sorted(selected(client.settings, catalog))}
+    names, problems = selected(client.settings, catalog)
+    with ThreadPoolExecutor(client.settings.max_connections) as pool:
+        read = dict(zip(sorted(names), pool.map(lambda n: client.health(n)[1], sorted(names))))
+    return read, problems
 
 
 class Watch(threading.Thread):
-    """One blocking query in a loop; calls ``on_change(key, data)`` when its data changes."""
+    """One blocking query in a loop; calls ``on_answer(index, data)`` for every answer
+    with a new index (after a reset too), and ``on_error(key, exc)`` for failures."""
 
-    def __init__(self, key: str, fetch: Callable[[int], tuple[int, Any]], on_change: Callable[[str, Any], None],
+    def __init__(self, key: str, fetch: Callable[[int], tuple[int, Any]], on_answer: Callable[[int, Any], None],
                  on_error: Callable[[str, DiscoveryError], None], min_interval: float, retry_max: float) -> None:
         super().__init__(name=f"watch {key}", daemon=True)
-        self.key, self.fetch, self.on_change, self.on_error = key, fetch, on_change, on_error
+        self.key, self.fetch, self.on_answer, self.on_error = key, fetch, on_answer, on_error
         self.min_interval, self.retry_max = min_interval, retry_max
         self.stopped = threading.Event()
         self.index = 0
-        self.data: Any = None
-        self.seen = False
 
     def run(self) -> None:
         tokens, refilled, backoff = 2.0, time.monotonic(), BACKOFF_START
@@ -149,12 +315,11 @@ class Watch(threading.Thread):
         if index < self.index:
             log.warning("%s: index went back from %d to %d: resetting the watch", self.key, self.index, index)
             self.index = 0  # the next query does not block, and its answer is taken as new
-        else:
-            self.index = max(index, 1)
-        if self.seen and data == self.data:
             return
-        self.data, self.seen = data, True
-        self.on_change(self.key, data)
+        if self.index and index == self.index:
+            return  # the wait ran out: nothing changed
+        self.index = max(index, 1)
+        self.on_answer(index, data)
 
     def pause(self, seconds: float) -> None:
         self.stopped.wait(seconds)

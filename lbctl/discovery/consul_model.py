@@ -43,6 +43,27 @@ class Policy:
     include_warning: bool = False
 
 
+# The fields of a /v1/health/service entry that lbctl reads (here, and in the watcher:
+# each instance's node and whether it has checks of its own).
+NODE_FIELDS = ("Node", "Address")
+SERVICE_FIELDS = ("ID", "Service", "Address", "Port", "Weights", "Meta", "Tags")
+CHECK_FIELDS = ("CheckID", "Status", "ServiceID")
+
+
+def slim(entries: Any) -> Any:
+    """A service's entries with only the fields lbctl reads (a sixth of the memory);
+    anything that is not the expected shape is kept as it is, for ``members`` to judge."""
+    if not isinstance(entries, list):
+        return entries
+    return [{"Node": pick(e.get("Node"), NODE_FIELDS), "Service": pick(e.get("Service"), SERVICE_FIELDS),
+             "Checks": [pick(c, CHECK_FIELDS) for c in e["Checks"]] if isinstance(e.get("Checks"), list)
+             else e.get("Checks")} if isinstance(e, dict) else e for e in entries]
+
+
+def pick(data: Any, fields: tuple[str, ...]) -> Any:
+    return {k: data[k] for k in fields if k in data} if isinstance(data, dict) else data
+
+
 def status(checks: list) -> str:
     """Consul's aggregated status: maintenance > critical > warning > passing."""
     worst = "passing"

@@ -1,106 +1,300 @@
-"""Keeps every watched service's health entries current, from one ``Watch`` per
-service and one on the catalog when services are chosen by tag or filter."""
+"""Keeps every watched service's health entries current with a bounded number of
+connections to Consul, whatever the number of services (docs/consul.md, "How lbctl
+watches").
+
+Two blocking queries make a change feed:
+
+* ``/v1/catalog/services`` (with the filter): which services exist, with their tags;
+* ``/v1/health/state/any``: every check; the difference between two answers names
+  the services whose checks changed (``checks.diff``), a node check every service
+  on that node.
+
+Readers (``max_connections`` − 2 threads) then read ``/v1/health/service/<name>``
+without blocking, for only those services.  A catalog index that moved with no
+change the check feed explains (``checks.Marks``: an instance without checks, an
+edit of address, port, meta or weights alone) has the services with check-less
+instances read at once, then a hunt: the other services, changed-last first, at
+``SWEEP_RATE`` reads a second behind the changes, until one answers with that
+index (one raft index is one write, to one service).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
+from lbctl.discovery import checks, consul_model
 from lbctl.discovery.consul import Client, Watch, selected
 from lbctl.errors import DiscoveryError
 
 log = logging.getLogger("lbctl.consul")
-CATALOG = "catalog"
+EXPLAIN_WITHIN = 3.0  # seconds the check feed has to explain a catalog index
+SWEEP_RATE = 500.0  # re-reads a second when a sweep is due
+FEEDS = 2  # connections the two blocking queries hold
+RECENT = 1024  # services remembered as changed lately (swept first)
+QUIET = 5.0  # seconds without an error after which a query counts as answering again
 
 
 class ConsulWatcher:
-    def __init__(self, client: Client, on_change: Callable[[set[str]], None], retry_max: float,
-                 on_error: Callable[[str], None] = lambda key: None) -> None:
+    def __init__(self, client: Client, on_change: Callable[[set[str]], None], retry_max: float) -> None:
         self.client = client
-        self.count_error = on_error
         self.settings = client.settings
         self.on_change = on_change
         self.retry_max = retry_max
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
+        self.stopped = threading.Event()
         self.entries: dict[str, list] = {}
-        self.failing: dict[str, str] = {}
-        self.watches: dict[str, Watch] = {}
-        self.catalog_seen = not (self.settings.tag or self.settings.filter)
-        self.last_answer = 0.0  # time.monotonic() of the last good answer
+        self.wanted: set[str] = set()
+        self.catalog: dict[str, frozenset] | None = None  # name → tags, as last read
+        self.catalog_index = 0
+        self.book: checks.Book | None = None  # the checks as last read
+        self.marks = checks.Marks()
+        self.bumps: dict[int, float] = {}  # catalog index not yet explained → deadline
+        self.nodes_of: dict[str, set[str]] = {}  # service → the nodes of its instances
+        self.on_node: dict[str, set[str]] = {}  # node → services with an instance on it
+        self.checkless: set[str] = set()  # services with an instance without checks of its own
+        self.urgent: dict[str, None] = {}  # services to read, in order
+        self.sweep: dict[str, None] = {}  # services to read again when nothing is urgent
+        self.hunt: dict[str, None] = {}  # services to read until each hunted index is found
+        self.hunted: set[int] = set()  # catalog indexes that no check explains
+        self.sweep_next = 0.0
+        self.recent: dict[str, None] = {}  # services whose data changed, the last one last
+        self.busy: set[str] = set()  # being read
+        self.again: dict[str, bool] = {}  # asked for while being read (urgent or not)
+        self.failing: dict[str, float] = {}  # query → when it last failed
+        self.warned: set[str] = set()
+        self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        if not self.catalog_seen:
-            self._spawn(CATALOG, self.client.services, self._catalog)
-        with self.lock:
-            self._watch(set(self.settings.services))
+        interval = self.settings.min_query_interval_ms / 1000
+        self.threads = [Watch("catalog", self.client.services, self._catalog, self._error, interval, self.retry_max),
+                        Watch("checks", self.client.checks, self._checks, self._error, interval, self.retry_max)]
+        self.threads += [threading.Thread(target=self._reader, name=f"consul reader {i}", daemon=True)
+                         for i in range(self.settings.max_connections - FEEDS)]
+        for t in self.threads:
+            t.start()
 
     def stop(self) -> None:
-        for w in list(self.watches.values()):
-            w.cancel()
+        self.stopped.set()
+        for t in self.threads:
+            if isinstance(t, Watch):
+                t.cancel()
+        with self.lock:
+            self.lock.notify_all()
         self.client.close()
 
     def ready(self) -> bool:
-        """Every watched service (and the catalog, if used) has answered at least once."""
+        """Both feeds and every watched service have answered at least once."""
         with self.lock:
-            return self.catalog_seen and all(name in self.entries for name in self.watches if name != CATALOG)
+            return self.catalog is not None and self.book is not None and all(n in self.entries for n in self.wanted)
 
     def snapshot(self) -> dict[str, list]:
         with self.lock:
-            return {name: self.entries[name] for name in self.watches if name in self.entries}
+            return {name: self.entries[name] for name in self.wanted if name in self.entries}
 
     def age(self) -> float | None:
         """Seconds since Consul last answered (None before the first answer)."""
-        return time.monotonic() - self.last_answer if self.last_answer else None
+        last = self.client.last_answer
+        return time.monotonic() - last if last else None
 
-    # -- callbacks from the watch threads --------------------------------------------
+    # -- the feeds ---------------------------------------------------------------------
 
-    def _catalog(self, _key: str, catalog: Any) -> None:
+    def _catalog(self, index: int, data: Any) -> None:
+        data = data if isinstance(data, dict) else {}
+        names, problems = selected(self.settings, data)
+        tags = {name: frozenset(map(str, t)) if isinstance(t, list) else frozenset() for name, t in data.items()}
+        # Same data, higher index: was a check written at this index?  If the checks
+        # table is still below it, no: the write touched only the services table.
+        quiet = self.catalog == tags and index > self.catalog_index and self._checks_below(index)
         with self.lock:
-            self.catalog_seen = True
-            changed = self._watch(selected(self.settings, catalog or {}))
-        if changed:
-            self.on_change(changed)
+            self._answered("catalog")
+            for text in problems:
+                if text not in self.warned:
+                    self.warned.add(text)
+                    log.warning("%s", text)
+            old = self.catalog
+            if old is not None and index > self.catalog_index and old == tags:
+                self.bumps[index] = 0.0 if quiet else time.monotonic() + EXPLAIN_WITHIN
+            elif old is not None and index < self.catalog_index:
+                self._queue(names, urgent=False)  # a restored server: read everything again
+            removed = self.wanted - names
+            for name in removed:
+                self._forget(name)
+            moved = {n for n in names if old is None or old.get(n) != tags.get(n)}
+            self.wanted, self.catalog, self.catalog_index = names, tags, index
+            self._queue(moved, urgent=True)
+            self._resolve()
+        if removed:
+            self.on_change(removed)
 
-    def _service(self, name: str, entries: Any) -> None:
+    def _checks(self, index: int, reading: checks.Reading) -> None:
+        if self.book is None:  # the baseline: readers start now, so no change is lost
+            book = checks.Book(reading)
+            with self.lock:
+                self._answered("checks")
+                self.book, self.marks.index = book, index
+                self.lock.notify_all()
+            return
+        before = self.marks.index  # only this thread writes it
+        found = self.book.update(reading, before if index > before else 0)  # outside the lock: it may decode 15 MB
         with self.lock:
-            if name not in self.watches:
-                return  # no longer watched: a late answer
-            self.entries[name] = entries
-        self.on_change({name})
+            self._answered("checks")
+            self.marks.add(found, before, index)
+            names = set(found.services)
+            for node in found.nodes:
+                names |= self.on_node.get(node, set())
+            self._queue(names & self.wanted, urgent=True)
+            self._resolve()
+
+    def _checks_below(self, index: int) -> bool:
+        """Whether the checks table's index is below ``index`` (one small request; False if it fails)."""
+        try:
+            return self.client.checks_index() < index
+        except DiscoveryError:
+            return False  # the check feed decides, within EXPLAIN_WITHIN
 
     def _error(self, key: str, exc: DiscoveryError) -> None:
-        self.count_error(key)
         with self.lock:
             first = key not in self.failing
-            self.failing[key] = str(exc)
+            self.failing[key] = time.monotonic()
         if first:  # once per outage and query, not once per retry
             log.warning("%s; keeping the last good data and retrying", exc)
 
-    # -- helpers (called with the lock held) --------------------------------------------
+    # -- the readers -------------------------------------------------------------------
+
+    def _reader(self) -> None:
+        while (name := self._next()) is not None:
+            try:
+                index, entries = self.client.health(name)
+            except DiscoveryError as exc:
+                self._error("services", exc)
+                with self.lock:
+                    self.busy.discard(name)
+                    self._queue({name}, urgent=False)  # again, after the changes (the back-off is shared)
+                continue
+            self._read(name, index, consul_model.slim(entries))
+
+    def _next(self) -> str | None:
+        with self.lock:
+            while not self.stopped.is_set():
+                if self.bumps:
+                    self._resolve()
+                timeout = 0.5
+                if self.book is not None and self.catalog is not None:
+                    if self.urgent:
+                        name = next(iter(self.urgent))
+                        del self.urgent[name]
+                        self.busy.add(name)
+                        return name
+                    now = time.monotonic()
+                    later = self.hunt or self.sweep
+                    if later and now >= self.sweep_next:
+                        name = next(iter(later))
+                        del later[name]
+                        self.busy.add(name)
+                        self.sweep_next = max(now, self.sweep_next) + 1 / SWEEP_RATE
+                        return name
+                    if later:
+                        timeout = self.sweep_next - now
+                self.lock.wait(timeout)
+        return None
+
+    def _read(self, name: str, index: int, entries: list) -> None:
+        with self.lock:
+            self._answered("services")
+            self.busy.discard(name)
+            if index in self.hunted:
+                self.hunted.discard(index)
+                if not self.hunted:
+                    self.hunt.clear()  # found what each unexplained write changed
+            if name in self.again:
+                self._queue({name}, urgent=self.again.pop(name))
+            if name not in self.wanted:
+                return  # no longer watched: a late answer
+            changed = self.entries.get(name) != entries
+            self.entries[name] = entries
+            self._place(name, entries)
+            if changed:
+                self.recent.pop(name, None)
+                self.recent[name] = None
+                if len(self.recent) > RECENT:
+                    del self.recent[next(iter(self.recent))]
+        if changed:
+            self.on_change({name})
+
+    # -- helpers (called with the lock held) ---------------------------------------------
+
+    def _queue(self, names: Iterable[str], urgent: bool) -> None:
+        for name in names:
+            if name in self.busy:
+                self.again[name] = urgent or self.again.get(name, False)
+            elif urgent:
+                self.urgent[name] = None
+                self.sweep.pop(name, None)
+                self.hunt.pop(name, None)
+            elif name not in self.urgent:
+                self.sweep[name] = None
+        if names:
+            self.lock.notify_all()
+
+    def _resolve(self) -> None:
+        """Decide each pending catalog index: explained by the check feed, or not (a hunt)."""
+        now, unexplained = time.monotonic(), []
+        for index, deadline in list(self.bumps.items()):
+            if self.marks.explains(index):
+                del self.bumps[index]
+            elif self.marks.index >= index or now >= deadline:
+                del self.bumps[index]
+                unexplained.append(index)
+        if unexplained:
+            log.info("consul catalog index %d moved without a check change: looking for the service it changed",
+                     max(unexplained))
+            self._queue(self.checkless & self.wanted, urgent=True)
+            # One raft index is one write, to one service: read the services (those that
+            # changed last first: a deploy or a drain goes on where it began) until one
+            # answers with each of these indexes.
+            if not self.hunt:
+                self.hunted.clear()  # a finished hunt's indexes not found (a service read before the write)
+            self.hunted.update(unexplained)
+            recent = [n for n in reversed(self.recent) if n in self.wanted]
+            for name in dict.fromkeys(recent + sorted(self.wanted - self.checkless)):
+                if name not in self.urgent:
+                    self.hunt[name] = None
+            self.lock.notify_all()
+
+    def _place(self, name: str, entries: list) -> None:
+        """Remember the nodes of a service's instances, and whether one has no checks."""
+        nodes, checkless = set(), False
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            node, svc = entry.get("Node"), entry.get("Service")
+            if isinstance(node, dict) and isinstance(node.get("Node"), str):
+                nodes.add(node["Node"])
+            sid = svc.get("ID") if isinstance(svc, dict) else None
+            own = [c for c in entry.get("Checks") or [] if isinstance(c, dict) and c.get("ServiceID") == sid]
+            checkless = checkless or not own
+        for node in self.nodes_of.get(name, set()) - nodes:
+            self.on_node.get(node, set()).discard(name)
+        for node in nodes:
+            self.on_node.setdefault(node, set()).add(name)
+        self.nodes_of[name] = nodes
+        (self.checkless.add if checkless else self.checkless.discard)(name)
+
+    def _forget(self, name: str) -> None:
+        self.entries.pop(name, None)
+        self.urgent.pop(name, None)
+        self.sweep.pop(name, None)
+        self.hunt.pop(name, None)
+        self._place(name, [])
+        self.nodes_of.pop(name, None)
 
     def _answered(self, key: str) -> None:
-        self.last_answer = time.monotonic()
-        if self.failing.pop(key, None) is not None:
+        """An outage ends with an answer (for the readers, which fail and succeed mixed, with
+        no error for ``QUIET`` seconds)."""
+        since = self.failing.get(key)
+        if since is not None and (key != "services" or time.monotonic() - since >= QUIET):
+            del self.failing[key]
             log.info("consul answers %s again", key)
-
-    def _watch(self, wanted: set[str]) -> set[str]:
-        current = {k for k in self.watches if k != CATALOG}
-        for name in current - wanted:
-            self.watches.pop(name).cancel()
-            self.entries.pop(name, None)
-        for name in sorted(wanted - current):
-            self._spawn(name, lambda index, n=name: self.client.health(n, index), self._service)
-        return (current - wanted) | (wanted - current)
-
-    def _spawn(self, key: str, fetch, on_change) -> None:
-        def answered(index: int):  # every good answer, changed or not, keeps the data fresh
-            result = fetch(index)
-            with self.lock:
-                self._answered(key)
-            return result
-
-        w = Watch(key, answered, on_change, self._error, self.settings.min_query_interval_ms / 1000, self.retry_max)
-        self.watches[key] = w
-        w.start()

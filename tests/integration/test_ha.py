@@ -167,7 +167,7 @@ def test_metrics_health_audit_and_json_logs(cluster):
     wait_until(lambda: last["hash_after"] == files.sha256_file(stack.live), 10, "the file write")
     assert any(line.startswith("+    server app-b 127.0.0.1:") for line in last["changed"])
     consul.outage()
-    wait_until(lambda: a.metric('lbctl_consul_query_errors_total{query="app"}'), 10, "a Consul error metric")
+    wait_until(lambda: a.metric('lbctl_consul_requests_total{endpoint="checks",outcome="error"}'), 10, "a Consul error metric")
     a.stop()
     lines = a.log.read_text().splitlines()
     assert lines and all(json.loads(line)["message"] for line in lines[:-1])  # the last line is the stop note

@@ -35,7 +35,7 @@ def test_a_consul_error_body_with_the_token_is_masked(tmp_path, monkeypatch, how
         result = run("render", "-c", str(tmp_path / "lbctl.yml"), "-t", "edge")
     assert result.exit_code == 1
     assert result.output == (f"lbctl: error: consul http://127.0.0.1:{consul.port}/v1/health/service/app: "
-                             "Permission denied: token *** lacks service:read\n")
+                             "403 Permission denied: token *** lacks service:read\n")
 
 
 @pytest.fixture

@@ -53,9 +53,11 @@ class World:
 
 
 @contextlib.contextmanager
-def running_world(directory: Path, backends: str = "abcd", guard: dict | None = None, **target) -> Iterator[World]:
+def running_world(directory: Path, backends: str = "abcd", guard: dict | None = None,
+                  source: dict | None = None, **target) -> Iterator[World]:
     """Instance ``app-a`` registered and applied, HAProxy and ``lbctl watch`` running
-    (with lbctl.yml's ``guard`` section if given, else the tests' lenient one)."""
+    (with lbctl.yml's ``guard`` section if given, else the tests' lenient one;
+    ``source``: more ``source.consul`` settings)."""
     with contextlib.ExitStack() as stack_:
         consul = stack_.enter_context(ConsulEmulator(default_wait=5, max_wait=5, check_update_interval=0))
         servers = {n: stack_.enter_context(Backend(n)) for n in backends}
@@ -64,7 +66,7 @@ def running_world(directory: Path, backends: str = "abcd", guard: dict | None = 
         if guard is not None:
             stack.settings["guard"] = guard
         stack.inventory([])
-        stack.use_consul(consul.port)
+        stack.use_consul(consul.port, **(source or {}))
         w = World(stack, consul, servers)
         w.register("a")
         assert stack.run("apply").exit_code == 0

@@ -22,7 +22,7 @@ def make(answers):
             raise answer
         return answer
 
-    w = Watch("web", fetch, lambda key, data: seen.append(data), lambda key, exc: None, min_interval=0, retry_max=0.01)
+    w = Watch("web", fetch, lambda index, data: seen.append(data), lambda key, exc: None, min_interval=0, retry_max=0.01)
     return w, seen, asked, done
 
 
@@ -31,9 +31,9 @@ def test_index_rules():
                                  DiscoveryError("down"), (6, ["c"])])
     w.start()
     assert done.wait(5)
-    # the first query never blocks; same index or same data is no change; a lower index resets to 0
+    # the first query never blocks; the same index is no change; a lower index resets to 0
     assert asked[:7] == [0, 5, 5, 7, 9, 0, 4]
-    assert seen == [["a"], ["b"], ["c"]]
+    assert seen == [["a"], ["a"], ["b"], ["c"], ["c"]]
 
 
 def test_zero_index_answers_are_sent_as_one():
