@@ -5,9 +5,13 @@ and ``lbctl reload`` repair.  Real HAProxy and nginx, real backends."""
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 
+from lbctl import drift
+from lbctl.targets import procfs
 from tests.support import Backend, requires_haproxy, requires_nginx, wait_until
 from tests.support.stack import Stack
 
@@ -56,8 +60,20 @@ def test_a_running_process_on_the_wrong_socket_is_an_error(stack, backends):
     assert stack.run("plan").exit_code == 1
 
 
+def settled(stack: Stack) -> None:
+    """Wait until the newest process of the load balancer started longer ago than drift
+    can tell apart (``drift.MARGIN`` plus a clock tick): a file written sooner is not
+    known to be newer than what it loaded (configuration.md), and a fast plan gets there."""
+    pid = stack.process.proc.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    newest = max(t for t in map(procfs.started, [pid, *map(int, children)]) if t is not None)
+    wait_until(lambda: time.clock_gettime(time.CLOCK_BOOTTIME) > newest + drift.MARGIN + 0.02, 5,
+               "the process start to be told apart from a file written now")
+
+
 def test_a_file_the_process_has_not_loaded_is_drift_that_apply_repairs(stack, backends):
     assert stack.run("plan").exit_code == 0
+    settled(stack)
     stack.inventory([("b", backends["b"].port)])
     rendered = stack.run("render", "-o", str(stack.live))  # the file changes, the process is not told
     assert rendered.exit_code == 0
