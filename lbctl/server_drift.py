@@ -7,7 +7,10 @@ admin state (enabled, drain, maint; the file knows enabled and ``disabled``, a
 drained member is rendered with weight 0), its address and port (compared when
 the file gives an IP address: a name is resolved by HAProxy), its weight, or by
 being in one and not the other.  A server in maintenance in the file is compared
-by its state only: lbctl sets address and weight when it enables one.
+by its state only: lbctl sets address and weight when it enables one.  One in
+maintenance that is not in the file takes no traffic: it is a server lbctl
+deleted whose ``del server`` HAProxy refused while connections were attached
+(gone at the next reload), not drift.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def compare(servers: dict[tuple[str, str], Server], rows) -> list[Difference]:
         elif what := differences(server, row):
             out.append(Difference(*key, ", ".join(what), server, row))
     out += [Difference(*key, f"runs ({row.addr}:{row.port}) but is not in the file", None, row)
-            for key, row in running.items()]
+            for key, row in running.items() if not row.maint]
     return out
 
 

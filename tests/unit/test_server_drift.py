@@ -54,7 +54,8 @@ def test_a_maint_server_of_the_file_is_compared_by_its_state_only():
 
 
 def test_servers_in_one_and_not_the_other():
-    rows = same()[1:] + [row("extra", "10.0.0.5", 81, 1), row("x", "10.0.0.6", 82, 1, backend="other")]
+    rows = same()[1:] + [row("extra", "10.0.0.5", 81, 1), row("x", "10.0.0.6", 82, 1, backend="other"),
+                         row("deleted", "10.0.0.7", 80, 1, 0x01)]  # del server refused: in maint, no traffic
     found = compare(rows)
     assert [(d.backend, d.server, d.what) for d in found] == [
         ("app", "app-a", "is in the file but not running"),
