@@ -192,6 +192,7 @@ class HAProxyTarget(FileTarget):
                                ";".join(cmd for c in changes for cmd in haproxy_cfg.commands(c)), timeout=5.0)
                 if not self.runtime_differences():
                     return f"put back {count} that differed from {self.path} through the runtime API"
+                log.warning("%s: runtime API read-back still differs from %s; reloading instead", self.name, self.path)
             except CommandError as exc:
                 log.warning("%s: runtime API failed (%s); reloading instead", self.name, exc)
         live = self.live_text() or ""
