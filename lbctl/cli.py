@@ -228,7 +228,7 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
         if output is None and isinstance(target, FileTarget):  # what runs vs the file in place
             for line in target.drift():
                 click.echo(f"{target.name}: drift: {line}")
-            changed = changed or bool(target.stale())  # apply would reload
+            changed = changed or target.runtime_drifted or bool(target.stale())  # apply would repair
     if changed:
         sys.exit(EXIT_CHANGES)
 

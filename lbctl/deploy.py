@@ -63,6 +63,12 @@ def deploy(target: Target, desired: model.Desired | None = None, candidate: str 
             why = target.stale()  # the process runs an older file: an interrupted apply, drift
             if why:
                 return finish_interrupted(target, change, why)
+            how = None if defer else target.repair_runtime()  # servers changed on the running process
+            if how:
+                target.verify()
+                message = f"{target.name}: {how}"
+                target.state.record("applied", message, None, digest(change.candidate))
+                return Outcome(target.name, "applied", message, change)
             return Outcome(target.name, "unchanged", f"{target.name}: {target.path} is up to date", change)
         started = time.monotonic()
 

@@ -143,8 +143,20 @@ class Target(abc.ABC):
 
     def runtime_drift(self) -> list[str]:
         """Where the running state (servers changed through a runtime API) differs
-        from the configuration in place, one line each.  None known here."""
+        from the configuration in place, one line each (``runtime_drifted`` says
+        whether there was any).  None known here."""
         return []
+
+    runtime_drifted = False
+
+    def repair_runtime(self) -> str | None:
+        """Make the running state the configuration's in place again; how it was
+        done ("put back ..."), or None if nothing differed.  Only in one-shot
+        commands: a watch's own runtime changes are its truth.
+
+        :raises ReloadError: the repair needed a reload, and it failed.
+        """
+        return None
 
     @abc.abstractmethod
     def verify(self) -> None:

@@ -98,8 +98,9 @@ class FileTarget(Target):
     def drift(self) -> list[str]:
         process = self.process()
         ahead = self.ahead(process) if process is not None else None
-        return drift.report(self.kind, str(self.path), ahead, self.state.last(),
-                            files.sha256_file(self.path)) + self.runtime_drift()
+        # A file ahead of the process: its reload repairs the servers too.
+        runtime = self.runtime_drift() if process is not None and not ahead else []
+        return drift.report(self.kind, str(self.path), ahead, self.state.last(), files.sha256_file(self.path)) + runtime
 
     # -- what each kind provides ----------------------------------------------------
 

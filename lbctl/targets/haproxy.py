@@ -11,12 +11,12 @@ import logging
 import re
 from dataclasses import replace
 
-from lbctl import drift, guard, haproxy_cfg, model, slots
+from lbctl import drift, guard, haproxy_cfg, model, server_drift, slots
 from lbctl.errors import CommandError, LbctlError, ReloadError, RollbackError, VerifyError
 from lbctl.targets import check, files, procfs
 from lbctl.targets.base import Change
 from lbctl.targets.filetarget import FileTarget
-from lbctl.targets.haproxy_ctl import MasterCLI, ProcInfo, parse_servers_state, socket_command
+from lbctl.targets.haproxy_ctl import MasterCLI, ProcInfo, parse_servers_state, show_servers_state, socket_command
 
 log = logging.getLogger("lbctl.haproxy")
 
@@ -155,9 +155,56 @@ class HAProxyTarget(FileTarget):
         self.master.reload(timeout=self.settings.reload_timeout_ms / 1000)
         self.leftovers.clear()  # the new workers have the file's servers only
 
-    def save_server_states(self, change: Change) -> None:
+    def runtime_differences(self) -> list[server_drift.Difference]:
+        """The running servers against the file in place (docs/configuration.md#drift-what-runs-versus-the-file).
+
+        :raises CommandError: the stats socket does not answer.
+        """
+        text = self.running_text()
+        if text is None:
+            return []
+        rows = show_servers_state(self.settings.options.stats_socket, timeout=5.0)
+        return server_drift.compare(haproxy_cfg.servers(text), rows)
+
+    def runtime_drift(self) -> list[str]:
+        try:
+            found = self.runtime_differences()
+        except CommandError as exc:
+            self.runtime_drifted = False
+            return [f"cannot compare the running servers with {self.path}: {exc}"]
+        self.runtime_drifted = bool(found)
+        return server_drift.report(self.kind, str(self.path), found)
+
+    def repair_runtime(self) -> str | None:
+        """Through the Runtime API when only members differ (read back: nothing may
+        differ after), else by a reload that does not carry the differing servers' states over."""
+        try:
+            found = self.runtime_differences()
+        except CommandError:
+            return None  # drift says why; a reload would not read the socket either
+        if not found:
+            return None
+        count = f"{len(found)} server{'s' if len(found) > 1 else ''}"
+        changes = server_drift.repairs(found, self.dynamic) if self.settings.runtime_api else None
+        if changes is not None:
+            try:
+                socket_command(self.settings.options.stats_socket,
+                               ";".join(cmd for c in changes for cmd in haproxy_cfg.commands(c)), timeout=5.0)
+                if not self.runtime_differences():
+                    return f"put back {count} that differed from {self.path} through the runtime API"
+                log.warning("%s: runtime API read-back still differs from %s; reloading instead", self.name, self.path)
+            except CommandError as exc:
+                log.warning("%s: runtime API failed (%s); reloading instead", self.name, exc)
+        live = self.live_text() or ""
+        self.save_server_states(Change(self.name, live, live), drop={(d.backend, d.server) for d in found})
+        self.master.reload(timeout=self.settings.reload_timeout_ms / 1000)
+        self.leftovers.clear()
+        return f"reloaded {self.path} to put back {count} that differed from it"
+
+    def save_server_states(self, change: Change, drop: set = frozenset()) -> None:
         """Dump the running servers' states for the new workers, minus every server
-        whose line changes: for those the new config must win (docs/upstream.md#haproxy-server-state)."""
+        whose line changes (and those in ``drop``): for those the new config must win
+        (docs/upstream.md#haproxy-server-state)."""
         opts = self.settings.options
         try:
             text = socket_command(opts.stats_socket, "show servers state", timeout=5.0)
@@ -166,7 +213,8 @@ class HAProxyTarget(FileTarget):
         if not text.startswith("1\n"):
             return
         before, after = haproxy_cfg.servers(change.live or ""), haproxy_cfg.servers(change.candidate)
-        keep = [line for line in text.splitlines()[2:] if unchanged(line, before, after)]
+        keep = [line for line in text.splitlines()[2:] if unchanged(line, before, after)
+                and tuple(line.split()[1:4:2]) not in drop]
         header = text.splitlines()[:2]
         try:
             files.atomic_write(opts.state_file, "\n".join(header + keep) + "\n")

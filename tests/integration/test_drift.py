@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lbctl import drift
+from lbctl import drift, haproxy_cfg, server_drift
 from lbctl.targets import procfs
+from lbctl.targets.haproxy_ctl import show_servers_state, socket_command
+from tests.helpers import needs
 from tests.support import Backend, requires_haproxy, requires_nginx, wait_until
 from tests.support.stack import Stack
 
@@ -120,3 +122,76 @@ def test_after_the_socket_is_fixed_apply_brings_the_change_live(stack, backends)
     result = stack.run("apply")
     assert result.exit_code == 0, result.output
     wait_until(lambda: set(stack.spread(20)) == {"a", "b"}, 5, "both members to take traffic")
+
+
+@pytest.fixture
+def haproxy(tmp_path, backends):
+    """HAProxy serving pool ``app`` of a and b (servers named after them)."""
+    s = Stack(tmp_path, "haproxy")
+    s.inventory([("a", backends["a"].port), ("b", backends["b"].port)])
+    assert s.run("apply").exit_code == 0
+    with s.running():
+        yield s
+
+
+def by_hand(stack: Stack, command: str) -> None:
+    """A change made on the running process through the stats socket, as with socat."""
+    assert socket_command(stack.dir / "stats.sock", command).strip() in ("", "Server deleted.")
+
+
+def running_servers(stack: Stack) -> dict:
+    """backend/server → (address, port, weight, admin state) as ``show servers state`` says."""
+    return {f"{r.backend}/{r.name}": (r.addr, r.port, r.uweight, server_drift.admin(r))
+            for r in show_servers_state(stack.dir / "stats.sock")}
+
+
+def file_servers(stack: Stack) -> dict:
+    return {f"{s.backend}/{s.name}": (s.address, s.port, s.weight, "maint" if s.disabled else "enabled")
+            for s in haproxy_cfg.servers(stack.live.read_text()).values()}
+
+
+@needs(requires_haproxy)
+def test_servers_changed_on_the_running_haproxy_are_drift_that_apply_puts_back(haproxy):
+    stack = haproxy
+    weight = file_servers(stack)["app/a"][2]
+    assert running_servers(stack) == file_servers(stack)
+    by_hand(stack, "set server app/a weight 7")
+    by_hand(stack, "set server app/b state maint")
+    plan = stack.run("plan")
+    assert plan.exit_code == 2, plan.output
+    prefix = f"edge: drift: running haproxy differs from {stack.live}: "
+    assert plan.output == (f"{stack.live}: no changes\n"
+                           f"{prefix}app/a weight 7 (file {weight})\n"
+                           f"{prefix}app/b maint (file enabled)\n")
+    status = stack.run("status")
+    assert f"  drift       running haproxy differs from {stack.live}: app/a weight 7 (file {weight})\n" in status.output
+    assert f"  drift       running haproxy differs from {stack.live}: app/b maint (file enabled)\n" in status.output
+    before = stack.run("status", "--json")
+    result = stack.run("apply")
+    assert (result.exit_code, result.output) == (
+        0, f"edge: put back 2 servers that differed from {stack.live} through the runtime API\n")
+    assert running_servers(stack) == file_servers(stack)
+    assert json.loads(stack.run("status", "--json").output)[0]["process"]["reloads"] == \
+        json.loads(before.output)[0]["process"]["reloads"]  # no reload
+    wait_until(lambda: set(stack.spread(20)) == {"a", "b"}, 10, "b to serve again")
+    again = stack.run("plan")
+    assert (again.exit_code, again.output) == (0, f"{stack.live}: no changes\n")
+
+
+@needs(requires_haproxy)
+def test_a_server_deleted_on_the_running_haproxy_is_put_back_by_a_reload(haproxy):
+    stack = haproxy
+    by_hand(stack, "set server app/b state maint")
+    by_hand(stack, "del server app/b")
+    by_hand(stack, "set server app/a state drain")
+    plan = stack.run("plan")
+    assert plan.exit_code == 2, plan.output
+    prefix = f"edge: drift: running haproxy differs from {stack.live}: "
+    assert f"{prefix}app/a drain (file enabled)\n" in plan.output
+    assert f"{prefix}app/b is in the file but not running\n" in plan.output
+    result = stack.run("apply")
+    assert (result.exit_code, result.output) == (
+        0, f"edge: reloaded {stack.live} to put back 2 servers that differed from it\n")
+    assert running_servers(stack) == file_servers(stack)  # the drained a's state was not carried over
+    again = stack.run("plan")
+    assert (again.exit_code, again.output) == (0, f"{stack.live}: no changes\n")
