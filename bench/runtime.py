@@ -62,7 +62,7 @@ import yaml
 
 from propagation import (HOST, Emulator, _Ok, _Quiet, code_version, cpu_seconds, duration, first_timeout, free_port,
                          idle_phase, instance_id, lbctl_config, log, loadavg, mtime, percentile, rss_mb, service_name,
-                         start_haproxy, stop_group, summarize, wait_for, watching)
+                         start_haproxy, stop_group, summarize, watching)
 
 
 # ``--trace``: run the runtime phase's ``lbctl watch`` through this launcher, which wraps a few of
@@ -347,7 +347,6 @@ def reloads(d: Path) -> int:
 
 def run_phase(phase: str, d: Path, config: Path, args, emu: Emulator, changes: Changes, counters, haproxy) -> dict:
     stats, record = d / "stats.sock", d / "state" / "edge" / "last-apply.json"
-    first = mtime(record)
     log(f"{phase}: starting lbctl watch -c {config.name}")
     with open(d / f"watch-{phase}.log", "ab") as out:
         trace = args.trace and phase == "runtime"
@@ -356,11 +355,9 @@ def run_phase(phase: str, d: Path, config: Path, args, emu: Emulator, changes: C
         watch = subprocess.Popen([*launcher, "watch", "-c", str(config)], cwd=d, stdout=out,
                                  stderr=out, start_new_session=True)
     try:
-        if phase == "runtime":  # the file is the one lbctl apply wrote with this config: no first apply
-            watching(emu, watch)
-        else:  # the first round drops the spare slots: one reload, before the counted window
-            wait_for(lambda: watch.poll() is not None or mtime(record) != first, first_timeout(args), "the first apply")
-            time.sleep(2)
+        # Both phases render the same file (servers named after members, no spare slots), so the
+        # watch starts with nothing to apply: wait until it holds its blocking queries.
+        watching(emu, watch)
         if watch.poll() is not None:
             raise RuntimeError(f"lbctl watch exited: {(d / f'watch-{phase}.log').read_text()[-2000:]}")
         for n in range(args.warmup):
