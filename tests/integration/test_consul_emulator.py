@@ -23,15 +23,6 @@ NODE_MAINT_REASON = ("Maintenance mode is enabled for this node, but no reason w
                      "This is a default message.")
 
 
-@pytest.fixture
-def emu():
-    with ConsulEmulator(seed=7) as e:
-        yield e
-
-
-@pytest.fixture
-def cc(emu):
-    return consul.Consul(host="127.0.0.1", port=emu.port)
 
 
 def in_thread(fn: Callable[[], Any]) -> tuple[threading.Event, dict]:

@@ -19,15 +19,7 @@ from lbctl.emulators.consul import ConsulEmulator
 from lbctl.emulators.consul.agent import SCRIPTS_DISABLED
 
 
-@pytest.fixture
-def emu():
-    with ConsulEmulator(seed=9) as e:
-        yield e
-
-
-@pytest.fixture
-def cc(emu):
-    return consul.Consul(port=emu.port)
+EMULATOR_SEED = 9
 
 
 def wait_check(cc, cid: str, status: str, timeout: float = 10.0) -> dict:

@@ -16,15 +16,7 @@ from consul.exceptions import BadRequest
 from lbctl.emulators.consul import ConsulEmulator
 
 
-@pytest.fixture
-def emu():
-    with ConsulEmulator(seed=5) as e:
-        yield e
-
-
-@pytest.fixture
-def cc(emu):
-    return consul.Consul(port=emu.port)
+EMULATOR_SEED = 5
 
 
 def by_id(checks: list[dict]) -> dict[str, dict]:

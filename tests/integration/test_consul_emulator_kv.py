@@ -9,18 +9,9 @@ import pytest
 import requests
 from consul.exceptions import BadRequest, ClientError, NotFound
 
-from lbctl.emulators.consul import ConsulEmulator
 
 
-@pytest.fixture
-def emu():
-    with ConsulEmulator(seed=11) as e:
-        yield e
-
-
-@pytest.fixture
-def cc(emu):
-    return consul.Consul(host="127.0.0.1", port=emu.port)
+EMULATOR_SEED = 11
 
 
 # ---------------------------------------------------------------- KV
