@@ -18,14 +18,14 @@ from pathlib import Path
 
 import click
 
-from lbctl import __version__, config, deploy, guard, inventory, logs, settings, sources
+from lbctl import __version__, config, deploy, guard, inventory, logs
 from lbctl.audit import AuditLog
-from lbctl.bigip_config import BigIPSettings
+from lbctl.config.bigip import BigIPSettings
 from lbctl.console import (AS3_KINDS_HELP, KINDS_HELP, ONE_SHOT_LOG, LbctlGroup, config_option, force_options,
                            one_shot, remember_verbose, source_options, status_text, target_option, target_status,
                            verbose_option, with_options)
 from lbctl.errors import ConfigError, LbctlError
-from lbctl.render import KINDS, render as render_config
+from lbctl.render import render as render_config
 from lbctl.targets import check as checks
 from lbctl.targets.files import atomic_write
 from lbctl.targets.filetarget import FileTarget
@@ -70,9 +70,9 @@ class Session:
         if self.config is None:
             if name == "as3":
                 return [AS3]
-            if name not in KINDS:
-                raise ConfigError(f"-t must be one of {', '.join(KINDS)}, as3 without a config (got {name!r})")
-            return [config.Target(name, name, Path(f"{name}.cfg"), settings.options(name), name, Path("."), slots=0)]
+            if name not in config.FILE_KINDS:
+                raise ConfigError(f"-t must be one of {', '.join(config.FILE_KINDS)}, as3 without a config (got {name!r})")
+            return [config.Target(name, name, Path(f"{name}.cfg"), config.options(name), name, Path("."), slots=0)]
         if name is None:
             if not self.config.targets:
                 raise ConfigError(f"{self.config.path}: no targets defined")
@@ -275,7 +275,7 @@ def watch(config_path, inventory_path, target_name, template_dir, force, verbose
     from lbctl.metrics import StatusServer
 
     ctl = controller.Controller(lambda: Session(*args, need_config=True).setup(), force=force)
-    address = sources.address(listen, "--listen") if listen else first.config.metrics_listen
+    address = config.values.host_port(listen, "--listen") if listen else first.config.metrics_listen
     if address is not None:
         try:
             StatusServer(address, ctl.metrics, ctl.alive, ctl.ready)

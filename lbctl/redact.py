@@ -1,5 +1,5 @@
-"""Secrets: the one reader of a secret from an environment variable or a file, and
-the one place that knows every secret value this process has seen and masks it.
+"""Secrets: the one place that knows every secret value this process has seen and
+masks it (lbctl.config.secrets reads them from an environment variable or a file).
 
 A secret is remembered when it is read (the Consul ACL token, a BIG-IP password)
 or received (a BIG-IP login token).  ``mask`` replaces each with ``***`` in text
@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sys
 import threading
-from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
-
-from lbctl.errors import ConfigError
 
 MIN_LENGTH = 4
 MASK = "***"
@@ -65,29 +61,6 @@ def scrub(value: Any) -> Any:
         return {k: scrub(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [scrub(v) for v in value]
-    return value
-
-
-def read(env: str | None, file: Path | None, where: str, key: str) -> str:
-    """The secret in the variable ``env`` or the file ``file`` (its trailing line end
-    removed), remembered for masking.  ``where`` and ``key`` (``token``, ``password``)
-    name the setting in errors, which never show the value.
-
-    :raises ConfigError: the variable is not set, the file cannot be read or is empty.
-    """
-    if file is not None:
-        try:
-            value = file.read_text().rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{where}.{key}_file: cannot read {file}: "
-                              f"{getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
-        if not value:
-            raise ConfigError(f"{where}.{key}_file: {file} is empty")
-    else:
-        value = os.environ.get(env or "", "")
-        if not value:
-            raise ConfigError(f"{where}.{key}_env: the environment variable {env} is not set")
-    remember(value)
     return value
 
 

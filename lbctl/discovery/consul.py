@@ -32,9 +32,9 @@ from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 
 from lbctl import validate as v
+from lbctl.config.consul import ConsulSettings
 from lbctl.discovery import checks
 from lbctl.errors import ConfigError, DiscoveryError
-from lbctl.sources import ConsulSettings
 
 log = logging.getLogger("lbctl.consul")
 BACKOFF_START = 0.25

@@ -26,9 +26,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from lbctl import bigip_config, guard, redact
+from lbctl import guard, redact
 from lbctl import config as cfg
 from lbctl import model
+from lbctl.config.bigip import BigIPSettings
 from lbctl.errors import ConfigError, LbctlError, ReloadError, RollbackError, ValidationError, VerifyError
 from lbctl.targets import as3, bigip_diff as diff, bigip_model as bm, icontrol
 from lbctl.targets.base import Change, Checkpoint, Target
@@ -58,7 +59,7 @@ class BigIPTarget(Target):
     def __init__(self, settings: cfg.Target, render: Any = None, *, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
-        self.opts: bigip_config.BigIPSettings = settings.options
+        self.opts: BigIPSettings = settings.options
         self.name = settings.name
         self.clock, self.sleep = clock, sleep
         opts = self.opts
@@ -85,7 +86,7 @@ class BigIPTarget(Target):
     def password(self) -> str:
         """The password, from the environment or a file; read at each login, never shown."""
         opts = self.opts
-        password = redact.read(opts.password_env, opts.password_file, f"targets.{self.name}", "password")
+        password = opts.password(f"targets.{self.name}")
         redact.remember_login(opts.username, password)
         return password
 

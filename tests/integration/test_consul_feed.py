@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lbctl import sources
+from lbctl.config import consul as consul_config
 from lbctl.discovery.consul import Client
 from lbctl.discovery.watcher import ConsulWatcher
 from lbctl.emulators.consul import ConsulEmulator
@@ -43,7 +43,7 @@ class Feed:
     """A running watcher and what it reported."""
 
     def __init__(self, emu: ConsulEmulator, **consul) -> None:
-        settings = sources.consul({"address": f"127.0.0.1:{emu.port}", "tag": "edge", "wait": "5s", **consul}, Path("."))
+        settings = consul_config.consul({"address": f"127.0.0.1:{emu.port}", "tag": "edge", "wait": "5s", **consul}, Path("."))
         self.metrics = Metrics()
         self.client = Client(settings, self.metrics.consul_request, retry_max=2.0)
         self.changed: list[set[str]] = []

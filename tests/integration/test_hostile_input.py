@@ -16,7 +16,7 @@ from functools import lru_cache
 import pytest
 from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st
 
-from lbctl import inventory, settings
+from lbctl import config, inventory
 from lbctl.errors import ConfigError, ValidationError
 from lbctl.render import render
 from lbctl.targets import check
@@ -128,8 +128,8 @@ def real_check(kind: str, text: str) -> str | None:
 
 def options(kind):
     if kind == "haproxy":
-        return settings.options("haproxy", {"stats_socket": f"{WORK}/s.sock", "state_file": f"{WORK}/state"})
-    return settings.options("nginx", {"pid_file": f"{WORK}/nginx.pid", "error_log": f"{WORK}/error.log",
+        return config.options("haproxy", {"stats_socket": f"{WORK}/s.sock", "state_file": f"{WORK}/state"})
+    return config.options("nginx", {"pid_file": f"{WORK}/nginx.pid", "error_log": f"{WORK}/error.log",
                                       "temp_dir": str(WORK)})
 
 

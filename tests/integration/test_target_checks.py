@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from lbctl import inventory, settings
+from lbctl import config, inventory
 from lbctl.errors import ValidationError
 from lbctl.render import render
 from lbctl.targets import check
@@ -14,8 +14,8 @@ from tests.support import find_binary, requires_haproxy, requires_nginx
 pytestmark = pytest.mark.integration
 
 
-def nginx_options(tmp_path) -> settings.NginxOptions:
-    return settings.options("nginx", {"pid_file": str(tmp_path / "nginx.pid"), "error_log": str(tmp_path / "error.log"),
+def nginx_options(tmp_path) -> config.nginx.NginxOptions:
+    return config.options("nginx", {"pid_file": str(tmp_path / "nginx.pid"), "error_log": str(tmp_path / "error.log"),
                                       "temp_dir": str(tmp_path)})
 
 
@@ -23,7 +23,7 @@ def nginx_options(tmp_path) -> settings.NginxOptions:
 @pytest.mark.parametrize("path", INVENTORIES, ids=[p.name for p in INVENTORIES])
 def test_haproxy_accepts_every_shipped_inventory(path, tmp_path):
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(render(inventory.load(path), "haproxy", settings.options("haproxy")))
+    cfg.write_text(render(inventory.load(path), "haproxy", config.options("haproxy")))
     check.haproxy(cfg, find_binary("haproxy"))
 
 
@@ -44,7 +44,7 @@ def test_tls_listener_with_a_real_certificate(tmp_path):
     raw["listeners"]["web"]["tls"] = {"cert": str(pem)}
     desired = inventory.from_raw(raw)
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(render(desired, "haproxy", settings.options("haproxy")))
+    cfg.write_text(render(desired, "haproxy", config.options("haproxy")))
     check.haproxy(cfg, find_binary("haproxy"))
     if find_binary("nginx"):
         conf = tmp_path / "nginx.conf"
@@ -55,7 +55,7 @@ def test_tls_listener_with_a_real_certificate(tmp_path):
 @needs(requires_haproxy)
 def test_haproxy_rejection_carries_its_own_words(tmp_path):
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(render(inventory.from_raw(minimal_raw()), "haproxy", settings.options("haproxy"))
+    cfg.write_text(render(inventory.from_raw(minimal_raw()), "haproxy", config.options("haproxy"))
                    + "    frobnicate yes\n")
     with pytest.raises(ValidationError) as err:
         check.haproxy(cfg, find_binary("haproxy"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lbctl import config
-from lbctl.bigip_config import BigIPSettings
+from lbctl.config.bigip import BigIPSettings
 from lbctl.errors import ConfigError
 
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from lbctl import inventory, settings
+from lbctl import config, inventory
 from lbctl.cli import cli
 from lbctl.render import render
 from tests.helpers import EXAMPLE, ROOT, example_raw, minimal_raw, needs
@@ -29,7 +29,7 @@ def write_inventory(tmp_path, raw, name="inv.yml"):
 def test_render_prints_the_config(kind):
     result = run("render", "-i", EXAMPLE, "-t", kind)
     assert result.exit_code == 0
-    assert result.output == render(inventory.load(EXAMPLE), kind, settings.options(kind))
+    assert result.output == render(inventory.load(EXAMPLE), kind, config.options(kind))
 
 
 def test_render_writes_a_file(tmp_path):
@@ -92,9 +92,9 @@ def test_nginx_limits_are_config_errors():
     raw = example_raw()
     raw["pools"]["api"]["balance"] = "source"  # api has a backup member
     desired = inventory.from_raw(raw)
-    render(desired, "haproxy", settings.options("haproxy"))
+    render(desired, "haproxy", config.options("haproxy"))
     with pytest.raises(Exception, match="pools.api: nginx cannot combine backup members with balance source"):
-        render(desired, "nginx", settings.options("nginx"))
+        render(desired, "nginx", config.options("nginx"))
 
 
 def test_usage_errors_exit_1_so_that_2_means_changes(tmp_path):

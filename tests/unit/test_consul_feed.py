@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from lbctl import config, sources
+from lbctl import config
+from lbctl.config import consul as consul_config
 from lbctl.discovery import checks
 from lbctl.discovery.consul import safe_name, selected, service_path
 from lbctl.errors import ConfigError
@@ -127,7 +128,7 @@ def test_plain_names_need_no_escaping():
 
 
 def test_selected_skips_hostile_catalog_names_with_one_problem_each(tmp_path):
-    settings = sources.consul({"tag": "edge"}, tmp_path)
+    settings = consul_config.consul({"tag": "edge"}, tmp_path)
     names, problems = selected(settings, {"web": ["edge"], "../agent/self": ["edge"], "a/b": ["EDGE"],
                                           "db": ["other"], "consul": []})
     assert names == {"web"}
@@ -136,8 +137,8 @@ def test_selected_skips_hostile_catalog_names_with_one_problem_each(tmp_path):
 
 
 def test_max_connections_default_and_bounds(tmp_path):
-    assert sources.consul({"services": ["web"]}, tmp_path).max_connections == 16
-    assert sources.consul({"services": ["web"], "max_connections": 190}, tmp_path).max_connections == 190
+    assert consul_config.consul({"services": ["web"]}, tmp_path).max_connections == 16
+    assert consul_config.consul({"services": ["web"], "max_connections": 190}, tmp_path).max_connections == 190
     path = tmp_path / "lbctl.yml"
     path.write_text("source:\n  consul:\n    services: [web]\n    max_connections: 191\n"
                     "targets:\n  edge: {kind: haproxy, config: out.cfg}\n")
@@ -147,7 +148,7 @@ def test_max_connections_default_and_bounds(tmp_path):
     assert "\n" not in text and str(path) in text and "source.consul.max_connections" in text and "191" in text
     for bad in (2, 0, "16", True):
         with pytest.raises(ConfigError, match="max_connections"):
-            sources.consul({"services": ["web"], "max_connections": bad}, tmp_path)
+            consul_config.consul({"services": ["web"], "max_connections": bad}, tmp_path)
 
 
 def test_consul_metrics_are_read_at_each_scrape():

@@ -44,11 +44,11 @@ def test_zero_index_answers_are_sent_as_one():
 
 
 def test_client_tls_and_token_settings_reach_py_consul(tmp_path, monkeypatch):
-    from lbctl import sources
+    from lbctl.config import consul as consul_config
     from lbctl.discovery.consul import Client
 
     (tmp_path / "token").write_text("file-token\n")
-    settings = sources.consul({"address": "consul.example.com:8501", "scheme": "https", "services": ["web"],
+    settings = consul_config.consul({"address": "consul.example.com:8501", "scheme": "https", "services": ["web"],
                                "tls": {"ca": "ca.pem", "cert": "c.pem", "key": "k.pem"}, "token_file": "token",
                                "datacenter": "dc2"}, tmp_path)
     monkeypatch.delenv("CONSUL_HTTP_TOKEN", raising=False)
@@ -57,5 +57,5 @@ def test_client_tls_and_token_settings_reach_py_consul(tmp_path, monkeypatch):
     assert api.http.verify == str(tmp_path / "ca.pem")  # verification on, with the CA given
     assert api.http.cert == (str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
     assert api.token == "file-token" and api.dc == "dc2"
-    plain = sources.consul({"services": ["web"]}, tmp_path)
+    plain = consul_config.consul({"services": ["web"]}, tmp_path)
     assert Client(plain).api.http.verify is True  # on by default

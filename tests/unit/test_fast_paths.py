@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from lbctl import inventory, model, settings
+from lbctl import config, inventory, model
 from lbctl.errors import ConfigError
 from lbctl.render import lines, render
 from lbctl.render.environment import jinja_environment
@@ -151,7 +151,7 @@ pool_st = st.builds(
 @given(pools=st.lists(pool_st, max_size=4, unique_by=lambda p: p.name))
 def test_patterns_render_as_jinja(pools):
     desired = model.Desired(pools=tuple(sorted(pools, key=lambda p: p.name)))
-    options = settings.options("haproxy")
+    options = config.options("haproxy")
     mp = pytest.MonkeyPatch()
     try:
         expected = jinja_only(mp, desired, "haproxy", options)
@@ -198,7 +198,7 @@ def test_overriding_templates_render_as_jinja(tmp_path, monkeypatch, template, p
                model.Member("c", "10.0.0.3", 82, state="maint"), model.Member("d", "10.0.0.4", 83))
     desired = model.Desired(pools=(model.Pool("api", members[:1]), model.Pool("web", members),
                                    model.Pool("x", members[3:] + members[:1])))
-    options = settings.options("haproxy")
+    options = config.options("haproxy")
     expected = jinja_only(monkeypatch, desired, "haproxy", options, str(tmp_path))
     assert render(desired, "haproxy", options, str(tmp_path)) == expected
     made = lines.backends(jinja_environment(str(tmp_path)), "haproxy-backend.j2", options)
@@ -209,7 +209,7 @@ def test_a_broken_template_still_reports_its_error(tmp_path):
     (tmp_path / "haproxy-backend.j2").write_text("backend {{ p.name }}\n{% for m in p.members %}{{ m.nosuch }}{% endfor %}")
     desired = model.Desired(pools=(model.Pool("web", (model.Member("a", "10.0.0.1", 80),)),))
     with pytest.raises(ConfigError, match="nosuch"):
-        render(desired, "haproxy", settings.options("haproxy"), str(tmp_path))
+        render(desired, "haproxy", config.options("haproxy"), str(tmp_path))
 
 
 def test_meta_values_allow_printable_ascii_but_quotes_and_delimiters():

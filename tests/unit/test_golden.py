@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lbctl import inventory, settings
+from lbctl import config, inventory
 from lbctl.render import render
 from tests.helpers import EXAMPLE
 
@@ -24,7 +24,7 @@ CASES = [
 
 @pytest.mark.parametrize("source,kind,options,expected", CASES, ids=[c[3] for c in CASES])
 def test_golden(source, kind, options, expected):
-    text = render(inventory.load(source), kind, settings.options(kind, options))
+    text = render(inventory.load(source), kind, config.options(kind, options))
     path = GOLDEN / "expected" / expected
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.write_text(text)
@@ -35,6 +35,6 @@ def test_include_layout_is_the_http_part_of_the_main_layout():
     desired = inventory.load(EXAMPLE)
     desired = type(desired)(tuple(x for x in desired.listeners if x.mode == "http"),
                             tuple(p for p in desired.pools if p.name != "db"))
-    main = render(desired, "nginx", settings.options("nginx"))
-    part = render(desired, "nginx", settings.options("nginx", {"layout": "include"}))
+    main = render(desired, "nginx", config.options("nginx"))
+    part = render(desired, "nginx", config.options("nginx", {"layout": "include"}))
     assert part.strip() and "\n".join("    " + line if line else line for line in part.splitlines()) in main

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lbctl import guard, haproxy_cfg, inventory, settings
+from lbctl import config, guard, haproxy_cfg, inventory
 from lbctl.render import render
 from lbctl.targets import bigip_model, nginx
 
@@ -99,11 +99,11 @@ def test_many_names_are_shortened():
 def test_targets_read_back_what_the_model_serves(kind):
     model = desired({"web": ["a", "b", "c"], "api": ["x"]}, {"b": "maint", "c": "backup"},
                     listeners=[("public", "web"), ("admin", "api")])
-    text = render(model, kind, settings.options(kind))
+    text = render(model, kind, config.options(kind))
     read = (haproxy_cfg.served if kind == "haproxy" else nginx.served)(text)
     assert read.listeners == {"public", "admin"}
     assert read.pools == {"web": {"a", "c"}, "api": {"x"}}
-    empty = (haproxy_cfg.served if kind == "haproxy" else nginx.served)(render(desired({}), kind, settings.options(kind)))
+    empty = (haproxy_cfg.served if kind == "haproxy" else nginx.served)(render(desired({}), kind, config.options(kind)))
     assert empty.empty
 
 
@@ -151,7 +151,7 @@ def test_refusals_are_a_metric_and_in_readyz():
 def test_haproxy_works_out_what_a_candidate_serves_from_the_changed_lines():
     from lbctl import slots
 
-    opts = settings.options("haproxy")
+    opts = config.options("haproxy")
     first = desired({"web": ["a", "b", "c"], "api": ["x"]}, listeners=[("public", "web")])
     live = render(slots.assign(first, None, 4)[0], "haproxy", opts)
     for after in (desired({"web": ["a", "c", "d"], "api": ["x"]}, {"c": "drain"}, listeners=[("public", "web")]),

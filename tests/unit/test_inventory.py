@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from lbctl import inventory, settings
+from lbctl import config, inventory
 from lbctl.errors import ConfigError
 from lbctl.render import render
 from tests.helpers import EXAMPLE, example_raw, minimal_raw
@@ -36,7 +36,7 @@ def test_member_without_name_is_named_after_its_endpoint():
 
 def test_input_order_does_not_change_the_output():
     raw = example_raw()
-    expected = {k: render(inventory.from_raw(raw), k, settings.options(k)) for k in ("haproxy", "nginx")}
+    expected = {k: render(inventory.from_raw(raw), k, config.options(k)) for k in ("haproxy", "nginx")}
     rng = random.Random(7)
     for _ in range(5):
         shuffled = example_raw()
@@ -46,7 +46,7 @@ def test_input_order_does_not_change_the_output():
         for lst in shuffled["listeners"].values():
             rng.shuffle(lst.get("routes", []))
         for kind, text in expected.items():
-            assert render(inventory.from_raw(shuffled), kind, settings.options(kind)) == text
+            assert render(inventory.from_raw(shuffled), kind, config.options(kind)) == text
 
 
 def test_routes_most_specific_first():

@@ -10,7 +10,8 @@ import logging
 import pytest
 import requests
 
-from lbctl import logs, redact, sources
+from lbctl import logs, redact
+from lbctl.config import consul as consul_config, secrets
 from lbctl.audit import AuditLog
 from lbctl.console import ONE_SHOT_LOG
 from lbctl.errors import ConfigError
@@ -20,9 +21,9 @@ from lbctl.targets.state import TargetState
 
 def test_read_from_env_or_file_remembers_the_value(tmp_path, monkeypatch):
     monkeypatch.setenv("LBCTL_TEST_SECRET", "env-secret-1")
-    assert redact.read("LBCTL_TEST_SECRET", None, "source.consul", "token") == "env-secret-1"
+    assert secrets.read("LBCTL_TEST_SECRET", None, "source.consul", "token") == "env-secret-1"
     (tmp_path / "pw").write_text("file-secret-1\r\n")
-    assert redact.read(None, tmp_path / "pw", "targets.f5", "password") == "file-secret-1"
+    assert secrets.read(None, tmp_path / "pw", "targets.f5", "password") == "file-secret-1"
     assert redact.mask("a env-secret-1 b file-secret-1") == "a *** b ***"
 
 
@@ -35,13 +36,13 @@ def test_read_errors_name_the_setting_never_the_value(tmp_path, monkeypatch, env
     monkeypatch.delenv("LBCTL_TEST_UNSET", raising=False)
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(ConfigError) as err:
-        redact.read(env, tmp_path / file if file else None, "targets.f5", "password")
+        secrets.read(env, tmp_path / file if file else None, "targets.f5", "password")
     assert str(err.value) == message.format(tmp=tmp_path)
 
 
 def test_consul_token_uses_the_same_reader(tmp_path):
     (tmp_path / "token").write_text("consul-file-token\n")
-    settings = sources.consul({"token_file": "token", "services": ["app"]}, tmp_path, "election.consul")
+    settings = consul_config.consul({"token_file": "token", "services": ["app"]}, tmp_path, "election.consul")
     assert settings.token() == "consul-file-token"
     assert redact.mask("x consul-file-token") == "x ***"
     (tmp_path / "token").write_text("")

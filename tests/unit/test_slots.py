@@ -1,13 +1,13 @@
 """Slot layout and the runtime-capable diff, on rendered text.  Pure."""
 
-from lbctl import haproxy_cfg, inventory, settings, slots
+from lbctl import config, haproxy_cfg, inventory, slots
 from lbctl.render import render
 
 
 def rendered(members, live=None, headroom=2, **pool):
     raw = {"listeners": {"w": {"port": 8080, "default_pool": "app"}},
            "pools": {"app": {"members": [{"name": n, "address": a, "port": 80, **extra} for n, a, extra in members], **pool}}}
-    return render(slots.assign(inventory.from_raw(raw), live, headroom)[0], "haproxy", settings.options("haproxy"))
+    return render(slots.assign(inventory.from_raw(raw), live, headroom)[0], "haproxy", config.options("haproxy"))
 
 
 def server_lines(text):
@@ -72,7 +72,7 @@ def test_unchanged_pools_keep_their_layout_without_being_laid_out_again():
                      "b": {"members": [{"name": "y", "address": "10.0.0.2", "port": 80}]}}}
     first = inventory.from_raw(raw)
     slotted, layout = slots.assign(first, None, 2)
-    text = render(slotted, "haproxy", settings.options("haproxy"))
+    text = render(slotted, "haproxy", config.options("haproxy"))
     raw["pools"]["b"]["members"].append({"name": "z", "address": "10.0.0.3", "port": 80})
     second = inventory.from_raw(raw)
     second = type(second)(second.listeners, (first.pools[0], second.pools[1]))  # pool a: the same object
@@ -86,7 +86,7 @@ def named(members, **pool):
     raw = {"listeners": {"w": {"port": 8080, "default_pool": "app"}},
            "pools": {"app": {"members": [{"name": n, "address": a, "port": 80, **extra} for n, a, extra in members],
                              **pool}}}
-    return render(inventory.from_raw(raw), "haproxy", settings.options("haproxy"))
+    return render(inventory.from_raw(raw), "haproxy", config.options("haproxy"))
 
 
 def test_named_members_come_and_go_as_dynamic_servers():

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import random
 
-from lbctl import model, settings
+from lbctl import config, model
 from lbctl.render import render
 from lbctl.targets.haproxy import splice
 
 
 def options():
-    return settings.options("haproxy")
+    return config.options("haproxy")
 
 
 def whole(desired: model.Desired) -> str:

@@ -1,0 +1,14 @@
+"""lbctl.yml, read in one place (docs/configuration.md).
+
+- ``loader``: the file, its top-level sections and the keys every target has;
+- ``values``: the value validators (durations, ports, addresses, names, paths, ...);
+- ``secrets``: the one reader of a secret from ``*_env`` or ``*_file``;
+- ``consul``: ``source.consul`` and ``election``; ``watch``: ``watch``, ``guard``, ``metrics``;
+- ``haproxy``, ``nginx``, ``bigip``: each target kind's own keys, from the target's
+  mapping to its settings (``parse``), standing alone.
+
+PyYAML is imported only by ``load``, when a file is read.
+"""
+
+from lbctl.config.loader import (FILE_KINDS, KINDS, TARGET_KEYS, Config, Probe, Target, from_raw,  # noqa: F401
+                                 load, options, target)

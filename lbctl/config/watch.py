@@ -1,0 +1,51 @@
+"""Settings of ``lbctl watch`` (``watch``), the removal guard (``guard``) and the
+metrics server (``metrics``) in lbctl.yml.  Every default is a field default here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lbctl import guard
+from lbctl.config import values as val
+
+WATCH_KEYS = ("min_wait", "max_wait", "retry_max")
+GUARD_KEYS = ("max_removal", "min_members")
+METRICS_KEYS = ("listen",)
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    min_wait_ms: int = 0  # quiescence: wait this long after a change for more changes (0: none) ...
+    max_wait_ms: int = 5_000  # ... but never longer than this after the first one
+    retry_max_ms: int = 30_000  # backoff cap when applying or reading Consul fails
+
+
+def watch(raw: Any, path: str = "watch") -> WatchSettings:
+    for moved in ("max_removal", "min_members"):
+        if isinstance(raw, dict) and moved in raw:
+            raise val.fail(f"{path}.{moved}", f"moved to guard.{moved} (the removal guard covers every command now)")
+    data = val.section(raw or {}, path, WATCH_KEYS)
+    d = WatchSettings()
+    settings = WatchSettings(
+        min_wait_ms=val.optional(data, "min_wait", path, val.duration, d.min_wait_ms, True),
+        max_wait_ms=val.optional(data, "max_wait", path, val.duration, d.max_wait_ms),
+        retry_max_ms=val.optional(data, "retry_max", path, val.duration, d.retry_max_ms),
+    )
+    if settings.min_wait_ms > settings.max_wait_ms:
+        raise val.fail(f"{path}.min_wait", "must not be longer than max_wait")
+    return settings
+
+
+def guard_policy(raw: Any, path: str = "guard") -> guard.Policy:
+    """``guard: {max_removal: 0.5, min_members: 0}``: the removal guard's limits (lbctl/guard.py)."""
+    data = val.section(raw or {}, path, GUARD_KEYS)
+    d = guard.Policy()
+    return guard.Policy(val.optional(data, "max_removal", path, val.share, d.max_removal),
+                        val.optional(data, "min_members", path, val.integer, d.min_members, 0, 100_000))
+
+
+def metrics_listen(raw: Any, path: str = "metrics") -> tuple[str, int] | None:
+    """``metrics: {listen: 127.0.0.1:9105}``: where ``lbctl watch`` serves /metrics, if anywhere."""
+    data = val.section(raw or {}, path, METRICS_KEYS)
+    return val.host_port(data["listen"], f"{path}.listen") if data.get("listen") else None
