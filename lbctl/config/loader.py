@@ -111,7 +111,7 @@ def load(path: str | Path) -> Config:
 
 
 def from_raw(raw: Any, base: Path, path: Path | None = None) -> Config:
-    data = val.section(raw, "", TOP_KEYS)
+    data = val.section(raw, "top level", TOP_KEYS)
     source = val.section(data.get("source") or {}, "source", SOURCE_KEYS)
     state_dir = val.resolve(base, val.optional(data, "state_dir", "", val.local_path, str(DEFAULT_STATE_DIR)))
     targets = {name: target(name, body, f"targets.{name}", base, state_dir)

@@ -35,7 +35,8 @@ def error_of(tmp_path, text: str) -> str:
     ("election: {ttl: 5s}", "election.ttl: must be from 10s to 24h"),
     ("election: {key: lbctl/leader.json, consul: {address: '127.0.0.1:8500'}}", "election.key: must not end in an extension"),
     ("election: {}", "election.consul: is required when source.consul is not set"),
-    ("extra: 1", "inventory: unknown key 'extra'"),
+    ("extra: 1", "top level: unknown key 'extra'"),
+    ("[1, 2]", "top level: must be a mapping"),
     ("targets: [1, 2]", "targets: must be a mapping"),
 ])
 def test_config_errors(tmp_path, text, expected):

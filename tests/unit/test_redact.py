@@ -1,4 +1,4 @@
-"""redact.py: the one secret reader, and masking at every exit that is not a server
+"""redact.py: masking at every exit that is not a server
 round trip (those are in tests/integration/test_secrets.py)."""
 
 from __future__ import annotations
@@ -11,33 +11,12 @@ import pytest
 import requests
 
 from lbctl import logs, redact
-from lbctl.config import consul as consul_config, secrets
+from lbctl.config import consul as consul_config
 from lbctl.audit import AuditLog
 from lbctl.console import ONE_SHOT_LOG
 from lbctl.errors import ConfigError
 from lbctl.metrics import Metrics, StatusServer
 from lbctl.targets.state import TargetState
-
-
-def test_read_from_env_or_file_remembers_the_value(tmp_path, monkeypatch):
-    monkeypatch.setenv("LBCTL_TEST_SECRET", "env-secret-1")
-    assert secrets.read("LBCTL_TEST_SECRET", None, "source.consul", "token") == "env-secret-1"
-    (tmp_path / "pw").write_text("file-secret-1\r\n")
-    assert secrets.read(None, tmp_path / "pw", "targets.f5", "password") == "file-secret-1"
-    assert redact.mask("a env-secret-1 b file-secret-1") == "a *** b ***"
-
-
-@pytest.mark.parametrize("env, file, message", [
-    ("LBCTL_TEST_UNSET", None, "targets.f5.password_env: the environment variable LBCTL_TEST_UNSET is not set"),
-    (None, "missing", "targets.f5.password_file: cannot read {tmp}/missing: No such file or directory"),
-    (None, "empty", "targets.f5.password_file: {tmp}/empty is empty"),
-])
-def test_read_errors_name_the_setting_never_the_value(tmp_path, monkeypatch, env, file, message):
-    monkeypatch.delenv("LBCTL_TEST_UNSET", raising=False)
-    (tmp_path / "empty").write_text("\n")
-    with pytest.raises(ConfigError) as err:
-        secrets.read(env, tmp_path / file if file else None, "targets.f5", "password")
-    assert str(err.value) == message.format(tmp=tmp_path)
 
 
 def test_consul_token_uses_the_same_reader(tmp_path):
