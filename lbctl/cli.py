@@ -71,7 +71,8 @@ class Session:
             if name == "as3":
                 return [AS3]
             if name not in config.FILE_KINDS:
-                raise ConfigError(f"-t must be one of {', '.join(config.FILE_KINDS)}, as3 without a config (got {name!r})")
+                kinds = ", ".join(config.FILE_KINDS)
+                raise ConfigError(f"-t must be one of {kinds}, as3 without a config (got {name!r})")
             return [config.Target(name, name, Path(f"{name}.cfg"), config.options(name), name, Path("."), slots=0)]
         if name is None:
             if not self.config.targets:

@@ -63,7 +63,8 @@ def parse(data: Mapping[str, Any], path: str, base: Path) -> HAProxySettings:
     raw = {k: val.resolve_text(base, data[k]) if k in PATH_OPTIONS else data[k] for k in OPTION_KEYS if k in data}
     settings = HAProxySettings(
         options=options(raw, path),
-        master_socket=val.resolve(base, val.optional(data, "master_socket", path, val.local_path, str(d.master_socket))),
+        master_socket=val.resolve(base, val.optional(data, "master_socket", path, val.local_path,
+                                                     str(d.master_socket))),
         master_log=val.file_in(base, data, "master_log", path),
         runtime_api=val.optional(data, "runtime_api", path, val.boolean, d.runtime_api),
         slots=val.optional(data, "slots", path, val.integer, d.slots, 0, 10_000),

@@ -17,7 +17,8 @@ from typing import Any, Mapping
 
 from lbctl import validate as v
 from lbctl.errors import ConfigError
-from lbctl.validate import address, choice, fail, ident, integer, join, optional, pattern, port, sequence  # noqa: F401  (re-exported)
+from lbctl.validate import (address, choice, fail, ident, integer, join, optional, pattern, port,  # noqa: F401
+                            sequence)  # re-exported: the inventory's rules hold for lbctl.yml too
 from lbctl.validate import fields as section  # noqa: F401  (a mapping with only the allowed keys)
 
 DURATION_TEXT = "a duration such as 500ms, 2s, 1m (at most 24h)"

@@ -39,7 +39,8 @@ def test_duration_zero_only_where_the_option_allows_it(value):
 @pytest.mark.parametrize("value", ["25h", "-1s", "1.5s", "1d", "", " 1s", "1 s", True, None, 1.0, [1], "0x1s"])
 def test_duration_refuses(value):
     assert refused(val.duration, value).startswith("a.b: must be a duration such as 500ms")
-    assert refused(val.duration, value, True).startswith("a.b: must be a duration such as 500ms, 2s, 1m (at most 24h), or 0")
+    assert refused(val.duration, value, True).startswith(
+        "a.b: must be a duration such as 500ms, 2s, 1m (at most 24h), or 0")
 
 
 def test_boolean():
