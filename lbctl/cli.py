@@ -9,32 +9,35 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import resource
-import signal
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from lbctl import __version__, config, deploy, guard, inventory, logs, settings, sources
-from lbctl.audit import AuditLog
-from lbctl.bigip_config import BigIPSettings
+from lbctl import __version__
 from lbctl.console import (AS3_KINDS_HELP, KINDS_HELP, ONE_SHOT_LOG, LbctlGroup, config_option, force_options,
                            one_shot, remember_verbose, source_options, status_text, target_option, target_status,
                            verbose_option, with_options)
 from lbctl.errors import ConfigError, LbctlError
-from lbctl.render import KINDS, render as render_config
-from lbctl.targets import check as checks
-from lbctl.targets.files import atomic_write
-from lbctl.targets.filetarget import FileTarget
-from lbctl.targets.state import TargetState
 
-# Consul, BIG-IP, metrics and the watch loop are imported by the commands that use
-# them: a one-shot render of 100,000 servers should not pay for loading them.
+if TYPE_CHECKING:
+    from lbctl import config, guard, inventory
+    from lbctl.targets.filetarget import FileTarget
+
+# Each command imports what it uses: ``lbctl render`` of 100,000 servers should not
+# pay for loading the targets' control code, deploy, Consul, BIG-IP, metrics or the
+# watch loop, nor ``lbctl --help`` for Jinja2 (tests/unit/test_cli_imports.py).
 EXIT_CHANGES = 2
-AS3 = config.Target("as3", "as3", None, BigIPSettings(), "", Path("."), slots=0)  # -t as3: a declaration only
+
+
+def as3_alone():
+    """``-t as3`` without a bigip target: a declaration only."""
+    from lbctl import config
+    from lbctl.bigip_config import BigIPSettings
+
+    return config.Target("as3", "as3", None, BigIPSettings(), "", Path("."), slots=0)
 
 
 def target_type(kind: str):
@@ -59,7 +62,12 @@ class Session:
 
     def __init__(self, config_path: Path | None, inventory_path: Path | None, target_name: str | None,
                  template_dir: str | None, need_config: bool = False) -> None:
-        self.config = config.load(config_path) if config_path else None
+        if config_path:
+            from lbctl import config
+
+            self.config = config.load(config_path)
+        else:
+            self.config = None
         if need_config and self.config is None:
             raise ConfigError("this command needs a config: pass --config lbctl.yml or set LBCTL_CONFIG")
         self.inventory_path = inventory_path or (self.config.inventory if self.config else None)
@@ -69,9 +77,13 @@ class Session:
     def _select(self, name: str | None) -> list[config.Target]:
         if self.config is None:
             if name == "as3":
-                return [AS3]
+                return [as3_alone()]
+            from lbctl.render import KINDS
+
             if name not in KINDS:
                 raise ConfigError(f"-t must be one of {', '.join(KINDS)}, as3 without a config (got {name!r})")
+            from lbctl import config, settings
+
             return [config.Target(name, name, Path(f"{name}.cfg"), settings.options(name), name, Path("."), slots=0)]
         if name is None:
             if not self.config.targets:
@@ -81,7 +93,7 @@ class Session:
             bigips = [replace(t, kind="as3") for t in self.config.targets.values() if t.kind == "bigip"]
             if len(bigips) > 1:
                 raise ConfigError(f"{self.config.path}: several bigip targets: name one with -t")
-            return bigips or [AS3]
+            return bigips or [as3_alone()]
         if name not in self.config.targets:
             raise ConfigError(f"{self.config.path}: no target named {name!r} (have: {', '.join(self.config.targets)})")
         return [self.config.targets[name]]
@@ -96,10 +108,14 @@ class Session:
             return self.consul_desired()
         if self.inventory_path is None:
             raise ConfigError("no inventory: pass -i FILE or set source.inventory in the config")
+        from lbctl import inventory
+
         return inventory.load(self.inventory_path)
 
     def parts(self) -> inventory.Parts:
         """The inventory that discovered pools plug into (none: no listeners, pools only)."""
+        from lbctl import inventory
+
         return inventory.load_parts(self.inventory_path) if self.inventory_path else inventory.parts({})
 
     def consul_desired(self):
@@ -119,6 +135,7 @@ class Session:
 
     def setup(self):
         from lbctl import controller
+        from lbctl.audit import AuditLog
 
         audit = AuditLog(self.config.audit_log) if self.config.audit_log else None
         return controller.Setup(self.parts(), [self.target(t) for t in self.selected], self.config.watch,
@@ -126,6 +143,8 @@ class Session:
                                 self.inventory_path)
 
     def renderer(self, settings_: config.Target):
+        from lbctl.render import render as render_config
+
         return lambda desired, **kw: render_config(desired, settings_.kind, settings_.options, self.template_dir, **kw)
 
     def target(self, settings_: config.Target) -> FileTarget:
@@ -133,6 +152,8 @@ class Session:
             raise ConfigError("-t as3 renders and validates a declaration; plan and apply need a bigip target in the config")
         target = target_type(settings_.kind)(settings_, self.renderer(settings_))
         if self.config is not None and self.config.audit_log:
+            from lbctl.audit import AuditLog
+
             target.state.listeners.append(AuditLog(self.config.audit_log))
         return target
 
@@ -157,11 +178,15 @@ def render(config_path, inventory_path, target_name, template_dir, output) -> No
         from lbctl.targets import as3
 
         text = as3.render(session.desired(), t.options.as3_tenant, t.options.owner)
+    elif session.config is None:  # a kind's packaged settings: no file in place, no target to load
+        text = session.renderer(t)(session.desired())
     else:
         text = session.target(t).plan(session.desired()).candidate  # what apply would write
     if output is None:
         click.echo(text, nl=False)
         return
+    from lbctl.targets.files import atomic_write
+
     atomic_write(output, text)
     click.echo(f"wrote {output}", err=True)
 
@@ -173,6 +198,11 @@ def render(config_path, inventory_path, target_name, template_dir, output) -> No
 @one_shot
 def validate(config_path, inventory_path, target_name, template_dir, binary) -> None:
     """Render, then run the target's own check (haproxy -c, nginx -t) on the result."""
+    import tempfile
+
+    from lbctl import guard
+    from lbctl.targets import check as checks
+
     session = Session(config_path, inventory_path, target_name, template_dir)
     desired = session.desired()
     if guard.served(desired).empty:
@@ -212,6 +242,8 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
     session = Session(config_path, inventory_path, target_name, template_dir)
     if output is None and session.config is None:
         raise ConfigError("plan needs -o FILE (the file in place) or a config naming the target's file")
+    from lbctl.targets.filetarget import FileTarget
+
     desired = session.desired()
     changed = False
     for t in session.selected if output is None else [session.single()]:
@@ -241,6 +273,8 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
 @verbose_option
 def apply(config_path, inventory_path, target_name, template_dir, as_json, force, allow) -> None:
     """Render, check, swap atomically, reload and verify; roll back on any failure."""
+    from lbctl import deploy
+
     session = Session(config_path, inventory_path, target_name, template_dir, need_config=True)
     desired = session.desired()
     policy = guard_policy(session, force, allow)
@@ -263,6 +297,11 @@ def apply(config_path, inventory_path, target_name, template_dir, as_json, force
 @click.option("--listen", help="Serve /metrics, /healthz and /readyz on HOST:PORT (default: metrics.listen).")
 def watch(config_path, inventory_path, target_name, template_dir, force, verbose, log_format, listen) -> None:
     """Keep the targets in step with the source until SIGTERM (SIGHUP re-reads the config)."""
+    import resource
+    import signal
+
+    from lbctl import logs, sources
+
     logging.getLogger("lbctl").removeHandler(ONE_SHOT_LOG)
     logging.getLogger("lbctl").setLevel(logging.NOTSET)
     logs.setup(log_format, verbose)
@@ -297,6 +336,9 @@ def watch(config_path, inventory_path, target_name, template_dir, force, verbose
 @verbose_option
 def rollback(config_path, target_name, backup_id, force, allow) -> None:
     """Restore a backup through the same check, reload and verify path."""
+    from lbctl import deploy
+    from lbctl.targets.filetarget import FileTarget
+
     session = Session(config_path, None, target_name, None, need_config=True)
     target = session.target(session.single())
     if not isinstance(target, FileTarget):
@@ -337,6 +379,8 @@ def status(config_path, target_name, as_json) -> None:
 def approve(config_path, target_name) -> None:
     """Let the change the removal guard refused last through, once (lbctl watch
     applies it within a second; lbctl apply applies it on its next run)."""
+    from lbctl.targets.state import TargetState
+
     session = Session(config_path, None, target_name, None, need_config=True)
     approved = []
     for t in session.selected:
@@ -356,6 +400,9 @@ def approve(config_path, target_name) -> None:
 @verbose_option
 def reload(config_path, target_name) -> None:
     """Check the configuration file in place and make the running load balancer load it."""
+    from lbctl import deploy
+    from lbctl.targets.filetarget import FileTarget
+
     session = Session(config_path, None, target_name, None, need_config=True)
     target = session.target(session.single())
     if not isinstance(target, FileTarget):
