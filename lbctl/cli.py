@@ -57,6 +57,14 @@ def guard_policy(session: Session, force: bool = False, allow: tuple[str, ...] =
     return replace(session.config.guard, force=force, allow=names)
 
 
+def inventory_desired(path: Path | None):
+    if path is None:
+        raise ConfigError("no inventory: pass -i FILE or set source.inventory in the config")
+    from lbctl import inventory
+
+    return inventory.load(path)
+
+
 class Session:
     """What one command works on: the config (if any), the inventory, the targets."""
 
@@ -106,11 +114,7 @@ class Session:
     def desired(self):
         if self.config is not None and self.config.consul is not None:
             return self.consul_desired()
-        if self.inventory_path is None:
-            raise ConfigError("no inventory: pass -i FILE or set source.inventory in the config")
-        from lbctl import inventory
-
-        return inventory.load(self.inventory_path)
+        return inventory_desired(self.inventory_path)
 
     def parts(self) -> inventory.Parts:
         """The inventory that discovered pools plug into (none: no listeners, pools only)."""
@@ -164,6 +168,16 @@ def cli() -> None:
     """Keep HAProxy, Nginx and F5 BIG-IP in step with an inventory or Consul."""
 
 
+def session_text(session: Session) -> str:
+    """What apply would write for the one selected target, or its AS3 declaration."""
+    t = session.single()
+    if t.kind in ("as3", "bigip"):  # the AS3 declaration of the model alone: no device is asked
+        from lbctl.targets import as3
+
+        return as3.render(session.desired(), t.options.as3_tenant, t.options.owner)
+    return session.target(t).plan(session.desired()).candidate
+
+
 @cli.command()
 @source_options(AS3_KINDS_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -172,16 +186,14 @@ def cli() -> None:
 @one_shot
 def render(config_path, inventory_path, target_name, template_dir, output) -> None:
     """Print the complete configuration for a target."""
-    session = Session(config_path, inventory_path, target_name, template_dir)
-    t = session.single()
-    if t.kind in ("as3", "bigip"):  # the AS3 declaration of the model alone: no device is asked
-        from lbctl.targets import as3
+    from lbctl.render import KINDS, render as render_config
 
-        text = as3.render(session.desired(), t.options.as3_tenant, t.options.owner)
-    elif session.config is None:  # a kind's packaged settings: no file in place, no target to load
-        text = session.renderer(t)(session.desired())
+    if config_path is None and target_name in KINDS:  # a kind's packaged settings: no config, no target to load
+        from lbctl import settings
+
+        text = render_config(inventory_desired(inventory_path), target_name, settings.options(target_name), template_dir)
     else:
-        text = session.target(t).plan(session.desired()).candidate  # what apply would write
+        text = session_text(Session(config_path, inventory_path, target_name, template_dir))
     if output is None:
         click.echo(text, nl=False)
         return

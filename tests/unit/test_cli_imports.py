@@ -39,3 +39,8 @@ def test_help_loads_no_template_engine_nor_parser(tmp_path):
     loaded = modules_after(tmp_path, "--help")
     heavy = CONTROL | {"jinja2", "yaml", "msgspec", "lbctl.render", "lbctl.inventory", "lbctl.config"}
     assert not loaded & heavy, sorted(loaded & heavy)
+
+
+def test_render_without_a_config_loads_no_config_parser(tmp_path):
+    loaded = modules_after(tmp_path, "render", "-i", str(EXAMPLE), "-t", "haproxy")
+    assert not loaded & {"lbctl.config", "lbctl.sources", "lbctl.bigip_config"}, sorted(loaded)
