@@ -9,32 +9,35 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import resource
-import signal
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from lbctl import __version__, config, deploy, guard, inventory, logs
-from lbctl.audit import AuditLog
-from lbctl.config.bigip import BigIPSettings
+from lbctl import __version__
 from lbctl.console import (AS3_KINDS_HELP, KINDS_HELP, ONE_SHOT_LOG, LbctlGroup, config_option, force_options,
                            one_shot, remember_verbose, source_options, status_text, target_option, target_status,
                            verbose_option, with_options)
 from lbctl.errors import ConfigError, LbctlError
-from lbctl.render import render as render_config
-from lbctl.targets import check as checks
-from lbctl.targets.files import atomic_write
-from lbctl.targets.filetarget import FileTarget
-from lbctl.targets.state import TargetState
 
-# Consul, BIG-IP, metrics and the watch loop are imported by the commands that use
-# them: a one-shot render of 100,000 servers should not pay for loading them.
+if TYPE_CHECKING:
+    from lbctl import config, guard, inventory
+    from lbctl.targets.filetarget import FileTarget
+
+# Each command imports what it uses: ``lbctl render`` of 100,000 servers should not
+# pay for loading the targets' control code, deploy, Consul, BIG-IP, metrics or the
+# watch loop, nor ``lbctl --help`` for Jinja2 (tests/unit/test_cli_imports.py).
 EXIT_CHANGES = 2
-AS3 = config.Target("as3", "as3", None, BigIPSettings(), "", Path("."), slots=0)  # -t as3: a declaration only
+
+
+def as3_alone():
+    """``-t as3`` without a bigip target: a declaration only."""
+    from lbctl import config
+    from lbctl.config.bigip import BigIPSettings
+
+    return config.Target("as3", "as3", None, BigIPSettings(), "", Path("."), slots=0)
 
 
 def target_type(kind: str):
@@ -54,12 +57,25 @@ def guard_policy(session: Session, force: bool = False, allow: tuple[str, ...] =
     return replace(session.config.guard, force=force, allow=names)
 
 
+def inventory_desired(path: Path | None):
+    if path is None:
+        raise ConfigError("no inventory: pass -i FILE or set source.inventory in the config")
+    from lbctl import inventory
+
+    return inventory.load(path)
+
+
 class Session:
     """What one command works on: the config (if any), the inventory, the targets."""
 
     def __init__(self, config_path: Path | None, inventory_path: Path | None, target_name: str | None,
                  template_dir: str | None, need_config: bool = False) -> None:
-        self.config = config.load(config_path) if config_path else None
+        if config_path:
+            from lbctl import config
+
+            self.config = config.load(config_path)
+        else:
+            self.config = None
         if need_config and self.config is None:
             raise ConfigError("this command needs a config: pass --config lbctl.yml or set LBCTL_CONFIG")
         self.inventory_path = inventory_path or (self.config.inventory if self.config else None)
@@ -69,10 +85,11 @@ class Session:
     def _select(self, name: str | None) -> list[config.Target]:
         if self.config is None:
             if name == "as3":
-                return [AS3]
+                return [as3_alone()]
+            from lbctl import config
+
             if name not in config.FILE_KINDS:
-                kinds = ", ".join(config.FILE_KINDS)
-                raise ConfigError(f"-t must be one of {kinds}, as3 without a config (got {name!r})")
+                raise ConfigError(f"-t must be one of {', '.join(config.FILE_KINDS)}, as3 without a config (got {name!r})")
             return [config.Target(name, name, Path(f"{name}.cfg"), config.options(name), name, Path("."), slots=0)]
         if name is None:
             if not self.config.targets:
@@ -82,7 +99,7 @@ class Session:
             bigips = [replace(t, kind="as3") for t in self.config.targets.values() if t.kind == "bigip"]
             if len(bigips) > 1:
                 raise ConfigError(f"{self.config.path}: several bigip targets: name one with -t")
-            return bigips or [AS3]
+            return bigips or [as3_alone()]
         if name not in self.config.targets:
             raise ConfigError(f"{self.config.path}: no target named {name!r} (have: {', '.join(self.config.targets)})")
         return [self.config.targets[name]]
@@ -95,12 +112,12 @@ class Session:
     def desired(self):
         if self.config is not None and self.config.consul is not None:
             return self.consul_desired()
-        if self.inventory_path is None:
-            raise ConfigError("no inventory: pass -i FILE or set source.inventory in the config")
-        return inventory.load(self.inventory_path)
+        return inventory_desired(self.inventory_path)
 
     def parts(self) -> inventory.Parts:
         """The inventory that discovered pools plug into (none: no listeners, pools only)."""
+        from lbctl import inventory
+
         return inventory.load_parts(self.inventory_path) if self.inventory_path else inventory.parts({})
 
     def consul_desired(self):
@@ -120,6 +137,7 @@ class Session:
 
     def setup(self):
         from lbctl import controller
+        from lbctl.audit import AuditLog
 
         audit = AuditLog(self.config.audit_log) if self.config.audit_log else None
         return controller.Setup(self.parts(), [self.target(t) for t in self.selected], self.config.watch,
@@ -127,6 +145,8 @@ class Session:
                                 self.inventory_path)
 
     def renderer(self, settings_: config.Target):
+        from lbctl.render import render as render_config
+
         return lambda desired, **kw: render_config(desired, settings_.kind, settings_.options, self.template_dir, **kw)
 
     def target(self, settings_: config.Target) -> FileTarget:
@@ -134,6 +154,8 @@ class Session:
             raise ConfigError("-t as3 renders and validates a declaration; plan and apply need a bigip target in the config")
         target = target_type(settings_.kind)(settings_, self.renderer(settings_))
         if self.config is not None and self.config.audit_log:
+            from lbctl.audit import AuditLog
+
             target.state.listeners.append(AuditLog(self.config.audit_log))
         return target
 
@@ -144,6 +166,16 @@ def cli() -> None:
     """Keep HAProxy, Nginx and F5 BIG-IP in step with an inventory or Consul."""
 
 
+def session_text(session: Session) -> str:
+    """What apply would write for the one selected target, or its AS3 declaration."""
+    t = session.single()
+    if t.kind in ("as3", "bigip"):  # the AS3 declaration of the model alone: no device is asked
+        from lbctl.targets import as3
+
+        return as3.render(session.desired(), t.options.as3_tenant, t.options.owner)
+    return session.target(t).plan(session.desired()).candidate
+
+
 @cli.command()
 @source_options(AS3_KINDS_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -152,17 +184,20 @@ def cli() -> None:
 @one_shot
 def render(config_path, inventory_path, target_name, template_dir, output) -> None:
     """Print the complete configuration for a target."""
-    session = Session(config_path, inventory_path, target_name, template_dir)
-    t = session.single()
-    if t.kind in ("as3", "bigip"):  # the AS3 declaration of the model alone: no device is asked
-        from lbctl.targets import as3
+    from lbctl.render import KINDS, render as render_config
 
-        text = as3.render(session.desired(), t.options.as3_tenant, t.options.owner)
+    if config_path is None and target_name in KINDS:  # a kind's packaged settings: no config, no target to load
+        from importlib import import_module
+
+        options = import_module(f"lbctl.config.{target_name}").options(None, "options")
+        text = render_config(inventory_desired(inventory_path), target_name, options, template_dir)
     else:
-        text = session.target(t).plan(session.desired()).candidate  # what apply would write
+        text = session_text(Session(config_path, inventory_path, target_name, template_dir))
     if output is None:
         click.echo(text, nl=False)
         return
+    from lbctl.targets.files import atomic_write
+
     atomic_write(output, text)
     click.echo(f"wrote {output}", err=True)
 
@@ -174,6 +209,11 @@ def render(config_path, inventory_path, target_name, template_dir, output) -> No
 @one_shot
 def validate(config_path, inventory_path, target_name, template_dir, binary) -> None:
     """Render, then run the target's own check (haproxy -c, nginx -t) on the result."""
+    import tempfile
+
+    from lbctl import guard
+    from lbctl.targets import check as checks
+
     session = Session(config_path, inventory_path, target_name, template_dir)
     desired = session.desired()
     if guard.served(desired).empty:
@@ -213,6 +253,8 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
     session = Session(config_path, inventory_path, target_name, template_dir)
     if output is None and session.config is None:
         raise ConfigError("plan needs -o FILE (the file in place) or a config naming the target's file")
+    from lbctl.targets.filetarget import FileTarget
+
     desired = session.desired()
     changed = False
     for t in session.selected if output is None else [session.single()]:
@@ -242,6 +284,8 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
 @verbose_option
 def apply(config_path, inventory_path, target_name, template_dir, as_json, force, allow) -> None:
     """Render, check, swap atomically, reload and verify; roll back on any failure."""
+    from lbctl import deploy
+
     session = Session(config_path, inventory_path, target_name, template_dir, need_config=True)
     desired = session.desired()
     policy = guard_policy(session, force, allow)
@@ -264,6 +308,12 @@ def apply(config_path, inventory_path, target_name, template_dir, as_json, force
 @click.option("--listen", help="Serve /metrics, /healthz and /readyz on HOST:PORT (default: metrics.listen).")
 def watch(config_path, inventory_path, target_name, template_dir, force, verbose, log_format, listen) -> None:
     """Keep the targets in step with the source until SIGTERM (SIGHUP re-reads the config)."""
+    import resource
+    import signal
+
+    from lbctl import logs
+    from lbctl.config import values
+
     logging.getLogger("lbctl").removeHandler(ONE_SHOT_LOG)
     logging.getLogger("lbctl").setLevel(logging.NOTSET)
     logs.setup(log_format, verbose)
@@ -276,7 +326,7 @@ def watch(config_path, inventory_path, target_name, template_dir, force, verbose
     from lbctl.metrics import StatusServer
 
     ctl = controller.Controller(lambda: Session(*args, need_config=True).setup(), force=force)
-    address = config.values.host_port(listen, "--listen") if listen else first.config.metrics_listen
+    address = values.host_port(listen, "--listen") if listen else first.config.metrics_listen
     if address is not None:
         try:
             StatusServer(address, ctl.metrics, ctl.alive, ctl.ready)
@@ -298,6 +348,9 @@ def watch(config_path, inventory_path, target_name, template_dir, force, verbose
 @verbose_option
 def rollback(config_path, target_name, backup_id, force, allow) -> None:
     """Restore a backup through the same check, reload and verify path."""
+    from lbctl import deploy
+    from lbctl.targets.filetarget import FileTarget
+
     session = Session(config_path, None, target_name, None, need_config=True)
     target = session.target(session.single())
     if not isinstance(target, FileTarget):
@@ -338,6 +391,8 @@ def status(config_path, target_name, as_json) -> None:
 def approve(config_path, target_name) -> None:
     """Let the change the removal guard refused last through, once (lbctl watch
     applies it within a second; lbctl apply applies it on its next run)."""
+    from lbctl.targets.state import TargetState
+
     session = Session(config_path, None, target_name, None, need_config=True)
     approved = []
     for t in session.selected:
@@ -357,6 +412,9 @@ def approve(config_path, target_name) -> None:
 @verbose_option
 def reload(config_path, target_name) -> None:
     """Check the configuration file in place and make the running load balancer load it."""
+    from lbctl import deploy
+    from lbctl.targets.filetarget import FileTarget
+
     session = Session(config_path, None, target_name, None, need_config=True)
     target = session.target(session.single())
     if not isinstance(target, FileTarget):

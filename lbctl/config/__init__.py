@@ -10,5 +10,24 @@
 PyYAML is imported only by ``load``, when a file is read.
 """
 
-from lbctl.config.loader import (FILE_KINDS, KINDS, TARGET_KEYS, Config, Probe, Target, from_raw,  # noqa: F401
-                                 load, options, target)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lbctl.config.loader import (FILE_KINDS, KINDS, TARGET_KEYS, Config, Probe, Target, from_raw,  # noqa: F401
+                                     load, options, target)
+
+LOADER_NAMES = frozenset({"FILE_KINDS", "KINDS", "TARGET_KEYS", "Config", "Probe", "Target", "from_raw", "load",
+                          "options", "target"})
+
+
+def __getattr__(name: str):
+    """The loader's names, loaded on first use: a kind's settings module
+    (``lbctl.config.haproxy``) can be imported alone, without the loader and
+    every other kind (``lbctl render`` without a config)."""
+    if name in LOADER_NAMES:
+        from lbctl.config import loader
+
+        return getattr(loader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,3 +22,8 @@ def test_every_server_gets_its_own_valid_address_past_64000_pools():
     for address in addresses + [render.address(1_000_000), render.address(2**24 - 1)]:
         socket.inet_pton(socket.AF_INET, address)
     assert render.address(2**24 - 1) == "10.255.255.255"
+
+
+def test_a_million_servers_get_distinct_addresses():
+    render = bench()
+    assert len({render.address(i) for i in range(1, 1_000_001)}) == 1_000_000
