@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import SKIP_PREFIX, find_binary, free_port, http_get, requires_haproxy
+from lbctl_testkit.support import SKIP_PREFIX, find_binary, free_port, http_get, requires_haproxy
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "ansible" / "roles" / "lbctl"

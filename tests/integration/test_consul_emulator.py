@@ -15,7 +15,7 @@ import pytest
 import requests
 from consul.exceptions import ACLPermissionDenied, BadRequest, ClientError
 
-from lbctl.emulators.consul import ConsulEmulator
+from lbctl_testkit.emulators.consul import ConsulEmulator
 
 SVC_MAINT_REASON = ("Maintenance mode is enabled for this service, but no reason was provided. "
                     "This is a default message.")

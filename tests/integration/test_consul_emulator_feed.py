@@ -13,7 +13,7 @@ import pytest
 import requests
 from consul.exceptions import BadRequest
 
-from lbctl.emulators.consul import ConsulEmulator
+from lbctl_testkit.emulators.consul import ConsulEmulator
 
 
 EMULATOR_SEED = 5

@@ -13,7 +13,7 @@ from lbctl.errors import ReloadError
 from lbctl.targets import nginx_ctl
 from lbctl.targets.files import atomic_write
 from lbctl.targets.process import run
-from tests.support import (Backend, NginxProcess, find_binary, free_port, http_get, nginx_globals,
+from lbctl_testkit.support import (Backend, NginxProcess, find_binary, free_port, http_get, nginx_globals,
                            nginx_temp_paths, requires_nginx, running_nginx, wait_until)
 
 pytestmark = requires_nginx
