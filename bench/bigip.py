@@ -1,7 +1,7 @@
 """Benchmark: sync 1,000 pools x 10 members to a BIG-IP (the emulator) through f5-sdk.
 
 Runs the real deploy path (plan, check, apply, save, verify) of a ``kind: bigip``
-target against ``lbctl.emulators.bigip`` over verified TLS, and counts the REST
+target against ``lbctl_testkit.emulators.bigip`` over verified TLS, and counts the REST
 calls the emulator saw and the wall time of:
 
 - the first sync (everything created: one transaction), including the login;
@@ -25,10 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "testkit")]
 
 from lbctl import config, deploy, model  # noqa: E402
-from lbctl.emulators.bigip import BigIPEmulator  # noqa: E402
+from lbctl_testkit.emulators.bigip import BigIPEmulator  # noqa: E402
 from lbctl.targets.bigip import BigIPTarget  # noqa: E402
 
 

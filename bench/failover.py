@@ -3,7 +3,7 @@
 Everything runs on 127.0.0.1 in a temp dir, in real time (the emulator's
 ``advance()`` is never used), and is always stopped at the end:
 
-* the Consul emulator (``lbctl.emulators.consul``) in this process, with service
+* the Consul emulator (``lbctl_testkit.emulators.consul``) in this process, with service
   ``app`` of ``--instances`` instances (health ``none`` in HAProxy: they are never
   connected to), and hooks that time-stamp what matters for an election: every
   TTL-check pass of a controller, a controller check going critical, every
@@ -582,7 +582,7 @@ def main() -> None:
     if args.controllers < 2:
         sys.exit("--controllers must be at least 2")
     started = time.monotonic()
-    from lbctl.emulators.consul import ConsulEmulator
+    from lbctl_testkit.emulators.consul import ConsulEmulator
 
     d = Path(tempfile.mkdtemp(prefix="lbctl-failover-"))
     emu = haproxy = httpd = None

@@ -3,7 +3,7 @@
 Everything runs on 127.0.0.1 in a temp dir and is always stopped at the end
 (process groups; every wait has a deadline):
 
-* the Consul emulator (``lbctl.emulators.consul``) in a child process of its own
+* the Consul emulator (``lbctl_testkit.emulators.consul``) in a child process of its own
   (its request threads do not share this process's GIL with the poller), with
   ``--services`` services of ``--instances`` instances each, all passing, on the
   agent's node; every request it receives is time-stamped (arrival, path, query);
@@ -133,7 +133,7 @@ def instance_address(i: int, k: int) -> str:
 def emulator_main(conn, services: int, instances: int, wait: float) -> None:
     """Serve the emulator and answer commands on ``conn`` until "stop" (or the parent goes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from lbctl.emulators.consul import ConsulEmulator
+    from lbctl_testkit.emulators.consul import ConsulEmulator
 
     emu = ConsulEmulator(default_wait=wait, max_wait=600)
     seen: list[tuple[float, str]] = []  # (arrival, raw path with query); list.append is atomic

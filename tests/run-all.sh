@@ -22,13 +22,15 @@ if ! dpkg -s $packages >/dev/null 2>&1; then
     [ -z "$guard" ] || $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 
-# The Python package and its test extras, in a virtual environment of its own.
+# The Python package and its test extras, in a virtual environment of its own. The test
+# extra requires lbctl-testkit (the emulators and test helpers, testkit/): one pip call
+# takes it from the checkout.
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q '.[test]'
+.venv/bin/python -m pip install -q ./testkit '.[test]'
 
 # Unused imports and names, the layering contract (pyproject.toml), then every test.
-.venv/bin/ruff check --select F,E9 lbctl tests bench ansible
+.venv/bin/ruff check --select F,E9 lbctl testkit tests bench ansible
 .venv/bin/lint-imports --no-cache
 LBCTL_REQUIRE_INTEGRATION=1 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 

@@ -4,7 +4,7 @@ on, seeded by the module's ``EMULATOR_SEED``) and a py-consul client for it."""
 import consul
 import pytest
 
-from lbctl.emulators.consul import ConsulEmulator
+from lbctl_testkit.emulators.consul import ConsulEmulator
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import SKIP_PREFIX, find_binary, free_port, http_get, requires_haproxy
+from lbctl_testkit.support import SKIP_PREFIX, find_binary, free_port, http_get, requires_haproxy
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "ansible" / "roles" / "lbctl"
@@ -102,6 +102,10 @@ def test_converge_is_idempotent_and_check_mode_writes_nothing(harness):
     assert config["targets"]["edge"]["config"] == str(etc / "haproxy" / "haproxy.cfg")
     unit = (etc / "systemd" / "system" / "lbctl-watch.service").read_text()
     assert f"ExecStart={harness.prefix}/venv/bin/lbctl watch -c {etc}/lbctl/lbctl.yml\n" in unit
+    # lbctl only on the host: no emulator (a fake BIG-IP with admin/admin), no test kit
+    [site] = (harness.prefix / "venv" / "lib").glob("python3*/site-packages")
+    assert (site / "lbctl" / "cli.py").exists() and not (site / "lbctl" / "emulators").exists()
+    assert list(site.glob("lbctl_testkit*")) == []
 
     second, out = harness.play()
     assert (second["rc"], second["changed"], second["failed"]) == (0, 0, 0), out[-6000:]

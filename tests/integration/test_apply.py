@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 from lbctl.targets import files
-from tests.support import Backend, find_binary, requires_haproxy, requires_nginx, wait_until
-from tests.support.stack import Stack
+from lbctl_testkit.support import Backend, find_binary, requires_haproxy, requires_nginx, wait_until
+from lbctl_testkit.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 KINDS = [pytest.param("haproxy", marks=requires_haproxy), pytest.param("nginx", marks=requires_nginx)]

@@ -15,17 +15,16 @@ from typing import Any, Callable
 
 import pytest
 import requests
+from f5.bigip import ManagementRoot
+from f5.bigip.contexts import TransactionContextManager
+from f5.sdk_exception import TransactionSubmitException
+from icontrol.exceptions import iControlUnexpectedHTTPError
 
-pytest.importorskip("f5.bigip")
+from lbctl_testkit.emulators.bigip import BigIPEmulator
+from lbctl_testkit.support import SKIP_PREFIX
+
 pytestmark = pytest.mark.filterwarnings(
     "ignore:distutils Version classes are deprecated:DeprecationWarning")
-
-from f5.bigip import ManagementRoot  # noqa: E402
-from f5.bigip.contexts import TransactionContextManager  # noqa: E402
-from f5.sdk_exception import TransactionSubmitException  # noqa: E402
-from icontrol.exceptions import iControlUnexpectedHTTPError  # noqa: E402
-
-from lbctl.emulators.bigip import BigIPEmulator  # noqa: E402
 
 USER, PASSWORD = "admin", "s3cret"
 AS3_DECL: dict[str, Any] = {
@@ -525,10 +524,10 @@ def test_openssl_cli_certificates_verify(tmp_path):
     import socket
     import ssl
 
-    from lbctl.emulators.bigip import certs
+    from lbctl_testkit.emulators.bigip import certs
 
     if shutil.which("openssl") is None:
-        pytest.skip("no openssl CLI")
+        pytest.skip(f"{SKIP_PREFIX}: openssl binary not found; install the Debian 'openssl' package")
     files = certs.CertFiles(tmp_path / "ca.pem", tmp_path / "server.pem", tmp_path / "key")
     certs._with_openssl(files, ("127.0.0.1", "localhost"))
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

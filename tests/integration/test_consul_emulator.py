@@ -15,7 +15,7 @@ import pytest
 import requests
 from consul.exceptions import ACLPermissionDenied, BadRequest, ClientError
 
-from lbctl.emulators.consul import ConsulEmulator
+from lbctl_testkit.emulators.consul import ConsulEmulator
 
 SVC_MAINT_REASON = ("Maintenance mode is enabled for this service, but no reason was provided. "
                     "This is a default message.")
@@ -23,6 +23,11 @@ NODE_MAINT_REASON = ("Maintenance mode is enabled for this node, but no reason w
                      "This is a default message.")
 
 
+
+
+# A blocking query's wait, far past every deadline a test gives it to answer: an answer that
+# comes in time was woken, never timed out (a timeout answer would carry the change too).
+LONG_WAIT = "60s"
 
 
 def in_thread(fn: Callable[[], Any]) -> tuple[threading.Event, dict]:
@@ -343,11 +348,11 @@ def test_health_state_and_checks_endpoints(fleet, cc):
 def test_blocking_health_query_returns_promptly_after_a_change(emu, cc):
     register_web(cc)
     idx, _ = cc.health.service("web")
-    done, box = in_thread(lambda: cc.health.service("web", index=idx, wait="5s"))
+    done, box = in_thread(lambda: cc.health.service("web", index=idx, wait=LONG_WAIT))
     assert emu.wait_blocking(1, timeout=5), "query never parked"
     assert not done.is_set()
     cc.agent.check.ttl_pass("service:web-1", "up")
-    assert done.wait(4), "blocking query was not woken by the change"
+    assert done.wait(10), "blocking query was not woken by the change"
     new_idx, [e] = box["result"]
     assert int(new_idx) > int(idx) and checks_by_id(e)["service:web-1"]["Status"] == "passing"
 
@@ -381,10 +386,10 @@ def test_change_elsewhere_does_not_wake_an_unrelated_watch(emu, cc):
 def test_missing_service_blocks_then_wakes_on_registration_and_extinction(emu, cc):
     idx, entries = cc.health.service("ghost")
     assert entries == [] and int(idx) >= 1
-    done, box = in_thread(lambda: cc.health.service("ghost", index=idx, wait="5s"))
+    done, box = in_thread(lambda: cc.health.service("ghost", index=idx, wait=LONG_WAIT))
     assert emu.wait_blocking(1, timeout=5)
     emu.add_service("ghost", service_id="g-1")
-    assert done.wait(4)
+    assert done.wait(10), "the registration did not wake the query"
     born_idx, entries = box["result"]
     assert [e["Service"]["ID"] for e in entries] == ["g-1"]
     emu.remove_service("g-1")
@@ -394,10 +399,10 @@ def test_missing_service_blocks_then_wakes_on_registration_and_extinction(emu, c
 
 def test_catalog_services_blocking_wakes_on_new_service(emu, cc):
     idx, _ = cc.catalog.services()
-    done, box = in_thread(lambda: cc.catalog.services(index=idx, wait="5s"))
+    done, box = in_thread(lambda: cc.catalog.services(index=idx, wait=LONG_WAIT))
     assert emu.wait_blocking(1, timeout=5)
     register_web(cc)
-    assert done.wait(4)
+    assert done.wait(10), "the new service did not wake the query"
     assert "web" in box["result"][1]
 
 
@@ -435,10 +440,10 @@ def test_reset_index_goes_backwards_and_wakes_waiters(emu, cc):
     for i in range(5):
         register_web(cc, f"web-{i}")
     idx, _ = cc.health.service("web")
-    done, box = in_thread(lambda: cc.health.service("web", index=idx, wait="5s"))
+    done, box = in_thread(lambda: cc.health.service("web", index=idx, wait=LONG_WAIT))
     assert emu.wait_blocking(1, timeout=5)
     emu.reset_index()
-    assert done.wait(4)
+    assert done.wait(10), "the index reset did not wake the query"
     low, entries = box["result"]
     assert int(low) < int(idx) and len(entries) == 5  # data stays
     cc.agent.check.ttl_pass("service:web-0")
@@ -449,10 +454,11 @@ def test_reset_index_goes_backwards_and_wakes_waiters(emu, cc):
 def test_wake_all_returns_the_same_index(emu, cc):
     register_web(cc)
     idx, _ = cc.health.service("web")
-    done, box = in_thread(lambda: cc.health.service("web", index=idx, wait="5s"))
+    done, box = in_thread(lambda: cc.health.service("web", index=idx, wait=LONG_WAIT))
     assert emu.wait_blocking(1, timeout=5)
     emu.wake_all()
-    assert done.wait(4) and box["result"][0] == idx
+    assert done.wait(10), "wake_all did not wake the query"
+    assert box["result"][0] == idx
 
 
 def test_fail_next_and_error_rate(emu, cc):
@@ -486,9 +492,11 @@ def test_latency_slows_but_answers(emu, cc):
         t0 = time.monotonic()
         assert cc.catalog.services()[1] == {"consul": []}
         assert time.monotonic() - t0 >= 0.3, "answered before the injected latency"
+    emu.set_latency(600)  # were 0 ignored, the next answer would wait 10 minutes
     emu.set_latency(0)
     done, box = in_thread(cc.catalog.services)
-    assert done.wait(10) and box["result"][1] == {"consul": []}
+    assert done.wait(10), "latency 0 did not turn the injected latency off"
+    assert box["result"][1] == {"consul": []}
 
 
 def test_request_counter_by_path(emu, cc):

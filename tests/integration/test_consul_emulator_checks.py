@@ -15,8 +15,8 @@ import pytest
 import requests
 from consul import Check
 
-from lbctl.emulators.consul import ConsulEmulator
-from lbctl.emulators.consul.agent import SCRIPTS_DISABLED
+from lbctl_testkit.emulators.consul import ConsulEmulator
+from lbctl_testkit.emulators.consul.agent import SCRIPTS_DISABLED
 
 
 EMULATOR_SEED = 9

@@ -13,7 +13,7 @@ import pytest
 import requests
 from consul.exceptions import BadRequest
 
-from lbctl.emulators.consul import ConsulEmulator
+from lbctl_testkit.emulators.consul import ConsulEmulator
 
 
 EMULATOR_SEED = 5
@@ -70,6 +70,7 @@ def test_blocking_state_any_wakes_on_a_check_change(emu, cc):
     assert emu.wait_blocking(1)
     emu.set_check("service:web-1", "warning")
     t.join(10)
+    assert not t.is_alive(), "the check change did not wake the query"
     new_idx, checks = box["r"]
     assert int(new_idx) > int(idx)
     assert by_id(checks)[("node-a", "service:web-1")]["Status"] == "warning"
@@ -86,6 +87,7 @@ def test_blocking_catalog_services_ignores_check_flips_and_wakes_on_membership(e
     flip_idx = emu.store.index
     emu.add_service("api", service_id="api-1", port=81)
     t.join(10)
+    assert not t.is_alive(), "the new service did not wake the query"
     new_idx, services = box["r"]
     assert int(new_idx) == emu.store.index == flip_idx + 1 and "api" in services
 

@@ -95,13 +95,13 @@ def test_blocking_kv_get_wakes_on_that_key(emu, cc):
     cc.kv.put("watched", "1")
     idx, _ = cc.kv.get("watched")
     done, box = threading.Event(), {}
-    threading.Thread(target=lambda: (box.update(r=cc.kv.get("watched", index=idx, wait="5s")), done.set()),
+    threading.Thread(target=lambda: (box.update(r=cc.kv.get("watched", index=idx, wait="60s")), done.set()),
                      daemon=True).start()
     assert emu.wait_blocking(1, timeout=5)
     cc.kv.put("other", "x")  # another key: the watched key's index does not move
     assert not done.wait(0.1)
     cc.kv.put("watched", "2")
-    assert done.wait(4)
+    assert done.wait(10), "the write did not wake the query"  # its 60 s wait is far past this
     new_idx, item = box["r"]
     assert int(new_idx) > int(idx) and item["Value"] == b"2"
 

@@ -18,8 +18,8 @@ import pytest
 import requests
 from consul.exceptions import ClientError
 
-from lbctl.emulators.consul import ConsulEmulator
-from lbctl.emulators.consul.connlimit import TOO_MANY_CONNS
+from lbctl_testkit.emulators.consul import ConsulEmulator
+from lbctl_testkit.emulators.consul.connlimit import TOO_MANY_CONNS
 
 
 def _open(port: int, n: int) -> list[socket.socket]:
@@ -137,7 +137,7 @@ def test_runtime_change_and_no_cap():
 
 
 def test_command_line_flag():
-    out = subprocess.run([sys.executable, "-m", "lbctl.emulators.consul", "--help"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "lbctl_testkit.emulators.consul", "--help"], capture_output=True,
                          text=True, check=True).stdout
     words = " ".join(out.split())
     assert "--http-max-conns-per-client N" in words and "(default 200; 0: no cap)" in words

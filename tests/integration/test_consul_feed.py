@@ -14,10 +14,10 @@ import pytest
 from lbctl.config import consul as consul_config
 from lbctl.discovery.consul import Client
 from lbctl.discovery.watcher import ConsulWatcher
-from lbctl.emulators.consul import ConsulEmulator
+from lbctl_testkit.emulators.consul import ConsulEmulator
 from lbctl.metrics import Metrics
-from tests.support import wait_until
-from tests.support.stack import Stack
+from lbctl_testkit.support import wait_until
+from lbctl_testkit.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 NODES = 10

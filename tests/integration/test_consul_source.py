@@ -6,8 +6,8 @@ from __future__ import annotations
 import consul as pyconsul
 import pytest
 
-from lbctl.emulators.consul import ConsulEmulator
-from tests.support.stack import Stack
+from lbctl_testkit.emulators.consul import ConsulEmulator
+from lbctl_testkit.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from lbctl import drift, haproxy_cfg, server_drift
 from lbctl.targets import procfs
 from lbctl.targets.haproxy_ctl import show_servers_state, socket_command
 from tests.helpers import needs
-from tests.support import Backend, requires_haproxy, requires_nginx, wait_until
-from tests.support.stack import Stack
+from lbctl_testkit.support import Backend, requires_haproxy, requires_nginx, wait_until
+from lbctl_testkit.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 KINDS = [pytest.param("haproxy", marks=requires_haproxy), pytest.param("nginx", marks=requires_nginx)]

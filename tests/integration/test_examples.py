@@ -19,13 +19,13 @@ from click.testing import CliRunner
 
 from lbctl import config
 from lbctl.cli import cli
-from lbctl.emulators.consul import ConsulEmulator
-from lbctl.emulators.consul.__main__ import demo as demo_catalog
+from lbctl_testkit.emulators.consul import ConsulEmulator
+from lbctl_testkit.emulators.consul.__main__ import demo as demo_catalog
 from lbctl.targets import nginx_ctl
 from tests.helpers import ROOT, needs
-from tests.support import requires_haproxy, requires_nginx
-from tests.support.backends import free_port
-from tests.support.procs import http_get, wait_until
+from lbctl_testkit.support import requires_haproxy, requires_nginx
+from lbctl_testkit.support.backends import free_port
+from lbctl_testkit.support.procs import http_get, wait_until
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.filterwarnings("ignore:distutils Version classes are deprecated:DeprecationWarning")]

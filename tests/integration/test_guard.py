@@ -7,8 +7,8 @@ import json
 import pytest
 
 from lbctl import audit
-from tests.support import Backend, requires_haproxy, requires_nginx
-from tests.support.stack import Stack
+from lbctl_testkit.support import Backend, requires_haproxy, requires_nginx
+from lbctl_testkit.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 KINDS = [pytest.param("haproxy", marks=requires_haproxy), pytest.param("nginx", marks=requires_nginx)]

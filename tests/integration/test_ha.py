@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from lbctl.audit import read as read_audit
-from lbctl.emulators.consul import ConsulEmulator
+from lbctl_testkit.emulators.consul import ConsulEmulator
 from lbctl.targets import files
-from tests.support import Backend, free_port, http_get, requires_haproxy, wait_until
-from tests.support.stack import Stack
+from lbctl_testkit.support import Backend, free_port, http_get, requires_haproxy, wait_until
+from lbctl_testkit.support.stack import Stack
 
 pytestmark = requires_haproxy
 TOKEN = "ha-s3cret-token"
@@ -176,7 +176,7 @@ def test_metrics_health_audit_and_json_logs(cluster):
 
 def test_two_controllers_and_a_bigip_pair_only_the_leader_syncs(tmp_path):
     """The issue's set-up: both controllers watch Consul, one BIG-IP (emulated) is shared."""
-    from lbctl.emulators.bigip import BigIPEmulator
+    from lbctl_testkit.emulators.bigip import BigIPEmulator
 
     with ConsulEmulator(default_wait=5, max_wait=5, check_update_interval=0) as consul, \
             BigIPEmulator("admin", "bigip-pw") as emu:

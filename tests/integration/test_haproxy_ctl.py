@@ -12,7 +12,7 @@ from lbctl.errors import CommandError, ReloadError
 from lbctl.targets import haproxy_ctl as hc
 from lbctl.targets.files import atomic_write
 from lbctl.targets.process import run
-from tests.support import (Backend, HAProxyProcess, find_binary, free_port, http_get, requires_haproxy,
+from lbctl_testkit.support import (Backend, HAProxyProcess, find_binary, free_port, http_get, requires_haproxy,
                            running_haproxy, wait_until)
 
 pytestmark = requires_haproxy

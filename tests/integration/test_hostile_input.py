@@ -20,7 +20,7 @@ from lbctl import config, inventory
 from lbctl.errors import ConfigError, ValidationError
 from lbctl.render import render
 from lbctl.targets import check
-from tests.support import find_binary, requires_haproxy, requires_nginx
+from lbctl_testkit.support import find_binary, requires_haproxy, requires_nginx
 
 pytestmark = [*requires_haproxy, *requires_nginx]
 WORK = None  # set by the fixture: a directory with a real certificate

@@ -13,7 +13,7 @@ from lbctl.errors import ReloadError
 from lbctl.targets import nginx_ctl
 from lbctl.targets.files import atomic_write
 from lbctl.targets.process import run
-from tests.support import (Backend, NginxProcess, find_binary, free_port, http_get, nginx_globals,
+from lbctl_testkit.support import (Backend, NginxProcess, find_binary, free_port, http_get, nginx_globals,
                            nginx_temp_paths, requires_nginx, running_nginx, wait_until)
 
 pytestmark = requires_nginx
@@ -73,8 +73,10 @@ def test_generation_and_is_running(tmp_path):
         conf.write_text(render(tmp_path, free_port(), b))
         with running_nginx(conf, tmp_path) as n:
             assert nginx_ctl.is_running(n.pidfile)
-            gen = nginx_ctl.generation(n.pidfile)
-            assert gen.master_pid == n.master_pid and len(gen.workers) == 2 and gen.shutting_down == ()
+            # the master forks its two workers after writing the pid file: wait for both
+            gen = wait_until(lambda: (g := nginx_ctl.generation(n.pidfile)) and len(g.workers) == 2 and g, 10,
+                             "nginx's two workers")
+            assert gen.master_pid == n.master_pid and gen.shutting_down == ()
             assert all(nginx_ctl.title(w) == nginx_ctl.WORKER for w in gen.workers)
     assert not nginx_ctl.is_running(n.pidfile)
     assert nginx_ctl.generation(n.pidfile) is None

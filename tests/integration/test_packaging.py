@@ -1,7 +1,9 @@
-"""The wheel carries the templates: an installed lbctl renders outside the checkout."""
+"""The wheels: lbctl's carries the templates (an installed lbctl renders outside the
+checkout) and no emulator nor test helper; those are in lbctl-testkit's wheel only."""
 
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -10,11 +12,20 @@ from tests.helpers import EXAMPLE, ROOT
 pytestmark = pytest.mark.integration
 
 
-def test_installed_wheel_renders_with_its_own_templates(tmp_path):
-    wheels, target = tmp_path / "wheels", tmp_path / "site"
+def build_wheel(source, out):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(wheels), str(ROOT)], check=True, capture_output=True)
-    wheel = next(wheels.glob("lbctl-*.whl"))
+                    "-w", str(out), str(source)], check=True, capture_output=True)
+    return next(out.glob("*.whl"))
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    return build_wheel(ROOT, tmp_path_factory.mktemp("wheels"))
+
+
+def test_installed_wheel_renders_with_its_own_templates(wheel, tmp_path):
+    target = tmp_path / "site"
+    assert wheel.name.startswith("lbctl-0")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
     assert sorted(p.name for p in (target / "lbctl" / "templates").iterdir()) == [
@@ -25,3 +36,23 @@ def test_installed_wheel_renders_with_its_own_templates(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"{target}/lbctl/cli.py\n# Rendered by lbctl")
+
+
+def test_lbctl_wheel_holds_no_emulator_nor_test_kit(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    packages = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert packages == {"lbctl"}
+    assert [n for n in names if "emulator" in n or "testkit" in n or "support" in n] == []
+    assert "lbctl/cli.py" in names and "lbctl/data/as3-schema.json" in names
+
+
+def test_testkit_wheel_holds_the_emulators_and_helpers_only(tmp_path):
+    kit = zipfile.ZipFile(build_wheel(ROOT / "testkit", tmp_path))
+    names = kit.namelist()
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"lbctl_testkit"}
+    for module in ("emulators/consul/__main__.py", "emulators/bigip/__main__.py", "emulators/bigip/as3.py",
+                   "support/__init__.py", "support/stack.py"):
+        assert f"lbctl_testkit/{module}" in names
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    requires = [line for line in kit.read(metadata).decode().splitlines() if line.startswith("Requires-Dist:")]
+    assert "Requires-Dist: lbctl" in requires

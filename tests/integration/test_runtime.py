@@ -13,9 +13,9 @@ import pytest
 
 from lbctl.errors import CommandError
 from lbctl.targets.haproxy_ctl import parse_servers_state, socket_command
-from tests.support import Backend, requires_haproxy, wait_until
-from tests.support.stack import Stack
-from tests.support.world import running_world
+from lbctl_testkit.support import Backend, requires_haproxy, wait_until
+from lbctl_testkit.support.stack import Stack
+from lbctl_testkit.support.world import running_world
 
 pytestmark = requires_haproxy
 

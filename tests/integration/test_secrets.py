@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from lbctl.cli import cli
-from lbctl.emulators.bigip import BigIPEmulator
-from lbctl.emulators.consul import ConsulEmulator
+from lbctl_testkit.emulators.bigip import BigIPEmulator
+from lbctl_testkit.emulators.consul import ConsulEmulator
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.filterwarnings("ignore:distutils Version classes are deprecated:DeprecationWarning")]

@@ -9,7 +9,7 @@ from lbctl.errors import ValidationError
 from lbctl.render import render
 from lbctl.targets import check
 from tests.helpers import INVENTORIES, minimal_raw, needs
-from tests.support import find_binary, requires_haproxy, requires_nginx
+from lbctl_testkit.support import find_binary, requires_haproxy, requires_nginx
 
 pytestmark = pytest.mark.integration
 

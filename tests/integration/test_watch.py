@@ -8,8 +8,8 @@ import signal
 
 import pytest
 
-from tests.support import requires_haproxy, wait_until
-from tests.support.world import running_world
+from lbctl_testkit.support import requires_haproxy, wait_until
+from lbctl_testkit.support.world import running_world
 
 pytestmark = requires_haproxy
 

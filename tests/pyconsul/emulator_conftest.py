@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from lbctl.emulators.consul import ConsulEmulator
+from lbctl_testkit.emulators.consul import ConsulEmulator
 
 ConsulInstance = collections.namedtuple("ConsulInstance", ["container", "port", "version"])
 

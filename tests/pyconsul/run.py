@@ -92,7 +92,7 @@ def main(argv: list[str]) -> int:
             return 2
         args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
                 "-W", "ignore::pytest.PytestConfigWarning", *TEST_FILES]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(REPO)])}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(REPO), str(REPO / "testkit")])}
         env.pop("CONSUL_HTTP_TOKEN", None)
         env["LBCTL_PYCONSUL_PORT"] = str(PORT)
         listed = subprocess.run(args + ["--collect-only"], cwd=root, env=env, capture_output=True, text=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from lbctl.emulators.bigip import names
-from lbctl.emulators.bigip.errors import IcrError
-from lbctl.emulators.bigip.ltm import Ltm
-from lbctl.emulators.bigip.transactions import Transactions
+from lbctl_testkit.emulators.bigip import names
+from lbctl_testkit.emulators.bigip.errors import IcrError
+from lbctl_testkit.emulators.bigip.ltm import Ltm
+from lbctl_testkit.emulators.bigip.transactions import Transactions
 
 
 @pytest.mark.parametrize("text, node, port, canonical", [

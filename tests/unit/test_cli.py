@@ -12,7 +12,7 @@ from lbctl import config, inventory
 from lbctl.cli import cli
 from lbctl.render import render
 from tests.helpers import EXAMPLE, ROOT, example_raw, minimal_raw, needs
-from tests.support import requires_haproxy, requires_nginx
+from lbctl_testkit.support import requires_haproxy, requires_nginx
 
 
 def run(*args):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lbctl.emulators.consul.checktable import CheckTable
+from lbctl_testkit.emulators.consul.checktable import CheckTable
 
 
 def chk(node: str, cid: str, status: str = "passing") -> dict:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lbctl.emulators.consul.durations import format_duration, parse_bool, parse_duration
-from lbctl.emulators.consul.filter import HEALTH_ENTRY, SERVICE_NODE, FilterError, compile_filter
+from lbctl_testkit.emulators.consul.durations import format_duration, parse_bool, parse_duration
+from lbctl_testkit.emulators.consul.filter import HEALTH_ENTRY, SERVICE_NODE, FilterError, compile_filter
 
 ENTRY = {
     "Node": {"Node": "node-b", "Address": "10.0.1.7", "Meta": {"rack": "r1"}, "TaggedAddresses": {}},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lbctl.emulators.consul import ConsulError, Store
+from lbctl_testkit.emulators.consul import ConsulError, Store
 
 
 @pytest.fixture

@@ -129,7 +129,7 @@ def test_member_changes_name_members():
 def test_refusals_are_a_metric_and_in_readyz():
     from lbctl import controller, model
     from lbctl.metrics import Metrics, StatusServer
-    from tests.support import http_get
+    from lbctl_testkit.support import http_get
 
     metrics = Metrics()
     metrics.record({"target": "edge", "action": "apply", "result": "refused", "duration_s": None})

@@ -11,7 +11,7 @@ import pytest
 from lbctl.errors import CommandError
 from lbctl.targets import nginx_ctl
 from lbctl.targets.process import run
-from tests.support.procs import wait_until
+from lbctl_testkit.support.procs import wait_until
 
 
 def test_non_zero_exit_is_returned_with_output():

@@ -21,13 +21,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import lbctl.data
+
 from . import as3_map
 from .errors import IcrError
 
 VERSION = {"version": "3.56.0", "release": "10", "schemaCurrent": "3.56.0",
            "schemaMinimum": "3.0.0"}
 SCHEMA_ENV = "LBCTL_AS3_SCHEMA"
-DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "data" / "as3-schema.json"  # the copy lbctl ships
+DEFAULT_SCHEMA = Path(lbctl.data.__file__).parent / "as3-schema.json"  # the copy lbctl ships
 _LOCK = threading.Lock()
 _HEADER_KEYS = ("class", "schemaVersion", "id", "label", "remark", "updateMode",
                 "controls", "$schema", "constants", "target")

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from lbctl.emulators.consul import ConsulEmulator
+from lbctl_testkit.emulators.consul import ConsulEmulator
 from lbctl.errors import CommandError
 from lbctl.targets.haproxy_ctl import socket_command
-from tests.support.backends import Backend
-from tests.support.procs import wait_until
-from tests.support.stack import Stack
+from lbctl_testkit.support.backends import Backend
+from lbctl_testkit.support.procs import wait_until
+from lbctl_testkit.support.stack import Stack
 
 
 class World:

@@ -1,4 +1,4 @@
-"""``python -m lbctl.emulators.consul --port 8500``: run the emulator for demos."""
+"""``python -m lbctl_testkit.emulators.consul --port 8500``: run the emulator for demos."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def demo(c: ConsulEmulator, host: str = "127.0.0.1") -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lbctl.emulators.consul", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m lbctl_testkit.emulators.consul", description=__doc__)
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
     p.add_argument("--port", type=int, default=8500)
     p.add_argument("--node", default="node-a", help="the agent's node name")

@@ -5,8 +5,8 @@ Integration tests mark themselves with ``requires_haproxy`` / ``requires_nginx``
 ``INTEGRATION SKIPPED`` when a binary is missing, so CI can fail on any such skip.
 """
 
-from tests.support.backends import Backend, free_port
-from tests.support.procs import (
+from lbctl_testkit.support.backends import Backend, free_port
+from lbctl_testkit.support.procs import (
     HAProxyProcess,
     NginxProcess,
     SKIP_PREFIX,

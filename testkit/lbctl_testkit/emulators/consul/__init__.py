@@ -12,7 +12,7 @@ Layout: ``state.py`` (``Store``: pure in-memory state, built from ``core``,
 encoded), ``probes.py`` (HTTP/TCP/script checks the agent runs), ``filter.py``
 (go-bexpr subset), ``api.py``/``kvapi.py`` (endpoints), ``server.py`` (HTTP, the
 connection cap and fault switches).
-Run ``python -m lbctl.emulators.consul --port 8500`` for a demo server.
+Run ``python -m lbctl_testkit.emulators.consul --port 8500`` for a demo server.
 
 Test and demo support only: it imports nothing from lbctl, and lbctl's runtime code
 must not import it.

@@ -15,8 +15,8 @@ import yaml
 from click.testing import CliRunner
 
 from lbctl.cli import cli
-from tests.support.backends import free_port
-from tests.support.procs import find_binary, http_get, running_haproxy, running_nginx
+from lbctl_testkit.support.backends import free_port
+from lbctl_testkit.support.procs import find_binary, http_get, running_haproxy, running_nginx
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""``python -m lbctl.emulators.bigip --port 8443``: run the emulator for demos."""
+"""``python -m lbctl_testkit.emulators.bigip --port 8443``: run the emulator for demos."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .server import BigIPEmulator
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lbctl.emulators.bigip",
+    parser = argparse.ArgumentParser(prog="python -m lbctl_testkit.emulators.bigip",
                                      description="Run the BIG-IP iControl REST/AS3 emulator.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8443)
