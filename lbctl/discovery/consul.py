@@ -198,9 +198,10 @@ class Client:
         idx, data = self.get("catalog", "/v1/catalog/services", params, index)
         return idx, data if isinstance(data, dict) else {}
 
-    def checks(self, index: int = 0) -> tuple[int, checks.Reading]:
-        """Every check in the datacenter (``checks.Reading``)."""
-        idx, data = self.get("checks", "/v1/health/state/any", [], index, checks.Reading)
+    def checks(self, index: int = 0, book: checks.Book | None = None) -> tuple[int, checks.Reading]:
+        """Every check in the datacenter (``checks.Reading``; against ``book``, the
+        previous answers, only what differs is decoded)."""
+        idx, data = self.get("checks", "/v1/health/state/any", [], index, lambda body: checks.Reading(body, book))
         return idx, data if data is not None else checks.Reading(b"[]")
 
     def checks_index(self) -> int:

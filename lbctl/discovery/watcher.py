@@ -70,7 +70,8 @@ class ConsulWatcher:
     def start(self) -> None:
         interval = self.settings.min_query_interval_ms / 1000
         self.threads = [Watch("catalog", self.client.services, self._catalog, self._error, interval, self.retry_max),
-                        Watch("checks", self.client.checks, self._checks, self._error, interval, self.retry_max)]
+                        Watch("checks", lambda index: self.client.checks(index, self.book), self._checks,
+                              self._error, interval, self.retry_max)]
         self.threads += [threading.Thread(target=self._reader, name=f"consul reader {i}", daemon=True)
                          for i in range(self.settings.max_connections - FEEDS)]
         for t in self.threads:
@@ -138,7 +139,7 @@ class ConsulWatcher:
                 self.lock.notify_all()
             return
         before = self.marks.index  # only this thread writes it
-        found = self.book.update(reading, before if index > before else 0)  # outside the lock: it may decode 15 MB
+        found = self.book.update(reading, before if index > before else 0)  # outside the lock
         with self.lock:
             self._answered("checks")
             self.marks.add(found, before, index)
