@@ -71,7 +71,10 @@ def refusals(before: Served, after: Served, policy: Policy) -> list[str]:
     gone = sorted(before.listeners - after.listeners - policy.allow)
     if gone:
         problems.append(f"it would remove listener{'s' * (len(gone) > 1)} {names(gone)}")
-    for pool in sorted(set(before.pools) - policy.allow):
+    # A pool whose members are the very same set in both has nothing to refuse: only
+    # the changed ones are looked into (a watch round changes a few of 10,000).
+    changed = [pool for pool, old in before.pools.items() if after.pools.get(pool) is not old]
+    for pool in sorted(set(changed) - policy.allow):
         old, now = before.pools[pool], after.pools.get(pool)
         problem = pool_problem(pool, old, now, policy)
         if problem:
@@ -104,11 +107,17 @@ def check(target: str, before: Served, after: Served, policy: Policy) -> None:
 
 
 def member_changes(before: model.Desired | None, after: model.Desired) -> list[str]:
-    """Per pool, the members added, removed, drained and put in maintenance (for log lines)."""
-    old = {p.name: {m.name: m.state for m in p.members} for p in (before.pools if before else ())}
+    """Per pool, the members added, removed, drained and put in maintenance (for log lines).
+    A pool that is the very same object in both is not looked into (a watch round
+    rebuilds only the pools that changed)."""
+    old = {p.name: p for p in (before.pools if before else ())}
     out = []
     for pool in after.pools:
-        was, now = old.pop(pool.name, {}), {m.name: m.state for m in pool.members}
+        prior = old.pop(pool.name, None)
+        if prior is pool:
+            continue
+        was = {m.name: m.state for m in prior.members} if prior is not None else {}
+        now = {m.name: m.state for m in pool.members}
         parts = [f"+{n}" for n in sorted(set(now) - set(was))] + [f"-{n}" for n in sorted(set(was) - set(now))]
         parts += [f"{now[n]} {n}" for n in sorted(set(now) & set(was)) if now[n] != was[n]]
         if parts:
