@@ -48,6 +48,7 @@ class ConsulWatcher:
         self.entries: dict[str, list] = {}
         self.wanted: set[str] = set()
         self.catalog: dict[str, frozenset] | None = None  # name → tags, as last read
+        self.raw_catalog: dict = {}  # the catalog's last answer, as decoded
         self.catalog_index = 0
         self.book: checks.Book | None = None  # the checks as last read
         self.marks = checks.Marks()
@@ -104,8 +105,12 @@ class ConsulWatcher:
 
     def _catalog(self, index: int, data: Any) -> None:
         data = data if isinstance(data, dict) else {}
-        names, problems = selected(self.settings, data)
-        tags = {name: frozenset(map(str, t)) if isinstance(t, list) else frozenset() for name, t in data.items()}
+        if self.catalog is not None and data == self.raw_catalog:  # an instance came or went: the same services
+            names, problems, tags = self.wanted, [], self.catalog
+        else:
+            names, problems = selected(self.settings, data)
+            tags = {name: frozenset(map(str, t)) if isinstance(t, list) else frozenset() for name, t in data.items()}
+        self.raw_catalog = data  # only this thread reads it
         # Same data, higher index: was a check written at this index?  If the checks
         # table is still below it, no: the write touched only the services table.
         quiet = self.catalog == tags and index > self.catalog_index and self._checks_below(index)
@@ -123,7 +128,7 @@ class ConsulWatcher:
             removed = self.wanted - names
             for name in removed:
                 self._forget(name)
-            moved = {n for n in names if old is None or old.get(n) != tags.get(n)}
+            moved = set() if tags is old else {n for n in names if old is None or old.get(n) != tags.get(n)}
             self.wanted, self.catalog, self.catalog_index = names, tags, index
             self._queue(moved, urgent=True)
             self._resolve()
