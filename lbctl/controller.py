@@ -283,12 +283,15 @@ class Controller:
     def build(self, dirty: set[str]) -> model.Desired:
         """The model, rebuilding only the pools of services that changed."""
         if self.watcher is not None:
-            entries = self.watcher.snapshot()
+            # Every service that stops being watched is reported (``changed``): a round
+            # looks at its dirty ones only, unless it is told to look at all ("*").
+            every = "*" in dirty
+            entries = self.watcher.snapshot(None if every else dirty)
             policy = consul_model.Policy(self.setup.consul.include_warning)
-            for name in list(self.pools):
+            for name in list(self.pools) if every else dirty:
                 if name not in entries:
-                    del self.pools[name]
-            for name in entries if "*" in dirty else dirty & set(entries):
+                    self.pools.pop(name, None)
+            for name in entries:
                 pool, problems = merge.service_pool(self.setup.parts, name, entries[name], policy)
                 for text in problems:
                     log.warning("%s", text)

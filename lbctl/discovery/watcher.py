@@ -92,9 +92,11 @@ class ConsulWatcher:
         with self.lock:
             return self.catalog is not None and self.book is not None and all(n in self.entries for n in self.wanted)
 
-    def snapshot(self) -> dict[str, list]:
+    def snapshot(self, names: Iterable[str] | None = None) -> dict[str, list]:
+        """The entries of every watched service read so far (of ``names`` only, if given)."""
         with self.lock:
-            return {name: self.entries[name] for name in self.wanted if name in self.entries}
+            names = self.wanted if names is None else self.wanted.intersection(names)
+            return {name: self.entries[name] for name in names if name in self.entries}
 
     def age(self) -> float | None:
         """Seconds since Consul last answered (None before the first answer)."""
