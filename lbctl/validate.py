@@ -15,7 +15,7 @@ import ipaddress
 import re
 import socket
 from operator import attrgetter
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from lbctl import model
 from lbctl.errors import ConfigError
@@ -240,7 +240,12 @@ def canonical(listeners: tuple[model.Listener, ...], pools: tuple[model.Pool, ..
             if "0.0.0.0" in (other_addr, lst.address) or "::" in (other_addr, lst.address) or other_addr == lst.address:
                 raise ConfigError(f"{prefix}{path}: {lst.address}:{lst.port} clashes with listeners.{other_name}")
         binds.setdefault(lst.port, []).append((lst.address, lst.name))
-    for pool in desired.pools:
+    fits(desired.pools, used_in, prefix)
+    return desired
+
+
+def fits(pools: Iterable[model.Pool], used_in: Mapping[str, str], prefix: str = "") -> None:
+    """Each pool's settings against the mode of the listeners that use it (``used_in``)."""
+    for pool in pools:
         if pool.sticky_cookie and used_in.get(pool.name) == "tcp":
             raise ConfigError(f"{prefix}pools.{pool.name}.sticky_cookie: needs http mode, but a tcp listener uses the pool")
-    return desired
