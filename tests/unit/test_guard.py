@@ -191,3 +191,7 @@ def test_unchanged_pools_shared_between_models_give_what_fresh_copies_give(seed)
             for old, new in zip(before.pools, shared.pools) for name in [new.name]})
         assert guard.refusals(kept, after, policy) == refusals(before, fresh, policy)
     assert guard.member_changes(before, shared) == guard.member_changes(before, fresh)
+    for other in (shared.pools[1:], shared.pools[:-1] + (model.Pool("zz"),)):  # a pool gone; one gone, one new
+        after = model.Desired(shared.listeners, other)
+        lines = guard.member_changes(before, after)
+        assert lines == guard.member_changes(before, copy.deepcopy(after)) and lines[-1].endswith("pool removed")
