@@ -28,6 +28,7 @@ from urllib.parse import quote
 import consul
 import msgspec
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -161,7 +162,7 @@ class Client:
             self.observe(kind, "429" if exc.status == 429 else "error")
             raise Busy(exc.status, f"{self.where}{path}: {exc}") from None
         except (requests.RequestException, consul.ConsulException, OSError, ValueError, msgspec.DecodeError,
-                DiscoveryError) as exc:
+                urllib3.exceptions.HTTPError, DiscoveryError) as exc:  # urllib3's: a body cut short
             self.observe(kind, "error")
             raise DiscoveryError(f"{self.where}{path}: {reason(exc)}") from None
         finally:
