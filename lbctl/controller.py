@@ -74,6 +74,7 @@ class Controller:
         self.reload_requested = False
         self.watcher: ConsulWatcher | None = None
         self.pools: dict[str, model.Pool] = {}
+        self.built: tuple[model.Desired, dict[str, int]] | None = None  # the last model, where each pool is in it
         self.applied: model.Desired | None = None
         self.retry_at: float | None = None
         self.backoff = 0.0
@@ -105,16 +106,18 @@ class Controller:
     def run(self, _iterations: int | None = None) -> None:
         """Until SIGTERM (or ``_iterations`` deploy rounds, for tests)."""
         self.start(self.load())
-        # A full collection scans every thread and session of 1,000 watches (about 160 ms):
-        # run it when idle, not in the middle of a change.
+        # A full collection scans every object, 50,000 service entries at 10,000 services:
+        # run it when idle, not in the middle of a change, and freeze what survives, so
+        # that each one scans only what is new since the last.
         collecting = gc.isenabled()
         gc.disable()
-        collected = self.clock()
+        collected = self.clock() - GC_EVERY  # the first one once the start-up round is done
         try:
             while not self.stop_requested and (_iterations is None or self.applies < _iterations):
                 self.beat = self.clock()
                 if not self.dirty and self.beat - collected > GC_EVERY:
                     gc.collect()
+                    gc.freeze()  # what survived stays out of the next collections (see restart)
                     collected = self.clock()
                 if self.reload_requested:
                     self.reload_requested = False
@@ -131,12 +134,13 @@ class Controller:
         finally:
             self.write(every=True)
             self.shutdown()
+            gc.unfreeze()
             if collecting:
                 gc.enable()
 
     def start(self, setup: Setup) -> None:
         self.setup = setup
-        self.pools = {}
+        self.pools, self.built = {}, None
         self.policy = replace(setup.guard, force=self.force)
         for line in startup_lines(setup, self.force):
             log.info("%s", line)
@@ -199,6 +203,7 @@ class Controller:
             return
         self.write(every=True)
         self.shutdown()
+        gc.unfreeze()  # the old watcher's threads and sessions may be collected now
         self.start(setup)
 
     # -- file writes the runtime API path left behind (deploy's ``defer``) ---------------
@@ -283,21 +288,35 @@ class Controller:
 
     def build(self, dirty: set[str]) -> model.Desired:
         """The model, rebuilding only the pools of services that changed."""
-        if self.watcher is not None:
-            entries = self.watcher.snapshot()
-            policy = consul_model.Policy(self.setup.consul.include_warning)
-            for name in list(self.pools):
-                if name not in entries:
-                    del self.pools[name]
-            for name in entries if "*" in dirty else dirty & set(entries):
-                pool, problems = merge.service_pool(self.setup.parts, name, entries[name], policy)
-                for text in problems:
-                    log.warning("%s", text)
-                if pool is not None:
-                    self.pools[name] = pool
-                else:
-                    self.pools.pop(name, None)
-        return merge.desired(self.setup.parts, self.setup.static, self.pools)
+        built, self.built = self.built, None
+        if self.watcher is None:
+            return merge.desired(self.setup.parts, self.setup.static, self.pools)
+        # Every service that stops being watched is reported (``changed``): a round
+        # looks at its dirty ones only, unless it is told to look at all ("*").
+        every = "*" in dirty
+        entries = self.watcher.snapshot(None if every else dirty)
+        policy = consul_model.Policy(self.setup.consul.include_warning)
+        gone = [name for name in (list(self.pools) if every else dirty) if name not in entries]
+        for name in gone:
+            self.pools.pop(name, None)
+        rebuilt = {}
+        for name in entries:
+            pool, problems = merge.service_pool(self.setup.parts, name, entries[name], policy)
+            for text in problems:
+                log.warning("%s", text)
+            if pool is not None:
+                self.pools[name] = rebuilt[name] = pool
+            else:
+                self.pools.pop(name, None)
+                gone.append(name)
+        # The pools of the last model with the rebuilt ones in place, unless one went
+        # (its inventory pool or an empty one comes back) or came.
+        desired = merge.replace_pools(built[0], built[1], rebuilt) if built and not every and not gone else None
+        if desired is None:
+            desired = merge.desired(self.setup.parts, self.setup.static, self.pools)
+            built = (desired, merge.positions(desired))
+        self.built = (desired, built[1])
+        return desired
 
     def schedule_retry(self) -> None:
         cap = self.setup.watch.retry_max_ms / 1000

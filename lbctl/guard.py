@@ -71,7 +71,10 @@ def refusals(before: Served, after: Served, policy: Policy) -> list[str]:
     gone = sorted(before.listeners - after.listeners - policy.allow)
     if gone:
         problems.append(f"it would remove listener{'s' * (len(gone) > 1)} {names(gone)}")
-    for pool in sorted(set(before.pools) - policy.allow):
+    # A pool whose members are the very same set in both has nothing to refuse: only
+    # the changed ones are looked into (a watch round changes a few of 10,000).
+    changed = [pool for pool, old in before.pools.items() if after.pools.get(pool) is not old]
+    for pool in sorted(set(changed) - policy.allow):
         old, now = before.pools[pool], after.pools.get(pool)
         problem = pool_problem(pool, old, now, policy)
         if problem:
@@ -104,17 +107,27 @@ def check(target: str, before: Served, after: Served, policy: Policy) -> None:
 
 
 def member_changes(before: model.Desired | None, after: model.Desired) -> list[str]:
-    """Per pool, the members added, removed, drained and put in maintenance (for log lines)."""
-    old = {p.name: {m.name: m.state for m in p.members} for p in (before.pools if before else ())}
-    out = []
-    for pool in after.pools:
-        was, now = old.pop(pool.name, {}), {m.name: m.state for m in pool.members}
-        parts = [f"+{n}" for n in sorted(set(now) - set(was))] + [f"-{n}" for n in sorted(set(was) - set(now))]
-        parts += [f"{now[n]} {n}" for n in sorted(set(now) & set(was)) if now[n] != was[n]]
-        if parts:
-            out.append(f"{pool.name}: {', '.join(parts)}")
-    out += [f"{name}: pool removed" for name in sorted(old)]
-    return out
+    """Per pool, the members added, removed, drained and put in maintenance (for log lines).
+    A pool that is the very same object in both is not looked into (a watch round
+    rebuilds only the pools that changed, in place)."""
+    olds = before.pools if before else ()
+    if len(olds) == len(after.pools):  # the same pools in the same places, most likely
+        pairs = [(old, new) for old, new in zip(olds, after.pools) if old is not new]
+        if all(old.name == new.name for old, new in pairs):
+            return [line for old, new in pairs if (line := pool_changes(old, new))]
+    old = {p.name: p for p in olds}
+    out = [line for pool in after.pools if old.get(pool.name) is not pool
+           and (line := pool_changes(old.get(pool.name), pool))]
+    return out + [f"{name}: pool removed" for name in sorted(old.keys() - {p.name for p in after.pools})]
+
+
+def pool_changes(prior: model.Pool | None, pool: model.Pool) -> str:
+    """One pool's line for ``member_changes``; "" if its members did not change."""
+    was = {m.name: m.state for m in prior.members} if prior is not None else {}
+    now = {m.name: m.state for m in pool.members}
+    parts = [f"+{n}" for n in sorted(set(now) - set(was))] + [f"-{n}" for n in sorted(set(was) - set(now))]
+    parts += [f"{now[n]} {n}" for n in sorted(set(now) & set(was)) if now[n] != was[n]]
+    return f"{pool.name}: {', '.join(parts)}" if parts else ""
 
 
 def names(items: list[str]) -> str:

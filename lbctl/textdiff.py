@@ -38,9 +38,23 @@ def common_suffix(a: str, b: str, limit: int) -> int:
     return lo
 
 
+_last: list = [None, None, (0, [], [])]  # the last two texts compared, and where they differ
+
+
 def stretch(old: str, new: str) -> tuple[int, list[str], list[str]]:
     """Where (an offset in ``old``, at the start of a line) two texts start to
-    differ, and the whole lines of each from there to where they agree again."""
+    differ, and the whole lines of each from there to where they agree again.
+    The last answer is kept: a watch round asks it of the same two texts up to
+    four times (the check, the runtime changes, the guard, the audit log)."""
+    if _last[0] is old and _last[1] is new:
+        start, before, after = _last[2]
+        return start, list(before), list(after)
+    found = _stretch(old, new)
+    _last[:] = [old, new, found]
+    return found[0], list(found[1]), list(found[2])
+
+
+def _stretch(old: str, new: str) -> tuple[int, list[str], list[str]]:
     prefix = common_prefix(old, new)
     start = old.rfind("\n", 0, prefix) + 1
     tail = common_suffix(old, new, min(len(old), len(new)) - prefix)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from typing import Any, Callable, Mapping
+from operator import attrgetter
+from typing import Any, Callable, Iterable, Mapping
 
 from lbctl import model
 from lbctl.errors import ConfigError
@@ -219,9 +220,9 @@ def derived_name(addr: str, port_: int) -> str:
 def canonical(listeners: tuple[model.Listener, ...], pools: tuple[model.Pool, ...], where: str = "") -> model.Desired:
     """Cross-check listeners against pools and return the sorted ``Desired``."""
     prefix = f"{where}: " if where else ""
-    names = {p.name for p in pools}
-    desired = model.Desired(tuple(sorted(listeners, key=lambda x: x.name)),
-                            tuple(sorted(pools, key=lambda p: p.name)))
+    by_name = attrgetter("name")  # in C: a watch round sorts 10,000 pools
+    names = set(map(by_name, pools))
+    desired = model.Desired(tuple(sorted(listeners, key=by_name)), tuple(sorted(pools, key=by_name)))
     used_in: dict[str, str] = {}
     binds: dict[int, list[tuple[str, str]]] = {}
     for lst in desired.listeners:
@@ -239,7 +240,12 @@ def canonical(listeners: tuple[model.Listener, ...], pools: tuple[model.Pool, ..
             if "0.0.0.0" in (other_addr, lst.address) or "::" in (other_addr, lst.address) or other_addr == lst.address:
                 raise ConfigError(f"{prefix}{path}: {lst.address}:{lst.port} clashes with listeners.{other_name}")
         binds.setdefault(lst.port, []).append((lst.address, lst.name))
-    for pool in desired.pools:
+    fits(desired.pools, used_in, prefix)
+    return desired
+
+
+def fits(pools: Iterable[model.Pool], used_in: Mapping[str, str], prefix: str = "") -> None:
+    """Each pool's settings against the mode of the listeners that use it (``used_in``)."""
+    for pool in pools:
         if pool.sticky_cookie and used_in.get(pool.name) == "tcp":
             raise ConfigError(f"{prefix}pools.{pool.name}.sticky_cookie: needs http mode, but a tcp listener uses the pool")
-    return desired

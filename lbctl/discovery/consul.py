@@ -28,6 +28,7 @@ from urllib.parse import quote
 import consul
 import msgspec
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -161,7 +162,7 @@ class Client:
             self.observe(kind, "429" if exc.status == 429 else "error")
             raise Busy(exc.status, f"{self.where}{path}: {exc}") from None
         except (requests.RequestException, consul.ConsulException, OSError, ValueError, msgspec.DecodeError,
-                DiscoveryError) as exc:
+                urllib3.exceptions.HTTPError, DiscoveryError) as exc:  # urllib3's: a body cut short
             self.observe(kind, "error")
             raise DiscoveryError(f"{self.where}{path}: {reason(exc)}") from None
         finally:
@@ -198,9 +199,10 @@ class Client:
         idx, data = self.get("catalog", "/v1/catalog/services", params, index)
         return idx, data if isinstance(data, dict) else {}
 
-    def checks(self, index: int = 0) -> tuple[int, checks.Reading]:
-        """Every check in the datacenter (``checks.Reading``)."""
-        idx, data = self.get("checks", "/v1/health/state/any", [], index, checks.Reading)
+    def checks(self, index: int = 0, book: checks.Book | None = None) -> tuple[int, checks.Reading]:
+        """Every check in the datacenter (``checks.Reading``; against ``book``, the
+        previous answers, only what differs is decoded)."""
+        idx, data = self.get("checks", "/v1/health/state/any", [], index, lambda body: checks.Reading(body, book))
         return idx, data if data is not None else checks.Reading(b"[]")
 
     def checks_index(self) -> int:

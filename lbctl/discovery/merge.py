@@ -60,6 +60,29 @@ def desired(parts: inventory.Parts, static: dict[str, model.Pool], services: dic
     return v.canonical(parts.listeners, tuple(pools.values()))
 
 
+def positions(desired: model.Desired) -> dict[str, int]:
+    """Where each pool is in ``desired.pools`` (for ``replace_pools``)."""
+    return {pool.name: i for i, pool in enumerate(desired.pools)}
+
+
+def replace_pools(before: model.Desired, where: dict[str, int], pools: dict[str, model.Pool]) -> model.Desired | None:
+    """``before`` (a ``desired``, its pools at ``where``) with ``pools`` in place of the
+    pools of the same names, as ``desired`` would give; None when one of them is not in
+    ``before`` (then build it whole).  A watch round changes a few pools of 10,000: no
+    sort of them all.
+
+    :raises ConfigError: a changed pool does not fit its listeners.
+    """
+    if not all(name in where for name in pools):
+        return None
+    used_in = {name: lst.mode for lst in before.listeners for name in model.listener_pools(lst)}
+    v.fits(pools.values(), used_in)
+    out = list(before.pools)
+    for name, pool in pools.items():
+        out[where[name]] = pool
+    return model.Desired(before.listeners, tuple(out))
+
+
 def from_entries(parts: inventory.Parts, entries: dict[str, Any], policy: cm.Policy) -> tuple[model.Desired, list[str]]:
     """The whole model from one reading of every watched service (one-shot commands)."""
     pools, problems = {}, []

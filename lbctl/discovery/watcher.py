@@ -48,6 +48,7 @@ class ConsulWatcher:
         self.entries: dict[str, list] = {}
         self.wanted: set[str] = set()
         self.catalog: dict[str, frozenset] | None = None  # name → tags, as last read
+        self.raw_catalog: dict = {}  # the catalog's last answer, as decoded
         self.catalog_index = 0
         self.book: checks.Book | None = None  # the checks as last read
         self.marks = checks.Marks()
@@ -70,7 +71,8 @@ class ConsulWatcher:
     def start(self) -> None:
         interval = self.settings.min_query_interval_ms / 1000
         self.threads = [Watch("catalog", self.client.services, self._catalog, self._error, interval, self.retry_max),
-                        Watch("checks", self.client.checks, self._checks, self._error, interval, self.retry_max)]
+                        Watch("checks", lambda index: self.client.checks(index, self.book), self._checks,
+                              self._error, interval, self.retry_max)]
         self.threads += [threading.Thread(target=self._reader, name=f"consul reader {i}", daemon=True)
                          for i in range(self.settings.max_connections - FEEDS)]
         for t in self.threads:
@@ -90,9 +92,11 @@ class ConsulWatcher:
         with self.lock:
             return self.catalog is not None and self.book is not None and all(n in self.entries for n in self.wanted)
 
-    def snapshot(self) -> dict[str, list]:
+    def snapshot(self, names: Iterable[str] | None = None) -> dict[str, list]:
+        """The entries of every watched service read so far (of ``names`` only, if given)."""
         with self.lock:
-            return {name: self.entries[name] for name in self.wanted if name in self.entries}
+            names = self.wanted if names is None else self.wanted.intersection(names)
+            return {name: self.entries[name] for name in names if name in self.entries}
 
     def age(self) -> float | None:
         """Seconds since Consul last answered (None before the first answer)."""
@@ -103,8 +107,12 @@ class ConsulWatcher:
 
     def _catalog(self, index: int, data: Any) -> None:
         data = data if isinstance(data, dict) else {}
-        names, problems = selected(self.settings, data)
-        tags = {name: frozenset(map(str, t)) if isinstance(t, list) else frozenset() for name, t in data.items()}
+        if self.catalog is not None and data == self.raw_catalog:  # an instance came or went: the same services
+            names, problems, tags = self.wanted, [], self.catalog
+        else:
+            names, problems = selected(self.settings, data)
+            tags = {name: frozenset(map(str, t)) if isinstance(t, list) else frozenset() for name, t in data.items()}
+        self.raw_catalog = data  # only this thread reads it
         # Same data, higher index: was a check written at this index?  If the checks
         # table is still below it, no: the write touched only the services table.
         quiet = self.catalog == tags and index > self.catalog_index and self._checks_below(index)
@@ -122,7 +130,7 @@ class ConsulWatcher:
             removed = self.wanted - names
             for name in removed:
                 self._forget(name)
-            moved = {n for n in names if old is None or old.get(n) != tags.get(n)}
+            moved = set() if tags is old else {n for n in names if old is None or old.get(n) != tags.get(n)}
             self.wanted, self.catalog, self.catalog_index = names, tags, index
             self._queue(moved, urgent=True)
             self._resolve()
@@ -138,7 +146,7 @@ class ConsulWatcher:
                 self.lock.notify_all()
             return
         before = self.marks.index  # only this thread writes it
-        found = self.book.update(reading, before if index > before else 0)  # outside the lock: it may decode 15 MB
+        found = self.book.update(reading, before if index > before else 0)  # outside the lock
         with self.lock:
             self._answered("checks")
             self.marks.add(found, before, index)

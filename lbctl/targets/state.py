@@ -75,9 +75,18 @@ class TargetState:
                              "duration_s": None if duration is None else round(duration, 4)})
 
     def keep(self, name: str, entry: dict) -> None:
+        """Write ``entry`` to the state file ``name``, unless it holds that already
+        (``loaded.json`` after each Runtime API change: no fsync for nothing)."""
+        text = json.dumps(entry, indent=1) + "\n"
+        path = self.directory / name
+        try:
+            if path.read_text() == text:
+                return
+        except (OSError, UnicodeDecodeError):
+            pass
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            files.atomic_write(self.directory / name, json.dumps(entry, indent=1) + "\n")
+            files.atomic_write(path, text)
         except (OSError, ApplyError):
             pass
 

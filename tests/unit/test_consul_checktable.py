@@ -35,8 +35,25 @@ def test_the_whole_answer_is_reused_and_a_change_re_encodes_only_its_record():
     t = CheckTable(chk(f"n{i // 5}", f"c{i}") for i in range(1000))
     body = t.select()
     assert t.select() is body, "no change: the same bytes, nothing re-encoded"
+    blobs = list(t._blobs)
     t.put(chk("n7", "c37", "warning"))
-    assert sum(b is None for b in t._blobs) == 1, "only the changed record waits to be encoded"
+    assert sum(a is not b for a, b in zip(blobs, t._blobs)) == 1, "only the changed record is encoded again"
     after = json.loads(t.select())
     assert [c for c in after if c["Status"] == "warning"] == [chk("n7", "c37", "warning")]
     assert len(after) == 1000
+
+
+def test_the_joined_body_equals_encoding_every_record_after_any_puts_and_deletes():
+    import random
+
+    rng = random.Random(7)
+    t = CheckTable(chk(f"n{i % 7}", f"c{i}") for i in range(50))
+    for step in range(200):
+        if step % 3 == 0:
+            t.select()
+        node, cid = f"n{rng.randint(0, 8)}", f"c{rng.randint(0, 60)}"
+        if rng.random() < 0.3:
+            t.delete(node, cid)
+        else:
+            t.put(chk(node, cid, rng.choice(["passing", "critical"])))
+        assert t.select() == json.dumps(t.records(), separators=(",", ":")).encode()

@@ -208,3 +208,51 @@ def test_slim_keeps_what_members_read_and_leaves_odd_shapes_to_them():
     policy = cm.Policy()
     assert cm.members("web", [entry], policy) == cm.members("web", slim[:1], policy)
     assert cm.options("web", [entry]) == cm.options("web", slim[:1])
+
+
+def compact(rows):
+    return json.dumps(rows, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("dump", [compact, lambda rows: json.dumps(rows).encode()])
+def test_book_decoding_the_changed_stretch_only_agrees_with_a_whole_decode(seed, dump):
+    """Random flips, additions and removals (several at once, at the ends too, down to no
+    check at all): the stretch a reading decodes against the book gives the same diff
+    and the same checks as decoding both answers whole."""
+    import random
+
+    rng = random.Random(seed)
+    index = 10
+    rows = {(f"n{i}", f"service:s{i}-{k}"): check(f"n{i}", f"service:s{i}-{k}", f"s{i}", modify=index)
+            for i in range(rng.randint(0, 6)) for k in range(rng.randint(1, 3))}
+    book = checks.Book(checks.Reading(dump([rows[k] for k in sorted(rows)])))
+    for _ in range(30):
+        since, index = index, index + 1
+        for _ in range(rng.randint(1, 3)):
+            what = rng.random()
+            if rows and what < 0.5:
+                key = rng.choice(sorted(rows))
+                rows[key] = {**rows[key], "Status": rng.choice(["passing", "critical", "warning"]),
+                             "Output": "x" * rng.randint(0, 9), "ModifyIndex": index}
+            elif rows and what < 0.7:
+                del rows[rng.choice(sorted(rows))]
+            else:
+                node = f"n{rng.randint(0, 8)}"
+                cid = rng.choice(["serfHealth", f"service:a{rng.randint(0, 3)}"])
+                rows[node, cid] = check(node, cid, "" if cid == "serfHealth" else cid[8:], create=index, modify=index)
+        body = dump([rows[k] for k in sorted(rows)])
+        expected = checks.diff(checks.table(book.rows), checks.table(checks.Reading(body).checks()), since)
+        r = checks.Reading(body, book)
+        assert r.patch is not None or not book.rows  # the stretch path, whenever there is a previous check
+        assert book.update(r, since) == expected
+        whole = checks.Reading(body)
+        assert book.rows == whole.checks() and book.ends == whole.ends and book.body == body
+
+
+def test_a_stretch_that_is_not_checks_is_refused_and_the_book_is_kept():
+    book = checks.Book(reading(*BASE))
+    body = book.body.replace(b'"n2"', b'2', 1)
+    with pytest.raises(Exception):
+        checks.Reading(body, book)
+    assert book.update(checks.Reading(book.body, book), 10) == checks.Diff()

@@ -1,5 +1,7 @@
 """Consul answers → members and pool settings: everything from Consul is untrusted."""
 
+import pytest
+
 from lbctl import inventory
 from lbctl.discovery import consul_model as cm
 from lbctl.discovery import merge
@@ -97,3 +99,51 @@ def test_instance_meta_lb_state_drains_or_backs_up_a_serving_instance():
                                            entry("web-3", meta={"lb-state": "off"})], cm.Policy())
     assert [m["state"] for m in members] == ["drain", "maint", "enabled"]
     assert problems == ["instance web-3: Meta.lb-state 'off' ignored: must be one of drain, backup"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_replacing_changed_pools_in_the_last_model_gives_what_a_whole_build_gives(seed):
+    """A watch round puts its rebuilt pools in place of the old ones (no sort of every
+    pool): for random inventories, listeners and services, the same model as
+    ``merge.desired``, and the same refusal of a sticky cookie behind a tcp listener."""
+    import random
+
+    from lbctl.errors import ConfigError
+
+    rng = random.Random(seed)
+    names = [f"s{i}" for i in range(8)]
+    raw = {"pools": {n: {"members": [{"name": "a", "address": "10.0.0.1", "port": 80}]} for n in names[:3]},
+           "listeners": {"web": {"address": "127.0.0.1", "port": 8080, "default_pool": rng.choice(names)},
+                         "db": {"address": "127.0.0.1", "port": 5432, "mode": "tcp", "default_pool": names[-1]}}}
+    parts = inventory.parts(raw)
+    static = merge.static_pools(parts)
+
+    def service(name):
+        members = [{"name": f"m{k}", "address": f"10.1.0.{k}", "port": 80, "weight": rng.randint(1, 9)}
+                   for k in range(rng.randint(0, 3))]
+        sticky = {"sticky_cookie": "SRV"} if rng.random() < 0.1 else {}
+        return parts.pool(name, {"members": members, **sticky})
+
+    services = {}
+    for n in rng.sample(names, 5):
+        try:
+            services[n] = service(n)
+        except ConfigError:
+            pass
+    try:
+        before = merge.desired(parts, static, services)
+    except ConfigError:
+        return
+    where = merge.positions(before)
+    for _ in range(10):
+        changed = {n: service(n) for n in rng.sample(sorted(services), min(2, len(services)))}
+        try:
+            whole = merge.desired(parts, static, {**services, **changed})
+        except ConfigError as exc:
+            with pytest.raises(ConfigError, match=str(exc).split(": ", 1)[0]):
+                merge.replace_pools(before, where, changed)
+            continue
+        assert merge.replace_pools(before, where, changed) == whole
+        services.update(changed)
+        before = whole
+    assert merge.replace_pools(before, where, {"new": parts.pool("new", {})}) is None

@@ -162,3 +162,36 @@ def test_haproxy_works_out_what_a_candidate_serves_from_the_changed_lines():
         # servers named after members (the default): they come and go as lines
         named_live, named = render(first, "haproxy", opts), render(after, "haproxy", opts)
         assert haproxy_cfg.served_after(named_live, haproxy_cfg.served(named_live), named) == haproxy_cfg.served(named)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_unchanged_pools_shared_between_models_give_what_fresh_copies_give(seed):
+    """A watch round keeps the very objects of the pools that did not change, and the guard
+    and the log lines skip those: the answers equal those for models sharing nothing."""
+    import copy
+    import random
+
+    from lbctl import model
+
+    rng = random.Random(seed)
+    pools = {f"p{i}": [f"m{k}" for k in range(rng.randint(1, 5))] for i in range(8)}
+    states = {}
+    before = desired(pools)
+    for name in rng.sample(sorted(pools), rng.randint(0, 4)):
+        pools[name] = rng.sample(pools[name], rng.randint(0, len(pools[name]))) + ["new"] * rng.randint(0, 1)
+        states.update({m: rng.choice(["enabled", "drain", "maint", "backup"]) for m in pools[name]})
+    rebuilt = {p.name: p for p in desired(pools, states).pools}
+    shared = model.Desired(before.listeners, tuple(  # unchanged pools: the same objects as in ``before``
+        old if old == rebuilt.get(old.name) else rebuilt[old.name] for old in before.pools if old.name in rebuilt))
+    fresh = copy.deepcopy(shared)
+    for policy in (STRICT, guard.Policy(max_removal=0.2, min_members=2), guard.Policy(allow=frozenset({"p1"}))):
+        kept = guard.served(before)
+        after = guard.Served(kept.listeners, {name: kept.pools[name] if old is new else frozenset(
+            m.name for m in new.members if m.state in guard.SERVING)
+            for old, new in zip(before.pools, shared.pools) for name in [new.name]})
+        assert guard.refusals(kept, after, policy) == refusals(before, fresh, policy)
+    assert guard.member_changes(before, shared) == guard.member_changes(before, fresh)
+    for other in (shared.pools[1:], shared.pools[:-1] + (model.Pool("zz"),)):  # a pool gone; one gone, one new
+        after = model.Desired(shared.listeners, other)
+        lines = guard.member_changes(before, after)
+        assert lines == guard.member_changes(before, copy.deepcopy(after)) and lines[-1].endswith("pool removed")

@@ -82,3 +82,17 @@ def test_a_failed_write_undoes_the_runtime_change_and_retries(tmp_path):
     assert (last["action"], last["result"]) == ("write", "rolled-back")
     assert last["message"] == ("edge: cannot write; undid the runtime change (read back): "
                                "the previous configuration is live again")
+
+
+def test_a_state_file_that_holds_the_entry_already_is_not_written_again(tmp_path):
+    state = TargetState(tmp_path / "edge", "edge", 0.2)
+    state.keep("loaded.json", {"file": [1, 2], "identity": [7]})
+    path = tmp_path / "edge" / "loaded.json"
+    first = path.stat().st_ino
+    state.keep("loaded.json", {"file": [1, 2], "identity": [7]})
+    assert path.stat().st_ino == first, "the same entry: the file was not replaced"
+    state.keep("loaded.json", {"file": [1, 3], "identity": [7]})
+    assert path.stat().st_ino != first and '"file": [\n  1,\n  3\n ]' in path.read_text()
+    path.write_text("garbage")
+    state.keep("loaded.json", {"file": [1, 3], "identity": [7]})
+    assert '"identity"' in path.read_text()

@@ -3,8 +3,9 @@
 ``/v1/health/state/any`` returns every check of the datacenter (50,000 at 10,000
 services × 5 instances) and a watcher re-reads it after every change, so the
 emulator keeps the records sorted by (node, check ID), the order of Consul's
-``checks`` table, next to their encoded JSON: a read is a join of cached bytes, a
-status change re-encodes one record, a registration is one sorted insert.  Pure.
+``checks`` table, next to their encoded JSON: a read is a join of cached bytes (in
+C once every record has been encoded), a status change re-encodes one record, a
+registration is one sorted insert.  Pure.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ class CheckTable:
         recs = sorted(records, key=lambda r: (r["Node"], r["CheckID"]))
         self._keys = [(r["Node"], r["CheckID"]) for r in recs]
         self._recs = recs
-        self._blobs: list[bytes | None] = [None] * len(recs)
+        self._blobs: list[bytes | None] = [None] * len(recs)  # encoded at the first read
+        self._encoded = not recs  # every blob is there
         self._body: bytes | None = None  # the whole array, until the next change
 
     def __len__(self) -> int:
@@ -35,11 +37,11 @@ class CheckTable:
         i = bisect_left(self._keys, key)
         if i < len(self._keys) and self._keys[i] == key:
             self._recs[i] = rec
-            self._blobs[i] = None
+            self._blobs[i] = _encode(rec)
         else:
             self._keys.insert(i, key)
             self._recs.insert(i, rec)
-            self._blobs.insert(i, None)
+            self._blobs.insert(i, _encode(rec))
         self._body = None
 
     def delete(self, node: str, check_id: str) -> None:
@@ -56,7 +58,9 @@ class CheckTable:
         """The JSON array of the records *keep* accepts (all of them without *keep*)."""
         if keep is None:
             if self._body is None:
-                self._body = self._join(range(len(self._recs)))
+                self._body = b"[" + b",".join(self._blobs) + b"]" if self._encoded else \
+                    self._join(range(len(self._recs)))
+                self._encoded = True
             return self._body
         return self._join([i for i, r in enumerate(self._recs) if keep(r)])
 
