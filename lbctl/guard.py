@@ -73,6 +73,8 @@ def refusals(before: Served, after: Served, policy: Policy) -> list[str]:
         problems.append(f"it would remove listener{'s' * (len(gone) > 1)} {names(gone)}")
     for pool in sorted(set(before.pools) - policy.allow):
         old, now = before.pools[pool], after.pools.get(pool)
+        if now is old:  # the very same set (a change read from the changed stretch keeps the others)
+            continue
         problem = pool_problem(pool, old, now, policy)
         if problem:
             problems.append(problem)
@@ -105,10 +107,14 @@ def check(target: str, before: Served, after: Served, policy: Policy) -> None:
 
 def member_changes(before: model.Desired | None, after: model.Desired) -> list[str]:
     """Per pool, the members added, removed, drained and put in maintenance (for log lines)."""
-    old = {p.name: {m.name: m.state for m in p.members} for p in (before.pools if before else ())}
+    old = {p.name: p for p in (before.pools if before else ())}
     out = []
     for pool in after.pools:
-        was, now = old.pop(pool.name, {}), {m.name: m.state for m in pool.members}
+        previous = old.pop(pool.name, None)
+        if previous is pool:  # the very same pool (a watch keeps unchanged pools): nothing to compare
+            continue
+        was = {m.name: m.state for m in previous.members} if previous is not None else {}
+        now = {m.name: m.state for m in pool.members}
         parts = [f"+{n}" for n in sorted(set(now) - set(was))] + [f"-{n}" for n in sorted(set(was) - set(now))]
         parts += [f"{now[n]} {n}" for n in sorted(set(now) & set(was)) if now[n] != was[n]]
         if parts:

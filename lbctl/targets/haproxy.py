@@ -212,12 +212,15 @@ class HAProxyTarget(FileTarget):
             return  # no stats socket: the new workers start from the config alone
         if not text.startswith("1\n"):
             return
-        before, after = haproxy_cfg.servers(change.live or ""), haproxy_cfg.servers(change.candidate)
-        keep = [line for line in text.splitlines()[2:] if unchanged(line, before, after)
-                and tuple(line.split()[1:4:2]) not in drop]
-        header = text.splitlines()[:2]
+        rows = text.split("\n")
+        stale = changed_servers(change.live, change.candidate, self.leftovers)
+        if stale is None:  # more than server lines changed: compare every server
+            before, after = haproxy_cfg.servers(change.live or ""), haproxy_cfg.servers(change.candidate)
+            keep = [row for row in rows[2:] if row and unchanged(row, before, after) and key(row) not in drop]
+        else:
+            keep = [row for row in rows[2:] if row and key(row) not in stale and key(row) not in drop]
         try:
-            files.atomic_write(opts.state_file, "\n".join(header + keep) + "\n")
+            files.atomic_write(opts.state_file, "\n".join(rows[:2] + keep) + "\n")
         except LbctlError as exc:
             raise ReloadError(f"{self.name}: cannot save server states: {exc}") from None
 
@@ -308,6 +311,22 @@ def backend_of(text: str, name: str) -> str:
     """A one-pool render's backend (from its ``backend`` line on), "" if none."""
     start = text.find(f"\nbackend {name}\n")
     return text[start:] if start >= 0 else ""
+
+
+def changed_servers(live: str | None, candidate: str, leftovers: set) -> set | None:
+    """The servers whose ``show servers state`` row must not carry over a reload from
+    ``live`` to ``candidate``, from the changed stretch only (no whole-file parse):
+    those whose line changed, came or went, and ``leftovers`` (not in the file).
+    None when more than server lines changed (then ``unchanged`` decides row by row)."""
+    found = haproxy_cfg.server_delta(live, candidate, dynamic=True)
+    if found is None:
+        return None
+    return {(s.backend, s.name) for pair in found[0] for s in pair if s is not None} | leftovers
+
+
+def key(row: str) -> tuple[str, ...]:
+    """A ``show servers state`` row's (backend name, server name)."""
+    return tuple(row.split(" ", 4)[1:4:2])
 
 
 def unchanged(row: str, before: dict, after: dict) -> bool:
