@@ -9,7 +9,7 @@ import random
 
 from lbctl import haproxy_cfg, model, settings
 from lbctl.render import render
-from lbctl.targets.haproxy import changed_servers, key
+from lbctl.targets.haproxy import changed_servers, key, without_rows
 
 OPTIONS = settings.options("haproxy")
 LISTENERS = (model.Listener("web", 8080, default_pool="p00"),)
@@ -63,3 +63,14 @@ def test_leftovers_never_carry_over():
 def test_a_state_row_is_known_by_its_backend_and_server_names():
     row = "3 p00 1 a 10.0.0.1 2 0 1 1 70 1 0 2 0 0 0 0 - 80 - 0 0 - - 0"
     assert key(row) == ("p00", "a")
+
+
+def test_rows_are_removed_by_search_exactly_as_row_by_row():
+    rng = random.Random(5)
+    rows = [f"{b} p{b:02} {s} {'m' if s % 2 else 'p'}{b:02}-{s} 10.0.{b}.{s} 2 0 1 1 7 1 0 2 0 0 0 0 - 80 - 0 0 - - 0"
+            for b in range(30) for s in range(4)]
+    text = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state\n" + "\n".join(rows) + "\n"
+    for _ in range(50):
+        picked = {key(row) for row in rng.sample(rows, rng.randint(0, 6))} | {("p03", "nobody"), ("p99", "x")}
+        expected = text.split("\n")[:2] + [row for row in rows if key(row) not in picked]
+        assert without_rows(text, picked) == "\n".join(expected) + "\n"
