@@ -213,7 +213,7 @@ class HAProxyTarget(FileTarget):
         if not text.startswith("1\n"):
             return
         stale = changed_servers(change.live, change.candidate, self.leftovers)
-        if stale is not None and len(stale | drop) <= SPLICE_MAX:
+        if stale is not None and len(stale | drop) <= SEARCH_MAX:
             kept = without_rows(text, stale | drop)
         else:  # more than server lines changed: compare every server
             before, after = haproxy_cfg.servers(change.live or ""), haproxy_cfg.servers(change.candidate)
@@ -323,6 +323,9 @@ def changed_servers(live: str | None, candidate: str, leftovers: set) -> set | N
     if found is None:
         return None
     return {(s.backend, s.name) for pair in found[0] for s in pair if s is not None} | leftovers
+
+
+SEARCH_MAX = 64  # servers beyond which one pass over every row of the dump is as cheap as searching
 
 
 def without_rows(text: str, servers: set) -> str:
