@@ -367,7 +367,7 @@ def run_phase(phase: str, d: Path, config: Path, args, emu: Emulator, changes: C
             log(f"{phase}: warm-up {r['kind']} on {r['backend']}: live after {r['live_ms']:.0f} ms")
             time.sleep(args.gap / 1000)
         spy = None
-        if args.profile and phase == "runtime":
+        if args.profile and phase == args.phases.split(",")[0]:
             spy_bin = shutil.which("py-spy") or sys.exit("--profile needs py-spy (pip install py-spy)")
             spy = subprocess.Popen([spy_bin, "record", "-p", str(watch.pid), "-o", args.profile, "-f", "raw",
                                     "-r", "500", "--nonblocking", "--threads"], stdout=subprocess.DEVNULL,
@@ -571,7 +571,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="runs of the runtime-path step timing (0: skip)")
     parser.add_argument("--phases", default="runtime,reload", help="which phases, in order")
     parser.add_argument("--profile", default="",
-                        help="py-spy record the runtime phase's lbctl watch into this file (raw stacks, 500 Hz)")
+                        help="py-spy record the first phase's lbctl watch into this file (raw stacks, 500 Hz)")
     parser.add_argument("--trace", action="store_true",
                         help="diagnostic: time-stamp lbctl's steps in the runtime phase's watch (see TRACE_LAUNCHER)")
     parser.add_argument("--idle", default="",

@@ -129,6 +129,22 @@ def sha256_file(path: str | os.PathLike[str]) -> str | None:
     return h.hexdigest()
 
 
+def stat_key(st: os.stat_result) -> tuple[int, int, int]:
+    """Inode, size and mtime (ns): what an atomic replace or an edit of a file changes."""
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def hard_link(source: str | os.PathLike[str], link: Path) -> bool:
+    """Link ``link`` to ``source`` durably; False if it cannot be (another filesystem)."""
+    try:
+        os.link(source, link)
+    except OSError:
+        return False
+    with contextlib.suppress(OSError):
+        fsync_dir(link.parent)
+    return True
+
+
 @dataclass(frozen=True)
 class Backup:
     """One saved copy of a live file."""
@@ -166,14 +182,21 @@ class BackupStore:
         self.directory = Path(directory)
         self.keep = keep
 
-    def save(self, live_path: str | os.PathLike[str]) -> Backup:
+    def save(self, live_path: str | os.PathLike[str], known: tuple[tuple, str] | None = None) -> Backup:
         """Copy ``live_path`` into the store (skipped if it equals the newest copy) and prune.
+
+        ``known``: (``stat_key`` of the file, its text) as the caller last read it.  While
+        the file is still that one, the backup is a hard link to it (no copy, no fsync of
+        megabytes): lbctl replaces the file by renaming a new one over it (``atomic_write``),
+        so the linked inode keeps this content.  Else, or across filesystems, a copy.
 
         :raises ApplyError: ``live_path`` cannot be read or the copy cannot be written.
         """
         original = Path(os.path.abspath(live_path))
         try:
-            data = original.read_bytes()
+            real = os.path.realpath(original)
+            same = known is not None and stat_key(os.stat(real)) == known[0]
+            data = known[1].encode() if same else original.read_bytes()
         except OSError as e:
             raise ApplyError(f"cannot back up {original}: {e.strerror}") from e
         digest = hashlib.sha256(data).hexdigest()
@@ -187,7 +210,8 @@ class BackupStore:
         except OSError as e:
             raise ApplyError(f"cannot create backup dir {self.directory}: {e.strerror}") from e
         path = self.directory / backup_id
-        atomic_write(path, data, mode=0o600)
+        if not (same and hard_link(real, path)):
+            atomic_write(path, data, mode=0o600)
         meta = {"id": backup_id, "original": str(original), "sha256": digest, "created": now.isoformat()}
         atomic_write(self._sidecar(backup_id), json.dumps(meta, indent=1) + "\n", mode=0o600)
         self._prune(original)

@@ -44,11 +44,14 @@ class FileTarget(Target):
         return Change(self.name, self.running_text(), candidate)
 
     def apply(self, change: Change) -> Checkpoint:
+        known = self._live if self._live is not None and self._live[1] == change.live else None
         try:
-            backup = self.backups.save(self.path) if self.path.exists() else None
-            files.atomic_write(self.path, change.candidate)
+            backup = self.backups.save(self.path, known) if self.path.exists() else None
+            written = files.atomic_write(self.path, change.candidate)
         except ApplyError as exc:
             raise ApplyError(f"{self.name}: {exc}") from None
+        with contextlib.suppress(OSError):  # the next plan compares with it: no need to read it back
+            self._live = (files.stat_key(os.stat(written)), change.candidate)
         return Checkpoint(self.name, backup.id if backup else None)
 
     def rollback(self, checkpoint: Checkpoint) -> None:
@@ -127,8 +130,7 @@ class FileTarget(Target):
         """The file in place; read again only when its inode, size or mtime changed
         (``lbctl watch`` compares a file of megabytes with the render every round)."""
         try:
-            st = os.stat(self.path)
-            key = (st.st_ino, st.st_size, st.st_mtime_ns)
+            key = files.stat_key(os.stat(self.path))
             if self._live is not None and self._live[0] == key:
                 return self._live[1]
             text = self.path.read_text()

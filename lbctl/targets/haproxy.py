@@ -26,7 +26,7 @@ class HAProxyTarget(FileTarget):
 
     refused: tuple | None = None  # the last change the Runtime API could not make
     layout: tuple | None = None  # (a candidate, its slot layout) for the next plan
-    served_kept: tuple | None = None  # (a candidate, what it serves) for the next guard check
+    served_kept: tuple = ()  # (text, what it serves) of the last live text and candidate, for the next guard check
     checked: str | None = None  # the last text that passed ``check``
     last: tuple | None = None  # (a model, its render) for the next plan (servers named after members)
 
@@ -72,10 +72,10 @@ class HAProxyTarget(FileTarget):
         """Without parsing the whole file on the Runtime API path: the live side is the
         last candidate's (kept while the file is that text), the candidate's is worked
         out from the changed lines."""
-        kept = self.served_kept
-        before = kept[1] if kept is not None and kept[0] == change.live else self.served(change.live)
+        known = [served for text, served in self.served_kept if text == change.live]  # a rollback: the live one
+        before = known[0] if known else self.served(change.live)
         after = haproxy_cfg.served_after(change.live, before, change.candidate)
-        self.served_kept = (change.candidate, after)
+        self.served_kept = ((change.live, before), (change.candidate, after))
         return before, after
 
     def runtime(self, change: Change) -> bool:
@@ -212,12 +212,16 @@ class HAProxyTarget(FileTarget):
             return  # no stats socket: the new workers start from the config alone
         if not text.startswith("1\n"):
             return
-        before, after = haproxy_cfg.servers(change.live or ""), haproxy_cfg.servers(change.candidate)
-        keep = [line for line in text.splitlines()[2:] if unchanged(line, before, after)
-                and tuple(line.split()[1:4:2]) not in drop]
-        header = text.splitlines()[:2]
+        stale = changed_servers(change.live, change.candidate, self.leftovers)
+        if stale is not None and len(stale | drop) <= SEARCH_MAX:
+            kept = without_rows(text, stale | drop)
+        else:  # more than server lines changed: compare every server
+            before, after = haproxy_cfg.servers(change.live or ""), haproxy_cfg.servers(change.candidate)
+            rows = text.split("\n")
+            kept = "\n".join(rows[:2] + [row for row in rows[2:] if row and unchanged(row, before, after)
+                                         and key(row) not in drop]) + "\n"
         try:
-            files.atomic_write(opts.state_file, "\n".join(header + keep) + "\n")
+            files.atomic_write(opts.state_file, kept)
         except LbctlError as exc:
             raise ReloadError(f"{self.name}: cannot save server states: {exc}") from None
 
@@ -308,6 +312,44 @@ def backend_of(text: str, name: str) -> str:
     """A one-pool render's backend (from its ``backend`` line on), "" if none."""
     start = text.find(f"\nbackend {name}\n")
     return text[start:] if start >= 0 else ""
+
+
+def changed_servers(live: str | None, candidate: str, leftovers: set) -> set | None:
+    """The servers whose ``show servers state`` row must not carry over a reload from
+    ``live`` to ``candidate``, from the changed stretch only (no whole-file parse):
+    those whose line changed, came or went, and ``leftovers`` (not in the file).
+    None when more than server lines changed (then ``unchanged`` decides row by row)."""
+    found = haproxy_cfg.server_delta(live, candidate, dynamic=True)
+    if found is None:
+        return None
+    return {(s.backend, s.name) for pair in found[0] for s in pair if s is not None} | leftovers
+
+
+SEARCH_MAX = 64  # servers beyond which one pass over every row of the dump is as cheap as searching
+
+
+def without_rows(text: str, servers: set) -> str:
+    """A ``show servers state`` dump without the rows of ``servers`` ((backend,
+    server) pairs), found by searching for their backend's name: a few servers
+    cost a few searches, not a split of 50,000 rows."""
+    spans, body = [], text.find("\n", text.find("\n") + 1) + 1  # after the version and the header line
+    for backend, server in servers:
+        pos = text.find(f" {backend} ", body)
+        while pos >= 0:
+            start, end = text.rfind("\n", 0, pos) + 1, text.find("\n", pos) + 1 or len(text)
+            if key(text[start:end]) == (backend, server):
+                spans.append((start, end))
+            pos = text.find(f" {backend} ", end)
+    pieces, pos = [], 0
+    for start, end in sorted(spans):
+        pieces.append(text[pos:start])
+        pos = end
+    return "".join(pieces + [text[pos:]])
+
+
+def key(row: str) -> tuple[str, ...]:
+    """A ``show servers state`` row's (backend name, server name)."""
+    return tuple(row.split(" ", 4)[1:4:2])
 
 
 def unchanged(row: str, before: dict, after: dict) -> bool:

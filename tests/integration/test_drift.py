@@ -195,3 +195,19 @@ def test_a_server_deleted_on_the_running_haproxy_is_put_back_by_a_reload(haproxy
     assert running_servers(stack) == file_servers(stack)  # the drained a's state was not carried over
     again = stack.run("plan")
     assert (again.exit_code, again.output) == (0, f"{stack.live}: no changes\n")
+
+
+@needs(requires_haproxy)
+def test_a_reload_carries_the_unchanged_servers_states_and_the_changed_ones_take_the_file(haproxy, backends):
+    stack = haproxy
+    stack.settings["targets"]["edge"]["runtime_api"] = False  # every change reloads
+    stack.write_config()
+    by_hand(stack, "set server app/a weight 7")  # a's line does not change: its runtime state stays
+    by_hand(stack, "set server app/b weight 9")  # b's line changes: the file must win
+    with Backend("c") as c:
+        stack.inventory([("a", backends["a"].port), ("b", c.port)])  # b moves: a kept row would keep its old port
+        result = stack.run("apply")
+        assert (result.exit_code, result.output) == (0, f"edge: applied {stack.live} and haproxy reloaded\n")
+        running, file = running_servers(stack), file_servers(stack)
+        assert running["app/a"] == file["app/a"][:2] + (7, "enabled")
+        assert running["app/b"] == file["app/b"] and file["app/b"][1] == c.port

@@ -186,6 +186,26 @@ def test_corrupt_backup_is_refused(tmp_path):
     assert live.read_text() == "good"
 
 
+def test_backup_of_a_file_as_last_read_is_a_link_that_keeps_it_after_a_replace(tmp_path):
+    live = tmp_path / "a.cfg"
+    live.write_text("served")
+    store = files.BackupStore(tmp_path / "backup")
+    backup = store.save(live, (files.stat_key(os.stat(live)), "served"))
+    assert os.stat(backup.path).st_ino == os.stat(live).st_ino  # no copy
+    files.atomic_write(live, "next")  # how lbctl replaces the file: a new inode
+    assert backup.read_bytes() == b"served" and live.read_text() == "next"
+
+
+def test_backup_of_a_file_changed_since_it_was_read_is_a_copy_of_what_is_there(tmp_path):
+    live = tmp_path / "a.cfg"
+    live.write_text("first")
+    known = (files.stat_key(os.stat(live)), "first")
+    live.write_text("edited by hand")
+    backup = files.BackupStore(tmp_path / "backup").save(live, known)
+    assert os.stat(backup.path).st_ino != os.stat(live).st_ino
+    assert backup.read_bytes() == b"edited by hand"
+
+
 def test_backup_of_missing_file_is_apply_error(tmp_path):
     with pytest.raises(ApplyError, match="cannot back up"):
         files.BackupStore(tmp_path / "backup").save(tmp_path / "nope.cfg")

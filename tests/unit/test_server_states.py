@@ -1,0 +1,76 @@
+"""Before a reload, lbctl dumps the running servers' states without those whose line
+changes (docs/upstream.md#haproxy-server-state).  It finds them from the changed
+stretch of the file only; that must be exactly the servers a whole-file comparison
+finds, whatever changed."""
+
+from __future__ import annotations
+
+import random
+
+from lbctl import haproxy_cfg, model, settings
+from lbctl.render import render
+from lbctl.targets.haproxy import changed_servers, key, without_rows
+
+OPTIONS = settings.options("haproxy")
+LISTENERS = (model.Listener("web", 8080, default_pool="p00"),)
+
+
+def whole(pools) -> str:
+    return render(model.Desired(LISTENERS, tuple(pools)), "haproxy", OPTIONS)
+
+
+def changed(pool: model.Pool, rng: random.Random) -> model.Pool:
+    members = list(pool.members)
+    pick = rng.random()
+    if pick < 0.3 and members:
+        members.pop(rng.randrange(len(members)))
+    elif pick < 0.6:
+        members.append(model.Member(f"n{rng.randint(0, 99)}", f"10.9.0.{rng.randint(1, 250)}", rng.choice([80, 81])))
+    elif members:
+        k = rng.randrange(len(members))
+        members[k] = model.replace(members[k], weight=rng.randint(1, 9), port=rng.choice([80, 81]),
+                                   state=rng.choice(["enabled", "drain", "maint", "backup"]))
+    unique = {m.name: m for m in members}
+    return model.replace(pool, members=tuple(sorted(unique.values(), key=lambda m: m.name)))
+
+
+def test_the_changed_stretch_finds_the_servers_a_whole_comparison_finds():
+    rng = random.Random(11)
+    pools = [model.Pool(f"p{i:02}", tuple(model.Member(f"m{j}", f"10.0.{i}.{j + 1}", 80) for j in range(3)))
+             for i in range(8)]
+    live, fast = whole(pools), 0
+    for _ in range(200):
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(pools))
+            pools[i] = changed(pools[i], rng)
+        if rng.random() < 0.1:  # a pool comes or goes: more than server lines change
+            pools = pools[:-1] if len(pools) > 4 else pools + [model.Pool(f"p{len(pools):02}")]
+        candidate = whole(pools)
+        before, after = haproxy_cfg.servers(live), haproxy_cfg.servers(candidate)
+        stale = changed_servers(live, candidate, set())
+        if stale is not None:
+            fast += 1
+            assert {k for k in before if k not in after or before[k] != after[k]} == stale & before.keys()
+        live = candidate
+    assert fast > 100
+
+
+def test_leftovers_never_carry_over():
+    text = whole([model.Pool("p00", (model.Member("a", "10.0.0.1", 80),))])
+    assert changed_servers(text, text, {("p00", "gone")}) == {("p00", "gone")}
+
+
+def test_a_state_row_is_known_by_its_backend_and_server_names():
+    row = "3 p00 1 a 10.0.0.1 2 0 1 1 70 1 0 2 0 0 0 0 - 80 - 0 0 - - 0"
+    assert key(row) == ("p00", "a")
+
+
+def test_rows_are_removed_by_search_exactly_as_row_by_row():
+    rng = random.Random(5)
+    rows = [f"{b} p{b:02} {s} {'m' if s % 2 else 'p'}{b:02}-{s} 10.0.{b}.{s} 2 0 1 1 7 1 0 2 0 0 0 0 - 80 - 0 0 - - 0"
+            for b in range(30) for s in range(4)]
+    text = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state\n" + "\n".join(rows) + "\n"
+    for _ in range(50):
+        picked = {key(row) for row in rng.sample(rows, rng.randint(0, 6))} | {("p03", "nobody"), ("p99", "x")}
+        expected = text.split("\n")[:2] + [row for row in rows if key(row) not in picked]
+        assert without_rows(text, picked) == "\n".join(expected) + "\n"
