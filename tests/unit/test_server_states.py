@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import random
 
-from lbctl import haproxy_cfg, model, settings
+from lbctl import config, haproxy_cfg, model
 from lbctl.render import render
 from lbctl.targets.haproxy import changed_servers, key, without_rows
 
-OPTIONS = settings.options("haproxy")
+OPTIONS = config.options("haproxy")
 LISTENERS = (model.Listener("web", 8080, default_pool="p00"),)
 
 
