@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 LOADER_NAMES = frozenset({"FILE_KINDS", "KINDS", "TARGET_KEYS", "Config", "Probe", "Target", "from_raw", "load",
                           "options", "target"})
+SUBMODULES = frozenset({"loader", "values", "secrets", "consul", "watch", "haproxy", "nginx", "bigip"})
 
 
 def __getattr__(name: str):
@@ -30,4 +31,8 @@ def __getattr__(name: str):
         from lbctl.config import loader
 
         return getattr(loader, name)
+    if name in SUBMODULES:  # ``config.nginx`` without importing it first, as before
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
