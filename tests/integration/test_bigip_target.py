@@ -336,8 +336,7 @@ def test_rollback_puts_the_previous_pools_back_in_one_transaction(emu, make):
     checkpoint = target.apply(change)
     assert emu.dump() != before
     commits = emu.device.txns.commits
-    target.rollback(checkpoint)
-    target.verify()
+    target.verify(target.rollback(checkpoint))
     assert emu.device.txns.commits == commits + 1
     assert settled(emu.dump()) == settled(before)
 
