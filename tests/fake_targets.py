@@ -4,7 +4,7 @@ the controller may rely on, and no more.
 
 A ``Memory`` target's configuration is one line per pool (``pool NAME member ...``);
 its "process" runs the text last reloaded.  ``fail`` names the steps that fail
-(check, apply, reload, verify, rollback, runtime, undo); ``calls`` records every step.
+(check, apply, reload, verify, rollback, runtime, undo), each once; ``calls`` records every step.
 Public attributes read from a target (by anyone) are collected in ``read``: the
 tests compare them with the names the contract declares.
 """
@@ -62,6 +62,7 @@ class Memory(Target):
     def step(self, name: str) -> None:
         self.calls.append(name)
         if name in self.fail:
+            self.fail.discard(name)
             raise FAILURES.get(name, ApplyError)(f"{self.name}: {name} failed")
 
     def running(self) -> bool:
