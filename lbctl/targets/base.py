@@ -2,9 +2,9 @@
 
 ``Target`` is what every kind provides; ``Restorable`` (a configuration text that
 can be put in place again) and ``RuntimeChanges`` (changes made to the running
-process without a reload) are optional capabilities: Targets a kind inherits
-from to declare them, which callers test with ``isinstance``.  Every method documents what it raises;
-none exits the process.
+process without a reload) are optional capabilities: a kind inherits them to
+declare them, and callers test them with ``isinstance``.  Every method documents
+what it raises; none exits the process.
 """
 
 from __future__ import annotations

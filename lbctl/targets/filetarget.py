@@ -115,7 +115,9 @@ class FileTarget(Restorable):
         process = self.process()
         ahead = self.ahead(process) if process is not None else None
         # A file ahead of the process: its reload repairs the servers too.
-        runtime = self.runtime_drift() if isinstance(self, RuntimeChanges) and process is not None and not ahead else []
+        runtime = []
+        if isinstance(self, RuntimeChanges) and process is not None and not ahead:
+            runtime = self.runtime_drift()
         return drift.report(self.kind, str(self.path), ahead, self.state.last(), files.sha256_file(self.path)) + runtime
 
     # -- what each kind provides ----------------------------------------------------
@@ -137,7 +139,8 @@ class FileTarget(Restorable):
 
     def running_text(self) -> str | None:
         """What the process runs: the file, or the text of runtime changes not written yet."""
-        return self.unwritten.candidate if self.unwritten is not None else self.live_text()
+        pending = self.unwritten if isinstance(self, RuntimeChanges) else None
+        return pending.candidate if pending is not None else self.live_text()
 
     def live_text(self) -> str | None:
         """The file in place; read again only when its inode, size or mtime changed
