@@ -588,7 +588,7 @@ def step_times(config_path: Path, runs: int) -> dict:
         step("5a server-state dump + filter (parse both configs)", lambda: target.save_server_states(change))
         step("5b master reload until the new worker shows (wall)",
              lambda: target.master.reload(timeout=target.settings.reload_timeout_ms / 1000))
-        step("6 verify (show proc + probes)", target.verify)
+        step("6 verify (show proc + probes)", lambda: target.verify(change))
         if hasattr(deploy, "changed"):
             step("7 audit diff of the change (difflib)", lambda: deploy.changed(change))
     target.path.with_name("bench-write.cfg").unlink(missing_ok=True)

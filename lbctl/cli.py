@@ -24,7 +24,7 @@ from lbctl.errors import ConfigError, LbctlError
 
 if TYPE_CHECKING:
     from lbctl import config, guard, inventory
-    from lbctl.targets.filetarget import FileTarget
+    from lbctl.targets.base import Target
 
 # Each command imports what it uses: ``lbctl render`` of 100,000 servers should not
 # pay for loading the targets' control code, deploy, Consul, BIG-IP, metrics or the
@@ -149,7 +149,7 @@ class Session:
 
         return lambda desired, **kw: render_config(desired, settings_.kind, settings_.options, self.template_dir, **kw)
 
-    def target(self, settings_: config.Target) -> FileTarget:
+    def target(self, settings_: config.Target) -> Target:
         if settings_.kind == "as3":
             raise ConfigError("-t as3 renders and validates a declaration; plan and apply need a bigip target in the config")
         target = target_type(settings_.kind)(settings_, self.renderer(settings_))
@@ -253,7 +253,7 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
     session = Session(config_path, inventory_path, target_name, template_dir)
     if output is None and session.config is None:
         raise ConfigError("plan needs -o FILE (the file in place) or a config naming the target's file")
-    from lbctl.targets.filetarget import FileTarget
+    from lbctl.targets.base import Restorable, RuntimeChanges
 
     desired = session.desired()
     changed = False
@@ -263,15 +263,16 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
         with target.state.lock() if output is None else contextlib.nullcontext():
             change = target.plan(desired)
         if change.noop:
-            click.echo(f"{target.path}: no changes")
+            click.echo(f"{target.location}: no changes")
         else:
             changed = True  # BIG-IP: the semantic diff (pools, members, monitors), one line each
             click.echo("".join(f"{line}\n" for line in change.summary) if target.kind == "bigip"
-                       else change.diff(str(target.path)), nl=False)
-        if output is None and isinstance(target, FileTarget):  # what runs vs the file in place
+                       else change.diff(target.location), nl=False)
+        if output is None and isinstance(target, Restorable):  # what runs vs the file in place
             for line in target.drift():
                 click.echo(f"{target.name}: drift: {line}")
-            changed = changed or target.runtime_drifted or bool(target.stale())  # apply would repair
+            drifted = isinstance(target, RuntimeChanges) and target.runtime_drifted
+            changed = changed or drifted or bool(target.stale())  # apply would repair
     if changed:
         sys.exit(EXIT_CHANGES)
 
@@ -349,15 +350,10 @@ def watch(config_path, inventory_path, target_name, template_dir, force, verbose
 def rollback(config_path, target_name, backup_id, force, allow) -> None:
     """Restore a backup through the same check, reload and verify path."""
     from lbctl import deploy
-    from lbctl.targets.filetarget import FileTarget
 
     session = Session(config_path, None, target_name, None, need_config=True)
-    target = session.target(session.single())
-    if not isinstance(target, FileTarget):
-        raise ConfigError(f"{target.name}: a {target.kind} target keeps no backups; apply the previous inventory instead")
-    backup = target.backups.get(backup_id) if backup_id else target.backups.latest(target.path)
-    if backup is None:
-        raise ConfigError(f"{target.name}: no backups in {target.backups.directory}")
+    target = deploy.restorable(session.target(session.single()))
+    backup = target.backup(backup_id)
     outcome = deploy.deploy(target, candidate=backup.read_bytes().decode(), action="rollback",
                             policy=guard_policy(session, force, allow))
     click.echo(f"{outcome.message} (restored backup {backup.id})" if outcome.result != "unchanged"
@@ -413,13 +409,9 @@ def approve(config_path, target_name) -> None:
 def reload(config_path, target_name) -> None:
     """Check the configuration file in place and make the running load balancer load it."""
     from lbctl import deploy
-    from lbctl.targets.filetarget import FileTarget
 
     session = Session(config_path, None, target_name, None, need_config=True)
-    target = session.target(session.single())
-    if not isinstance(target, FileTarget):
-        raise ConfigError(f"{target.name}: a {target.kind} target has no configuration file to reload")
-    click.echo(deploy.reload_in_place(target).message)
+    click.echo(deploy.reload_in_place(session.target(session.single())).message)
 
 
 def main(argv: list[str] | None = None) -> None:

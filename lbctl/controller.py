@@ -32,7 +32,7 @@ from lbctl.discovery.election import Election
 from lbctl.discovery.watcher import ConsulWatcher
 from lbctl.errors import ConfigError, LbctlError
 from lbctl.metrics import Metrics
-from lbctl.targets.base import Target
+from lbctl.targets.base import RuntimeChanges, Target
 
 log = logging.getLogger("lbctl.watch")
 TICK = 0.25  # how often the loop looks at signals while idle
@@ -210,7 +210,7 @@ class Controller:
 
     def write_due(self) -> float | None:
         """When (``time.monotonic``) the first target's file must be written; None if none waits."""
-        due = [t.unwritten_since + t.write_delay for t in self.setup.targets if t.unwritten is not None]
+        due = [t.unwritten_since + t.write_delay for t in unwritten(self.setup.targets)]
         return min(due) if due else None
 
     def idle_wait(self) -> float:
@@ -219,10 +219,10 @@ class Controller:
 
     def write(self, every: bool = False) -> None:
         """Write the files that are due (``every``: all of them, before a re-read or exit)."""
-        for target in self.setup.targets:
-            if target.unwritten is None or not every and target.unwritten_since + target.write_delay > time.monotonic():
+        for target in unwritten(self.setup.targets):
+            if not every and target.unwritten_since + target.write_delay > time.monotonic():
                 continue
-            fence = self.election.fence if self.election is not None and target.settings.shared else None
+            fence = self.election.fence if self.election is not None and target.shared else None
             try:
                 with target.state.lock():
                     deploy.flush(target, fence)
@@ -257,7 +257,7 @@ class Controller:
         changes = "; ".join(guard.member_changes(self.applied, desired))
         ok = True
         for target in self.setup.targets:
-            shared = self.election is not None and target.settings.shared
+            shared = self.election is not None and target.shared
             if shared and not self.election.leading:
                 continue  # a follower: the leader writes to shared targets
             target.state.leader = self.election.me if shared else None  # who wrote, for the audit log
@@ -325,6 +325,11 @@ class Controller:
         log.info("retrying in %.1fs", self.backoff)
 
 
+def unwritten(targets: list[Target]) -> list[RuntimeChanges]:
+    """The targets whose runtime changes wait for their file write (``deploy.flush``)."""
+    return [t for t in targets if isinstance(t, RuntimeChanges) and t.unwritten is not None]
+
+
 def startup_lines(setup: Setup, force: bool) -> list[str]:
     """What ``lbctl watch`` says it watches and writes to, one line each, when it starts."""
     lines = []
@@ -338,10 +343,7 @@ def startup_lines(setup: Setup, force: bool) -> list[str]:
         lines.append(f"source: inventory {setup.inventory} ({len(setup.parts.listeners)} listeners, "
                      f"{len(setup.parts.pools)} pools)")
     for t in setup.targets:
-        s = t.settings
-        where = {"haproxy": lambda: f", master CLI {s.master_socket}, stats socket {s.options.stats_socket}",
-                 "nginx": lambda: f", pid file {s.options.pid_file}"}.get(t.kind, lambda: "")()
-        lines.append(f"target {t.name}: {t.kind} {t.path}{where}{', shared (leader only)' if s.shared else ''}")
+        lines.append(f"target {t.name}: {t.kind} {t.location}{t.endpoints()}{', shared (leader only)' if t.shared else ''}")
     g = setup.guard
     lines.append("guard: off (--force)" if force else
                  f"guard: max_removal {g.max_removal:.0%}, min_members {g.min_members}; "

@@ -21,9 +21,7 @@ from typing import Callable
 
 from lbctl import guard, model, textdiff
 from lbctl.errors import ConfigError, LbctlError, ReloadError, RollbackError
-from lbctl.targets.base import Change, Checkpoint
-from lbctl.targets.base import Target
-from lbctl.targets import start
+from lbctl.targets.base import Change, Checkpoint, Restorable, RuntimeChanges, Target
 
 Record = Callable[[str, str, "str | None"], None]
 
@@ -52,10 +50,11 @@ def deploy(target: Target, desired: model.Desired | None = None, candidate: str 
 
     :raises LbctlError: the change was refused or failed; the message says whether
         the previous configuration is live again.  ``RollbackError`` if it is not.
+        ``ConfigError`` for a ``candidate`` text to a target that is not ``Restorable``.
     """
     fence = fence or (lambda: None)
     with target.state.lock():
-        change = target.plan(desired) if candidate is None else target.plan_text(candidate)
+        change = target.plan(desired) if candidate is None else restorable(target).plan_text(candidate)
         guarded(target, change, policy, action)
         if change.noop:
             if not defer:
@@ -63,13 +62,14 @@ def deploy(target: Target, desired: model.Desired | None = None, candidate: str 
             why = target.stale()  # the process runs an older file: an interrupted apply, drift
             if why:
                 return finish_interrupted(target, change, why)
-            how = None if defer else target.repair_runtime()  # servers changed on the running process
+            # servers changed on the running process
+            how = target.repair_runtime() if isinstance(target, RuntimeChanges) and not defer else None
             if how:
-                target.verify()
+                target.verify(change)
                 message = f"{target.name}: {how}"
                 target.state.record("applied", message, None, digest(change.candidate))
                 return Outcome(target.name, "applied", message, change)
-            return Outcome(target.name, "unchanged", f"{target.name}: {target.path} is up to date", change)
+            return Outcome(target.name, "unchanged", f"{target.name}: {target.location} is up to date", change)
         started = time.monotonic()
 
         def record(result: str, message: str, now: str | None) -> None:
@@ -84,19 +84,19 @@ def deploy(target: Target, desired: model.Desired | None = None, candidate: str 
         fault("checked")
         running = target.running()  # raises if it runs but cannot be reached: nothing changed yet
         fence()
-        if running and target.runtime(change):  # HAProxy: members changed through the Runtime API
+        if running and isinstance(target, RuntimeChanges) and target.runtime(change):  # HAProxy: members
             fault("runtime")
             return runtime_applied(target, change, record, fence, defer)
         flush(target, fence)  # a reload loads the file: it must hold every runtime change first
         return swap_and_reload(target, change, record, fence, running)
 
 
-def runtime_applied(target: Target, change: Change, record: Record, fence: Callable[[], None],
+def runtime_applied(target: RuntimeChanges, change: Change, record: Record, fence: Callable[[], None],
                     defer: bool) -> Outcome:
     """``change`` is live through the Runtime API: confirm it serves, then write its
     file now, or (``defer``) leave that to ``flush`` and keep the apply lock until then."""
     try:
-        target.verify()
+        target.verify(change)
     except LbctlError as exc:
         undo(target, change, exc, record)
     base = target.unwritten.live if target.unwritten is not None else change.live
@@ -106,7 +106,7 @@ def runtime_applied(target: Target, change: Change, record: Record, fence: Calla
         target.state.hold = True  # one-shot commands wait for the file (TargetState.lock)
     else:
         flush(target, fence, record)
-    message = f"{target.name}: applied {target.path} through the runtime API, without a reload"
+    message = f"{target.name}: applied {target.location} through the runtime API, without a reload"
     record("applied", message, digest(change.candidate))
     return Outcome(target.name, "applied", message, change)
 
@@ -114,13 +114,14 @@ def runtime_applied(target: Target, change: Change, record: Record, fence: Calla
 def flush(target: Target, fence: Callable[[], None] | None = None, record: Record | None = None) -> None:
     """Write the file that runtime changes made without it (``deploy(defer=True)``)
     left behind, and release the apply lock kept for it.  Call with the lock held
-    (``target.state.lock()`` is re-entrant for this process).
+    (``target.state.lock()`` is re-entrant for this process).  Nothing for a target
+    without ``RuntimeChanges``.
 
     :raises LbctlError: it could not be written: the runtime changes were undone
         and the file in place is what runs again (the message says so).
         ``RollbackError`` if the undo failed.
     """
-    pending = target.unwritten
+    pending = target.unwritten if isinstance(target, RuntimeChanges) else None
     if pending is None:
         return
     target.unwritten = target.unwritten_since = None
@@ -155,23 +156,23 @@ def swap_and_reload(target: Target, change: Change, record: Record, fence: Calla
     fault("swapped")
     if not running:
         target.state.clear_pending()
-        message = (f"{target.name}: wrote {target.path}; {target.kind} is not running, "
-                   f"so it takes effect when it starts{start.hint(target.settings)}")
+        message = (f"{target.name}: wrote {target.location}; {target.kind} is not running, "
+                   f"so it takes effect when it starts{target.start_hint()}")
         record("written", message, digest(change.candidate))
         return Outcome(target.name, "written", message, change)
     try:
         target.reload(change)
         fault("reloaded")
-        target.verify()
+        target.verify(change)
     except LbctlError as exc:
         restore(target, checkpoint, change, exc, record)
     target.state.clear_pending()
-    message = f"{target.name}: applied {target.path} and {target.kind} {target.reloaded}"
+    message = f"{target.name}: applied {target.location} and {target.kind} {target.reloaded}"
     record("applied", message, digest(change.candidate))
     return Outcome(target.name, "applied", message, change)
 
 
-def undo(target: Target, change: Change, failure: LbctlError, record: Record) -> None:
+def undo(target: RuntimeChanges, change: Change, failure: LbctlError, record: Record) -> None:
     """Put back the running state of ``change.live`` after ``failure``, which came
     after ``change`` went live through the Runtime API, and raise.
 
@@ -213,9 +214,9 @@ def finish_interrupted(target: Target, change: Change, why: str) -> Outcome:
     :raises ReloadError, VerifyError: the process still runs the previous config.
     """
     target.resume(change)
-    target.verify()
+    target.verify(change)
     target.state.clear_pending()
-    message = f"{target.name}: reloaded {target.path}, which {why}"
+    message = f"{target.name}: reloaded {target.location}, which {why}"
     target.state.record("applied", message, None, digest(change.candidate))
     return Outcome(target.name, "applied", message, change)
 
@@ -224,18 +225,21 @@ def reload_in_place(target: Target) -> Outcome:
     """``lbctl reload``: check the configuration in place and make the running
     process load it (confirmed and verified like an apply).
 
-    :raises ConfigError: there is no file.  :raises ValidationError: it does not pass the check.
+    :raises ConfigError: the target is not ``Restorable`` (it has no configuration
+        text), or there is no file.  :raises ValidationError: it does not pass the check.
     :raises ReloadError, VerifyError: the process still runs what it ran.
     """
+    if not isinstance(target, Restorable):
+        raise ConfigError(f"{target.name}: a {target.kind} target has no configuration file to reload")
     with target.state.lock():
         live = target.plan_text("").live
         if live is None:
-            raise ConfigError(f"{target.name}: {target.path} does not exist; lbctl apply writes it")
+            raise ConfigError(f"{target.name}: {target.location} does not exist; lbctl apply writes it")
         change = Change(target.name, live, live)
         target.check(change)
         if not target.running():
             raise ReloadError(f"{target.name}: {target.kind} is not running, so there is nothing to reload; "
-                              f"start it{start.hint(target.settings)}")
+                              f"start it{target.start_hint()}")
         return finish_interrupted(target, change, target.stale() or f"the running {target.kind} had loaded already")
 
 
@@ -245,12 +249,11 @@ def restore(target: Target, checkpoint: Checkpoint, change: Change, failure: Lbc
     :raises LbctlError: ``failure``'s kind, saying the previous config is live again.
     :raises RollbackError: the previous config could not be restored.
     """
-    back = Change(change.target, change.candidate, change.live or "")
     try:
-        target.rollback(checkpoint)
+        back = target.rollback(checkpoint)
         if change.live is not None:
             target.reload(back)
-            target.verify()
+            target.verify(back)
     except LbctlError as second:
         message = f"{failure}; restoring the previous configuration also failed: {second}"
         record("rollback-failed", message, digest(change.candidate))
@@ -259,6 +262,16 @@ def restore(target: Target, checkpoint: Checkpoint, change: Change, failure: Lbc
     message = f"{failure}; restored the previous configuration, which is live again"
     record("rolled-back", message, digest(change.live))
     raise type(failure)(message) from None
+
+
+def restorable(target: Target) -> Restorable:
+    """``target`` as one that takes a configuration text (a backup).
+
+    :raises ConfigError: it does not.
+    """
+    if not isinstance(target, Restorable):
+        raise ConfigError(f"{target.name}: a {target.kind} target keeps no backups; apply the previous inventory instead")
+    return target
 
 
 def changed(change: Change, limit: int = 50) -> list[str]:

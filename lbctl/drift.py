@@ -17,7 +17,7 @@ master CLI's ``show proc``; nginx: master and worker PIDs).  Later:
 
 Separately, a file whose hash is not the one the last apply left was changed
 outside lbctl.  Runtime state that differs from the file (servers changed on
-the stats socket) is ``Target.runtime_drift``'s part of the report.
+the stats socket) is ``RuntimeChanges.runtime_drift``'s part of the report.
 """
 
 from __future__ import annotations

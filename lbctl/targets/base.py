@@ -1,6 +1,10 @@
 """The Target contract: the only thing ``deploy`` and the controller see of a load balancer.
 
-Every method documents what it raises; none exits the process.
+``Target`` is what every kind provides; ``Restorable`` (a configuration text that
+can be put in place again) and ``RuntimeChanges`` (changes made to the running
+process without a reload) are optional capabilities: a kind inherits them to
+declare them, and callers test them with ``isinstance``.  Every method documents
+what it raises; none exits the process.
 """
 
 from __future__ import annotations
@@ -8,24 +12,42 @@ from __future__ import annotations
 import abc
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from lbctl import guard, model
+from lbctl.targets import files
 from lbctl.targets.state import TargetState
 
 
+class Detail(Protocol):
+    """A kind's own account of a change behind its texts (BIG-IP: the operations of its plan)."""
+
+    @property
+    def noop(self) -> bool:
+        """Whether applying the change would do nothing."""
+
+
+D = TypeVar("D", bound=Detail)
+
+
 @dataclass(frozen=True)
-class Change:
-    """What one apply would do: the live text (None if there is no file) and the candidate."""
+class Change(Generic[D]):
+    """What one apply would do: the live text (None if there is no file) and the candidate.
+
+    ``detail`` is what the target's ``plan`` put there for its own ``check``,
+    ``apply`` and ``verify``; only the target reads it.  It is None in a change
+    made from texts alone (``plan_text``, and what ``deploy`` makes of texts).
+    """
 
     target: str
     live: str | None
     candidate: str
     summary: tuple[str, ...] = field(default=())  # human lines: pools and members changed
+    detail: D | None = None
 
     @property
     def noop(self) -> bool:
-        return self.live == self.candidate
+        return self.live == self.candidate if self.detail is None else self.detail.noop
 
     def diff(self, name: str) -> str:
         return "".join(difflib.unified_diff((self.live or "").splitlines(keepends=True),
@@ -35,11 +57,12 @@ class Change:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """What ``rollback`` needs: the backup id of the previous config (None: there was none)."""
+    """What ``rollback`` needs: the change ``apply`` made, and the backup id of the
+    previous config (None: there was none, or the target keeps no backups)."""
 
     target: str
     backup_id: str | None
-    data: Any = None
+    change: Change
 
 
 class Target(abc.ABC):
@@ -48,13 +71,20 @@ class Target(abc.ABC):
     kind: ClassVar[str]
     reloaded: ClassVar[str] = "reloaded"  # what ``reload`` did, for messages
     name: str
+    location: str  # what messages name: the config file, or the device and partition
+    shared: bool = False  # shared with other controllers: only the elected leader writes (lbctl watch)
     state: TargetState  # lock, last-apply record, pending-reload marker
     recheck_after: float | None = None  # set by ``plan`` when a later sync will have work (drains)
-    # Live through the Runtime API, not yet in the file: live = the file, candidate = what runs
-    # (see ``deploy.flush``), and since when (monotonic) the file is behind.
-    unwritten: Change | None = None
-    unwritten_since: float | None = None
-    write_delay: float = 0.0  # how long the file may stay behind the runtime state (lbctl watch)
+
+    def start_hint(self) -> str:
+        """How an operator starts the load balancer, for messages when it is not
+        running (``: <command> (docs/running.md)``), or "" if lbctl does not say.  Never raises."""
+        return ""
+
+    def endpoints(self) -> str:
+        """Where lbctl reaches the running load balancer, for ``lbctl watch``'s start
+        line (``, master CLI ...``), or "".  Never raises."""
+        return ""
 
     @abc.abstractmethod
     def running(self) -> bool:
@@ -66,10 +96,6 @@ class Target(abc.ABC):
 
         :raises ConfigError: the model cannot be expressed for this target.
         """
-
-    @abc.abstractmethod
-    def plan_text(self, candidate: str) -> Change:
-        """Like ``plan``, for a given candidate text (a backup being restored)."""
 
     @abc.abstractmethod
     def served(self, text: str | None) -> guard.Served:
@@ -101,23 +127,6 @@ class Target(abc.ABC):
         :raises ReloadError: it did not; the previous config still serves.
         """
 
-    def runtime(self, change: Change) -> bool:
-        """Make ``change`` live without a reload, if this target can (after the check,
-        before the swap).
-
-        True: it is live and confirmed.  False: nothing usable was done; go the
-        normal way (a reload also repairs anything half done).  Never raises.
-        """
-        return False
-
-    def undo_runtime(self, change: Change) -> None:
-        """Put back the running state of ``change.live`` after ``runtime(change)``
-        succeeded and a later step failed, and confirm it by reading it back.
-
-        :raises RollbackError: it could not be put back or confirmed.
-        """
-        raise NotImplementedError
-
     def resume(self, change: Change) -> None:
         """Reload a change that an interrupted run put in place without confirming it.
 
@@ -136,38 +145,25 @@ class Target(abc.ABC):
 
     def drift(self) -> list[str]:
         """Where what runs differs from the configuration in place, one line each (drift.py).
+        None known here.
 
         :raises LbctlError: the process runs but cannot be reached.
         """
-        return self.runtime_drift()
-
-    def runtime_drift(self) -> list[str]:
-        """Where the running state (servers changed through a runtime API) differs
-        from the configuration in place, one line each (``runtime_drifted`` says
-        whether there was any).  None known here."""
         return []
 
-    runtime_drifted = False
-
-    def repair_runtime(self) -> str | None:
-        """Make the running state the configuration's in place again; how it was
-        done ("put back ..."), or None if nothing differed.  Only in one-shot
-        commands: a watch's own runtime changes are its truth.
-
-        :raises ReloadError: the repair needed a reload, and it failed.
-        """
-        return None
-
     @abc.abstractmethod
-    def verify(self) -> None:
-        """The process runs the new config and answers its probes.
+    def verify(self, change: Change) -> None:
+        """The process runs ``change.candidate`` (put in place by ``apply``, a runtime
+        change or ``rollback``) and answers its probes.
 
         :raises VerifyError: it does not.
         """
 
     @abc.abstractmethod
-    def rollback(self, checkpoint: Checkpoint) -> None:
-        """Put back the config from ``checkpoint`` (``deploy`` then reloads and verifies).
+    def rollback(self, checkpoint: Checkpoint) -> Change:
+        """Put back the config from ``checkpoint``; the change that did it (from the
+        failed candidate back to the previous config), which ``deploy`` then reloads
+        and verifies.
 
         :raises RollbackError: it could not.
         """
@@ -175,3 +171,66 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def status(self) -> dict:
         """What ``lbctl status`` shows: live hash, last apply, backups, process."""
+
+
+class Restorable(Target):
+    """A target whose configuration is a text that can be put in place again (a
+    backup: ``lbctl rollback``; the file in place: ``lbctl reload``)."""
+
+    @abc.abstractmethod
+    def plan_text(self, candidate: str) -> Change:
+        """Like ``plan``, for a given candidate text (a backup being restored).
+
+        :raises ApplyError: the live config cannot be read.
+        """
+
+    @abc.abstractmethod
+    def backup(self, backup_id: str | None) -> files.Backup:
+        """The backup called ``backup_id``, or (None) the newest of the config in place.
+
+        :raises ConfigError: there is no such backup.
+        """
+
+
+class RuntimeChanges(Target):
+    """A target that makes changes to the running process without a reload (HAProxy's
+    Runtime API), whose file may be written later (``deploy.flush``)."""
+
+    # Live through the Runtime API, not yet in the file: live = the file, candidate = what runs
+    # (see ``deploy.flush``), and since when (monotonic) the file is behind.
+    unwritten: Change | None = None
+    unwritten_since: float | None = None
+    write_delay: float = 0.0  # how long the file may stay behind the runtime state (lbctl watch)
+    runtime_drifted = False  # whether the last ``runtime_drift`` found any
+
+    @abc.abstractmethod
+    def runtime(self, change: Change) -> bool:
+        """Make ``change`` live without a reload, if this target can (after the check,
+        before the swap).
+
+        True: it is live and confirmed.  False: nothing usable was done; go the
+        normal way (a reload also repairs anything half done).  Never raises.
+        """
+
+    @abc.abstractmethod
+    def undo_runtime(self, change: Change) -> None:
+        """Put back the running state of ``change.live`` after ``runtime(change)``
+        succeeded and a later step failed, and confirm it by reading it back.
+
+        :raises RollbackError: it could not be put back or confirmed.
+        """
+
+    @abc.abstractmethod
+    def runtime_drift(self) -> list[str]:
+        """Where the running state (servers changed through the runtime API) differs
+        from the configuration in place, one line each; sets ``runtime_drifted``.
+        Never raises (a socket that does not answer is a line)."""
+
+    @abc.abstractmethod
+    def repair_runtime(self) -> str | None:
+        """Make the running state the configuration's in place again; how it was
+        done ("put back ..."), or None if nothing differed.  Only in one-shot
+        commands: a watch's own runtime changes are its truth.
+
+        :raises ReloadError: the repair needed a reload, and it failed.
+        """

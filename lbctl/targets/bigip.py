@@ -14,8 +14,12 @@ as one AS3 tenant.  Either way ``deploy`` sees the usual contract:
   confirm nothing changed.
 - ``reload``: ``save sys config`` (``save_config``, imperative mode: AS3 saves by
   itself) and ``config-sync to-group`` (``sync_group``).
-- ``verify``: reads back and compares with what the plan expected.
+- ``verify``: reads back and compares with what the change's plan expects.
 - ``rollback``: the inverse, again as one transaction (or the previous declaration).
+
+The plan travels in the change (``Change.detail``, a ``Detail``): the target
+keeps nothing between ``apply`` and ``verify``.  A BIG-IP keeps no file backups,
+so it is not ``Restorable``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from lbctl import guard, redact
@@ -40,19 +44,35 @@ CONNECTIONS_POLL = 15.0    # while members drain, look at their connections this
 
 
 @dataclass(frozen=True)
-class BigIPChange(Change):
-    """A Change with the plan behind it (and, in AS3 mode, the declaration and the tenant before)."""
+class Detail:
+    """A BIG-IP change behind its texts (``Change.detail``): the plan, and in AS3 mode
+    the declaration and the tenant before.  ``undo``: a rollback's, whose plan goes
+    back to the state before the failed change; verify then reads everything back."""
 
-    plan: diff.Plan | None = None
+    plan: diff.Plan
     declaration: dict | None = None
     previous: dict | None = None
+    undo: bool = False
 
     @property
     def noop(self) -> bool:
-        return self.live == self.candidate if self.plan is None else not self.plan.ops
+        return not self.plan.ops
+
+    @property
+    def touched(self) -> set[str] | None:
+        """The pools verify reads back one by one (None: all of them)."""
+        touched = {op.pool or op.name for op in self.plan.ops if op.kind in ("pool", "member")}
+        return touched if len(touched) <= READ_BACK_ONE_BY_ONE and not self.undo else None
+
+    @property
+    def monitors(self) -> bool:
+        """Whether verify reads the monitors back (False: the change left them alone)."""
+        return self.undo or self.plan.before[1] != self.plan.after[1]
 
 
 class BigIPTarget(Target):
+    """A BIG-IP partition (or AS3 tenant): its ``Change.detail`` is a ``Detail``."""
+
     kind = "bigip"
     reloaded = "saved its configuration"
 
@@ -73,11 +93,9 @@ class BigIPTarget(Target):
         self.as3 = opts.mode == "as3"
         self.partition = as3.folder(opts.as3_tenant) if self.as3 else opts.partition
         where = f"AS3 tenant {opts.as3_tenant}" if self.as3 else f"partition {opts.partition}"
-        self.path = f"{access.url} {where}"
+        self.location = f"{access.url} {where}"
+        self.shared = settings.shared
         self.state = TargetState(settings.state_dir, settings.name, settings.lock_timeout_ms / 1000)
-        self.expected: tuple | None = None   # (pools, monitors) that verify() should find
-        self.verify_monitors = True          # False: the change left the monitors alone
-        self.touched: set[str] | None = None  # the pools to read back (None: all of them)
         self.poll = 1.0                      # seconds between AS3 task polls
         # After a plan with members still draining: sync again within this many seconds
         # (a drain ends by time or at zero connections, not by a change in the source).
@@ -91,7 +109,7 @@ class BigIPTarget(Target):
         return password
 
     # -- plan ----------------------------------------------------------------------------
-    def plan(self, desired: model.Desired) -> BigIPChange:
+    def plan(self, desired: model.Desired) -> Change[Detail]:
         wanted = bm.wanted(desired, self.partition, self.opts.owner)
         if self.as3:
             previous = self.device.as3_tenant(self.opts.as3_tenant)
@@ -104,10 +122,6 @@ class BigIPTarget(Target):
     def served(self, text: str | None) -> guard.Served:
         return bm.served(text)
 
-    def plan_text(self, candidate: str) -> Change:
-        raise ConfigError(f"{self.name}: a bigip target keeps no file backups to restore; "
-                          "apply the previous inventory instead")
-
     def diff(self, current: bm.DeviceState, wanted: bm.Wanted, drain_time: float | None = None) -> diff.Plan:
         policy = diff.Policy(self.opts.owner, self.clock(),
                              self.opts.drain_time_ms / 1000 if drain_time is None else drain_time)
@@ -118,39 +132,48 @@ class BigIPTarget(Target):
             current = self.device.complete(current, p.missing)
         raise ConfigError(f"{self.name}: the plan kept asking for more device data ({sorted(map(str, p.missing))})")
 
-    def change(self, p: diff.Plan, **extra: Any) -> BigIPChange:
+    def change(self, p: diff.Plan, **extra: Any) -> Change[Detail]:
         self.recheck_after = recheck_after(p, self.clock(), self.opts.drain_time_ms / 1000)
         summary = p.summary + tuple(f"= {line}" for line in p.waiting)
-        return BigIPChange(self.name, bm.state_text(*p.before), bm.state_text(*p.after), summary, plan=p, **extra)
+        return Change(self.name, bm.state_text(*p.before), bm.state_text(*p.after), summary, Detail(p, **extra))
 
     # -- check, apply ----------------------------------------------------------------------
-    def check(self, change: Change) -> None:
-        assert isinstance(change, BigIPChange) and change.plan is not None
+    def check(self, change: Change[Detail]) -> None:
+        """:raises ValidationError: rejected (F5's schema, or ``device_check``).
+        :raises ConfigError: ``change`` was not planned by this target."""
+        detail = self.detail(change)
         if self.as3:
             try:
-                as3.check(change.declaration)
+                as3.check(detail.declaration)
             except ValidationError as exc:
                 raise ValidationError(f"{self.name}: {exc}") from None
-        elif self.opts.device_check and change.plan.ops:
+        elif self.opts.device_check and detail.plan.ops:
             try:
-                self.device.commit(self.partition, change.plan.ops, validate_only=True)
+                self.device.commit(self.partition, detail.plan.ops, validate_only=True)
             except LbctlError as exc:
                 raise ValidationError(str(exc).replace("; nothing was changed", "")) from None
 
-    def apply(self, change: Change) -> Checkpoint:
-        assert isinstance(change, BigIPChange) and change.plan is not None
-        p = change.plan
+    def apply(self, change: Change[Detail]) -> Checkpoint:
+        """:raises ApplyError: (or the device error's kind) nothing was changed, as
+        read back.  :raises ConfigError: ``change`` was not planned by this target."""
+        detail = self.detail(change)
+        p = detail.plan
         try:
             if self.as3:
-                self.device.as3_declare(change.declaration, self.opts.as3_timeout_ms / 1000, self.poll)
+                self.device.as3_declare(detail.declaration, self.opts.as3_timeout_ms / 1000, self.poll)
             else:
                 self.device.commit(self.partition, p.ops)
         except LbctlError as exc:
             raise type(exc)(f"{exc}{self.read_back(p.before)}") from None
-        self.expected, self.verify_monitors = p.after, p.before[1] != p.after[1]
-        touched = {op.pool or op.name for op in p.ops if op.kind in ("pool", "member")}
-        self.touched = touched if len(touched) <= READ_BACK_ONE_BY_ONE else None
-        return Checkpoint(self.name, None, data=(p.before, change.previous))
+        return Checkpoint(self.name, None, change)
+
+    def detail(self, change: Change[Detail]) -> Detail:
+        """The plan behind ``change``.  :raises ConfigError: it has none (a change
+        made from texts alone: a BIG-IP is not ``Restorable``)."""
+        if change.detail is None:
+            raise ConfigError(f"{self.name}: a bigip target takes only the changes its own plan made "
+                              "(it keeps no configuration text to restore)")
+        return change.detail
 
     def read_back(self, before: tuple) -> str:
         """After a failed write: does the device still hold what it held before?"""
@@ -180,34 +203,46 @@ class BigIPTarget(Target):
         except LbctlError as exc:
             raise ReloadError(str(exc)) from None
 
-    def verify(self) -> None:
-        if self.expected is None:
-            return
-        pools, monitors = self.expected
+    def verify(self, change: Change[Detail]) -> None:
+        """Read back what ``change`` made and compare with its plan's ``after``.
+
+        :raises VerifyError: it differs, or cannot be read.
+        """
+        detail = change.detail
+        if detail is None or detail.noop and not detail.undo:
+            return  # nothing was written
+        expected = pools, monitors = detail.plan.after
+        touched = detail.touched
         owner = self.opts.owner
         try:
             if self.as3:
                 have = self.owned_state()
             else:
-                if self.touched is None:
+                if touched is None:
                     have_pools = self.owned_state(monitors=False)[0]
                 else:  # a small change: read back only the pools it touched
-                    found = self.device.read_pools(self.partition, sorted(self.touched))
-                    have_pools = {**{n: p for n, p in pools.items() if n not in self.touched},
+                    found = self.device.read_pools(self.partition, sorted(touched))
+                    have_pools = {**{n: p for n, p in pools.items() if n not in touched},
                                   **{n: p for n, p in found.items() if bm.owned(p.description, owner)}}
                 have_monitors = monitors
-                if self.verify_monitors:
+                if detail.monitors:
                     have_monitors = {n: m for n, m in self.device.read_monitors(self.partition).items()
                                      if bm.owned(m.description, owner)}
                 have = (have_pools, have_monitors)
         except LbctlError as exc:
             raise VerifyError(f"{self.name}: cannot read the change back: {exc}") from None
-        problem = difference(have, self.expected)
+        problem = difference(have, expected)
         if problem:
             raise VerifyError(f"{self.name}: read back after the change: {problem}")
 
-    def rollback(self, checkpoint: Checkpoint) -> None:
-        before, previous = checkpoint.data
+    def rollback(self, checkpoint: Checkpoint) -> Change[Detail]:
+        """Put the pools and monitors before ``checkpoint.change`` back.
+
+        :raises RollbackError: it could not.  :raises ConfigError: the change was not planned here.
+        """
+        failed = self.detail(checkpoint.change)
+        before, previous = failed.plan.before, failed.previous
+        ops: tuple = ()
         try:
             if self.as3:
                 tenant = self.opts.as3_tenant
@@ -220,9 +255,12 @@ class BigIPTarget(Target):
                 p = self.diff(self.device.read(self.partition), bm.Wanted(*before), drain_time=0)
                 if p.ops:
                     self.device.commit(self.partition, p.ops)
+                ops = p.ops
         except LbctlError as exc:
             raise RollbackError(f"{self.name}: could not put the previous pools back: {exc}") from None
-        self.expected, self.verify_monitors, self.touched = before, True, None
+        back = replace(failed.plan, ops=ops, summary=(), waiting=(), before=failed.plan.after, after=before)
+        return Change(self.name, checkpoint.change.candidate, checkpoint.change.live or "", (),
+                      Detail(back, previous=previous, undo=True))
 
     # -- status ------------------------------------------------------------------------------
     def running(self) -> bool:
@@ -241,7 +279,7 @@ class BigIPTarget(Target):
                                   f"{len(monitors)} monitors owned by {self.opts.owner}"}
         except LbctlError as exc:
             sha, process = None, {"running": False, "summary": f"not reachable: {exc}"}
-        return {"target": self.name, "kind": self.kind, "config": self.path, "sha256": sha,
+        return {"target": self.name, "kind": self.kind, "config": self.location, "sha256": sha,
                 "last_apply": self.state.last(), "backups": [], "process": process}
 
 

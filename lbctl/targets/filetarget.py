@@ -16,20 +16,22 @@ from typing import Callable
 from lbctl import config as cfg
 from lbctl import drift, model
 from lbctl.errors import ApplyError, ConfigError, LbctlError, RollbackError
-from lbctl.targets import files, probes, procfs
-from lbctl.targets.base import Change, Checkpoint, Target
+from lbctl.targets import files, probes, procfs, start
+from lbctl.targets.base import Change, Checkpoint, Restorable, RuntimeChanges
 from lbctl.targets.state import TargetState
 
 Renderer = Callable[..., str]  # (desired, **options such as cache=) -> text
 
 
-class FileTarget(Target):
+class FileTarget(Restorable):
     """A load balancer configured by one file that lbctl owns."""
 
     def __init__(self, settings: cfg.Target, render: Renderer) -> None:
         self.settings = settings
         self.name = settings.name
         self.path = settings.config
+        self.location = str(self.path)
+        self.shared = settings.shared
         self.render = render
         self.backups = files.BackupStore(settings.state_dir / "backups", settings.keep_backups)
         self.state = TargetState(settings.state_dir, settings.name, settings.lock_timeout_ms / 1000)
@@ -52,9 +54,9 @@ class FileTarget(Target):
             raise ApplyError(f"{self.name}: {exc}") from None
         with contextlib.suppress(OSError):  # the next plan compares with it: no need to read it back
             self._live = (files.stat_key(os.stat(written)), change.candidate)
-        return Checkpoint(self.name, backup.id if backup else None)
+        return Checkpoint(self.name, backup.id if backup else None, change)
 
-    def rollback(self, checkpoint: Checkpoint) -> None:
+    def rollback(self, checkpoint: Checkpoint) -> Change:
         try:
             if checkpoint.backup_id is None:
                 self.path.unlink(missing_ok=True)
@@ -62,6 +64,17 @@ class FileTarget(Target):
                 self.backups.restore(checkpoint.backup_id, self.path)
         except (OSError, ApplyError, ConfigError) as exc:
             raise RollbackError(f"{self.name}: could not restore {self.path}: {exc}") from None
+        failed = checkpoint.change
+        return Change(self.name, failed.candidate, failed.live or "")
+
+    def backup(self, backup_id: str | None) -> files.Backup:
+        backup = self.backups.get(backup_id) if backup_id else self.backups.latest(self.path)
+        if backup is None:
+            raise ConfigError(f"{self.name}: no backups in {self.backups.directory}")
+        return backup
+
+    def start_hint(self) -> str:
+        return start.hint(self.settings)
 
     def resume(self, change: Change) -> None:
         """An interrupted apply's process runs the newest backup; otherwise lbctl does
@@ -69,7 +82,7 @@ class FileTarget(Target):
         previous = self.backups.latest(self.path) if self.state.pending() else None
         self.reload(Change(self.name, previous.read_bytes().decode() if previous else None, change.candidate))
 
-    def verify(self) -> None:
+    def verify(self, change: Change) -> None:
         self.verify_process()
         probes.wait_healthy(self.settings.probes)
         self.note_loaded()
@@ -102,7 +115,9 @@ class FileTarget(Target):
         process = self.process()
         ahead = self.ahead(process) if process is not None else None
         # A file ahead of the process: its reload repairs the servers too.
-        runtime = self.runtime_drift() if process is not None and not ahead else []
+        runtime = []
+        if isinstance(self, RuntimeChanges) and process is not None and not ahead:
+            runtime = self.runtime_drift()
         return drift.report(self.kind, str(self.path), ahead, self.state.last(), files.sha256_file(self.path)) + runtime
 
     # -- what each kind provides ----------------------------------------------------
@@ -124,7 +139,8 @@ class FileTarget(Target):
 
     def running_text(self) -> str | None:
         """What the process runs: the file, or the text of runtime changes not written yet."""
-        return self.unwritten.candidate if self.unwritten is not None else self.live_text()
+        pending = self.unwritten if isinstance(self, RuntimeChanges) else None
+        return pending.candidate if pending is not None else self.live_text()
 
     def live_text(self) -> str | None:
         """The file in place; read again only when its inode, size or mtime changed

@@ -14,14 +14,14 @@ from dataclasses import replace
 from lbctl import drift, guard, haproxy_cfg, model, server_drift, slots
 from lbctl.errors import CommandError, LbctlError, ReloadError, RollbackError, VerifyError
 from lbctl.targets import check, files, procfs
-from lbctl.targets.base import Change
+from lbctl.targets.base import Change, RuntimeChanges
 from lbctl.targets.filetarget import FileTarget
 from lbctl.targets.haproxy_ctl import MasterCLI, ProcInfo, parse_servers_state, show_servers_state, socket_command
 
 log = logging.getLogger("lbctl.haproxy")
 
 
-class HAProxyTarget(FileTarget):
+class HAProxyTarget(FileTarget, RuntimeChanges):
     kind = "haproxy"
 
     refused: tuple | None = None  # the last change the Runtime API could not make
@@ -47,6 +47,9 @@ class HAProxyTarget(FileTarget):
     @property
     def master(self) -> MasterCLI:
         return MasterCLI(self.settings.master_socket, self.settings.master_log)
+
+    def endpoints(self) -> str:
+        return f", master CLI {self.settings.master_socket}, stats socket {self.settings.options.stats_socket}"
 
     def plan(self, desired: model.Desired) -> Change:
         if not self.settings.slots:

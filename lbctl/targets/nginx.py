@@ -45,6 +45,9 @@ class NginxTarget(FileTarget):
             except OSError as exc:
                 raise ApplyError(f"{self.name}: cannot create temp_dir {temp_dir}: {exc.strerror}") from None
 
+    def endpoints(self) -> str:
+        return f", pid file {self.settings.options.pid_file}"
+
     def reload(self, change: Change) -> None:
         opts = self.settings.options
         nginx_ctl.reload(opts.pid_file, opts.error_log, timeout=self.settings.reload_timeout_ms / 1000)

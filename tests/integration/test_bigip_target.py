@@ -17,8 +17,9 @@ from click.testing import CliRunner
 
 from lbctl import config, deploy, guard, model
 from lbctl.cli import cli
-from lbctl.errors import ApplyError, ConfigError, Temporary, ValidationError
+from lbctl.errors import ApplyError, ConfigError, Temporary, ValidationError, VerifyError
 from lbctl.targets import as3
+from lbctl.targets.base import Change
 from lbctl.targets.bigip import BigIPTarget
 from lbctl_testkit.emulators.bigip import BigIPEmulator
 
@@ -336,10 +337,22 @@ def test_rollback_puts_the_previous_pools_back_in_one_transaction(emu, make):
     checkpoint = target.apply(change)
     assert emu.dump() != before
     commits = emu.device.txns.commits
-    target.rollback(checkpoint)
-    target.verify()
+    target.verify(target.rollback(checkpoint))
     assert emu.device.txns.commits == commits + 1
     assert settled(emu.dump()) == settled(before)
+
+
+def test_verify_reads_back_what_the_change_says_with_nothing_kept_from_apply(emu, make):
+    change = make().plan(SHOP)
+    make().apply(change)
+    make().verify(change)  # another target object: what to read back comes with the change
+    rest(emu, "DELETE", "/mgmt/tm/ltm/pool/~Common~web/members/~Common~10.0.0.2:80").raise_for_status()
+    with pytest.raises(VerifyError) as wrong:
+        make().verify(change)
+    assert str(wrong.value) == ("f5: read back after the change: pool web member 10.0.0.2:80: expected "
+                                "10.0.0.2:80 ratio=1 priority=0 limit=0 enabled 'web-2', found none")
+    with pytest.raises(ConfigError, match="^f5: a bigip target takes only the changes its own plan made"):
+        make().check(Change("f5", None, "pool web\n"))
 
 
 # -- AS3 ----------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The real ``haproxy -c`` and ``nginx -t`` on everything lbctl ships."""
 
+from __future__ import annotations
+
 import subprocess
 
 import pytest

@@ -15,22 +15,22 @@ from lbctl.errors import ApplyError, LockedError
 from lbctl.targets import files
 from lbctl.targets.base import Change
 from lbctl.targets.state import TargetState
+from tests.fake_targets import MemoryRuntime
 
 
-class Recorder:
+class Recorder(MemoryRuntime):
     """A target whose file writes and runtime undos are recorded (or fail on demand)."""
 
     def __init__(self, directory, name: str, since: float | None, fail: bool = False) -> None:
-        self.name, self.path, self.fail = name, directory / f"{name}.cfg", fail
-        self.state = TargetState(directory / name, name, 0.2)
-        self.settings = SimpleNamespace(shared=False)
+        super().__init__(directory, name)
+        self.failing = fail
         self.write_delay = 1.0
         self.unwritten = None if since is None else Change(name, "old\n", "new\n")
         self.unwritten_since = since
         self.written, self.undone, self.noted = [], [], 0
 
     def apply(self, change):
-        if self.fail:
+        if self.failing:
             raise ApplyError(f"{self.name}: cannot write")
         self.written.append(change.candidate)
 
