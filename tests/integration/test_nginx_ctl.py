@@ -64,6 +64,9 @@ def env(tmp_path):
         with running_nginx(conf, tmp_path) as n:
             e = Env(n, f"http://127.0.0.1:{port}/", port, old, new)
             wait_until(lambda: e.served_by() == "old", 5, "nginx to serve the first config", ignore=(OSError,))
+            # the master forks its two workers after writing the pid file: a test's "before"
+            # generation must hold both, or a late second worker looks like a reload
+            wait_until(lambda: len(n.generation().workers) == 2, 10, "nginx's two workers")
             yield e
 
 
