@@ -339,8 +339,7 @@ def startup_lines(setup: Setup, force: bool) -> list[str]:
                      f"{len(setup.parts.pools)} pools)")
     for t in setup.targets:
         s = t.settings
-        where = {"haproxy": lambda: f", master CLI {s.master_socket}, stats socket {s.options.stats_socket}",
-                 "nginx": lambda: f", pid file {s.options.pid_file}"}.get(t.kind, lambda: "")()
+        where = f", {t.reached_by()}" if t.reached_by() else ""
         lines.append(f"target {t.name}: {t.kind} {t.path}{where}{', shared (leader only)' if s.shared else ''}")
     g = setup.guard
     lines.append("guard: off (--force)" if force else

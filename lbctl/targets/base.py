@@ -56,6 +56,11 @@ class Target(abc.ABC):
     unwritten_since: float | None = None
     write_delay: float = 0.0  # how long the file may stay behind the runtime state (lbctl watch)
 
+    def reached_by(self) -> str:
+        """How lbctl reaches the running load balancer (its sockets, its pid file), for
+        ``lbctl watch``'s startup lines; empty if its location says it all."""
+        return ""
+
     @abc.abstractmethod
     def running(self) -> bool:
         """Whether the load balancer answers (if not, a written change waits for its start)."""

@@ -27,8 +27,8 @@ import requests
 
 from lbctl import redact
 from lbctl.errors import ApplyError, ConfigError, LbctlError, Temporary
-from lbctl.targets import bigip_model as bm
-from lbctl.targets.bigip_diff import Op, rest_call, segment
+from lbctl.targets.bigip import model as bm
+from lbctl.targets.bigip.diff import Op, rest_call, segment
 
 RETRY_STATUS = frozenset({500, 502, 503, 504})
 LOGIN = "/mgmt/shared/authn/login"
