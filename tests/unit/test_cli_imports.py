@@ -15,7 +15,7 @@ CONTROL = {"requests", "urllib3", "consul", "http.client", "ssl", "prometheus_cl
            "lbctl.deploy", "lbctl.controller", "lbctl.metrics", "lbctl.discovery", "lbctl.targets.filetarget",
            "lbctl.targets.haproxy.target", "lbctl.targets.haproxy.ctl", "lbctl.targets.haproxy.binary",
            "lbctl.targets.nginx.target", "lbctl.targets.nginx.ctl", "lbctl.targets.nginx.binary",
-           "lbctl.targets.bigip.target", "lbctl.targets.bigip.icontrol", "lbctl.targets.probes",
+           "lbctl.targets.bigip.target", "lbctl.targets.bigip.icontrol", "lbctl.targets.bigip.sdk", "lbctl.targets.probes",
            "lbctl.targets.state", "lbctl.audit"}
 
 
