@@ -75,11 +75,11 @@ class Session:
         self.selected = self._select(target_name)
 
     def _select(self, name: str | None) -> list[config.Target]:
+        from lbctl import config
+
         if name == "as3" and (self.config is None or name not in self.config.targets):
             raise ConfigError(AS3_MOVED)
         if self.config is None:
-            from lbctl import config
-
             if name not in kinds.KINDS:
                 raise ConfigError(f"-t must be one of {', '.join(kinds.KINDS)} without a config (got {name!r})")
             return [config.without_config(name)]
@@ -92,8 +92,6 @@ class Session:
             found = [t for t in self.config.targets.values() if t.kind == name]
             if len(found) > 1:
                 raise ConfigError(f"{self.config.path}: several {name} targets: name one with -t")
-            from lbctl import config
-
             return found or [config.without_config(name)]
         if name not in self.config.targets:
             raise ConfigError(f"{self.config.path}: no target named {name!r} (have: {', '.join(self.config.targets)})")
