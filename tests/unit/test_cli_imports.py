@@ -35,6 +35,9 @@ def test_render_loads_no_control_code(tmp_path):
         loaded = modules_after(tmp_path, "render", "-i", str(EXAMPLE), "-t", kind, "-o", str(tmp_path / "out"))
         assert "lbctl.render" in loaded and (tmp_path / "out").stat().st_size > 0  # it did render
         assert not loaded & CONTROL, sorted(loaded & CONTROL)
+        others = [m for m in loaded for other in ("haproxy", "nginx", "bigip")
+                  if other != kind and m.startswith(f"lbctl.targets.{other}")]
+        assert not others, others  # nor any other kind: lbctl.kinds loads only the one asked for
 
 
 def test_help_loads_no_template_engine_nor_parser(tmp_path):
