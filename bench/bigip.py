@@ -29,7 +29,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from lbctl import config, deploy, model  # noqa: E402
 from lbctl_testkit.emulators.bigip import BigIPEmulator  # noqa: E402
-from lbctl.targets.bigip import BigIPTarget  # noqa: E402
+from lbctl.targets.bigip.target import BigIPTarget  # noqa: E402
 
 
 def desired(pools: int, members: int, changed: bool = False) -> model.Desired:

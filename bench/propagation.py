@@ -311,7 +311,7 @@ main()
 
 def start_haproxy(directory: Path, config: Path) -> subprocess.Popen:
     from lbctl.errors import CommandError
-    from lbctl.targets.haproxy_ctl import MasterCLI
+    from lbctl.targets.haproxy.ctl import MasterCLI
 
     with open(directory / "haproxy.log", "ab") as out:
         proc = subprocess.Popen([haproxy_binary(), "-W", "-f", str(config),
@@ -575,7 +575,7 @@ def step_times(config_path: Path, runs: int) -> dict:
             break
         state["bytes"], state["lines"] = len(change.candidate), change.candidate.count("\n")
         try:
-            from lbctl import haproxy_cfg
+            from lbctl.targets.haproxy import cfg as haproxy_cfg
             step("2c runtime diff (parse both configs)",
                  lambda: haproxy_cfg.runtime_changes(change.live, change.candidate))
         except ImportError:

@@ -65,8 +65,8 @@ import yaml
 
 from lbctl import config as lbctl_config
 from lbctl.errors import CommandError
-from lbctl.targets import nginx_ctl
-from lbctl.targets.haproxy_ctl import MasterCLI
+from lbctl.targets.nginx import ctl as nginx_ctl
+from lbctl.targets.haproxy.ctl import MasterCLI
 
 HOST = "127.0.0.1"
 SHUTDOWN_TIMEOUT = "5s"  # hard-stop-after (haproxy) and worker_shutdown_timeout (nginx)

@@ -72,8 +72,10 @@ from propagation import (HOST, Emulator, _Ok, _Quiet, code_version, cpu_seconds,
 TRACE_LAUNCHER = """
 import sys, time
 out = open(sys.argv.pop(1), "a", buffering=1)
-from lbctl import controller, haproxy_cfg, slots
-from lbctl.targets import haproxy
+from lbctl import controller
+from lbctl.targets.haproxy import cfg as haproxy_cfg
+from lbctl.targets.haproxy import slots
+from lbctl.targets.haproxy import target as haproxy
 def wrap(owner, name, label):
     fn = getattr(owner, name)
     def wrapped(*a, **kw):
@@ -309,7 +311,7 @@ class Changes:
 def shows(stats: Path, backend: str, port: int, want: int | None) -> bool | None:
     """Whether HAProxy shows ``want`` for HOST:port in ``backend`` (None: no answer)."""
     from lbctl.errors import CommandError
-    from lbctl.targets.haproxy_ctl import show_servers_state
+    from lbctl.targets.haproxy.ctl import show_servers_state
 
     try:
         rows = [s for s in show_servers_state(stats, backend, timeout=1.0) if (s.addr, s.port) == (HOST, port)]
@@ -339,7 +341,7 @@ def one_change(emu: Emulator, stats: Path, record: Path, change: dict, poll: flo
 
 
 def reloads(d: Path) -> int:
-    from lbctl.targets.haproxy_ctl import MasterCLI
+    from lbctl.targets.haproxy.ctl import MasterCLI
     return MasterCLI(d / "master.sock").show_proc(timeout=5.0).reloads
 
 
@@ -437,11 +439,12 @@ def runtime_steps(config_path: Path, runs: int, backend: str) -> dict:
     weight is put back after each run (the same commands again), so HAProxy ends as it began."""
     import copy
 
-    from lbctl import guard, haproxy_cfg
+    from lbctl import guard
+    from lbctl.targets.haproxy import cfg as haproxy_cfg
     from lbctl.cli import Session
     from lbctl.discovery import consul as consul_client, consul_model, merge
     from lbctl.metrics import Metrics
-    from lbctl.targets.haproxy_ctl import parse_servers_state, socket_command
+    from lbctl.targets.haproxy.ctl import parse_servers_state, socket_command
 
     session = Session(config_path, None, "edge", None, need_config=True)
     setup = session.setup()
@@ -470,7 +473,7 @@ def runtime_steps(config_path: Path, runs: int, backend: str) -> dict:
         return out
 
     info = {}
-    from lbctl import slots
+    from lbctl.targets.haproxy import slots
     target.plan(merge.desired(setup.parts, setup.static, pools))  # the file in place: its layout, as in the watch
     layout = target.layout
     for _ in range(runs):

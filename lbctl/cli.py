@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from lbctl import __version__
-from lbctl.console import (AS3_KINDS_HELP, KINDS_HELP, ONE_SHOT_LOG, LbctlGroup, config_option, force_options,
-                           one_shot, remember_verbose, source_options, status_text, target_option, target_status,
-                           verbose_option, with_options)
+from lbctl import __version__, kinds
+from lbctl.console import (ALL_KINDS_HELP, FILE_KINDS_HELP, ONE_SHOT_LOG, LbctlGroup, config_option, force_options,
+                           format_option, one_shot, remember_verbose, source_options, status_text, target_option,
+                           target_status, verbose_option, with_options)
 from lbctl.errors import ConfigError, LbctlError
 
 if TYPE_CHECKING:
@@ -32,23 +32,15 @@ if TYPE_CHECKING:
 EXIT_CHANGES = 2
 
 
-def as3_alone():
-    """``-t as3`` without a bigip target: a declaration only."""
-    from lbctl import config
-    from lbctl.config.bigip import BigIPSettings
-
-    return config.Target("as3", "as3", None, BigIPSettings(), "", Path("."), slots=0)
+AS3_MOVED = "-t as3 is now --format as3 of a bigip target: lbctl render -t <bigip target, or bigip> --format as3"
 
 
-def target_type(kind: str):
-    if kind == "haproxy":
-        from lbctl.targets.haproxy import HAProxyTarget
-        return HAProxyTarget
-    if kind == "nginx":
-        from lbctl.targets.nginx import NginxTarget
-        return NginxTarget
-    from lbctl.targets.bigip import BigIPTarget
-    return BigIPTarget
+def text_format(t: config.Target, fmt: str | None) -> str:
+    """``--format``, or the first format of ``t``'s kind.  :raises ConfigError: not one of its kind's."""
+    formats = kinds.get(t.kind).formats
+    if fmt is not None and fmt not in formats:
+        raise ConfigError(f"{t.name}: a {t.kind} target renders --format {kinds.named(formats)} (got {fmt!r})")
+    return fmt or formats[0]
 
 
 def guard_policy(session: Session, force: bool = False, allow: tuple[str, ...] = ()) -> guard.Policy:
@@ -83,23 +75,24 @@ class Session:
         self.selected = self._select(target_name)
 
     def _select(self, name: str | None) -> list[config.Target]:
-        if self.config is None:
-            if name == "as3":
-                return [as3_alone()]
-            from lbctl import config
+        from lbctl import config
 
-            if name not in config.FILE_KINDS:
-                raise ConfigError(f"-t must be one of {', '.join(config.FILE_KINDS)}, as3 without a config (got {name!r})")
-            return [config.Target(name, name, Path(f"{name}.cfg"), config.options(name), name, Path("."), slots=0)]
+        if name == "as3" and (self.config is None or name not in self.config.targets):
+            raise ConfigError(AS3_MOVED)
+        if self.config is None:
+            if name not in kinds.KINDS:
+                raise ConfigError(f"-t must be one of {', '.join(kinds.KINDS)} without a config (got {name!r})")
+            return [config.without_config(name)]
         if name is None:
             if not self.config.targets:
                 raise ConfigError(f"{self.config.path}: no targets defined")
             return list(self.config.targets.values())
-        if name == "as3" and name not in self.config.targets:  # the bigip target's settings, if there is one
-            bigips = [replace(t, kind="as3") for t in self.config.targets.values() if t.kind == "bigip"]
-            if len(bigips) > 1:
-                raise ConfigError(f"{self.config.path}: several bigip targets: name one with -t")
-            return bigips or [as3_alone()]
+        if name in kinds.KINDS and not kinds.get(name).file and name not in self.config.targets:
+            # a device kind: the settings of the config's target of that kind, if there is one
+            found = [t for t in self.config.targets.values() if t.kind == name]
+            if len(found) > 1:
+                raise ConfigError(f"{self.config.path}: several {name} targets: name one with -t")
+            return found or [config.without_config(name)]
         if name not in self.config.targets:
             raise ConfigError(f"{self.config.path}: no target named {name!r} (have: {', '.join(self.config.targets)})")
         return [self.config.targets[name]]
@@ -150,9 +143,10 @@ class Session:
         return lambda desired, **kw: render_config(desired, settings_.kind, settings_.options, self.template_dir, **kw)
 
     def target(self, settings_: config.Target) -> Target:
-        if settings_.kind == "as3":
-            raise ConfigError("-t as3 renders and validates a declaration; plan and apply need a bigip target in the config")
-        target = target_type(settings_.kind)(settings_, self.renderer(settings_))
+        if self.config is None and not kinds.get(settings_.kind).file:
+            raise ConfigError(f"-t {settings_.kind}: without a config, only render and validate take a "
+                              f"{settings_.kind} (--format {kinds.named(kinds.get(settings_.kind).formats)})")
+        target = kinds.get(settings_.kind).target()(settings_, self.renderer(settings_))
         if self.config is not None and self.config.audit_log:
             from lbctl.audit import AuditLog
 
@@ -166,33 +160,32 @@ def cli() -> None:
     """Keep HAProxy, Nginx and F5 BIG-IP in step with an inventory or Consul."""
 
 
-def session_text(session: Session) -> str:
-    """What apply would write for the one selected target, or its AS3 declaration."""
+def session_text(session: Session, fmt: str | None) -> str:
+    """What apply would write for the one selected target, or the text of another of its formats."""
     t = session.single()
-    if t.kind in ("as3", "bigip"):  # the AS3 declaration of the model alone: no device is asked
-        from lbctl.targets import as3
-
-        return as3.render(session.desired(), t.options.as3_tenant, t.options.owner)
+    fmt = text_format(t, fmt)
+    if fmt != kinds.CONFIG_FORMAT:  # e.g. a bigip's AS3 declaration of the model alone: no device is asked
+        return kinds.get(t.kind).module(fmt).text(session.desired(), t.options)
     return session.target(t).plan(session.desired()).candidate
 
 
 @cli.command()
-@source_options(AS3_KINDS_HELP)
+@source_options(ALL_KINDS_HELP)
+@format_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the configuration to this file (atomically) instead of stdout.")
 @verbose_option
 @one_shot
-def render(config_path, inventory_path, target_name, template_dir, output) -> None:
+def render(config_path, inventory_path, target_name, template_dir, fmt, output) -> None:
     """Print the complete configuration for a target."""
-    from lbctl.render import KINDS, render as render_config
+    if config_path is None and target_name in kinds.FILE_KINDS and fmt in (None, kinds.CONFIG_FORMAT):
+        # a kind's packaged settings: no config, no target to load
+        from lbctl.render import render as render_config
 
-    if config_path is None and target_name in KINDS:  # a kind's packaged settings: no config, no target to load
-        from importlib import import_module
-
-        options = import_module(f"lbctl.config.{target_name}").options(None, "options")
+        options = kinds.get(target_name).settings().options(None, "options")
         text = render_config(inventory_desired(inventory_path), target_name, options, template_dir)
     else:
-        text = session_text(Session(config_path, inventory_path, target_name, template_dir))
+        text = session_text(Session(config_path, inventory_path, target_name, template_dir), fmt)
     if output is None:
         click.echo(text, nl=False)
         return
@@ -203,12 +196,15 @@ def render(config_path, inventory_path, target_name, template_dir, output) -> No
 
 
 @cli.command()
-@source_options(AS3_KINDS_HELP)
-@click.option("--binary", help="The haproxy or nginx binary to check with (default: from the config or PATH).")
+@source_options(ALL_KINDS_HELP)
+@format_option
+@click.option("--binary", help=f"The {FILE_KINDS_HELP} binary to check with (default: from the config or PATH).")
 @verbose_option
 @one_shot
-def validate(config_path, inventory_path, target_name, template_dir, binary) -> None:
-    """Render, then run the target's own check (haproxy -c, nginx -t) on the result."""
+def validate(config_path, inventory_path, target_name, template_dir, fmt, binary) -> None:
+    """Render, then run the target's own check (haproxy -c, nginx -t) on the result.
+
+    --format as3 checks a bigip target's AS3 declaration against the AS3 schema instead."""
     import tempfile
 
     from lbctl import guard
@@ -221,10 +217,9 @@ def validate(config_path, inventory_path, target_name, template_dir, binary) -> 
                           "lbctl apply refuses an empty model without --force")
     for t in session.selected:
         t = replace(t, binary=binary) if binary else t
-        if t.kind == "as3":
-            from lbctl.targets import as3
-
-            as3.check(as3.document(desired, t.options.as3_tenant, t.options.owner))
+        chosen = text_format(t, fmt)
+        if chosen != kinds.CONFIG_FORMAT and (fmt is not None or session.config is None):
+            kinds.get(t.kind).module(chosen).validate(desired, t.options)
         elif session.config is not None:
             target = session.target(t)
             change = target.plan(desired)
@@ -233,14 +228,14 @@ def validate(config_path, inventory_path, target_name, template_dir, binary) -> 
                 click.echo(f"lbctl: warning: {t.name}: apply would refuse this change: {problem}", err=True)
         else:
             with tempfile.TemporaryDirectory(prefix="lbctl-validate-") as tmp:
-                candidate = Path(tmp) / ("haproxy.cfg" if t.kind == "haproxy" else "nginx.conf")
+                candidate = Path(tmp) / kinds.get(t.kind).config_name
                 candidate.write_text(session.renderer(t)(desired))
-                checks.CHECKS[t.kind](candidate, t.binary)
+                checks.check(t.kind, candidate, t.binary)
         click.echo(f"{session.inventory_path}: the {t.name} configuration is valid")
 
 
 @cli.command()
-@source_options(KINDS_HELP)
+@source_options(FILE_KINDS_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="The configuration file to compare with (default: the target's config).")
 @verbose_option
@@ -265,9 +260,9 @@ def plan(config_path, inventory_path, target_name, template_dir, output) -> None
         if change.noop:
             click.echo(f"{target.location}: no changes")
         else:
-            changed = True  # BIG-IP: the semantic diff (pools, members, monitors), one line each
-            click.echo("".join(f"{line}\n" for line in change.summary) if target.kind == "bigip"
-                       else change.diff(target.location), nl=False)
+            changed = True  # a device (BIG-IP): the semantic diff (pools, members, monitors), one line each
+            click.echo(change.diff(target.location) if kinds.get(target.kind).file
+                       else "".join(f"{line}\n" for line in change.summary), nl=False)
         if output is None and isinstance(target, Restorable):  # what runs vs the file in place
             for line in target.drift():
                 click.echo(f"{target.name}: drift: {line}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from lbctl import redact
+from lbctl import kinds, redact
 from lbctl.errors import LbctlError
 
 
@@ -103,8 +103,12 @@ def target_option_for(kinds: str | None):
 
 
 target_option = target_option_for(None)
-KINDS_HELP = "haproxy or nginx"
-AS3_KINDS_HELP = "haproxy, nginx or as3 (the AS3 declaration; with a config, that of its bigip target)"
+FILE_KINDS_HELP = kinds.named(kinds.FILE_KINDS)
+ALL_KINDS_HELP = kinds.named(tuple(kinds.KINDS))
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(sorted({fmt for kind in kinds.KINDS.values() for fmt in kind.formats})),
+    help="What to print (default: the first of its kind's): " + "; ".join(
+        f"{name} {', '.join(kind.formats)}" for name, kind in kinds.KINDS.items()) + ".")
 templates_option = click.option(
     "--templates", "template_dir", type=click.Path(file_okay=False, exists=True),
     help="Directory of templates that override the packaged ones.")

@@ -4,8 +4,8 @@
 - ``values``: the value validators (durations, ports, addresses, names, paths, ...);
 - ``secrets``: the one reader of a secret from ``*_env`` or ``*_file``;
 - ``consul``: ``source.consul`` and ``election``; ``watch``: ``watch``, ``guard``, ``metrics``;
-- ``haproxy``, ``nginx``, ``bigip``: each target kind's own keys, from the target's
-  mapping to its settings (``parse``), standing alone.
+- each target kind's own keys are read by its settings parser,
+  ``lbctl/targets/<kind>/settings.py`` (``parse``), found through lbctl.kinds.
 
 PyYAML is imported only by ``load``, when a file is read.
 """
@@ -15,18 +15,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lbctl.config.loader import (FILE_KINDS, KINDS, TARGET_KEYS, Config, Probe, Target, from_raw,  # noqa: F401
-                                     load, options, target)
+    from lbctl.config.loader import (TARGET_KEYS, Config, Probe, Target, from_raw, load, options,  # noqa: F401
+                                     target, without_config)
 
-LOADER_NAMES = frozenset({"FILE_KINDS", "KINDS", "TARGET_KEYS", "Config", "Probe", "Target", "from_raw", "load",
-                          "options", "target"})
-SUBMODULES = frozenset({"loader", "values", "secrets", "consul", "watch", "haproxy", "nginx", "bigip"})
+LOADER_NAMES = frozenset({"TARGET_KEYS", "Config", "Probe", "Target", "from_raw", "load", "options", "target",
+                          "without_config"})
+SUBMODULES = frozenset({"loader", "values", "secrets", "consul", "watch"})
 
 
 def __getattr__(name: str):
-    """The loader's names, loaded on first use: a kind's settings module
-    (``lbctl.config.haproxy``) can be imported alone, without the loader and
-    every other kind (``lbctl render`` without a config)."""
+    """The loader's names, loaded on first use: ``lbctl.config.values`` (which each
+    kind's settings parser uses) can be imported alone, without the loader and
+    every kind (``lbctl render`` without a config)."""
     if name in LOADER_NAMES:
         from lbctl.config import loader
 

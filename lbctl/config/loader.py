@@ -3,7 +3,8 @@
 Documented in docs/configuration.md.  Found via ``--config`` or ``LBCTL_CONFIG``.
 Relative paths are relative to the config file's directory.  The top-level
 sections and the keys every target has are read here; each kind's own keys by
-its module (KINDS), the sources by consul.py, watch/guard/metrics by watch.py.
+its settings parser (``lbctl/targets/<kind>/settings.py``, found through the
+registry, lbctl.kinds), the sources by consul.py, watch/guard/metrics by watch.py.
 PyYAML is imported only when a file is read.
 """
 
@@ -14,20 +15,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lbctl import guard
-from lbctl.config import bigip, consul, haproxy, nginx, watch
+from lbctl import guard, kinds
+from lbctl.config import consul, watch
 from lbctl.config import values as val
 from lbctl.errors import ConfigError
 
-KINDS = {m.KIND: m for m in (haproxy, nginx, bigip)}  # each kind's settings parser
-FILE_KINDS = ("haproxy", "nginx")  # kinds whose config is a file lbctl writes and checks
 TOP_KEYS = ("source", "templates", "state_dir", "targets", "watch", "election", "audit_log", "metrics", "guard")
 SOURCE_KEYS = ("inventory", "consul")
 PROBE_KEYS = ("url", "expect_status", "host", "timeout")
 DEVICE_KEYS = ("kind", "lock_timeout", "shared")  # what every target has
 FILE_KEYS = ("kind", "config", "binary", "probes", "keep_backups", "lock_timeout", "check_timeout", "reload_timeout",
              "shared")  # what every file target has
-TARGET_KEYS = {"common": FILE_KEYS, **{k: m.KEYS for k, m in KINDS.items()}}
+TARGET_KEYS = {"common": FILE_KEYS, **{name: kind.settings().KEYS for name, kind in kinds.KINDS.items()}}
 
 
 @dataclass(frozen=True)
@@ -57,14 +56,17 @@ class Target:
     check_timeout_ms: int = 60_000
     reload_timeout_ms: int = 15_000
     shared: bool = False  # with an election, only the leader writes to it (a BIG-IP, say)
+    # The fields of a file kind's settings (lbctl/targets/<kind>/settings.py), copied by
+    # ``target``, which reads their defaults there; these only stand in, for a Target made
+    # without a config (``lbctl render -t haproxy``), which renders and checks but runs nothing.
     # haproxy
     master_socket: Path | None = None
-    master_log: Path | None = haproxy.HAProxySettings.master_log
-    runtime_api: bool = haproxy.HAProxySettings.runtime_api
-    slots: int = haproxy.HAProxySettings.slots
-    write_delay_ms: int = haproxy.HAProxySettings.write_delay_ms
+    master_log: Path | None = None
+    runtime_api: bool = False
+    slots: int = 0
+    write_delay_ms: int = 0
     # nginx: the main file when ``config`` is a file it includes
-    main_config: Path | None = nginx.NginxSettings.main_config
+    main_config: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,14 @@ DEFAULTS = Target("", "", Path(), None, "", DEFAULT_STATE_DIR)  # the common key
 
 
 def options(kind: str, raw: Any = None, path: str = "options") -> Any:
-    """The render options of a file target ``kind`` from a mapping of overrides (defaults: none)."""
-    return KINDS[kind].options(raw, path)
+    """The render options of a target ``kind`` from a mapping of overrides (defaults: none)."""
+    return kinds.get(kind).settings().options(raw, path)
+
+
+def without_config(kind: str) -> Target:
+    """A target of ``kind`` with every default, named after it, for the commands that render
+    and check without a config (``-t haproxy``): its file is ``<config_name>`` here."""
+    return Target(kind, kind, Path(kinds.get(kind).config_name or kind), options(kind), kind, Path("."))
 
 
 def load(path: str | Path) -> Config:
@@ -132,11 +140,11 @@ def from_raw(raw: Any, base: Path, path: Path | None = None) -> Config:
 
 def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Target:
     data = val.v.mapping(raw, path)
-    kind = val.choice(data.get("kind"), f"{path}.kind", tuple(KINDS))
-    module = KINDS[kind]
+    kind = val.choice(data.get("kind"), f"{path}.kind", tuple(kinds.KINDS))
+    module = kinds.get(kind).settings()
     common = dict(lock_timeout_ms=val.optional(data, "lock_timeout", path, val.duration, DEFAULTS.lock_timeout_ms),
                   shared=val.optional(data, "shared", path, val.boolean, module.SHARED))
-    if kind not in FILE_KINDS:  # an API, not a file: no file, binary or probes
+    if not kinds.get(kind).file:  # an API, not a file: no file, binary or probes
         val.section(data, path, DEVICE_KEYS + module.KEYS)
         return Target(name, kind, None, module.parse(data, path, base), "", state_dir / name, slots=0, **common)
     val.section(data, path, FILE_KEYS + module.KEYS, ("config",))

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from lbctl import config, deploy, guard, model
 from lbctl.cli import cli
 from lbctl.errors import ApplyError, ConfigError, Temporary, ValidationError, VerifyError
-from lbctl.targets import as3
 from lbctl.targets.base import Change
-from lbctl.targets.bigip import BigIPTarget
+from lbctl.targets.bigip import as3
+from lbctl.targets.bigip.target import BigIPTarget
 from lbctl_testkit.emulators.bigip import BigIPEmulator
 
 pytestmark = [pytest.mark.integration,

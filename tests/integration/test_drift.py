@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from lbctl import drift, haproxy_cfg, server_drift
+from lbctl import drift
+from lbctl.targets.haproxy import cfg as haproxy_cfg
+from lbctl.targets.haproxy import server_drift
 from lbctl.targets import procfs
-from lbctl.targets.haproxy_ctl import show_servers_state, socket_command
+from lbctl.targets.haproxy.ctl import show_servers_state, socket_command
 from tests.helpers import needs
 from lbctl_testkit.support import Backend, requires_haproxy, requires_nginx, wait_until
 from lbctl_testkit.support.stack import Stack

@@ -21,7 +21,7 @@ from lbctl import config
 from lbctl.cli import cli
 from lbctl_testkit.emulators.consul import ConsulEmulator
 from lbctl_testkit.emulators.consul.__main__ import demo as demo_catalog
-from lbctl.targets import nginx_ctl
+from lbctl.targets.nginx import ctl as nginx_ctl
 from tests.helpers import ROOT, needs
 from lbctl_testkit.support import requires_haproxy, requires_nginx
 from lbctl_testkit.support.backends import free_port
@@ -87,7 +87,7 @@ def test_each_example_loads_and_renders(path, short_dir):
 @pytest.mark.parametrize("name", ["haproxy", "nginx", "as3"])
 def test_each_example_passes_the_targets_own_check(name, short_dir):
     examples = copy_examples(short_dir)
-    result = run("validate", "-c", examples / name / "lbctl.yml", *(["-t", "as3"] if name == "as3" else []))
+    result = run("validate", "-c", examples / name / "lbctl.yml", *(["--format", "as3"] if name == "as3" else []))
     assert result.exit_code == 0, result.output
     assert result.output.endswith("configuration is valid\n")
     if name == "nginx":  # temp_dir: run/tmp, relative to lbctl.yml, created by lbctl for nginx -t

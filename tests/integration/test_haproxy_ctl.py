@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lbctl.errors import CommandError, ReloadError
-from lbctl.targets import haproxy_ctl as hc
+from lbctl.targets.haproxy import ctl as hc
 from lbctl.targets.files import atomic_write
 from lbctl.targets.process import run
 from lbctl_testkit.support import (Backend, HAProxyProcess, find_binary, free_port, http_get, requires_haproxy,

@@ -16,7 +16,7 @@ from functools import lru_cache
 import pytest
 from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st
 
-from lbctl import config, inventory
+from lbctl import config, inventory, kinds
 from lbctl.errors import ConfigError, ValidationError
 from lbctl.render import render
 from lbctl.targets import check
@@ -117,10 +117,10 @@ def shape(line: str) -> str:
 @lru_cache(maxsize=None)
 def real_check(kind: str, text: str) -> str | None:
     """None if the target accepts ``text``, else its error (cached: many examples render alike)."""
-    path = WORK / ("haproxy.cfg" if kind == "haproxy" else "nginx.conf")
+    path = WORK / kinds.get(kind).config_name
     path.write_text(text)
     try:
-        check.CHECKS[kind](path, find_binary(kind))
+        check.check(kind, path, find_binary(kind))
     except ValidationError as exc:
         return str(exc)
     return None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lbctl.errors import ReloadError
-from lbctl.targets import nginx_ctl
+from lbctl.targets.nginx import ctl as nginx_ctl
 from lbctl.targets.files import atomic_write
 from lbctl.targets.process import run
 from lbctl_testkit.support import (Backend, NginxProcess, find_binary, free_port, http_get, nginx_globals,

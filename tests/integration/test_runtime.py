@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from lbctl.errors import CommandError
-from lbctl.targets.haproxy_ctl import parse_servers_state, socket_command
+from lbctl.targets.haproxy.ctl import parse_servers_state, socket_command
 from lbctl_testkit.support import Backend, requires_haproxy, wait_until
 from lbctl_testkit.support.stack import Stack
 from lbctl_testkit.support.world import running_world

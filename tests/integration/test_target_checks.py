@@ -9,14 +9,16 @@ import pytest
 from lbctl import config, inventory
 from lbctl.errors import ValidationError
 from lbctl.render import render
-from lbctl.targets import check
+from lbctl.targets.haproxy import binary as haproxy
+from lbctl.targets.nginx import binary as nginx
+from lbctl.targets.nginx.settings import NginxOptions
 from tests.helpers import INVENTORIES, minimal_raw, needs
 from lbctl_testkit.support import find_binary, requires_haproxy, requires_nginx
 
 pytestmark = pytest.mark.integration
 
 
-def nginx_options(tmp_path) -> config.nginx.NginxOptions:
+def nginx_options(tmp_path) -> NginxOptions:
     return config.options("nginx", {"pid_file": str(tmp_path / "nginx.pid"), "error_log": str(tmp_path / "error.log"),
                                       "temp_dir": str(tmp_path)})
 
@@ -26,7 +28,7 @@ def nginx_options(tmp_path) -> config.nginx.NginxOptions:
 def test_haproxy_accepts_every_shipped_inventory(path, tmp_path):
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(render(inventory.load(path), "haproxy", config.options("haproxy")))
-    check.haproxy(cfg, find_binary("haproxy"))
+    haproxy.check(cfg, find_binary("haproxy"))
 
 
 @needs(requires_nginx)
@@ -34,7 +36,7 @@ def test_haproxy_accepts_every_shipped_inventory(path, tmp_path):
 def test_nginx_accepts_every_shipped_inventory(path, tmp_path):
     cfg = tmp_path / "nginx.conf"
     cfg.write_text(render(inventory.load(path), "nginx", nginx_options(tmp_path)))
-    check.nginx(cfg, find_binary("nginx"))
+    nginx.check(cfg, find_binary("nginx"))
 
 
 @needs(requires_haproxy)
@@ -47,11 +49,11 @@ def test_tls_listener_with_a_real_certificate(tmp_path):
     desired = inventory.from_raw(raw)
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(render(desired, "haproxy", config.options("haproxy")))
-    check.haproxy(cfg, find_binary("haproxy"))
+    haproxy.check(cfg, find_binary("haproxy"))
     if find_binary("nginx"):
         conf = tmp_path / "nginx.conf"
         conf.write_text(render(desired, "nginx", nginx_options(tmp_path)))
-        check.nginx(conf, find_binary("nginx"))
+        nginx.check(conf, find_binary("nginx"))
 
 
 @needs(requires_haproxy)
@@ -60,7 +62,7 @@ def test_haproxy_rejection_carries_its_own_words(tmp_path):
     cfg.write_text(render(inventory.from_raw(minimal_raw()), "haproxy", config.options("haproxy"))
                    + "    frobnicate yes\n")
     with pytest.raises(ValidationError) as err:
-        check.haproxy(cfg, find_binary("haproxy"))
+        haproxy.check(cfg, find_binary("haproxy"))
     message = str(err.value)
     assert message.startswith(f"haproxy rejected {cfg}: [ALERT] : config : parsing [{cfg}:")
     assert message.endswith(": unknown keyword 'frobnicate' in 'backend' section")
@@ -72,7 +74,7 @@ def test_nginx_rejection_carries_its_own_words(tmp_path):
     conf = tmp_path / "nginx.conf"
     conf.write_text(render(inventory.from_raw(minimal_raw()), "nginx", nginx_options(tmp_path)) + "frobnicate yes;\n")
     with pytest.raises(ValidationError) as err:
-        check.nginx(conf, find_binary("nginx"))
+        nginx.check(conf, find_binary("nginx"))
     message = str(err.value)
     assert message.startswith(f'nginx rejected {conf}: [emerg] unknown directive "frobnicate" in {conf}:')
 
@@ -84,4 +86,4 @@ def test_sub_second_checks_render_as_whole_seconds_for_nginx(tmp_path):
     conf = tmp_path / "nginx.conf"
     conf.write_text(render(inventory.from_raw(raw), "nginx", nginx_options(tmp_path)))
     assert "fail_timeout=1s" in conf.read_text()
-    check.nginx(conf, find_binary("nginx"))
+    nginx.check(conf, find_binary("nginx"))

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from lbctl import inventory, model
 from lbctl.cli import cli
 from lbctl.errors import ConfigError, ValidationError
-from lbctl.targets import as3, bigip_model as bm
+from lbctl.targets.bigip import as3
+from lbctl.targets.bigip import model as bm
 from tests.helpers import EXAMPLE
 
 
@@ -91,24 +92,28 @@ def run(*args):
 
 
 def test_render_as3_prints_the_declaration_and_validate_checks_it():
-    result = run("render", "-i", EXAMPLE, "-t", "as3")
+    result = run("render", "-i", EXAMPLE, "-t", "bigip", "--format", "as3")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == as3.document(example(), "lbctl", "lbctl")
-    checked = run("validate", "-i", EXAMPLE, "-t", "as3")
-    assert (checked.exit_code, checked.output) == (0, f"{EXAMPLE}: the as3 configuration is valid\n")
+    checked = run("validate", "-i", EXAMPLE, "-t", "bigip", "--format", "as3")
+    assert (checked.exit_code, checked.output) == (0, f"{EXAMPLE}: the bigip configuration is valid\n")
 
 
 def test_render_as3_takes_tenant_and_owner_from_the_bigip_target(tmp_path):
     (tmp_path / "lbctl.yml").write_text(
         f"source: {{inventory: {EXAMPLE}}}\nstate_dir: {tmp_path}/state\ntargets:\n"
         "  f5: {kind: bigip, host: 192.0.2.1, username: admin, password_env: NOPE, as3_tenant: Shop, owner: blue}\n")
-    for name in ("as3", "f5"):
-        result = run("render", "-c", tmp_path / "lbctl.yml", "-t", name)
+    for name in ("bigip", "f5"):  # the kind: the config's one target of that kind
+        result = run("render", "-c", tmp_path / "lbctl.yml", "-t", name, "--format", "as3")
         assert result.exit_code == 0, result.output
         assert json.loads(result.output) == as3.document(example(), "Shop", "blue")
+    checked = run("validate", "-c", tmp_path / "lbctl.yml", "--format", "as3")  # no device is asked
+    assert (checked.exit_code, checked.output) == (0, f"{EXAMPLE}: the f5 configuration is valid\n")
+    moved = run("render", "-c", tmp_path / "lbctl.yml", "-t", "as3")
+    assert moved.exit_code == 1 and "-t as3 is now --format as3 of a bigip target" in moved.output
 
 
-def test_plan_and_apply_need_a_bigip_target_not_as3():
-    result = run("plan", "-i", EXAMPLE, "-t", "as3", "-o", "x.json")
+def test_plan_and_apply_need_a_bigip_target_in_the_config():
+    result = run("plan", "-i", EXAMPLE, "-t", "bigip", "-o", "x.json")
     assert result.exit_code == 1
-    assert "plan and apply need a bigip target in the config" in result.output
+    assert "without a config, only render and validate take a bigip (--format as3)" in result.output

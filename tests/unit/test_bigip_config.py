@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lbctl import config
-from lbctl.config.bigip import BigIPSettings
+from lbctl.targets.bigip.settings import BigIPSettings
 from lbctl.errors import ConfigError
 
 
@@ -67,18 +67,18 @@ def test_bad_values_name_the_key(tmp_path, body, message):
 def test_without_f5_sdk_the_bigip_target_says_how_to_install_it(monkeypatch, tmp_path):
     import sys
 
-    from lbctl.targets import icontrol
-    from lbctl.targets.bigip import BigIPTarget
+    from lbctl.targets.bigip import sdk
+    from lbctl.targets.bigip.target import BigIPTarget
 
     monkeypatch.setitem(sys.modules, "f5.bigip", None)   # as if f5-sdk were not installed
-    icontrol._sdk.cache_clear()
+    sdk.load.cache_clear()
     try:
         target = BigIPTarget(load(tmp_path, MINIMAL).targets["f5"])
         with pytest.raises(ConfigError, match=r"^the bigip target needs f5-sdk, which is not installed .*"
                                               r"pip install 'lbctl\[bigip\]'$"):
             target.device.root
     finally:
-        icontrol._sdk.cache_clear()
+        sdk.load.cache_clear()
 
 
 def test_lbctl_imports_without_touching_f5_sdk():

@@ -8,9 +8,9 @@ import pytest
 
 from lbctl import model
 from lbctl.errors import ConfigError
-from lbctl.targets import bigip_diff as diff
-from lbctl.targets import bigip_model as bm
-from lbctl.targets.bigip_diff import rest_call
+from lbctl.targets.bigip import diff
+from lbctl.targets.bigip import model as bm
+from lbctl.targets.bigip.diff import rest_call
 
 P = "Common"
 MARK = "lbctl:owner=lbctl"

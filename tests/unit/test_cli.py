@@ -1,5 +1,6 @@
 """The command line, through click's CliRunner (and the console entry point)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -109,13 +110,32 @@ def test_usage_errors_are_documented_as_click_prints_them(args):
     assert f"$ lbctl {' '.join(args)}\n{proc.stderr}" in (ROOT / "docs" / "cli.md").read_text()
 
 
-def test_t_help_lists_as3_where_it_applies():
+def test_t_help_lists_the_kinds_and_format_where_it_applies():
     for command in ("render", "validate"):
-        assert "haproxy, nginx or as3" in " ".join(run(command, "--help").output.split())
+        text = " ".join(run(command, "--help").output.split())
+        assert "haproxy, nginx or bigip" in text and "--format [as3|config]" in text
     for command in ("plan", "apply", "watch", "rollback", "status"):
-        assert "as3" not in run(command, "--help").output
+        assert "as3" not in run(command, "--help").output and "bigip" not in run(command, "--help").output
     result = run("render", "-i", EXAMPLE, "-t", "varnish")
-    assert result.output == "lbctl: error: -t must be one of haproxy, nginx, as3 without a config (got 'varnish')\n"
+    assert result.output == "lbctl: error: -t must be one of haproxy, nginx, bigip without a config (got 'varnish')\n"
+
+
+def test_as3_is_a_format_of_bigip_not_a_kind():
+    """``-t as3`` (before 0.2) gets one line naming the new spelling; ``-t bigip`` renders the
+    declaration with the default settings, and a file kind has no such format."""
+    for command in ("render", "validate", "plan"):
+        result = run(command, "-i", EXAMPLE, "-t", "as3")
+        assert result.exit_code == 1 and result.output == (
+            "lbctl: error: -t as3 is now --format as3 of a bigip target: "
+            "lbctl render -t <bigip target, or bigip> --format as3\n")
+    as3 = run("render", "-i", EXAMPLE, "-t", "bigip", "--format", "as3")
+    assert as3.exit_code == 0 and json.loads(as3.output)["class"] == "ADC"
+    assert run("render", "-i", EXAMPLE, "-t", "bigip").output == as3.output
+    wrong = run("render", "-i", EXAMPLE, "-t", "haproxy", "--format", "as3")
+    assert wrong.exit_code == 1 and wrong.output == (
+        "lbctl: error: haproxy: a haproxy target renders --format config (got 'as3')\n")
+    plan = run("plan", "-i", EXAMPLE, "-t", "bigip", "-o", "x")
+    assert plan.exit_code == 1 and "without a config, only render and validate take a bigip" in plan.output
 
 
 def test_bash_completion_as_documented(tmp_path):

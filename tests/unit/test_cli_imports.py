@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # What only apply, watch, status and friends need: the device and process control code.
 CONTROL = {"requests", "urllib3", "consul", "http.client", "ssl", "prometheus_client", "subprocess",
            "lbctl.deploy", "lbctl.controller", "lbctl.metrics", "lbctl.discovery", "lbctl.targets.filetarget",
-           "lbctl.targets.haproxy", "lbctl.targets.nginx", "lbctl.targets.bigip", "lbctl.targets.probes",
+           "lbctl.targets.haproxy.target", "lbctl.targets.haproxy.ctl", "lbctl.targets.haproxy.binary",
+           "lbctl.targets.nginx.target", "lbctl.targets.nginx.ctl", "lbctl.targets.nginx.binary",
+           "lbctl.targets.bigip.target", "lbctl.targets.bigip.icontrol", "lbctl.targets.bigip.sdk", "lbctl.targets.probes",
            "lbctl.targets.state", "lbctl.audit"}
 
 
@@ -33,6 +35,9 @@ def test_render_loads_no_control_code(tmp_path):
         loaded = modules_after(tmp_path, "render", "-i", str(EXAMPLE), "-t", kind, "-o", str(tmp_path / "out"))
         assert "lbctl.render" in loaded and (tmp_path / "out").stat().st_size > 0  # it did render
         assert not loaded & CONTROL, sorted(loaded & CONTROL)
+        others = [m for m in loaded for other in ("haproxy", "nginx", "bigip")
+                  if other != kind and m.startswith(f"lbctl.targets.{other}")]
+        assert not others, others  # nor any other kind: lbctl.kinds loads only the one asked for
 
 
 def test_help_loads_no_template_engine_nor_parser(tmp_path):
@@ -43,4 +48,4 @@ def test_help_loads_no_template_engine_nor_parser(tmp_path):
 
 def test_render_without_a_config_loads_no_config_parser(tmp_path):
     loaded = modules_after(tmp_path, "render", "-i", str(EXAMPLE), "-t", "haproxy")
-    assert not loaded & {"lbctl.config.loader", "lbctl.config.bigip", "lbctl.guard"}, sorted(loaded)
+    assert not loaded & {"lbctl.config.loader", "lbctl.targets.bigip.settings", "lbctl.guard"}, sorted(loaded)

@@ -2,9 +2,11 @@
 
 import pytest
 
-from lbctl import config, guard, haproxy_cfg, inventory
+from lbctl import config, guard, inventory
+from lbctl.targets.haproxy import cfg as haproxy_cfg
 from lbctl.render import render
-from lbctl.targets import bigip_model, nginx
+from lbctl.targets.bigip import model as bigip_model
+from lbctl.targets.nginx import target as nginx
 
 STRICT = guard.Policy()
 
@@ -149,7 +151,7 @@ def test_refusals_are_a_metric_and_in_readyz():
 
 
 def test_haproxy_works_out_what_a_candidate_serves_from_the_changed_lines():
-    from lbctl import slots
+    from lbctl.targets.haproxy import slots
 
     opts = config.options("haproxy")
     first = desired({"web": ["a", "b", "c"], "api": ["x"]}, listeners=[("public", "web")])

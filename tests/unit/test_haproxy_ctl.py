@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lbctl.errors import CommandError, ReloadError
-from lbctl.targets import haproxy_ctl as hc
+from lbctl.targets.haproxy import ctl as hc
 
 HEADER = "#<PID>          <type>          <reloads>       <uptime>        <version>      \n"
 

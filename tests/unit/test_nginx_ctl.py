@@ -7,7 +7,7 @@ import os
 import pytest
 
 from lbctl.errors import ReloadError
-from lbctl.targets import nginx_ctl
+from lbctl.targets.nginx import ctl as nginx_ctl
 
 # Captured from nginx 1.22.1: a HUP whose new config listens on a port held by another socket.
 BIND_FAILURE = """\

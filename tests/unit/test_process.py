@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lbctl.errors import CommandError
-from lbctl.targets import nginx_ctl
+from lbctl.targets.nginx import ctl as nginx_ctl
 from lbctl.targets.process import run
 from lbctl_testkit.support.procs import wait_until
 

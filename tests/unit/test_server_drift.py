@@ -1,8 +1,9 @@
 """Runtime drift: ``show servers state`` against the server lines of the file (pure)."""
 
-from lbctl import haproxy_cfg, server_drift
-from lbctl.haproxy_cfg import ServerChange
-from lbctl.targets.haproxy_ctl import parse_servers_state
+from lbctl.targets.haproxy import cfg as haproxy_cfg
+from lbctl.targets.haproxy import server_drift
+from lbctl.targets.haproxy.cfg import ServerChange
+from lbctl.targets.haproxy.ctl import parse_servers_state
 
 HEADER = ("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
           "srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state "

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import random
 
-from lbctl import config, haproxy_cfg, model
+from lbctl import config, model
+from lbctl.targets.haproxy import cfg as haproxy_cfg
 from lbctl.render import render
-from lbctl.targets.haproxy import changed_servers, key, without_rows
+from lbctl.targets.haproxy.target import changed_servers, key, without_rows
 
 OPTIONS = config.options("haproxy")
 LISTENERS = (model.Listener("web", 8080, default_pool="p00"),)

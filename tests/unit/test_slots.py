@@ -1,6 +1,8 @@
 """Slot layout and the runtime-capable diff, on rendered text.  Pure."""
 
-from lbctl import config, haproxy_cfg, inventory, slots
+from lbctl import config, inventory
+from lbctl.targets.haproxy import cfg as haproxy_cfg
+from lbctl.targets.haproxy import slots
 from lbctl.render import render
 
 

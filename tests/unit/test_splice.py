@@ -8,7 +8,7 @@ import random
 
 from lbctl import config, model
 from lbctl.render import render
-from lbctl.targets.haproxy import splice
+from lbctl.targets.haproxy.target import splice
 
 
 def options():

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from lbctl.errors import CommandError
-from lbctl.targets import nginx_ctl
-from lbctl.targets.haproxy_ctl import MasterCLI
+from lbctl.targets.nginx import ctl as nginx_ctl
+from lbctl.targets.haproxy.ctl import MasterCLI
 
 SKIP_PREFIX = "INTEGRATION SKIPPED"
 _SBIN = "/usr/local/sbin:/usr/sbin:/sbin"

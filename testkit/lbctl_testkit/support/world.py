@@ -12,7 +12,7 @@ from typing import Iterator
 
 from lbctl_testkit.emulators.consul import ConsulEmulator
 from lbctl.errors import CommandError
-from lbctl.targets.haproxy_ctl import socket_command
+from lbctl.targets.haproxy.ctl import socket_command
 from lbctl_testkit.support.backends import Backend
 from lbctl_testkit.support.procs import wait_until
 from lbctl_testkit.support.stack import Stack

@@ -6,9 +6,8 @@ monitors, transactions, ``sys config save`` and config-sync.  AS3 goes through
 plain requests on the same authenticated session.  Everything above this module
 sees lbctl's own types (``bigip_model``), so the SDK can be replaced here alone.
 
-f5-sdk is optional (``pip install 'lbctl[bigip]'``) and imported on first use.
-It sets no timeouts and never retries: here every request has a timeout (a
-transport adapter on the session, and a login of our own), connection errors
+f5-sdk is optional (``pip install 'lbctl[bigip]'``) and imported on first use,
+with its timeouts (lbctl/targets/bigip/sdk.py).  It never retries: here connection errors
 and 5xx answers are retried with exponential backoff, and a 401 (an expired or
 revoked token) logs in again once.  Writes inside a transaction are never
 retried one by one: the whole transaction is (``commit``).
@@ -16,22 +15,19 @@ retried one by one: the whole transaction is (``commit``).
 
 from __future__ import annotations
 
-import functools
 import time
-import warnings
-from dataclasses import dataclass, replace
-from types import SimpleNamespace
+from dataclasses import replace
 from typing import Any, Callable, Iterable
 
 import requests
 
-from lbctl import redact
 from lbctl.errors import ApplyError, ConfigError, LbctlError, Temporary
-from lbctl.targets import bigip_model as bm
-from lbctl.targets.bigip_diff import Op, rest_call, segment
+from lbctl.targets.bigip import model as bm
+from lbctl.targets.bigip.diff import Op, rest_call, segment
+from lbctl.targets.bigip import sdk
+from lbctl.targets.bigip.sdk import LOGIN, Access
 
 RETRY_STATUS = frozenset({500, 502, 503, 504})
-LOGIN = "/mgmt/shared/authn/login"
 COORDINATION = "X-F5-REST-Coordination-Id"
 MONITOR_TYPES = ("http", "tcp")
 MAX_BACKOFF = 30.0
@@ -43,83 +39,6 @@ class Rejected(LbctlError):
     def __init__(self, status: int, message: str, body: Any = None) -> None:
         super().__init__(message)
         self.status, self.body = status, body
-
-
-@dataclass(frozen=True)
-class Access:
-    """How to reach one device.  ``password`` is called once per login; never logged."""
-
-    host: str
-    port: int
-    username: str
-    password: Callable[[], str]
-    verify: bool | str = True
-    timeout: float = 30.0
-    retries: int = 3
-    backoff: float = 1.0
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"https://{host}:{self.port}"
-
-
-@functools.lru_cache(maxsize=1)
-def _sdk() -> SimpleNamespace:
-    """f5-sdk, and the two subclasses that give its login and session timeouts."""
-    warnings.filterwarnings("ignore", message="distutils Version classes are deprecated",
-                            category=DeprecationWarning)
-    try:
-        from f5.bigip import ManagementRoot
-        from icontrol.authtoken import iControlRESTTokenAuth
-        from icontrol.exceptions import iControlUnexpectedHTTPError
-    except ImportError as exc:
-        raise ConfigError(f"the bigip target needs f5-sdk, which is not installed ({exc}): "
-                          "pip install 'lbctl[bigip]'") from None
-
-    class TimeoutAdapter(requests.adapters.HTTPAdapter):
-        def __init__(self, timeout: float) -> None:
-            super().__init__()
-            self.default_timeout = timeout
-
-        def send(self, request, timeout=None, **kwargs):  # noqa: ANN001 - requests' signature
-            return super().send(request, timeout=timeout or self.default_timeout, **kwargs)
-
-    class TokenAuth(iControlRESTTokenAuth):
-        """f5-sdk's token auth, logging in with a timeout (its own login has none)."""
-
-        def __init__(self, username: str, password: str, verify: Any, timeout: float) -> None:
-            super().__init__(username, password, verify=verify)
-            self.timeout = timeout
-
-        def get_new_token(self, netloc: str) -> None:
-            resp = requests.post(f"https://{netloc}{LOGIN}", timeout=self.timeout, verify=self.verify,
-                                 auth=requests.auth.HTTPBasicAuth(self.username, self.password),
-                                 json={"username": self.username, "password": self.password,
-                                       "loginProviderName": "tmos"})
-            self.attempts += 1
-            if not resp.ok:
-                raise iControlUnexpectedHTTPError(f"{resp.status_code} login failed", response=resp)
-            token = self._get_token_from_response(resp.json())
-            redact.remember(self.token)  # a device may echo it in an error body
-            created = self._get_last_update_micros(token)
-            self.expiration = self._get_token_expiration_time(created, self._get_expiration_micros(token, created))
-
-    class Root(ManagementRoot):
-        def __init__(self, access: Access, password: str) -> None:
-            self._lbctl_access = access
-            host = f"[{access.host}]" if ":" in access.host else access.host
-            super().__init__(host, access.username, password, port=access.port, token=True,
-                             verify=access.verify, timeout=access.timeout)
-
-        def _get_icr_session(self, *args: Any, **kwargs: Any) -> Any:
-            icrs = super()._get_icr_session(*args, **kwargs)
-            access = self._lbctl_access
-            icrs.session.mount("https://", TimeoutAdapter(access.timeout))
-            icrs.session.auth = TokenAuth(kwargs["username"], kwargs["password"], access.verify, access.timeout)
-            return icrs
-
-    return SimpleNamespace(Root=Root, HTTPError=iControlUnexpectedHTTPError)
 
 
 def message_of(resp: requests.Response) -> str:
@@ -150,7 +69,7 @@ class BigIP:
         return self._root
 
     def _connect(self) -> Any:
-        return _sdk().Root(self.access, self.access.password())
+        return sdk.load().Root(self.access, self.access.password())
 
     def request(self, method: str, path: str, *, params: str | None = None, body: Any = None,
                 headers: dict | None = None, idempotent: bool | None = None, timeout: float | None = None,
@@ -185,12 +104,12 @@ class BigIP:
             f"{method} {path}", safe, frozenset(accept))
 
     def _attempt(self, call: Callable[[], Any], what: str, idempotent: bool, accept: frozenset = frozenset()) -> Any:
-        sdk = _sdk()
+        f5 = sdk.load()
         relogged, failures = False, 0
         while True:
             try:
                 result = call()
-            except sdk.HTTPError as exc:
+            except f5.HTTPError as exc:
                 result = exc.response
                 if result is None:
                     raise Temporary(f"{self.name}: {what}: {exc}") from None

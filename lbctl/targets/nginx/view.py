@@ -1,4 +1,4 @@
-"""What each template loops over, computed from the model: grouping and target
+"""What nginx's templates loop over, computed from the model: grouping and nginx's
 limits are decided here, in Python, so templates stay plain loops.  Pure."""
 
 from __future__ import annotations
@@ -24,8 +24,12 @@ class VirtualServer:
     locations: tuple[Location, ...]
 
 
-def haproxy(desired: model.Desired) -> dict:
-    return {"listeners": desired.listeners, "pools": desired.pools, "modes": desired.pool_modes()}
+TEMPLATES = {"main": "nginx.conf.j2", "include": "nginx-http.conf.j2"}  # by layout
+
+
+def view(desired: model.Desired, options, _env, _cache):
+    """The template to render, its data, and nothing to do once it rendered."""
+    return TEMPLATES[options.layout], nginx(desired, options.layout), lambda: None
 
 
 def nginx(desired: model.Desired, layout: str) -> dict:

@@ -2,7 +2,8 @@
 
 Only where the password is (an environment variable or a file, lbctl.config.secrets)
 is kept here, never the password itself.  Every default is a field default here.
-Self-contained (only lbctl.config.values and .secrets), so that it can move beside its target.
+Pure and self-contained (only lbctl.config.values and .secrets): the config loader reads
+it through lbctl.kinds without loading the target's control code.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any, Mapping
 from lbctl.config import secrets
 from lbctl.config import values as val
 
-KIND = "bigip"
 SHARED = True  # a device many controllers see: with an election, only the leader writes to it
 MODES = ("imperative", "as3")
 KEYS = ("host", "port", "username", "password_env", "password_file", "verify",
@@ -51,6 +51,14 @@ class BigIPSettings:
     def password(self, path: str) -> str:
         """Read at each login, never stored.  :raises ConfigError: naming ``path``.password_*."""
         return secrets.read(self.password_env, self.password_file, path, "password")
+
+
+def options(raw: Mapping[str, Any] | None = None, path: str = "options") -> BigIPSettings:
+    """Every default (``lbctl render -t bigip`` without a config: tenant and owner ``lbctl``):
+    a device's settings come from a config only.  :raises ConfigError: ``raw`` sets some."""
+    if raw:
+        raise val.fail(path, "a bigip target's settings come from a config")
+    return BigIPSettings()
 
 
 def name(value: Any, path: str) -> str:

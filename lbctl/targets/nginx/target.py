@@ -11,9 +11,11 @@ from pathlib import Path
 
 from lbctl import drift, guard
 from lbctl.errors import ApplyError, CommandError, VerifyError
-from lbctl.targets import check, nginx_ctl, procfs
+from lbctl.targets import procfs
 from lbctl.targets.base import Change
 from lbctl.targets.filetarget import FileTarget
+from lbctl.targets.nginx import binary
+from lbctl.targets.nginx import ctl as nginx_ctl
 
 
 class NginxTarget(FileTarget):
@@ -28,13 +30,13 @@ class NginxTarget(FileTarget):
         if self.settings.main_config is None:
             staged = self.staged(change)
             try:
-                check.nginx(staged, self.settings.binary, timeout)
+                binary.check(staged, self.settings.binary, timeout)
             finally:
                 staged.unlink(missing_ok=True)
             return
         with tempfile.TemporaryDirectory(prefix="lbctl-nginx-") as tmp:
             main = stage_tree(self.settings.main_config, self.path, change.candidate, Path(tmp) / "conf")
-            check.nginx(main, self.settings.binary, timeout)
+            binary.check(main, self.settings.binary, timeout)
 
     def make_temp_dir(self) -> None:
         """``temp_dir`` is lbctl's: create it (nginx creates only the last level of a temp path)."""

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from lbctl.errors import ConfigError
-from lbctl.targets import bigip_model as bm
-from lbctl.targets.bigip_model import (DRAIN, DeviceState, MemberSpec, MonitorSpec, PoolSpec, Wanted,
+from lbctl.targets.bigip import model as bm
+from lbctl.targets.bigip.model import (DRAIN, DeviceState, MemberSpec, MonitorSpec, PoolSpec, Wanted,
                                        full_path, member_text, monitor_refs, owned)
 
 ORDER = ("create monitor", "update monitor", "create pool", "update pool", "create member",

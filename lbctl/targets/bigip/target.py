@@ -33,9 +33,12 @@ from typing import Any, Callable
 from lbctl import guard, redact
 from lbctl import config as cfg
 from lbctl import model
-from lbctl.config.bigip import BigIPSettings
+from lbctl.targets.bigip.settings import BigIPSettings
 from lbctl.errors import ConfigError, LbctlError, ReloadError, RollbackError, ValidationError, VerifyError
-from lbctl.targets import as3, bigip_diff as diff, bigip_model as bm, icontrol
+from lbctl.targets.bigip import as3
+from lbctl.targets.bigip import diff
+from lbctl.targets.bigip import model as bm
+from lbctl.targets.bigip import icontrol
 from lbctl.targets.base import Change, Checkpoint, Target
 from lbctl.targets.state import TargetState
 

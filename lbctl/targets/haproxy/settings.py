@@ -3,7 +3,8 @@
 ``parse`` turns the target's mapping into ``HAProxySettings``: the render options
 (the global and defaults sections of haproxy.cfg, docs/upstream.md#haproxy-globals)
 and how lbctl reaches the process.  Every default is a field default here.
-Self-contained (only lbctl.config.values), so that it can move beside its target.
+Pure and self-contained (only lbctl.config.values): the config loader reads it through
+lbctl.kinds without loading the target's control code.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any, Mapping
 
 from lbctl.config import values as val
 
-KIND = "haproxy"
 SHARED = False  # with an election, every controller writes its own file
 # HAProxy: sun_path's 108 bytes, less room for the temporary name it binds first.
 SOCKET_MAX = 97

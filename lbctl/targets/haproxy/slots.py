@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from lbctl import haproxy_cfg, model
+from lbctl import model
+from lbctl.targets.haproxy import cfg as haproxy_cfg
 from lbctl.model import replace
 
 PREFIX = "slot"

@@ -3,7 +3,8 @@
 ``parse`` turns the target's mapping into ``NginxSettings``: the render options (the
 main context of nginx.conf) and ``main_config``, the operator's main file when lbctl
 writes only a file it includes.  Every default is a field default here.
-Self-contained (only lbctl.config.values), so that it can move beside its target.
+Pure and self-contained (only lbctl.config.values): the config loader reads it through
+lbctl.kinds without loading the target's control code.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any, Mapping
 
 from lbctl.config import values as val
 
-KIND = "nginx"
 SHARED = False
 LAYOUTS = ("main", "include")
 

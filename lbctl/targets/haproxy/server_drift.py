@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from lbctl.haproxy_cfg import Server, ServerChange
+from lbctl.targets.haproxy.cfg import Server, ServerChange
 
 SHOWN = 5  # difference lines before "... and N more"
 

@@ -11,12 +11,14 @@ import logging
 import re
 from dataclasses import replace
 
-from lbctl import drift, guard, haproxy_cfg, model, server_drift, slots
+from lbctl import drift, guard, model
 from lbctl.errors import CommandError, LbctlError, ReloadError, RollbackError, VerifyError
-from lbctl.targets import check, files, procfs
+from lbctl.targets import files, procfs
 from lbctl.targets.base import Change, RuntimeChanges
 from lbctl.targets.filetarget import FileTarget
-from lbctl.targets.haproxy_ctl import MasterCLI, ProcInfo, parse_servers_state, show_servers_state, socket_command
+from lbctl.targets.haproxy import binary, server_drift, slots
+from lbctl.targets.haproxy import cfg as haproxy_cfg
+from lbctl.targets.haproxy.ctl import MasterCLI, ProcInfo, parse_servers_state, show_servers_state, socket_command
 
 log = logging.getLogger("lbctl.haproxy")
 
@@ -146,7 +148,7 @@ class HAProxyTarget(FileTarget, RuntimeChanges):
                 return
         staged = self.staged(change)
         try:
-            check.haproxy(staged, self.settings.binary, self.settings.check_timeout_ms / 1000)
+            binary.check(staged, self.settings.binary, self.settings.check_timeout_ms / 1000)
         finally:
             staged.unlink(missing_ok=True)
         self.checked = change.candidate

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from lbctl import model
 from lbctl.errors import ConfigError, ValidationError
-from lbctl.targets.bigip_model import (DeviceState, MemberSpec, MonitorSpec, PoolSpec, full_path, member_name,
+from lbctl.targets.bigip.model import (DeviceState, MemberSpec, MonitorSpec, PoolSpec, full_path, member_name,
                                        owner_mark, wanted)
 
 SCHEMA_VERSION = "3.0.0"
@@ -69,6 +69,17 @@ def document(desired: model.Desired, tenant: str, owner: str) -> dict[str, Any]:
 
 def render(desired: model.Desired, tenant: str, owner: str) -> str:
     return json.dumps(document(desired, tenant, owner), indent=2) + "\n"
+
+
+# ``lbctl render|validate --format as3`` of a bigip target's settings (lbctl.kinds: a format's module)
+def text(desired: model.Desired, settings) -> str:
+    """The declaration of ``desired`` as a bigip target with ``settings`` would post it, as JSON."""
+    return render(desired, settings.as3_tenant, settings.owner)
+
+
+def validate(desired: model.Desired, settings) -> None:
+    """:raises ValidationError: the declaration is not valid against the AS3 schema."""
+    check(document(desired, settings.as3_tenant, settings.owner))
 
 
 def check(decl: Mapping[str, Any]) -> None:

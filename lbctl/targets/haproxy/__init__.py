@@ -1,0 +1,1 @@
+"""The haproxy kind (docs/architecture.md#where-each-kind-lives). Kept empty: importing its settings loads nothing else."""
