@@ -72,7 +72,8 @@ from propagation import (HOST, Emulator, _Ok, _Quiet, code_version, cpu_seconds,
 TRACE_LAUNCHER = """
 import sys, time
 out = open(sys.argv.pop(1), "a", buffering=1)
-from lbctl import controller, haproxy_cfg, slots
+from lbctl import haproxy_cfg, slots
+from lbctl.watch import controller
 from lbctl.targets import haproxy
 def wrap(owner, name, label):
     fn = getattr(owner, name)
@@ -438,13 +439,14 @@ def runtime_steps(config_path: Path, runs: int, backend: str) -> dict:
     import copy
 
     from lbctl import guard, haproxy_cfg
-    from lbctl.cli import Session
+    from lbctl.session import Session
+    from lbctl.watch import daemon
     from lbctl.discovery import consul as consul_client, consul_model, merge
-    from lbctl.metrics import Metrics
+    from lbctl.watch.metrics import Metrics
     from lbctl.targets.haproxy_ctl import parse_servers_state, socket_command
 
     session = Session(config_path, None, "edge", None, need_config=True)
-    setup = session.setup()
+    setup = daemon.setup(session)
     target = setup.targets[0]
     client = consul_client.Client(session.config.consul)
     try:

@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from lbctl import __version__
-from lbctl.console import (AS3_KINDS_HELP, KINDS_HELP, ONE_SHOT_LOG, LbctlGroup, config_option, force_options,
+from lbctl.console import (AS3_KINDS_HELP, KINDS_HELP, LbctlGroup, config_option, force_options,
                            one_shot, remember_verbose, source_options, status_text, target_option, target_status,
                            verbose_option, with_options)
 from lbctl.errors import ConfigError, LbctlError
-
-if TYPE_CHECKING:
-    from lbctl import config, guard, inventory
-    from lbctl.targets.filetarget import FileTarget
+from lbctl.session import Session, guard_policy, inventory_desired, session_text
 
 # Each command imports what it uses: ``lbctl render`` of 100,000 servers should not
 # pay for loading the targets' control code, deploy, Consul, BIG-IP, metrics or the
@@ -32,148 +27,10 @@ if TYPE_CHECKING:
 EXIT_CHANGES = 2
 
 
-def as3_alone():
-    """``-t as3`` without a bigip target: a declaration only."""
-    from lbctl import config
-    from lbctl.config.bigip import BigIPSettings
-
-    return config.Target("as3", "as3", None, BigIPSettings(), "", Path("."), slots=0)
-
-
-def target_type(kind: str):
-    if kind == "haproxy":
-        from lbctl.targets.haproxy import HAProxyTarget
-        return HAProxyTarget
-    if kind == "nginx":
-        from lbctl.targets.nginx import NginxTarget
-        return NginxTarget
-    from lbctl.targets.bigip import BigIPTarget
-    return BigIPTarget
-
-
-def guard_policy(session: Session, force: bool = False, allow: tuple[str, ...] = ()) -> guard.Policy:
-    """The config's guard limits with the command's --force and --allow-removal."""
-    names = frozenset(n for item in allow for n in item.split(",") if n)
-    return replace(session.config.guard, force=force, allow=names)
-
-
-def inventory_desired(path: Path | None):
-    if path is None:
-        raise ConfigError("no inventory: pass -i FILE or set source.inventory in the config")
-    from lbctl import inventory
-
-    return inventory.load(path)
-
-
-class Session:
-    """What one command works on: the config (if any), the inventory, the targets."""
-
-    def __init__(self, config_path: Path | None, inventory_path: Path | None, target_name: str | None,
-                 template_dir: str | None, need_config: bool = False) -> None:
-        if config_path:
-            from lbctl import config
-
-            self.config = config.load(config_path)
-        else:
-            self.config = None
-        if need_config and self.config is None:
-            raise ConfigError("this command needs a config: pass --config lbctl.yml or set LBCTL_CONFIG")
-        self.inventory_path = inventory_path or (self.config.inventory if self.config else None)
-        self.template_dir = template_dir or (self.config.templates if self.config else None)
-        self.selected = self._select(target_name)
-
-    def _select(self, name: str | None) -> list[config.Target]:
-        if self.config is None:
-            if name == "as3":
-                return [as3_alone()]
-            from lbctl import config
-
-            if name not in config.FILE_KINDS:
-                raise ConfigError(f"-t must be one of {', '.join(config.FILE_KINDS)}, as3 without a config (got {name!r})")
-            return [config.Target(name, name, Path(f"{name}.cfg"), config.options(name), name, Path("."), slots=0)]
-        if name is None:
-            if not self.config.targets:
-                raise ConfigError(f"{self.config.path}: no targets defined")
-            return list(self.config.targets.values())
-        if name == "as3" and name not in self.config.targets:  # the bigip target's settings, if there is one
-            bigips = [replace(t, kind="as3") for t in self.config.targets.values() if t.kind == "bigip"]
-            if len(bigips) > 1:
-                raise ConfigError(f"{self.config.path}: several bigip targets: name one with -t")
-            return bigips or [as3_alone()]
-        if name not in self.config.targets:
-            raise ConfigError(f"{self.config.path}: no target named {name!r} (have: {', '.join(self.config.targets)})")
-        return [self.config.targets[name]]
-
-    def single(self) -> config.Target:
-        if len(self.selected) != 1:
-            raise ConfigError(f"choose a target with -t ({', '.join(t.name for t in self.selected)})")
-        return self.selected[0]
-
-    def desired(self):
-        if self.config is not None and self.config.consul is not None:
-            return self.consul_desired()
-        return inventory_desired(self.inventory_path)
-
-    def parts(self) -> inventory.Parts:
-        """The inventory that discovered pools plug into (none: no listeners, pools only)."""
-        from lbctl import inventory
-
-        return inventory.load_parts(self.inventory_path) if self.inventory_path else inventory.parts({})
-
-    def consul_desired(self):
-        """One reading of Consul, without blocking, for the one-shot commands."""
-        settings = self.config.consul
-        from lbctl.discovery import consul as consul_client, consul_model, merge
-
-        client = consul_client.Client(settings)
-        try:
-            entries, problems = consul_client.snapshot(client)
-        finally:
-            client.close()
-        desired, found = merge.from_entries(self.parts(), entries, consul_model.Policy(settings.include_warning))
-        for text in problems + found:
-            click.echo(f"lbctl: warning: {text}", err=True)
-        return desired
-
-    def setup(self):
-        from lbctl import controller
-        from lbctl.audit import AuditLog
-
-        audit = AuditLog(self.config.audit_log) if self.config.audit_log else None
-        return controller.Setup(self.parts(), [self.target(t) for t in self.selected], self.config.watch,
-                                self.config.consul, self.config.election, audit, self.config.guard,
-                                self.inventory_path)
-
-    def renderer(self, settings_: config.Target):
-        from lbctl.render import render as render_config
-
-        return lambda desired, **kw: render_config(desired, settings_.kind, settings_.options, self.template_dir, **kw)
-
-    def target(self, settings_: config.Target) -> FileTarget:
-        if settings_.kind == "as3":
-            raise ConfigError("-t as3 renders and validates a declaration; plan and apply need a bigip target in the config")
-        target = target_type(settings_.kind)(settings_, self.renderer(settings_))
-        if self.config is not None and self.config.audit_log:
-            from lbctl.audit import AuditLog
-
-            target.state.listeners.append(AuditLog(self.config.audit_log))
-        return target
-
-
 @click.group(cls=LbctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lbctl")
 def cli() -> None:
     """Keep HAProxy, Nginx and F5 BIG-IP in step with an inventory or Consul."""
-
-
-def session_text(session: Session) -> str:
-    """What apply would write for the one selected target, or its AS3 declaration."""
-    t = session.single()
-    if t.kind in ("as3", "bigip"):  # the AS3 declaration of the model alone: no device is asked
-        from lbctl.targets import as3
-
-        return as3.render(session.desired(), t.options.as3_tenant, t.options.owner)
-    return session.target(t).plan(session.desired()).candidate
 
 
 @cli.command()
@@ -308,35 +165,9 @@ def apply(config_path, inventory_path, target_name, template_dir, as_json, force
 @click.option("--listen", help="Serve /metrics, /healthz and /readyz on HOST:PORT (default: metrics.listen).")
 def watch(config_path, inventory_path, target_name, template_dir, force, verbose, log_format, listen) -> None:
     """Keep the targets in step with the source until SIGTERM (SIGHUP re-reads the config)."""
-    import resource
-    import signal
+    from lbctl.watch import daemon
 
-    from lbctl import logs
-    from lbctl.config import values
-
-    logging.getLogger("lbctl").removeHandler(ONE_SHOT_LOG)
-    logging.getLogger("lbctl").setLevel(logging.NOTSET)
-    logs.setup(log_format, verbose)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:  # HAProxy's sockets, Consul connections, backups: room for all
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    args = (config_path, inventory_path, target_name, template_dir)
-    first = Session(*args, need_config=True)  # fail now, with one line, on a bad config
-    from lbctl import controller
-    from lbctl.metrics import StatusServer
-
-    ctl = controller.Controller(lambda: Session(*args, need_config=True).setup(), force=force)
-    address = values.host_port(listen, "--listen") if listen else first.config.metrics_listen
-    if address is not None:
-        try:
-            StatusServer(address, ctl.metrics, ctl.alive, ctl.ready)
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {address[0]}:{address[1]}: {exc.strerror}") from None
-        logging.getLogger("lbctl.watch").info("serving /metrics, /healthz and /readyz on http://%s:%d", *address)
-    signal.signal(signal.SIGTERM, ctl.request_stop)
-    signal.signal(signal.SIGINT, ctl.request_stop)
-    signal.signal(signal.SIGHUP, ctl.request_reload)
-    ctl.run()
+    daemon.run((config_path, inventory_path, target_name, template_dir), force, verbose, log_format, listen)
     click.echo("lbctl: watch stopped", err=True)
 
 

@@ -28,10 +28,10 @@ from lbctl.config.consul import ConsulSettings, ElectionSettings
 from lbctl.config.watch import WatchSettings
 from lbctl.discovery import consul_model, merge
 from lbctl.discovery.consul import Client
-from lbctl.discovery.election import Election
+from lbctl.watch.election import Election
 from lbctl.discovery.watcher import ConsulWatcher
 from lbctl.errors import ConfigError, LbctlError
-from lbctl.metrics import Metrics
+from lbctl.watch.metrics import Metrics
 from lbctl.targets.base import Target
 
 log = logging.getLogger("lbctl.watch")

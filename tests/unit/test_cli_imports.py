@@ -12,7 +12,7 @@ from tests.helpers import EXAMPLE
 ROOT = Path(__file__).resolve().parents[2]
 # What only apply, watch, status and friends need: the device and process control code.
 CONTROL = {"requests", "urllib3", "consul", "http.client", "ssl", "prometheus_client", "subprocess",
-           "lbctl.deploy", "lbctl.controller", "lbctl.metrics", "lbctl.discovery", "lbctl.targets.filetarget",
+           "lbctl.deploy", "lbctl.watch", "lbctl.discovery", "lbctl.targets.filetarget",
            "lbctl.targets.haproxy", "lbctl.targets.nginx", "lbctl.targets.bigip", "lbctl.targets.probes",
            "lbctl.targets.state", "lbctl.audit"}
 
