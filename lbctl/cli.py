@@ -15,9 +15,8 @@ from pathlib import Path
 import click
 
 from lbctl import __version__
-from lbctl.console import (AS3_KINDS_HELP, KINDS_HELP, LbctlGroup, config_option, force_options,
-                           one_shot, remember_verbose, source_options, status_text, target_option, target_status,
-                           verbose_option, with_options)
+from lbctl.console import (AS3_KINDS_HELP, KINDS_HELP, LbctlGroup, force_options, one_shot, remember_verbose,
+                           source_options, status_text, target_options, target_status, verbose_option, with_options)
 from lbctl.errors import ConfigError, LbctlError
 from lbctl.session import Session, guard_policy, inventory_desired, session_text
 
@@ -172,8 +171,7 @@ def watch(config_path, inventory_path, target_name, template_dir, force, verbose
 
 
 @cli.command()
-@config_option
-@target_option
+@target_options
 @click.option("--to", "backup_id", help="The backup to restore (default: the newest).")
 @with_options(force_options)
 @verbose_option
@@ -182,7 +180,7 @@ def rollback(config_path, target_name, backup_id, force, allow) -> None:
     from lbctl import deploy
     from lbctl.targets.filetarget import FileTarget
 
-    session = Session(config_path, None, target_name, None, need_config=True)
+    session = Session.configured(config_path, target_name)
     target = session.target(session.single())
     if not isinstance(target, FileTarget):
         raise ConfigError(f"{target.name}: a {target.kind} target keeps no backups; apply the previous inventory instead")
@@ -196,14 +194,13 @@ def rollback(config_path, target_name, backup_id, force, allow) -> None:
 
 
 @cli.command()
-@config_option
-@target_option
+@target_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @verbose_option
 def status(config_path, target_name, as_json) -> None:
     """Per target: the live config's hash, the last apply, the backups, the process,
     drift and a change the guard refused.  Exits 1 if a process runs but cannot be reached."""
-    session = Session(config_path, None, target_name, None, need_config=True)
+    session = Session.configured(config_path, target_name)
     states = [target_status(session.target(t)) for t in session.selected]
     if as_json:
         click.echo(json.dumps(states, indent=1))
@@ -216,15 +213,14 @@ def status(config_path, target_name, as_json) -> None:
 
 
 @cli.command()
-@config_option
-@target_option
+@target_options
 @verbose_option
 def approve(config_path, target_name) -> None:
     """Let the change the removal guard refused last through, once (lbctl watch
     applies it within a second; lbctl apply applies it on its next run)."""
     from lbctl.targets.state import TargetState
 
-    session = Session(config_path, None, target_name, None, need_config=True)
+    session = Session.configured(config_path, target_name)
     approved = []
     for t in session.selected:
         state = TargetState(t.state_dir, t.name, 0)
@@ -238,15 +234,14 @@ def approve(config_path, target_name) -> None:
 
 
 @cli.command()
-@config_option
-@target_option
+@target_options
 @verbose_option
 def reload(config_path, target_name) -> None:
     """Check the configuration file in place and make the running load balancer load it."""
     from lbctl import deploy
     from lbctl.targets.filetarget import FileTarget
 
-    session = Session(config_path, None, target_name, None, need_config=True)
+    session = Session.configured(config_path, target_name)
     target = session.target(session.single())
     if not isinstance(target, FileTarget):
         raise ConfigError(f"{target.name}: a {target.kind} target has no configuration file to reload")

@@ -68,6 +68,11 @@ class Session:
         self.template_dir = template_dir or (self.config.templates if self.config else None)
         self.selected = self._select(target_name)
 
+    @classmethod
+    def configured(cls, config_path: Path | None, target_name: str | None) -> Session:
+        """The session of a command that works on a config's targets (status, rollback, ...)."""
+        return cls(config_path, None, target_name, None, need_config=True)
+
     def _select(self, name: str | None) -> list[config.Target]:
         if self.config is None:
             if name == "as3":
