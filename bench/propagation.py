@@ -513,11 +513,12 @@ def step_times(config_path: Path, runs: int) -> dict:
     import resource
 
     from lbctl import deploy
-    from lbctl.cli import Session
     from lbctl.discovery import consul as consul_client, consul_model, merge
+    from lbctl.session import Session
+    from lbctl.watch import daemon
 
     session = Session(config_path, None, "edge", None, need_config=True)
-    setup = session.setup()
+    setup = daemon.setup(session)
     target = setup.targets[0]
     client = consul_client.Client(session.config.consul)
     try:
@@ -563,7 +564,7 @@ def step_times(config_path: Path, runs: int) -> dict:
         from lbctl import guard
         step("1b guard (every watched pool)", lambda: guard.refusals(desired, desired, set(pools), 0, 0.5))
         try:
-            from lbctl.metrics import Metrics
+            from lbctl.watch.metrics import Metrics
             metrics = Metrics()
             step("1c metrics gauges (every pool)", lambda: metrics.pools(desired))
         except ImportError:

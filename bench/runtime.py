@@ -72,7 +72,7 @@ from propagation import (HOST, Emulator, _Ok, _Quiet, code_version, cpu_seconds,
 TRACE_LAUNCHER = """
 import sys, time
 out = open(sys.argv.pop(1), "a", buffering=1)
-from lbctl import controller
+from lbctl.watch import controller
 from lbctl.targets.haproxy import cfg as haproxy_cfg
 from lbctl.targets.haproxy import slots
 from lbctl.targets.haproxy import target as haproxy
@@ -88,8 +88,8 @@ def wrap(owner, name, label):
 wrap(controller.Controller, "changed", "changed")
 wrap(controller.Controller, "round", "round")
 wrap(haproxy.HAProxyTarget, "plan", "plan")
-import lbctl.cli
-wrap(lbctl.cli, "render_config", "render")
+import lbctl.render
+wrap(lbctl.render, "render", "render")  # the session imports it at each renderer()
 wrap(slots, "by_backend", "parse")
 wrap(haproxy.HAProxyTarget, "runtime", "runtime")
 wrap(haproxy_cfg, "runtime_changes", "diff")
@@ -440,14 +440,15 @@ def runtime_steps(config_path: Path, runs: int, backend: str) -> dict:
     import copy
 
     from lbctl import guard
-    from lbctl.targets.haproxy import cfg as haproxy_cfg
-    from lbctl.cli import Session
     from lbctl.discovery import consul as consul_client, consul_model, merge
-    from lbctl.metrics import Metrics
+    from lbctl.session import Session
+    from lbctl.targets.haproxy import cfg as haproxy_cfg
     from lbctl.targets.haproxy.ctl import parse_servers_state, socket_command
+    from lbctl.watch import daemon
+    from lbctl.watch.metrics import Metrics
 
     session = Session(config_path, None, "edge", None, need_config=True)
-    setup = session.setup()
+    setup = daemon.setup(session)
     target = setup.targets[0]
     client = consul_client.Client(session.config.consul)
     try:

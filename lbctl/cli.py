@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from lbctl import __version__, kinds
-from lbctl.console import (ALL_KINDS_HELP, FILE_KINDS_HELP, ONE_SHOT_LOG, LbctlGroup, config_option, force_options,
-                           format_option, one_shot, remember_verbose, source_options, status_text, target_option,
-                           target_status, verbose_option, with_options)
+from lbctl.console import (ALL_KINDS_HELP, FILE_KINDS_HELP, LbctlGroup, force_options, format_option, one_shot,
+                           remember_verbose, source_options, status_text, target_options, target_status,
+                           verbose_option, with_options)
 from lbctl.errors import ConfigError, LbctlError
-
-if TYPE_CHECKING:
-    from lbctl import config, guard, inventory
-    from lbctl.targets.base import Target
+from lbctl.session import Session, guard_policy, inventory_desired, session_text, text_format
 
 # Each command imports what it uses: ``lbctl render`` of 100,000 servers should not
 # pay for loading the targets' control code, deploy, Consul, BIG-IP, metrics or the
@@ -32,141 +27,10 @@ if TYPE_CHECKING:
 EXIT_CHANGES = 2
 
 
-AS3_MOVED = "-t as3 is now --format as3 of a bigip target: lbctl render -t <bigip target, or bigip> --format as3"
-
-
-def text_format(t: config.Target, fmt: str | None) -> str:
-    """``--format``, or the first format of ``t``'s kind.  :raises ConfigError: not one of its kind's."""
-    formats = kinds.get(t.kind).formats
-    if fmt is not None and fmt not in formats:
-        raise ConfigError(f"{t.name}: a {t.kind} target renders --format {kinds.named(formats)} (got {fmt!r})")
-    return fmt or formats[0]
-
-
-def guard_policy(session: Session, force: bool = False, allow: tuple[str, ...] = ()) -> guard.Policy:
-    """The config's guard limits with the command's --force and --allow-removal."""
-    names = frozenset(n for item in allow for n in item.split(",") if n)
-    return replace(session.config.guard, force=force, allow=names)
-
-
-def inventory_desired(path: Path | None):
-    if path is None:
-        raise ConfigError("no inventory: pass -i FILE or set source.inventory in the config")
-    from lbctl import inventory
-
-    return inventory.load(path)
-
-
-class Session:
-    """What one command works on: the config (if any), the inventory, the targets."""
-
-    def __init__(self, config_path: Path | None, inventory_path: Path | None, target_name: str | None,
-                 template_dir: str | None, need_config: bool = False) -> None:
-        if config_path:
-            from lbctl import config
-
-            self.config = config.load(config_path)
-        else:
-            self.config = None
-        if need_config and self.config is None:
-            raise ConfigError("this command needs a config: pass --config lbctl.yml or set LBCTL_CONFIG")
-        self.inventory_path = inventory_path or (self.config.inventory if self.config else None)
-        self.template_dir = template_dir or (self.config.templates if self.config else None)
-        self.selected = self._select(target_name)
-
-    def _select(self, name: str | None) -> list[config.Target]:
-        from lbctl import config
-
-        if name == "as3" and (self.config is None or name not in self.config.targets):
-            raise ConfigError(AS3_MOVED)
-        if self.config is None:
-            if name not in kinds.KINDS:
-                raise ConfigError(f"-t must be one of {', '.join(kinds.KINDS)} without a config (got {name!r})")
-            return [config.without_config(name)]
-        if name is None:
-            if not self.config.targets:
-                raise ConfigError(f"{self.config.path}: no targets defined")
-            return list(self.config.targets.values())
-        if name in kinds.KINDS and not kinds.get(name).file and name not in self.config.targets:
-            # a device kind: the settings of the config's target of that kind, if there is one
-            found = [t for t in self.config.targets.values() if t.kind == name]
-            if len(found) > 1:
-                raise ConfigError(f"{self.config.path}: several {name} targets: name one with -t")
-            return found or [config.without_config(name)]
-        if name not in self.config.targets:
-            raise ConfigError(f"{self.config.path}: no target named {name!r} (have: {', '.join(self.config.targets)})")
-        return [self.config.targets[name]]
-
-    def single(self) -> config.Target:
-        if len(self.selected) != 1:
-            raise ConfigError(f"choose a target with -t ({', '.join(t.name for t in self.selected)})")
-        return self.selected[0]
-
-    def desired(self):
-        if self.config is not None and self.config.consul is not None:
-            return self.consul_desired()
-        return inventory_desired(self.inventory_path)
-
-    def parts(self) -> inventory.Parts:
-        """The inventory that discovered pools plug into (none: no listeners, pools only)."""
-        from lbctl import inventory
-
-        return inventory.load_parts(self.inventory_path) if self.inventory_path else inventory.parts({})
-
-    def consul_desired(self):
-        """One reading of Consul, without blocking, for the one-shot commands."""
-        settings = self.config.consul
-        from lbctl.discovery import consul as consul_client, consul_model, merge
-
-        client = consul_client.Client(settings)
-        try:
-            entries, problems = consul_client.snapshot(client)
-        finally:
-            client.close()
-        desired, found = merge.from_entries(self.parts(), entries, consul_model.Policy(settings.include_warning))
-        for text in problems + found:
-            click.echo(f"lbctl: warning: {text}", err=True)
-        return desired
-
-    def setup(self):
-        from lbctl import controller
-        from lbctl.audit import AuditLog
-
-        audit = AuditLog(self.config.audit_log) if self.config.audit_log else None
-        return controller.Setup(self.parts(), [self.target(t) for t in self.selected], self.config.watch,
-                                self.config.consul, self.config.election, audit, self.config.guard,
-                                self.inventory_path)
-
-    def renderer(self, settings_: config.Target):
-        from lbctl.render import render as render_config
-
-        return lambda desired, **kw: render_config(desired, settings_.kind, settings_.options, self.template_dir, **kw)
-
-    def target(self, settings_: config.Target) -> Target:
-        if self.config is None and not kinds.get(settings_.kind).file:
-            raise ConfigError(f"-t {settings_.kind}: without a config, only render and validate take a "
-                              f"{settings_.kind} (--format {kinds.named(kinds.get(settings_.kind).formats)})")
-        target = kinds.get(settings_.kind).target()(settings_, self.renderer(settings_))
-        if self.config is not None and self.config.audit_log:
-            from lbctl.audit import AuditLog
-
-            target.state.listeners.append(AuditLog(self.config.audit_log))
-        return target
-
-
 @click.group(cls=LbctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lbctl")
 def cli() -> None:
     """Keep HAProxy, Nginx and F5 BIG-IP in step with an inventory or Consul."""
-
-
-def session_text(session: Session, fmt: str | None) -> str:
-    """What apply would write for the one selected target, or the text of another of its formats."""
-    t = session.single()
-    fmt = text_format(t, fmt)
-    if fmt != kinds.CONFIG_FORMAT:  # e.g. a bigip's AS3 declaration of the model alone: no device is asked
-        return kinds.get(t.kind).module(fmt).text(session.desired(), t.options)
-    return session.target(t).plan(session.desired()).candidate
 
 
 @cli.command()
@@ -304,41 +168,14 @@ def apply(config_path, inventory_path, target_name, template_dir, as_json, force
 @click.option("--listen", help="Serve /metrics, /healthz and /readyz on HOST:PORT (default: metrics.listen).")
 def watch(config_path, inventory_path, target_name, template_dir, force, verbose, log_format, listen) -> None:
     """Keep the targets in step with the source until SIGTERM (SIGHUP re-reads the config)."""
-    import resource
-    import signal
+    from lbctl.watch import daemon
 
-    from lbctl import logs
-    from lbctl.config import values
-
-    logging.getLogger("lbctl").removeHandler(ONE_SHOT_LOG)
-    logging.getLogger("lbctl").setLevel(logging.NOTSET)
-    logs.setup(log_format, verbose)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:  # HAProxy's sockets, Consul connections, backups: room for all
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    args = (config_path, inventory_path, target_name, template_dir)
-    first = Session(*args, need_config=True)  # fail now, with one line, on a bad config
-    from lbctl import controller
-    from lbctl.metrics import StatusServer
-
-    ctl = controller.Controller(lambda: Session(*args, need_config=True).setup(), force=force)
-    address = values.host_port(listen, "--listen") if listen else first.config.metrics_listen
-    if address is not None:
-        try:
-            StatusServer(address, ctl.metrics, ctl.alive, ctl.ready)
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {address[0]}:{address[1]}: {exc.strerror}") from None
-        logging.getLogger("lbctl.watch").info("serving /metrics, /healthz and /readyz on http://%s:%d", *address)
-    signal.signal(signal.SIGTERM, ctl.request_stop)
-    signal.signal(signal.SIGINT, ctl.request_stop)
-    signal.signal(signal.SIGHUP, ctl.request_reload)
-    ctl.run()
+    daemon.run((config_path, inventory_path, target_name, template_dir), force, verbose, log_format, listen)
     click.echo("lbctl: watch stopped", err=True)
 
 
 @cli.command()
-@config_option
-@target_option
+@target_options
 @click.option("--to", "backup_id", help="The backup to restore (default: the newest).")
 @with_options(force_options)
 @verbose_option
@@ -346,7 +183,7 @@ def rollback(config_path, target_name, backup_id, force, allow) -> None:
     """Restore a backup through the same check, reload and verify path."""
     from lbctl import deploy
 
-    session = Session(config_path, None, target_name, None, need_config=True)
+    session = Session.configured(config_path, target_name)
     target = deploy.restorable(session.target(session.single()))
     backup = target.backup(backup_id)
     outcome = deploy.deploy(target, candidate=backup.read_bytes().decode(), action="rollback",
@@ -356,14 +193,13 @@ def rollback(config_path, target_name, backup_id, force, allow) -> None:
 
 
 @cli.command()
-@config_option
-@target_option
+@target_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @verbose_option
 def status(config_path, target_name, as_json) -> None:
     """Per target: the live config's hash, the last apply, the backups, the process,
     drift and a change the guard refused.  Exits 1 if a process runs but cannot be reached."""
-    session = Session(config_path, None, target_name, None, need_config=True)
+    session = Session.configured(config_path, target_name)
     states = [target_status(session.target(t)) for t in session.selected]
     if as_json:
         click.echo(json.dumps(states, indent=1))
@@ -376,15 +212,14 @@ def status(config_path, target_name, as_json) -> None:
 
 
 @cli.command()
-@config_option
-@target_option
+@target_options
 @verbose_option
 def approve(config_path, target_name) -> None:
     """Let the change the removal guard refused last through, once (lbctl watch
     applies it within a second; lbctl apply applies it on its next run)."""
     from lbctl.targets.state import TargetState
 
-    session = Session(config_path, None, target_name, None, need_config=True)
+    session = Session.configured(config_path, target_name)
     approved = []
     for t in session.selected:
         state = TargetState(t.state_dir, t.name, 0)
@@ -398,14 +233,13 @@ def approve(config_path, target_name) -> None:
 
 
 @cli.command()
-@config_option
-@target_option
+@target_options
 @verbose_option
 def reload(config_path, target_name) -> None:
     """Check the configuration file in place and make the running load balancer load it."""
     from lbctl import deploy
 
-    session = Session(config_path, None, target_name, None, need_config=True)
+    session = Session.configured(config_path, target_name)
     click.echo(deploy.reload_in_place(session.target(session.single())).message)
 
 

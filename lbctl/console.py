@@ -130,11 +130,10 @@ def with_options(options):
 def source_options(kinds: str | None):
     """The options every command that renders takes: --config, -i, -t (``kinds``: what
     it may name without a config), --templates."""
-    def decorate(func):
-        for option in (templates_option, target_option_for(kinds), inventory_option, config_option):
-            func = option(func)
-        return func
-    return decorate
+    return with_options([config_option, inventory_option, target_option_for(kinds), templates_option])
+
+
+target_options = with_options([config_option, target_option])  # the commands that work on a config's targets
 
 
 def one_shot(func):

@@ -4,7 +4,7 @@ masks it (lbctl.config.secrets reads them from an environment variable or a file
 A secret is remembered when it is read (the Consul ACL token, a BIG-IP password)
 or received (a BIG-IP login token).  ``mask`` replaces each with ``***`` in text
 that leaves lbctl: the CLI's stdout and stderr (``guard_streams``), log records
-(``logs.py``), the audit log and apply records (``scrub``), and the status
+(``watch/logs.py``), the audit log and apply records (``scrub``), and the status
 server's pages.  A server that echoes a token back in an error body therefore
 shows ``***``.  Values shorter than ``MIN_LENGTH`` are not masked: they would
 blank out ordinary words.  Documented in docs/configuration.md ("Secrets").

@@ -15,7 +15,7 @@ from lbctl.config import consul as consul_config
 from lbctl.discovery.consul import Client
 from lbctl.discovery.watcher import ConsulWatcher
 from lbctl_testkit.emulators.consul import ConsulEmulator
-from lbctl.metrics import Metrics
+from lbctl.watch.metrics import Metrics
 from lbctl_testkit.support import wait_until
 from lbctl_testkit.support.stack import Stack
 

@@ -1,6 +1,7 @@
 """The wheels: lbctl's carries the templates (an installed lbctl renders outside the
 checkout) and no emulator nor test helper; those are in lbctl-testkit's wheel only."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,8 +14,12 @@ pytestmark = pytest.mark.integration
 
 
 def build_wheel(source, out):
+    """The wheel of a copy of ``source``: pip builds in the tree, and setuptools' build/
+    there keeps every module an earlier build saw (one since moved, say) in each wheel."""
+    copy = out / "source"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(out), str(source)], check=True, capture_output=True)
+                    "-w", str(out), str(copy)], check=True, capture_output=True)
     return next(out.glob("*.whl"))
 
 
@@ -44,6 +49,9 @@ def test_lbctl_wheel_holds_no_emulator_nor_test_kit(wheel):
     assert packages == {"lbctl"}
     assert [n for n in names if "emulator" in n or "testkit" in n or "support" in n] == []
     assert "lbctl/cli.py" in names and "lbctl/data/as3-schema.json" in names
+    # every module of the checkout (a package missing from [tool.setuptools] packages is left out)
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "lbctl").rglob("*.py")}
+    assert modules - set(names) == set()
 
 
 def test_testkit_wheel_holds_the_emulators_and_helpers_only(tmp_path):

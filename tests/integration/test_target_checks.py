@@ -1,6 +1,6 @@
 """The real ``haproxy -c`` and ``nginx -t`` on everything lbctl ships."""
 
-from __future__ import annotations
+from __future__ import annotations  # config.nginx is loaded on first use, not at import
 
 import subprocess
 

@@ -12,7 +12,8 @@ from tests.helpers import EXAMPLE
 ROOT = Path(__file__).resolve().parents[2]
 # What only apply, watch, status and friends need: the device and process control code.
 CONTROL = {"requests", "urllib3", "consul", "http.client", "ssl", "prometheus_client", "subprocess",
-           "lbctl.deploy", "lbctl.controller", "lbctl.metrics", "lbctl.discovery", "lbctl.targets.filetarget",
+           "lbctl.deploy", "lbctl.watch", "lbctl.watch.controller", "lbctl.watch.metrics", "lbctl.discovery",
+           "lbctl.targets.filetarget",
            "lbctl.targets.haproxy.target", "lbctl.targets.haproxy.ctl", "lbctl.targets.haproxy.binary",
            "lbctl.targets.nginx.target", "lbctl.targets.nginx.ctl", "lbctl.targets.nginx.binary",
            "lbctl.targets.bigip.target", "lbctl.targets.bigip.icontrol", "lbctl.targets.bigip.sdk", "lbctl.targets.probes",

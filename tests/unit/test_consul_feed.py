@@ -152,7 +152,7 @@ def test_max_connections_default_and_bounds(tmp_path):
 
 
 def test_consul_metrics_are_read_at_each_scrape():
-    from lbctl.metrics import Metrics
+    from lbctl.watch.metrics import Metrics
 
     m = Metrics()
     state = {"age": None, "in_use": 0}

@@ -129,8 +129,9 @@ def test_member_changes_name_members():
 
 
 def test_refusals_are_a_metric_and_in_readyz():
-    from lbctl import controller, model
-    from lbctl.metrics import Metrics, StatusServer
+    from lbctl import model
+    from lbctl.watch import controller
+    from lbctl.watch.metrics import Metrics, StatusServer
     from lbctl_testkit.support import http_get
 
     metrics = Metrics()

@@ -10,12 +10,13 @@ import logging
 import pytest
 import requests
 
-from lbctl import logs, redact
+from lbctl import redact
+from lbctl.watch import logs
 from lbctl.config import consul as consul_config
 from lbctl.audit import AuditLog
 from lbctl.console import ONE_SHOT_LOG
 from lbctl.errors import ConfigError
-from lbctl.metrics import Metrics, StatusServer
+from lbctl.watch.metrics import Metrics, StatusServer
 from lbctl.targets.state import TargetState
 
 

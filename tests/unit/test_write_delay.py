@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from lbctl import deploy
-from lbctl.controller import Controller
+from lbctl.watch.controller import Controller
 from lbctl.errors import ApplyError, LockedError
 from lbctl.targets import files
 from lbctl.targets.base import Change

@@ -28,11 +28,11 @@ from lbctl.config.consul import ConsulSettings, ElectionSettings
 from lbctl.config.watch import WatchSettings
 from lbctl.discovery import consul_model, merge
 from lbctl.discovery.consul import Client
-from lbctl.discovery.election import Election
+from lbctl.watch.election import Election
 from lbctl.discovery.watcher import ConsulWatcher
 from lbctl.errors import ConfigError, LbctlError
-from lbctl.metrics import Metrics
 from lbctl.targets.base import RuntimeChanges, Target
+from lbctl.watch.metrics import Metrics
 
 log = logging.getLogger("lbctl.watch")
 TICK = 0.25  # how often the loop looks at signals while idle
