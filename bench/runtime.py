@@ -478,7 +478,7 @@ def runtime_steps(config_path: Path, runs: int, backend: str) -> dict:
     client = consul_client.Client(session.config.consul)
     try:
         t = time.perf_counter()
-        entries = consul_client.snapshot(client)
+        entries = consul_client.snapshot(client)[0]
         snapshot_s = time.perf_counter() - t
     finally:
         client.close()
