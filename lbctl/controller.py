@@ -231,7 +231,10 @@ class Controller:
             fence = self.election.fence if self.election is not None and target.settings.shared else None
             try:
                 with target.state.lock():
-                    deploy.flush(target, fence) if due else deploy.confirm(target)
+                    if due:
+                        deploy.flush(target, fence)  # verifies first
+                    else:
+                        deploy.confirm(target)
             except LbctlError as exc:
                 log.error("%s", exc)
                 self.changed({"*"})  # the runtime change was undone: try the whole change again
