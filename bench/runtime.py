@@ -72,49 +72,76 @@ from propagation import (HOST, Emulator, _Ok, _Quiet, code_version, cpu_seconds,
 TRACE_LAUNCHER = """
 import sys, time
 out = open(sys.argv.pop(1), "a", buffering=1)
-from lbctl.watch import controller
-from lbctl.targets.haproxy import cfg as haproxy_cfg
-from lbctl.targets.haproxy import slots
+from lbctl import deploy
+from lbctl.discovery import checks, consul, watcher
+from lbctl.targets import filetarget, state
 from lbctl.targets.haproxy import target as haproxy
-def wrap(owner, name, label):
-    fn = getattr(owner, name)
+from lbctl.watch import controller
+def wrap(owner, name, label, when=None):
+    fn = getattr(owner, name, None)
+    if fn is None:  # not in this version of lbctl
+        return
     def wrapped(*a, **kw):
-        out.write(label + "> %.6f\\n" % time.monotonic())
+        on = when is None or when(*a, **kw)
+        if on:
+            out.write(label + "> %.6f\\n" % time.monotonic())
         try:
             return fn(*a, **kw)
         finally:
-            out.write(label + "< %.6f\\n" % time.monotonic())
+            if on:
+                out.write(label + "< %.6f\\n" % time.monotonic())
     setattr(owner, name, wrapped)
+wrap(consul.Client, "get", "checks", lambda self, kind, *a, **kw: kind == "checks")
+wrap(checks.Reading, "__init__", "decode", lambda self, body, book=None: book is not None)
+wrap(watcher.ConsulWatcher, "_checks", "feed")
+wrap(watcher.ConsulWatcher, "_queue", "queued", lambda self, names, urgent: urgent and bool(names))
+wrap(consul.Client, "health", "reader")
+wrap(consul.Watch, "pause", "throttle")
+wrap(watcher.ConsulWatcher, "_catalog", "catalog")
+wrap(consul.Client, "checks_index", "checks-index")
 wrap(controller.Controller, "changed", "changed")
 wrap(controller.Controller, "round", "round")
+wrap(controller.Controller, "write", "write")
+wrap(deploy, "deploy", "deploy")
 wrap(haproxy.HAProxyTarget, "plan", "plan")
-import lbctl.render
-wrap(lbctl.render, "render", "render")  # the session imports it at each renderer()
-wrap(slots, "by_backend", "parse")
+wrap(haproxy.HAProxyTarget, "check", "check")
+wrap(haproxy.HAProxyTarget, "running", "running")
 wrap(haproxy.HAProxyTarget, "runtime", "runtime")
-wrap(haproxy_cfg, "runtime_changes", "diff")
 wrap(haproxy, "socket_command", "socket")
+wrap(filetarget.FileTarget, "verify", "verify")
+wrap(state.TargetState, "record", "record")
 from lbctl.cli import main
 sys.argv[0] = "lbctl"
 main()
 """
 
-LEGS = (("consul answer + watcher (HTTP, JSON, compare)", "t0", "changed>"),
+# (leg, from, to): each label's first time-stamp after the change (t0: right before it, in
+# the emulator; live: the poll that saw it).  The legs after "live" keep the controller busy:
+# the next change waits for them.
+LEGS = (("emulator wakes the feed, encodes, sends; lbctl reads the body", "t0", "decode>"),
+        ("checks answer: the changed stretch decoded", "decode>", "decode<"),
+        ("checks answer: the rest of the HTTP call", "decode<", "checks<"),
+        ("feed: compare with the book, queue the service", "feed>", "queued>"),
+        ("a reader picks the service up", "queued>", "reader>"),
+        ("reader: GET /v1/health/service/<name>", "reader>", "reader<"),
+        ("reader answer handled, controller told", "reader<", "changed>"),
         ("controller wakes up", "changed>", "round>"),
         ("round: build, guard, gauges, deploy lock", "round>", "plan>"),
-        ("plan: read the live file", "plan>", "parse>"),
-        ("plan: parse the live file (slots.by_backend)", "parse>", "parse<"),
-        ("plan: slot layout", "parse<", "render>"),
-        ("plan: render the whole config", "render>", "render<"),
-        ("plan: the rest (compare)", "render<", "plan<"),
-        ("deploy: digests, fence", "plan<", "runtime>"),
-        ("runtime_changes", "diff>", "diff<"),
-        ("stats socket: the command batch", "socket>", "socket<"),
-        ("poll sees it (from the batch's answer)", "socket<", "live"))
+        ("plan", "plan>", "plan<"),
+        ("plan done to runtime (check, running, fence)", "plan<", "runtime>"),
+        ("of which: check", "check>", "check<"),
+        ("of which: running (master CLI show proc)", "running>", "running<"),
+        ("runtime: the command batch", "runtime>", "socket<"),
+        ("runtime: the read-back", "socket<", "runtime<"),
+        ("poll sees it (from the runtime read-back)", "runtime<", "live"),
+        ("after live: verify (show proc, probes, loaded.json)", "verify>", "verify<"),
+        ("after live: record (last-apply.json, audit, metrics)", "record>", "record<"),
+        ("whole round (the controller is busy)", "round>", "round<"))
 
 
 def trace_legs(path: Path, results: list[dict]) -> dict:
-    """Median and p99 ms of each leg, over the changes whose every leg was found."""
+    """Median and p99 ms of each leg (over the changes where both of its ends were found, in
+    order), from each change to the next one; and how often a feed waited for its throttle."""
     events = []
     with contextlib.suppress(OSError):
         for line in path.read_text().splitlines():
@@ -124,19 +151,21 @@ def trace_legs(path: Path, results: list[dict]) -> dict:
     legs: dict[str, list[float]] = {name: [] for name, _, _ in LEGS}
     import bisect
     times = [t for t, _ in events]
-    for r in results:
+    throttled = 0
+    for r, after in zip(results, results[1:] + [None]):
         if r["live_ms"] is None:
             continue
         at = {"t0": r["t0"], "live": r["t0"] + r["live_ms"] / 1000}
-        for t, label in events[bisect.bisect_left(times, r["t0"]):bisect.bisect_right(times, at["live"])]:
+        end = after["t0"] if after else at["live"] + 1.0
+        for t, label in events[bisect.bisect_left(times, r["t0"]):bisect.bisect_right(times, end)]:
             at.setdefault(label, t)  # the first of each after the change
-        found = {name: (at[b] - at[a]) * 1000 for name, a, b in LEGS if a in at and b in at}
-        if len(found) == len(LEGS):
-            for name, v in found.items():
-                legs[name].append(v)
-    n = len(legs[LEGS[0][0]])
-    return {"changes": n, **{name: {"p50": round(statistics.median(v), 2), "p99": round(percentile(v, 99), 2)}
-                             for name, v in legs.items() if v}}
+            throttled += label == "throttle>"
+        for name, a, b in LEGS:
+            if a in at and b in at and at[b] >= at[a]:
+                legs[name].append((at[b] - at[a]) * 1000)
+    return {"changes": len(results), "throttle_waits": throttled,
+            **{name: {"n": len(v), "p50": round(statistics.median(v), 2), "p99": round(percentile(v, 99), 2)}
+               for name, v in legs.items() if v}}
 
 
 # --------------------------------------------------------------------------- backends and load, child processes
@@ -453,7 +482,7 @@ def runtime_steps(config_path: Path, runs: int, backend: str) -> dict:
     client = consul_client.Client(session.config.consul)
     try:
         t = time.perf_counter()
-        entries = consul_client.snapshot(client)
+        entries = consul_client.snapshot(client)[0]
         snapshot_s = time.perf_counter() - t
     finally:
         client.close()

@@ -93,16 +93,19 @@ def deploy(target: Target, desired: model.Desired | None = None, candidate: str 
 
 def runtime_applied(target: RuntimeChanges, change: Change, record: Record, fence: Callable[[], None],
                     defer: bool) -> Outcome:
-    """``change`` is live through the Runtime API: confirm it serves, then write its
-    file now, or (``defer``) leave that to ``flush`` and keep the apply lock until then."""
-    try:
-        target.verify(change)
-    except LbctlError as exc:
-        undo(target, change, exc, record)
+    """``change`` is live through the Runtime API (read back): confirm it serves, then
+    write its file now, or (``defer``) leave both to ``confirm`` and ``flush``, keeping
+    the apply lock until then, so that the next change need not wait for them."""
+    if not defer:
+        try:
+            target.verify(change)
+        except LbctlError as exc:
+            undo(target, change, exc, record)
     base = target.unwritten.live if target.unwritten is not None else change.live
     target.unwritten = Change(target.name, base, change.candidate)
     target.unwritten_since = target.unwritten_since or time.monotonic()
     if defer:
+        target.unverified = True
         target.state.hold = True  # one-shot commands wait for the file (TargetState.lock)
     else:
         flush(target, fence, record)
@@ -124,21 +127,47 @@ def flush(target: Target, fence: Callable[[], None] | None = None, record: Recor
     pending = target.unwritten if isinstance(target, RuntimeChanges) else None
     if pending is None:
         return
+    confirm(target, record)
     target.unwritten = target.unwritten_since = None
     target.state.hold = False
-    started = time.monotonic()
-
-    def written(result: str, message: str, now: str | None) -> None:
-        target.state.record(result, message, digest(pending.live), now, changed(pending), "write",
-                            time.monotonic() - started)
-
     try:
         (fence or (lambda: None))()
         target.apply(pending)
     except LbctlError as exc:
-        undo(target, pending, exc, record or written)
+        undo(target, pending, exc, record or recorder(target, pending, "write"))
     target.note_loaded()  # what runs is this file now, without a reload (drift)
     fault("swapped")
+
+
+def confirm(target: RuntimeChanges, record: Record | None = None) -> None:
+    """``verify`` the runtime changes ``deploy(defer=True)`` made live (after their
+    read-back), before their file is written (``flush`` calls this first).  Call
+    with the lock held.
+
+    :raises LbctlError: it did not verify: every change not yet in the file was
+        undone and the file in place is what runs again (the message says so).
+        ``RollbackError`` if the undo failed.
+    """
+    pending = target.unwritten
+    if not target.unverified or pending is None:
+        return
+    target.unverified = False
+    try:
+        target.verify(pending)
+    except LbctlError as exc:
+        target.unwritten = target.unwritten_since = None
+        target.state.hold = False
+        undo(target, pending, exc, record or recorder(target, pending, "apply"))
+
+
+def recorder(target: Target, pending: Change, action: str) -> Record:
+    """How to record the outcome of work on ``pending``, changes left unwritten."""
+    started = time.monotonic()
+
+    def record(result: str, message: str, now: str | None) -> None:
+        target.state.record(result, message, digest(pending.live), now, changed(pending), action,
+                            time.monotonic() - started)
+    return record
 
 
 def swap_and_reload(target: Target, change: Change, record: Record, fence: Callable[[], None],

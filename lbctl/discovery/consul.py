@@ -11,7 +11,8 @@ escaping in a URL path, and is never ``.`` or ``..``) before any request is buil
 ``Watch`` runs one blocking query in a loop.  Index rules: the first query does not
 block (index 0 never does); an index that goes backwards resets the watch (a
 restored or restarted server); an answer with the same index is not a change.  It is
-rate limited (a burst of two, then ``min_query_interval``) and backs off on errors.
+rate limited by a token bucket (``Bucket``: a burst of two, then one per
+``min_query_interval``, full again after a quiet spell) and backs off on errors.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from lbctl.errors import ConfigError, DiscoveryError
 
 log = logging.getLogger("lbctl.consul")
 BACKOFF_START = 0.25
+NO_NODE = "lbctl-checks-index"  # a node name to read the checks table's index with (checks_index)
 
 
 class Busy(DiscoveryError):
@@ -206,8 +208,9 @@ class Client:
         return idx, data if data is not None else checks.Reading(b"[]")
 
     def checks_index(self) -> int:
-        """The checks table's index, from a filtered read that matches no check (a small answer)."""
-        return self.get("checks", "/v1/health/state/any", [("filter", 'CheckID == ""')], 0, lambda body: None)[0]
+        """The checks table's index: the checks of a node that does not exist (Consul's
+        ``NodeChecks`` answers with the table's index; one lookup, an empty list)."""
+        return self.get("checks", f"/v1/health/node/{NO_NODE}", [], 0, lambda body: None)[0]
 
     def close(self) -> None:
         self.closed.set()
@@ -278,6 +281,28 @@ def snapshot(client: Client) -> tuple[dict[str, list], list[str]]:
     return read, problems
 
 
+class Bucket:
+    """A token bucket: ``burst`` at once, then one every ``interval`` seconds.  It fills
+    while nothing is taken (a blocking query that waited counts), so the first
+    change after a quiet spell is never held back; 0: never waits."""
+
+    def __init__(self, interval: float, burst: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval, self.burst, self.clock = interval, burst, clock
+        self.tokens, self.refilled = burst, clock()
+
+    def take(self) -> float:
+        """Take a token: 0.0, or the seconds to wait (none taken) until there is one."""
+        now = self.clock()
+        if not self.interval:
+            return 0.0
+        self.tokens = min(self.burst, self.tokens + (now - self.refilled) / self.interval)
+        self.refilled = now
+        if self.tokens < 1:
+            return (1 - self.tokens) * self.interval
+        self.tokens -= 1
+        return 0.0
+
+
 class Watch(threading.Thread):
     """One blocking query in a loop; calls ``on_answer(index, data)`` for every answer
     with a new index (after a reset too), and ``on_error(key, exc)`` for failures."""
@@ -291,15 +316,12 @@ class Watch(threading.Thread):
         self.index = 0
 
     def run(self) -> None:
-        tokens, refilled, backoff = 2.0, time.monotonic(), BACKOFF_START
+        bucket, backoff = Bucket(self.min_interval), BACKOFF_START
         while not self.stopped.is_set():
-            now = time.monotonic()
-            tokens = min(2.0, tokens + (now - refilled) / self.min_interval) if self.min_interval else 2.0
-            refilled = now
-            if tokens < 1:
-                self.pause((1 - tokens) * self.min_interval)
+            wait = bucket.take()
+            if wait:
+                self.pause(wait)
                 continue
-            tokens -= 1
             try:
                 index, data = self.fetch(self.index)
             except DiscoveryError as exc:

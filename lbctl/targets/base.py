@@ -200,6 +200,7 @@ class RuntimeChanges(Target):
     # (see ``deploy.flush``), and since when (monotonic) the file is behind.
     unwritten: Change | None = None
     unwritten_since: float | None = None
+    unverified: bool = False  # a runtime change awaits ``verify`` (``deploy.confirm``, before the file write)
     write_delay: float = 0.0  # how long the file may stay behind the runtime state (lbctl watch)
     runtime_drifted = False  # whether the last ``runtime_drift`` found any
 

@@ -36,8 +36,11 @@ def temp_path(path: str | os.PathLike[str]) -> Path:
     return p.with_name(f".{p.name}{TEMP_SUFFIX}")
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int | None = None) -> Path:
-    """Replace ``path`` with ``data`` atomically: same-dir temp, fsync, rename, fsync dir.
+def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int | None = None,
+                 durable: bool = True) -> Path:
+    """Replace ``path`` with ``data`` atomically: same-dir temp, fsync, rename, fsync dir
+    (``durable=False``: no fsync; a reader still sees the old or the new file, but a
+    power cut may lose the write, or leave the file empty).
 
     A symlink is followed (its target is replaced). The mode is ``mode``, else
     the existing file's mode, else 0644; as root the existing owner is kept.
@@ -64,7 +67,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int | No
             os.fchmod(fd, perm)
             if old is not None and os.geteuid() == 0:
                 os.fchown(fd, old.st_uid, old.st_gid)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, target)
@@ -74,8 +78,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int | No
         raise ApplyError(f"cannot write {target}: {e.strerror or e}") from e
     # The new file is live from here on; the dir fsync only makes the rename durable
     # (some filesystems refuse it), so a failure must not be reported as "unchanged".
-    with contextlib.suppress(OSError):
-        fsync_dir(target.parent)
+    if durable:
+        with contextlib.suppress(OSError):
+            fsync_dir(target.parent)
     return target
 
 

@@ -63,7 +63,10 @@ class TargetState:
         """Remember one apply or rollback for ``lbctl status`` and tell the listeners
         (best effort: a failing record never masks the result it records)."""
         entry = self.entry(action, result, message, before=before, after=after, changed=changed, duration=duration)
-        self.keep("last-apply.json", entry)
+        # Not fsync'd (it is on every watch round's path): it only tells ``lbctl status`` and drift
+        # reports about the last apply; after a power cut it may be missing or an older one (until
+        # the next apply), which no decision reads.  The audit log is the durable record.
+        self.keep("last-apply.json", entry, durable=False)
         self.tell(entry)
 
     def entry(self, action: str, result: str, message: str, before: str | None = None, after: str | None = None,
@@ -74,7 +77,7 @@ class TargetState:
                              "hash_after": after, "changed": list(changed), "leader": self.leader,
                              "duration_s": None if duration is None else round(duration, 4)})
 
-    def keep(self, name: str, entry: dict) -> None:
+    def keep(self, name: str, entry: dict, durable: bool = True) -> None:
         """Write ``entry`` to the state file ``name``, unless it holds that already
         (``loaded.json`` after each Runtime API change: no fsync for nothing)."""
         text = json.dumps(entry, indent=1) + "\n"
@@ -86,7 +89,7 @@ class TargetState:
             pass
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            files.atomic_write(path, text)
+            files.atomic_write(path, text, durable=durable)
         except (OSError, ApplyError):
             pass
 

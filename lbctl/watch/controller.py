@@ -8,8 +8,9 @@ retried with exponential backoff; Consul failures keep the last good data (the
 watcher never reports a service it has not read).  The guard refuses mass
 removals unless forced.  SIGHUP re-reads lbctl.yml and the inventory; SIGTERM
 lets the apply in progress finish and stops.  A change made through HAProxy's
-Runtime API is written to its file at most ``write_delay`` later (one write for
-every change in between), and before a re-read or a stop.
+Runtime API is verified (process, probes) once no other change waits, and written
+to its file at most ``write_delay`` later (one write for every change in between),
+and before a re-read or a stop.
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ class Controller:
                     self.write()  # first: a steady stream of changes must not hold the file back
                 elif self.due():
                     self.round()
+                elif any(isinstance(t, RuntimeChanges) and t.unverified for t in self.setup.targets):
+                    self.write()  # verify what the last rounds made live, now that no change waits
                 else:
                     with self.wake:
                         if not (self.stop_requested or self.reload_requested):
@@ -218,14 +221,22 @@ class Controller:
         return TICK if due is None else max(0.0, min(TICK, due - time.monotonic()))
 
     def write(self, every: bool = False) -> None:
-        """Write the files that are due (``every``: all of them, before a re-read or exit)."""
-        for target in unwritten(self.setup.targets):
-            if not every and target.unwritten_since + target.write_delay > time.monotonic():
+        """Verify the runtime changes that wait for it (``deploy.confirm``) and write the
+        files that are due (``every``: all of them, before a re-read or exit)."""
+        for target in self.setup.targets:
+            if not isinstance(target, RuntimeChanges):
+                continue
+            due = target.unwritten is not None and (every or target.unwritten_since + target.write_delay
+                                                    <= time.monotonic())
+            if not (due or target.unverified):
                 continue
             fence = self.election.fence if self.election is not None and target.shared else None
             try:
                 with target.state.lock():
-                    deploy.flush(target, fence)
+                    if due:
+                        deploy.flush(target, fence)  # verifies first
+                    else:
+                        deploy.confirm(target)
             except LbctlError as exc:
                 log.error("%s", exc)
                 self.changed({"*"})  # the runtime change was undone: try the whole change again

@@ -116,6 +116,8 @@ def test_catalog_changes_without_check_changes_are_caught(emu, caplog):
                    "the new port")
         # one write, one service: the hunt stops at the service (changed last, so read first) with its index
         assert emu.request_count("/v1/health/service/") <= 4
+        # the checks table's index, to see that no check was written at that index: one lookup, not a filter
+        assert emu.request_count("/v1/health/node/lbctl-checks-index") >= 1
         # meta alone changes on an instance with a check
         emu.add_service("svc-9", node="node-9", service_id="svc-9-0", address="10.1.0.10", port=8000,
                         tags=["edge"], meta={"lb-state": "drain"})
@@ -157,7 +159,8 @@ def test_hostile_names_are_skipped_with_one_warning_and_block_nothing(emu, caplo
     skipped = [r.getMessage() for r in caplog.records if "skipped: its name is not a plain identifier" in r.getMessage()]
     assert len(skipped) == len(HOSTILE)  # one each, however often the catalog answers
     asked = {p for p in emu.requests if p.startswith("/v1/")}
-    allowed = {"/v1/catalog/services", "/v1/health/state/any"} | {f"/v1/health/service/svc-{s}" for s in range(5)}
+    allowed = {"/v1/catalog/services", "/v1/health/state/any", "/v1/health/node/lbctl-checks-index"} | {
+        f"/v1/health/service/svc-{s}" for s in range(5)}
     assert asked <= allowed, asked - allowed
 
 

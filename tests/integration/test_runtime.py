@@ -259,3 +259,24 @@ def test_a_member_with_requests_in_flight_stays_in_maintenance_until_it_can_be_d
         world.register("c")  # the next change deletes it again, now that nothing is attached
         wait_until(lambda: "app-b" not in rows() and world.serves({"a", "c"}), 10, "app-b deleted, app-c added")
         assert world.reloads() == reloads
+
+
+def test_a_runtime_change_that_fails_its_verification_in_watch_is_undone_and_retried(tmp_path):
+    probe = Backend("probe").__enter__()
+    port = probe.port
+    try:
+        with running_world(tmp_path, probes=[{"url": probe.url}]) as world:
+            before, reloads = world.stack.live.read_text(), world.reloads()
+            probe.close()  # the probe stops answering: the next change cannot verify
+            world.register("b")
+            wait_until(lambda: world.logged("undid the runtime change (read back): the previous configuration is "
+                                            "live again"), 20, "the failed verification to undo the runtime change")
+            assert world.logged(f"probe {probe.url} failed")
+            wait_until(lambda: world.serves({"a"}), 10, "a alone to serve again")
+            assert world.stack.live.read_text() == before  # never written
+            probe = Backend("probe", port=port).__enter__()
+            wait_until(lambda: f"server app-b 127.0.0.1:{world.backends['b'].port}" in world.stack.live.read_text(),
+                       20, "the retried change to verify and reach the file")
+            assert world.serves({"a", "b"}) and world.reloads() == reloads
+    finally:
+        probe.close()

@@ -2,7 +2,7 @@
 
 import threading
 
-from lbctl.discovery.consul import Watch
+from lbctl.discovery.consul import Bucket, Watch
 from lbctl.errors import DiscoveryError
 
 
@@ -59,3 +59,28 @@ def test_client_tls_and_token_settings_reach_py_consul(tmp_path, monkeypatch):
     assert api.token == "file-token" and api.dc == "dc2"
     plain = consul_config.consul({"services": ["web"]}, tmp_path)
     assert Client(plain).api.http.verify is True  # on by default
+
+
+def test_the_throttle_lets_a_burst_of_two_through_then_one_per_interval():
+    now = [100.0]
+    bucket = Bucket(0.1, clock=lambda: now[0])
+    assert [bucket.take(), bucket.take()] == [0.0, 0.0]
+    assert round(bucket.take(), 6) == 0.1  # the third waits a whole interval, and takes nothing
+    now[0] += 0.04
+    assert round(bucket.take(), 6) == 0.06
+    now[0] += 0.06
+    assert bucket.take() == 0.0 and round(bucket.take(), 6) == 0.1
+
+
+def test_the_throttle_is_full_after_a_quiet_spell_so_the_first_change_is_not_held_back():
+    now = [100.0]
+    bucket = Bucket(0.1, clock=lambda: now[0])
+    bucket.take(), bucket.take()
+    now[0] += 60  # a blocking query that waited a minute for the next change
+    assert [bucket.take(), bucket.take()] == [0.0, 0.0]  # that change and the next: no wait, but no more
+    assert bucket.take() > 0
+
+
+def test_no_interval_never_waits():
+    bucket = Bucket(0.0, clock=lambda: 1.0)
+    assert {bucket.take() for _ in range(10)} == {0.0}
