@@ -1,0 +1,207 @@
+"""The changes the benchmarks make in Consul and how each is seen live: health flips on fresh
+services (propagation), membership changes on real services (runtime), the time from a change
+to HAProxy showing it, and the legs of that path from a trace."""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import random
+import statistics
+import time
+from collections import deque
+from pathlib import Path
+
+from lbctl_testkit.bench.accounting import percentile
+from lbctl_testkit.bench.consul import Emulator, instance_address, instance_id, service_name
+from lbctl_testkit.bench.haproxy import FMAINT, admin_state, shows
+from lbctl_testkit.bench.procs import HOST, mtime
+
+
+class Flipper:
+    """Chooses the flips: critical on a fresh service, alternating with passing on the
+    instance out the longest (two or three are out at a time; in the steady state it
+    went out five flips earlier), so consecutive flips touch different services."""
+
+    def __init__(self, services: int, instances: int, seed: int) -> None:
+        rng = random.Random(seed)
+        self.order = list(range(services))
+        rng.shuffle(self.order)
+        self.rng = rng
+        self.instances = instances
+        self.fresh = 0
+        self.down: deque[tuple[int, int]] = deque()
+
+    def next(self) -> tuple[int, int, str]:
+        if len(self.down) >= 2 and (len(self.down) >= 3 or self.fresh >= len(self.order)):
+            svc, k = self.down.popleft()
+            return svc, k, "passing"
+        if self.fresh >= len(self.order):
+            raise RuntimeError("no fresh service left")
+        svc, k = self.order[self.fresh], self.rng.randrange(self.instances)
+        self.fresh += 1
+        self.down.append((svc, k))
+        return svc, k, "critical"
+
+
+def one_flip(emu: Emulator, stats: Path, record: Path, svc: int, k: int, status: str, poll: float,
+             timeout: float) -> dict:
+    backend, server, address = service_name(svc), instance_id(svc, k), instance_address(svc, k)
+    want_maint = status != "passing"
+    before = mtime(record)
+    t0 = emu.call("flip", server, status)
+    deadline = t0 + timeout
+    live = done = None
+    polls = 0
+    while time.monotonic() < deadline:
+        if live is None:
+            state = admin_state(stats, backend, address)
+            polls += 1
+            if state is not None and bool(state & FMAINT) == want_maint:
+                live = time.monotonic()
+        if live is not None and mtime(record) != before:
+            done = time.monotonic()
+            break
+        time.sleep(poll)
+    return {"service": backend, "server": server, "status": status, "t0": t0,
+            "live_ms": None if live is None else (live - t0) * 1000,
+            "done_ms": None if done is None else (done - t0) * 1000, "polls": polls}
+
+
+class Changes:
+    """Membership changes on the real services, in turn.  Tracks what Consul holds and
+    says, per change, the Consul calls and what HAProxy must show for which address:port."""
+
+    def __init__(self, real: int, instances: int, ports: list[int], seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.ports = ports
+        self.turn = 0
+        self.serial = 0
+        # per service: instance id -> {port, weight, drain, health}
+        self.pools = [{instance_id(r, k): {"port": ports[k % len(ports)], "weight": 10, "drain": False,
+                                           "health": "passing"} for k in range(instances)} for r in range(real)]
+
+    def register_call(self, r: int, iid: str) -> tuple:
+        m = self.pools[r][iid]
+        return ("add_service", (service_name(r),),
+                {"service_id": iid, "address": HOST, "port": m["port"], "status": m["health"],
+                 "weights": {"Passing": m["weight"], "Warning": 1},
+                 "meta": {"lb-state": "drain"} if m["drain"] else {}})
+
+    def initial(self) -> list[tuple]:
+        return [self.register_call(r, iid) for r in range(len(self.pools)) for iid in sorted(self.pools[r])]
+
+    @staticmethod
+    def serving(m: dict) -> bool:
+        return m["health"] == "passing" and not m["drain"]
+
+    def next(self) -> dict:
+        r = self.turn % len(self.pools)
+        self.turn += 1
+        pool = self.pools[r]
+        serving = [i for i, m in pool.items() if self.serving(m)]
+        used = {m["port"] for m in pool.values()}
+        free = [p for p in self.ports if p not in used]
+        spare = len(serving) > 2  # one serving member may stop
+        options = []
+        if len(pool) < 7 and free:
+            options.append("add")
+        if len(pool) > 3 and spare:
+            options.append("remove")
+        if spare:
+            options += ["drain", "critical"]
+        options += ["reweight"] * bool(serving)
+        options += ["undrain"] * any(m["drain"] and m["health"] == "passing" for m in pool.values())
+        options += ["passing"] * any(m["health"] != "passing" for m in pool.values())
+        kind = self.rng.choice(options)
+        if kind == "add":
+            self.serial += 1
+            iid = f"{service_name(r)}-n{self.serial}"
+            pool[iid] = {"port": self.rng.choice(free), "weight": self.rng.randint(1, 20), "drain": False,
+                         "health": "passing"}
+            call = self.register_call(r, iid)
+        elif kind == "remove":  # a passing member (serving or draining): one in maintenance shows no change
+            iid = self.rng.choice(sorted(i for i, m in pool.items() if m["health"] == "passing"))
+            call = ("remove_service", (iid,), {})
+        elif kind in ("drain", "reweight", "critical"):
+            iid = self.rng.choice(sorted(serving))
+            m = pool[iid]
+            if kind == "drain":
+                m["drain"] = True
+                call = self.register_call(r, iid)
+            elif kind == "reweight":
+                m["weight"] = self.rng.choice([w for w in range(1, 21) if w != m["weight"]])
+                call = self.register_call(r, iid)
+            else:
+                m["health"] = "critical"
+                call = ("set_service_health", (iid, "critical"), {})
+        elif kind == "undrain":
+            iid = self.rng.choice(sorted(i for i, m in pool.items() if m["drain"] and m["health"] == "passing"))
+            pool[iid]["drain"] = False
+            call = self.register_call(r, iid)
+        else:  # passing
+            iid = self.rng.choice(sorted(i for i, m in pool.items() if m["health"] != "passing"))
+            pool[iid]["health"] = "passing"
+            call = ("set_service_health", (iid, "passing"), {})
+        m = pool.pop(iid) if kind == "remove" else pool[iid]
+        # what HAProxy must show for this address:port: None (nothing serving there) or the user weight
+        want = None if kind == "remove" or m["health"] != "passing" else (0 if m["drain"] else m["weight"])
+        return {"kind": kind, "backend": service_name(r), "instance": iid, "port": m["port"], "want": want,
+                "call": call}
+
+
+def one_change(emu: Emulator, stats: Path, record: Path, change: dict, poll: float, timeout: float) -> dict:
+    before = mtime(record)
+    t0 = emu.call("call", [change["call"]])
+    deadline = t0 + timeout
+    live = done = None
+    while time.monotonic() < deadline:
+        if live is None and shows(stats, change["backend"], change["port"], change["want"]):
+            live = time.monotonic()
+        if live is not None and mtime(record) != before:
+            done = time.monotonic()
+            break
+        time.sleep(poll)
+    return {"kind": change["kind"], "backend": change["backend"], "instance": change["instance"], "t0": t0,
+            "live_ms": None if live is None else (live - t0) * 1000,
+            "done_ms": None if done is None else (done - t0) * 1000}
+
+
+# The legs of a runtime-path change in a ``--trace`` (watch.TRACE_LAUNCHER): name, from, to.
+LEGS = (("consul answer + watcher (HTTP, JSON, compare)", "t0", "changed>"),
+        ("controller wakes up", "changed>", "round>"),
+        ("round: build, guard, gauges, deploy lock", "round>", "plan>"),
+        ("plan: read the live file", "plan>", "parse>"),
+        ("plan: parse the live file (slots.by_backend)", "parse>", "parse<"),
+        ("plan: slot layout", "parse<", "render>"),
+        ("plan: render the whole config", "render>", "render<"),
+        ("plan: the rest (compare)", "render<", "plan<"),
+        ("deploy: digests, fence", "plan<", "runtime>"),
+        ("runtime_changes", "diff>", "diff<"),
+        ("stats socket: the command batch", "socket>", "socket<"),
+        ("poll sees it (from the batch's answer)", "socket<", "live"))
+
+
+def trace_legs(path: Path, results: list[dict]) -> dict:
+    """Median and p99 ms of each leg, over the changes whose every leg was found."""
+    events = []
+    with contextlib.suppress(OSError):
+        for line in path.read_text().splitlines():
+            label, _, t = line.partition(" ")
+            events.append((float(t), label))
+    events.sort()
+    legs: dict[str, list[float]] = {name: [] for name, _, _ in LEGS}
+    times = [t for t, _ in events]
+    for r in results:
+        if r["live_ms"] is None:
+            continue
+        at = {"t0": r["t0"], "live": r["t0"] + r["live_ms"] / 1000}
+        for t, label in events[bisect.bisect_left(times, r["t0"]):bisect.bisect_right(times, at["live"])]:
+            at.setdefault(label, t)  # the first of each after the change
+        found = {name: (at[b] - at[a]) * 1000 for name, a, b in LEGS if a in at and b in at}
+        if len(found) == len(LEGS):
+            for name, v in found.items():
+                legs[name].append(v)
+    n = len(legs[LEGS[0][0]])
+    return {"changes": n, **{name: {"p50": round(statistics.median(v), 2), "p99": round(percentile(v, 99), 2)}
+                             for name, v in legs.items() if v}}
