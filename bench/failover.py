@@ -1,7 +1,9 @@
 """Benchmark: leader failover between real ``lbctl watch`` controllers (issue #7).
 
 Everything runs on 127.0.0.1 in a temp dir, in real time (the emulator's
-``advance()`` is never used), and is always stopped at the end:
+``advance()`` is never used), and is always stopped at the end, on SIGTERM and Ctrl-C
+too (the harness: ``lbctl_testkit.bench``, its controllers and election hooks in
+``lbctl_testkit.bench.election``):
 
 * the Consul emulator (``lbctl_testkit.emulators.consul``) in this process, with service
   ``app`` of ``--instances`` instances (health ``none`` in HAProxy: they are never
@@ -57,324 +59,28 @@ import os
 import random
 import re
 import shutil
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
-from datetime import datetime
 from pathlib import Path
 
-import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from propagation import (_Ok, _Quiet, free_port, haproxy_binary, log, percentile, start_haproxy,  # noqa: E402
-                         stats_query, stop_group)
-
-HOST = "127.0.0.1"
-SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
-KEY = "lbctl/leader"
-POOL = "app"
-MAINT_BITS = 0x01 | 0x04  # srv_admin_state: FMAINT | CMAINT ("disabled" in the config)
-
-
-
-
-
-
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise RuntimeError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
-# --------------------------------------------------------------------------- the emulator and its hooks
-
-class Recorder:
-    """Wraps a few ``Store`` methods of the in-process emulator to time-stamp (wall clock,
-    as the audit log) what an election does.  Events: ``(t, kind, who)``; kinds:
-    pass (a controller's TTL check passed), critical (it went critical), invalidate
-    (a controller's session was invalidated), acquire / release (of the leader key)."""
-
-    def __init__(self, store) -> None:
-        self.store = store
-        self.events: list[tuple[float, str, str]] = []
-        self.names: dict[str, str] = {}  # session id -> controller name
-        kv_write, invalidate = store._kv_write, store._invalidate
-        update_ttl, on_critical = store.agent_update_ttl, store._on_check_critical
-        session_create = store.session_create
-
-        def name_of(sid: str | None) -> str:
-            if not sid:
-                return ""
-            if sid not in self.names and sid in store._sessions:
-                self.names[sid] = store._sessions[sid]["Name"].removeprefix("lbctl ")
-            return self.names.get(sid, sid)
-
-        def h_session_create(body):
-            sid = session_create(body)
-            name_of(sid)
-            return sid
-
-        def h_kv_write(key, value, flags, *, session, lock_index=None):
-            old = store._kv.get(key)
-            before = old.get("Session") if old else None
-            kv_write(key, value, flags, session=session, lock_index=lock_index)
-            if key == KEY and session != before:
-                if before:
-                    self.events.append((time.time(), "release", name_of(before)))
-                if session:
-                    self.events.append((time.time(), "acquire", name_of(session)))
-
-        def h_kv_del(key):  # behavior=delete is not used by lbctl, but count it anyway
-            old = store._kv.get(key)
-            kv_del(key)
-            if key == KEY and old and old.get("Session"):
-                self.events.append((time.time(), "release", name_of(old["Session"])))
-
-        def h_invalidate(sid):
-            if sid in store._sessions:
-                self.events.append((time.time(), "invalidate", name_of(sid)))
-            invalidate(sid)
-
-        def h_update_ttl(cid, status, output):
-            update_ttl(cid, status, output)
-            if cid.startswith("service:lbctl-") and status == "passing":
-                self.events.append((time.time(), "pass", cid.removeprefix("service:lbctl-")))
-
-        def h_on_critical(node, cid):
-            if cid.startswith("service:lbctl-"):
-                self.events.append((time.time(), "critical", cid.removeprefix("service:lbctl-")))
-            on_critical(node, cid)
-
-        kv_del = store._kv_del
-        store.session_create = h_session_create
-        store._kv_write, store._kv_del, store._invalidate = h_kv_write, h_kv_del, h_invalidate
-        store.agent_update_ttl, store._on_check_critical = h_update_ttl, h_on_critical
-
-    def holder(self) -> str | None:
-        """Who holds the leader key right now (None: nobody)."""
-        with self.store._lock:
-            rec = self.store._kv.get(KEY)
-            sid = rec.get("Session") if rec else None
-            return self.names.get(sid, sid) if sid else None
-
-    def sessions(self) -> set[str]:
-        with self.store._lock:
-            return {s["Name"].removeprefix("lbctl ") for s in self.store._sessions.values()}
-
-    def holder_at(self, t: float) -> str | None:
-        who = None
-        for when, kind, name in list(self.events):
-            if when > t:
-                break
-            if kind == "acquire":
-                who = name
-            elif kind == "release":
-                who = None
-        return who
-
-    def after(self, t: float, kind: str, who: str | None = None) -> tuple[float, str] | None:
-        for when, k, name in list(self.events):
-            if when >= t and k == kind and (who is None or name == who):
-                return when, name
-        return None
-
-    def before(self, t: float, kind: str, who: str) -> float | None:
-        last = None
-        for when, k, name in list(self.events):
-            if when > t:
-                break
-            if k == kind and name == who:
-                last = when
-        return last
-
-    def released_between(self, who: str, start: float, end: float) -> bool:
-        return any(start < when < end and k == "release" and name == who for when, k, name in list(self.events))
-
-
-# --------------------------------------------------------------------------- a backend for the probe
-
-
-
-
-
-# --------------------------------------------------------------------------- HAProxy
-
-
-
-
-
-def maint(stats: Path, address: str) -> bool | None:
-    """Whether HAProxy has the ``app`` server at ``address`` in maintenance (None: no answer)."""
-    try:
-        text = stats_query(stats, f"show servers state {POOL}")
-    except OSError:
-        return None
-    for line in text.splitlines()[2:]:
-        fields = line.split()
-        if len(fields) > 6 and fields[4] == address:
-            return bool(int(fields[6]) & MAINT_BITS)
-    return None
-
-
-# --------------------------------------------------------------------------- the controllers
-
-class Controller:
-    """One ``lbctl watch`` process (restartable under the same name)."""
-
-    def __init__(self, d: Path, name: str, base: dict, ttl: int, lock_delay: int) -> None:
-        self.d, self.name = d, name
-        self.base, self.ttl, self.lock_delay = base, ttl, lock_delay
-        self.log = d / f"watch-{name}.log"
-        self.config = d / f"lbctl-{name}.yml"
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
-        self.starts = 0
-        self.down: list[tuple[float, float | None, str]] = []  # (from, to, why): killed or paused, wall clock
-
-    def start(self) -> None:
-        self.port = free_port()  # a fresh port each time: no bind race with the killed process's socket
-        settings = json.loads(json.dumps(self.base))
-        settings["election"] = {"name": self.name, "ttl": f"{self.ttl}s", "lock_delay": f"{self.lock_delay}s"}
-        settings["metrics"] = {"listen": f"{HOST}:{self.port}"}
-        self.config.write_text(yaml.safe_dump(settings))
-        with open(self.log, "ab") as out:
-            out.write(f"--- bench: start #{self.starts + 1} of {self.name}\n".encode())
-            out.flush()
-            self.proc = subprocess.Popen([sys.executable, "-m", "lbctl", "watch", "-c", str(self.config)],
-                                         cwd=self.d, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-        self.starts += 1
-        if self.down and self.down[-1][1] is None:
-            self.down[-1] = (self.down[-1][0], time.time(), self.down[-1][2])
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def metric(self, name: str) -> float | None:
-        """The value of an unlabelled metric, or None (no answer)."""
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{self.port}/metrics", timeout=1.0) as resp:
-                body = resp.read().decode()
-        except OSError:
-            return None
-        for line in body.splitlines():
-            if line.startswith(name + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return None
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{self.port}/readyz", timeout=1.0) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    def kill(self) -> float:
-        t = time.time()
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.down.append((t, None, "killed"))
-        self.proc.wait(10)
-        return t
-
-    def pause(self) -> float:
-        t = time.time()
-        os.killpg(self.proc.pid, signal.SIGSTOP)
-        self.down.append((t, None, "paused"))
-        return t
-
-    def resume(self) -> float:
-        t = time.time()
-        os.killpg(self.proc.pid, signal.SIGCONT)
-        self.down[-1] = (self.down[-1][0], t, "paused")
-        return t
-
-    def was_down(self, t: float) -> str | None:
-        for start, end, why in self.down:
-            if start <= t and (end is None or t < end):
-                return why
-        return None
-
-    def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-
-
-# --------------------------------------------------------------------------- the set-up
-
-def write_setup(d: Path, consul_port: int, listen_port: int, backend_port: int, wait: str) -> dict:
-    inventory = {
-        "version": 1,
-        "defaults": {"pool": {"health": {"type": "none"}}},
-        "listeners": {"web": {"address": HOST, "port": listen_port, "default_pool": "probe"}},
-        "pools": {"probe": {"members": [{"name": "b0", "address": HOST, "port": backend_port}]}},
-    }
-    (d / "inventory.yml").write_text(yaml.safe_dump(inventory))
-    base = {
-        "source": {"inventory": "inventory.yml",
-                   "consul": {"address": f"{HOST}:{consul_port}", "services": [POOL], "wait": wait}},
-        "watch": {"min_wait": "0s", "max_wait": "1s", "retry_max": "2s"},
-        "state_dir": "state",
-        "audit_log": "audit.jsonl",
-        "targets": {"edge": {
-            "kind": "haproxy", "config": "haproxy.cfg", "binary": haproxy_binary(), "shared": True,
-            "master_socket": "master.sock", "master_log": "haproxy.log",
-            "stats_socket": str(d / "stats.sock"), "state_file": str(d / "haproxy.state"),
-            "hard_stop_after": "5s",
-            "probes": [{"url": f"http://{HOST}:{listen_port}/"}],
-            "lock_timeout": "30s", "reload_timeout": "15s",
-        }},
-    }
-    (d / "lbctl.yml").write_text(yaml.safe_dump(base))
-    return base
-
-
-def instance(k: int) -> tuple[str, str]:
-    return f"{POOL}-{k}", f"127.0.0.{11 + k}"
-
-
-class Flips:
-    """One instance at a time: take instance k out (critical), bring it back next, then k+1."""
-
-    def __init__(self, instances: int) -> None:
-        self.instances, self.i = instances, 0
-
-    def next(self) -> tuple[str, str, str]:
-        k, out = (self.i // 2) % self.instances, self.i % 2 == 0
-        self.i += 1
-        sid, address = instance(k)
-        return sid, address, "critical" if out else "passing"
-
-
-def audit_entries(path: Path) -> list[dict]:
-    out = []
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        return out
-    for line in lines:
-        if line.strip():
-            e = json.loads(line)
-            e["_end"] = datetime.fromisoformat(e["time"]).timestamp()
-            e["_start"] = e["_end"] - (e.get("duration_s") or 0.0)
-            out.append(e)
-    return out
-
-
-# --------------------------------------------------------------------------- one round
+from lbctl_testkit.bench import procs
+from lbctl_testkit.bench.accounting import percentile, result_line, summarize as summarize_figures
+from lbctl_testkit.bench.backends import serve_ok
+from lbctl_testkit.bench.election import POOL, Controller, Flips, Recorder, audit_entries, instance, maint, write_setup
+from lbctl_testkit.bench.haproxy import start_haproxy
+from lbctl_testkit.bench.procs import log, stop_group, wait_for
+from lbctl_testkit.bench.watch import apply
+from lbctl_testkit.emulators.consul import ConsulEmulator
+from lbctl_testkit.support import free_port
+
+
+def summarize(values: list[float]) -> dict:
+    """min, p50, p90, max and mean, in s to the ms."""
+    return summarize_figures(values, 3, ("min", "p50", "p90", "max", "mean"))
+
+
+# --------------------------------------------------------------------------- the rounds
 
 class Bench:
     def __init__(self, args, d: Path, emu, rec: Recorder, controllers: list[Controller]) -> None:
@@ -556,15 +262,7 @@ class Bench:
 
 # --------------------------------------------------------------------------- main
 
-def summarize(values: list[float]) -> dict:
-    if not values:
-        return {}
-    return {"min": round(min(values), 3), "p50": round(percentile(values, 50), 3),
-            "p90": round(percentile(values, 90), 3), "max": round(max(values), 3),
-            "mean": round(statistics.fmean(values), 3)}
-
-
-def main() -> None:
+def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20, help="kill -9 rounds")
     parser.add_argument("--pauses", type=int, default=3, help="SIGSTOP rounds after the kills (0: none)")
@@ -582,8 +280,6 @@ def main() -> None:
     if args.controllers < 2:
         sys.exit("--controllers must be at least 2")
     started = time.monotonic()
-    from lbctl_testkit.emulators.consul import ConsulEmulator
-
     d = Path(tempfile.mkdtemp(prefix="lbctl-failover-"))
     emu = haproxy = httpd = None
     controllers: list[Controller] = []
@@ -594,13 +290,9 @@ def main() -> None:
         for k in range(args.instances):
             sid, address = instance(k)
             emu.add_service(POOL, service_id=sid, address=address, port=8080, status="passing")
-        httpd = _Quiet((HOST, 0), _Ok)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        httpd = serve_ok()
         base = write_setup(d, emu.port, free_port(), httpd.server_address[1], args.wait)
-        out = subprocess.run([sys.executable, "-m", "lbctl", "apply", "-c", str(d / "lbctl.yml")], cwd=d,
-                             capture_output=True, text=True, timeout=120)
-        if out.returncode != 0:
-            raise RuntimeError(f"lbctl apply failed: {out.stdout[-1000:]} {out.stderr[-2000:]}")
+        apply(d, d / "lbctl.yml", timeout=120)
         haproxy = start_haproxy(d, d / "haproxy.cfg")
         log(f"haproxy running on the config lbctl apply wrote; dir {d}")
         t_controllers = time.time()
@@ -669,7 +361,7 @@ def main() -> None:
             summary.update({"quick_restarts": len(quicks),
                             "quick_restart_failover_max_s": round(max(qf), 2) if qf else None})
         summary["total_s"] = detail["total_s"]
-        print(json.dumps(summary))
+        result_line(summary)
     finally:
         for c in controllers:
             stop_group(c.proc)
@@ -685,4 +377,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    procs.main(run)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 
@@ -58,6 +61,19 @@ def rss_mb(pid: int) -> dict:
         return status_rss_mb(Path(f"/proc/{pid}/status").read_text())
     except OSError:
         return {}
+
+
+def timed(argv: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one child process run
+    from bytecode (without PYTHONDONTWRITEBYTECODE); exits the bench on a non-zero exit."""
+    start = time.perf_counter()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(argv)}: {proc.stderr.read().decode()[:500]}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def result_line(result: dict) -> None:

@@ -8,4 +8,5 @@ from lbctl.errors import CommandError  # noqa: F401
 from lbctl.metrics import Metrics  # noqa: F401
 from lbctl.targets import files, nginx_ctl  # noqa: F401
 from lbctl.targets import haproxy as haproxy_target  # noqa: F401
+from lbctl.targets.bigip import BigIPTarget  # noqa: F401
 from lbctl.targets.haproxy_ctl import MasterCLI, parse_servers_state, show_servers_state, socket_command  # noqa: F401
