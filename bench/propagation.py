@@ -73,6 +73,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from lbctl_testkit.bench import procs
@@ -318,6 +319,7 @@ def run() -> None:
                 steps = step_times(config, args.steps)
             except Exception as exc:  # lbctl's library API may move under this bench: keep the results
                 steps = {"error": f"{type(exc).__name__}: {exc}"}
+                log(f"the step timing failed: {traceback.format_exc()}")
         extra = {**({"gc_mode": args.gc, "watch_gc_whole_run": gc_stats} if args.gc else {}),
                  "lbctl": code_version(), "cpus": os.cpu_count(), "total_s": round(time.monotonic() - started, 1)}
         detail = report(args, d, c, idle, seen, conns, steps, extra)

@@ -54,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from lbctl_testkit.bench import procs
@@ -257,6 +258,7 @@ def run() -> None:
                     steps = runtime_steps(configs[phase], args.steps, service_name(0))
                 except Exception as exc:  # noqa: BLE001 - keep the results
                     steps = {"error": f"{type(exc).__name__}: {exc}"}
+                    log(f"the step timing failed: {traceback.format_exc()}")
         stop_load.set()
         load.join(10)
         conns = emu.call("conns")  # before consul_leg's own connections

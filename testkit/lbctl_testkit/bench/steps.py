@@ -25,7 +25,7 @@ def _snapshot(config_path: Path):
     client = lbctl_api.consul_client.Client(session.config.consul)
     try:
         t = time.perf_counter()
-        entries = lbctl_api.consul_client.snapshot(client)
+        entries, _problems = lbctl_api.consul_client.snapshot(client)
         seconds = time.perf_counter() - t
     finally:
         client.close()
@@ -78,7 +78,7 @@ def step_times(config_path: Path, runs: int) -> dict:
 
     for _ in range(runs):
         desired = step("1 build (one pool + the model)", build)
-        step("1b guard (every watched pool)", lambda: guard.refusals(desired, desired, set(pools), 0, 0.5))
+        step("1b guard (every watched pool)", lambda: guard.refusals(guard.served(desired), guard.served(desired), guard.Policy()))
         metrics = lbctl_api.Metrics()
         step("1c metrics gauges (every pool)", lambda: metrics.pools(desired))
         step("2a render (whole config)", lambda: target.render(desired))
@@ -139,18 +139,18 @@ def runtime_steps(config_path: Path, runs: int, backend: str) -> dict:
             pools[backend] = merge.service_pool(setup.parts, backend, changed, policy)[0]
             return merge.desired(setup.parts, setup.static, pools)
         desired = step("1 build (one pool + the model)", build)
-        step("2 guard (every watched pool)", lambda: guard.refusals(desired, desired, set(pools), 0, 0.5))
+        step("2 guard (every watched pool)",
+             lambda: guard.refusals(guard.served(desired), guard.served(desired), guard.Policy()))
         step("3 metrics gauges (the changed pool)", lambda: metrics.pools(desired, {backend}))
         # A watch round meets the file in place (its previous candidate) unparsed, with the layout of that
         # candidate kept: so here, cold caches and the layout of the file in place.
-        for cache in (haproxy_cfg.parse, getattr(slots, "by_backend", None)):
-            if cache is not None:
-                cache.cache_clear()
+        haproxy_cfg.parse.cache_clear()
+        slots.by_backend.cache_clear()
         target.layout = layout
         change = step("4 plan (read live file, slots, render, compare)", lambda: target.plan(desired))
         live = step("4a of which: read the live file", target.live_text)
         haproxy_cfg.parse.cache_clear()
-        if hasattr(slots, "by_backend"):
+        if layout is not None:  # spare slots (targets.*.slots): the parts of the plan
             slots.by_backend.cache_clear()
             step("4b of which: parse the live file (slots.by_backend, cold)", lambda: slots.by_backend(live))
             slotted = step("4c of which: slot layout (the changed pool; the rest kept)",
