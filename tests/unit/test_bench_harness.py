@@ -138,15 +138,18 @@ procs.main(run)
 """
 
 
-def test_a_bench_stopped_with_sigterm_stops_the_process_groups_it_started(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_bench_stopped_with_sigterm_or_sigint_stops_the_process_groups_it_started(tmp_path, sig):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # started with SIGINT ignored, as a shell starts a background job: the bench still stops on it
     bench = subprocess.Popen([sys.executable, "-c", RUN_UNTIL_KILLED, str(tmp_path / "child.log")],
-                             stdout=subprocess.PIPE, text=True, env=env)
+                             stdout=subprocess.PIPE, text=True, env=env,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         child = int(bench.stdout.readline())
         os.kill(child, 0)  # running
-        bench.send_signal(signal.SIGTERM)
-        assert bench.wait(30) == 128 + signal.SIGTERM
+        bench.send_signal(sig)
+        assert bench.wait(30) == 128 + sig
         with pytest.raises(ProcessLookupError):
             os.killpg(child, 0)  # its whole group is gone
     finally:

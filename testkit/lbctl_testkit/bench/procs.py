@@ -59,14 +59,17 @@ def stop_group(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout
 
 
 def _terminated(signum, frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the clean-up runs undisturbed
+    for sig in (signal.SIGTERM, signal.SIGINT):  # once: the clean-up runs undisturbed
+        signal.signal(sig, signal.SIG_IGN)
     raise SystemExit(128 + signum)
 
 
 def main(run) -> None:
-    """Run a bench's ``run()``: SIGTERM unwinds it like Ctrl-C (every ``finally`` runs), and
-    the process groups started through ``popen`` are stopped whatever happens."""
-    signal.signal(signal.SIGTERM, _terminated)
+    """Run a bench's ``run()``: SIGTERM and SIGINT (even where the shell started it with SIGINT
+    ignored, in the background) unwind it, every ``finally`` runs, and the process groups
+    started through ``popen`` are stopped whatever happens."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _terminated)
     try:
         run()
     finally:
