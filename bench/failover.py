@@ -56,7 +56,6 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import re
 import shutil
 import sys
@@ -67,7 +66,8 @@ from pathlib import Path
 from lbctl_testkit.bench import procs
 from lbctl_testkit.bench.accounting import percentile, result_line, summarize as summarize_figures
 from lbctl_testkit.bench.backends import serve_ok
-from lbctl_testkit.bench.election import POOL, Controller, Flips, Recorder, audit_entries, instance, maint, write_setup
+from lbctl_testkit.bench.cluster import Cluster
+from lbctl_testkit.bench.election import POOL, Controller, Recorder, audit_entries, instance, write_setup
 from lbctl_testkit.bench.haproxy import start_haproxy
 from lbctl_testkit.bench.procs import log, stop_group, wait_for
 from lbctl_testkit.bench.watch import apply
@@ -82,96 +82,8 @@ def summarize(values: list[float]) -> dict:
 
 # --------------------------------------------------------------------------- the rounds
 
-class Bench:
-    def __init__(self, args, d: Path, emu, rec: Recorder, controllers: list[Controller]) -> None:
-        self.args, self.d, self.emu, self.rec = args, d, emu, rec
-        self.controllers = controllers
-        self.audit = d / "audit.jsonl"
-        self.stats = d / "stats.sock"
-        self.flips = Flips(args.instances)
-        self.rng = random.Random(args.seed)
-
-    def by_name(self, name: str) -> Controller:
-        return next(c for c in self.controllers if c.name == name)
-
-    def steady(self, timeout: float) -> Controller:
-        """Exactly one leader (metrics and the Consul key agree), every other one a ready
-        follower with a live session.  Returns the leader."""
-        state = {}
-
-        def check():
-            live = [c for c in self.controllers if c.alive()]
-            if len(live) != len(self.controllers):
-                dead = [c.name for c in self.controllers if not c.alive()]
-                raise RuntimeError(f"controllers exited: {dead}: {[c.log_text()[-1500:] for c in self.controllers if not c.alive()]}")
-            flags = {c.name: c.metric("lbctl_leader") for c in live}
-            state["flags"] = flags
-            leaders = [n for n, v in flags.items() if v == 1.0]
-            if len(leaders) != 1 or any(v is None for v in flags.values()):
-                return None
-            if self.rec.holder() != leaders[0]:
-                return None
-            if not {c.name for c in live} <= self.rec.sessions():
-                return None
-            if not all(c.ready() for c in live):
-                return None
-            return self.by_name(leaders[0])
-
-        try:
-            return wait_for(check, timeout, "one leader and ready followers", 0.1)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}; last leader flags {state.get('flags')}, key holder {self.rec.holder()}") from None
-
-    def flip(self) -> tuple[str, str, bool, float]:
-        sid, address, status = self.flips.next()
-        t = time.time()
-        self.emu.set_service_health(sid, status)
-        return sid, address, status == "critical", t
-
-    def wait_applied(self, since: float, writers: set[str], address: str, want_maint: bool, timeout: float):
-        """The first audit entry (end >= since) with result applied by one of ``writers``
-        after which HAProxy serves ``want_maint`` for ``address``."""
-        deadline = time.monotonic() + timeout
-        seen = 0
-        first_any = None
-        while time.monotonic() < deadline:
-            entries = [e for e in audit_entries(self.audit) if e["_end"] >= since - 0.002]
-            for e in entries[seen:]:
-                if e["result"] == "applied" and e.get("leader") in writers:
-                    first_any = first_any or e
-                    state = maint(self.stats, address)
-                    if state == want_maint:
-                        return e, first_any, time.time()
-            seen = len(entries)
-            time.sleep(0.02)
-        return None, first_any, None
-
-    def breakdown(self, victim: str, t_down: float, entry: dict | None) -> dict:
-        """Kill -> check critical -> session invalidated -> key acquired -> apply start -> end."""
-        out: dict = {}
-        last_pass = self.rec.before(t_down, "pass", victim)
-        crit = self.rec.after(t_down, "critical", victim)
-        inval = self.rec.after(t_down, "invalidate", victim)
-        acq = self.rec.after(t_down, "acquire")
-        if last_pass is not None:
-            out["last_pass_before_down_s"] = round(t_down - last_pass, 3)
-        if crit:
-            out["down_to_critical_s"] = round(crit[0] - t_down, 3)
-            if last_pass is not None:
-                out["last_pass_to_critical_s"] = round(crit[0] - last_pass, 3)
-        if inval:
-            out["down_to_invalidated_s"] = round(inval[0] - t_down, 3)
-        if acq:
-            out["down_to_acquired_s"] = round(acq[0] - t_down, 3)
-            out["new_leader"] = acq[1]
-            if inval:
-                out["invalidated_to_acquired_s"] = round(acq[0] - inval[0], 3)
-        if entry is not None:
-            out["apply_start_s"] = round(entry["_start"] - t_down, 3)
-            out["apply_duration_s"] = entry.get("duration_s")
-            if acq:
-                out["acquired_to_apply_end_s"] = round(entry["_end"] - acq[0], 3)
-        return out
+class Bench(Cluster):
+    """The rounds: kill -9, quick restart, or pause the leader."""
 
     def kill_round(self, i: int, quick: bool = False) -> dict:
         a = self.args
@@ -240,29 +152,10 @@ class Bench:
         r["woken_leader_metric"] = leader.metric("lbctl_leader")
         return r
 
-    # ----------------------------------------------------------------------- stale writes
-
-    def stale(self, since: float) -> dict:
-        stale, overlaps, checked = [], [], 0
-        for e in audit_entries(self.audit):
-            if e["_end"] < since:
-                continue
-            checked += 1
-            who = e.get("leader")
-            held = self.rec.holder_at(e["_start"] + 0.002)
-            c = next((c for c in self.controllers if c.name == who), None)
-            down = c.was_down(e["_start"]) if c else None
-            brief = {"leader": who, "time": e["time"], "result": e["result"], "holder_at_start": held, "down": down}
-            if who is None or held != who or down:
-                stale.append(brief)
-            elif self.rec.released_between(who, e["_start"] + 0.002, e["_end"]):
-                overlaps.append(brief)
-        return {"checked": checked, "stale": stale, "overlaps": overlaps}
-
 
 # --------------------------------------------------------------------------- main
 
-def run() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20, help="kill -9 rounds")
     parser.add_argument("--pauses", type=int, default=3, help="SIGSTOP rounds after the kills (0: none)")
@@ -279,6 +172,85 @@ def run() -> None:
     args = parser.parse_args()
     if args.controllers < 2:
         sys.exit("--controllers must be at least 2")
+    return args
+
+
+def all_rounds(args, bench: Bench) -> list[dict]:
+    """The kill rounds, then the pause rounds, then the quick restarts."""
+    rounds: list[dict] = []
+    plan = (["kill"] * args.kills + ["pause"] * args.pauses + ["quick"] * args.quick_restarts)
+    for i, mode in enumerate(plan, 1):
+        r = bench.pause_round(i) if mode == "pause" else bench.kill_round(i, quick=mode == "quick")
+        rounds.append(r)
+        extra = (f", woken: writes {r['woken_writes']}, fence refusals {r['woken_fence_refusals']}, "
+                 f"step-down {r['woken_step_down']}") if mode == "pause" else ""
+        log(f"round {i}/{len(plan)} {r['mode']} {r['victim']} (phase {r['phase_s']:.1f}s): "
+            f"failover {r['failover_s']}s (critical +{r.get('down_to_critical_s')}s, "
+            f"acquired +{r.get('down_to_acquired_s')}s by {r.get('new_leader')}, "
+            f"applied +{r['failover_s']}s){extra}")
+    return rounds
+
+
+def failovers(rounds: list[dict], mode: str) -> list[float]:
+    return [r["failover_s"] for r in rounds if r["mode"] == mode and r["failover_s"] is not None]
+
+
+def report(rounds: list[dict], audit: dict, controllers: list[Controller], started: float) -> dict:
+    """The detailed JSON object (printed first)."""
+    kills = [r for r in rounds if r["mode"] == "kill"]
+
+    def of_kills(key: str) -> dict:
+        return summarize([r[key] for r in kills if key in r])
+
+    logs = {c.name: c.log_text() for c in controllers}
+    return {
+        "rounds": rounds,
+        "kill_failover_s": summarize(failovers(rounds, "kill")),
+        "kill_down_to_critical_s": of_kills("down_to_critical_s"),
+        "kill_last_pass_to_critical_s": of_kills("last_pass_to_critical_s"),
+        "kill_invalidated_to_acquired_s": of_kills("invalidated_to_acquired_s"),
+        "kill_acquired_to_apply_end_s": of_kills("acquired_to_apply_end_s"),
+        "pause_failover_s": summarize(failovers(rounds, "pause")),
+        "quick_restart_failover_s": summarize(failovers(rounds, "quick-restart")),
+        "audit": audit,
+        "log_counts": {n: {"leader": t.count(" is the leader"), "step_down": t.count("is no longer the leader"),
+                           "fence_refusals": len(re.findall(r"lost the leader lock|cannot confirm the leader lock", t)),
+                           "errors": t.count(" ERROR ")} for n, t in logs.items()},
+        "cpus": os.cpu_count(), "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+        "total_s": round(time.monotonic() - started, 1),
+    }
+
+
+def summary(args, rounds: list[dict], audit: dict, total_s: float) -> dict:
+    """The summary JSON object (the last line)."""
+    kills = [r for r in rounds if r["mode"] == "kill"]
+    pauses = [r for r in rounds if r["mode"] == "pause"]
+    quicks = [r for r in rounds if r["mode"] == "quick-restart"]
+    fo = failovers(rounds, "kill")
+    target = args.ttl + args.lock_delay + 1
+    out = {
+        "kills": len(kills), "failover_p50_s": round(percentile(fo, 50), 2) if fo else None,
+        "failover_max_s": round(max(fo), 2) if fo else None,
+        "stale_writes": len(audit["stale"]),
+        "ttl_s": args.ttl, "lock_delay_s": args.lock_delay, "target_s": target,
+        "within_target": bool(fo) and len(fo) == len(kills) and max(fo) <= target,
+        "timeouts": sum(1 for r in rounds if r.get("timeout")),
+        "controllers": args.controllers, "audit_entries_checked": audit["checked"],
+    }
+    if pauses:
+        pf = failovers(rounds, "pause")
+        out.update({"pauses": len(pauses), "pause_failover_max_s": round(max(pf), 2) if pf else None,
+                    "paused_leader_writes": sum(r["woken_writes"] for r in pauses),
+                    "paused_leader_fence_refusals": sum(r["woken_fence_refusals"] for r in pauses)})
+    if quicks:
+        qf = failovers(rounds, "quick-restart")
+        out.update({"quick_restarts": len(quicks), "quick_restart_failover_max_s": round(max(qf), 2) if qf else None})
+    out["total_s"] = total_s
+    return out
+
+
+def run() -> None:
+    args = parse_args()
     started = time.monotonic()
     d = Path(tempfile.mkdtemp(prefix="lbctl-failover-"))
     emu = haproxy = httpd = None
@@ -303,65 +275,13 @@ def run() -> None:
         bench = Bench(args, d, emu, rec, controllers)
         leader = bench.steady(60)
         log(f"{args.controllers} controllers up; {leader.name} leads (ttl {args.ttl}s, lock-delay {args.lock_delay}s)")
-
-        rounds: list[dict] = []
-        plan = (["kill"] * args.kills + ["pause"] * args.pauses + ["quick"] * args.quick_restarts)
-        for i, mode in enumerate(plan, 1):
-            r = bench.pause_round(i) if mode == "pause" else bench.kill_round(i, quick=mode == "quick")
-            rounds.append(r)
-            extra = (f", woken: writes {r['woken_writes']}, fence refusals {r['woken_fence_refusals']}, "
-                     f"step-down {r['woken_step_down']}") if mode == "pause" else ""
-            log(f"round {i}/{len(plan)} {r['mode']} {r['victim']} (phase {r['phase_s']:.1f}s): "
-                f"failover {r['failover_s']}s (critical +{r.get('down_to_critical_s')}s, "
-                f"acquired +{r.get('down_to_acquired_s')}s by {r.get('new_leader')}, "
-                f"applied +{r['failover_s']}s){extra}")
+        rounds = all_rounds(args, bench)
         bench.steady(60)
         time.sleep(1.0)
         audit = bench.stale(t_controllers)
-
-        kills = [r for r in rounds if r["mode"] == "kill"]
-        pauses = [r for r in rounds if r["mode"] == "pause"]
-        quicks = [r for r in rounds if r["mode"] == "quick-restart"]
-        fo = [r["failover_s"] for r in kills if r["failover_s"] is not None]
-        target = args.ttl + args.lock_delay + 1
-        logs = {c.name: c.log_text() for c in controllers}
-        detail = {
-            "rounds": rounds,
-            "kill_failover_s": summarize(fo),
-            "kill_down_to_critical_s": summarize([r["down_to_critical_s"] for r in kills if "down_to_critical_s" in r]),
-            "kill_last_pass_to_critical_s": summarize([r["last_pass_to_critical_s"] for r in kills if "last_pass_to_critical_s" in r]),
-            "kill_invalidated_to_acquired_s": summarize([r["invalidated_to_acquired_s"] for r in kills if "invalidated_to_acquired_s" in r]),
-            "kill_acquired_to_apply_end_s": summarize([r["acquired_to_apply_end_s"] for r in kills if "acquired_to_apply_end_s" in r]),
-            "pause_failover_s": summarize([r["failover_s"] for r in pauses if r["failover_s"] is not None]),
-            "quick_restart_failover_s": summarize([r["failover_s"] for r in quicks if r["failover_s"] is not None]),
-            "audit": audit,
-            "log_counts": {n: {"leader": t.count(" is the leader"), "step_down": t.count("is no longer the leader"),
-                               "fence_refusals": len(re.findall(r"lost the leader lock|cannot confirm the leader lock", t)),
-                               "errors": t.count(" ERROR ")} for n, t in logs.items()},
-            "cpus": os.cpu_count(), "loadavg": Path("/proc/loadavg").read_text().split()[:3],
-            "total_s": round(time.monotonic() - started, 1),
-        }
+        detail = report(rounds, audit, controllers, started)
         print(json.dumps(detail, indent=1))
-        summary = {
-            "kills": len(kills), "failover_p50_s": round(percentile(fo, 50), 2) if fo else None,
-            "failover_max_s": round(max(fo), 2) if fo else None,
-            "stale_writes": len(audit["stale"]),
-            "ttl_s": args.ttl, "lock_delay_s": args.lock_delay, "target_s": target,
-            "within_target": bool(fo) and len(fo) == len(kills) and max(fo) <= target,
-            "timeouts": sum(1 for r in rounds if r.get("timeout")),
-            "controllers": args.controllers, "audit_entries_checked": audit["checked"],
-        }
-        if pauses:
-            pf = [r["failover_s"] for r in pauses if r["failover_s"] is not None]
-            summary.update({"pauses": len(pauses), "pause_failover_max_s": round(max(pf), 2) if pf else None,
-                            "paused_leader_writes": sum(r["woken_writes"] for r in pauses),
-                            "paused_leader_fence_refusals": sum(r["woken_fence_refusals"] for r in pauses)})
-        if quicks:
-            qf = [r["failover_s"] for r in quicks if r["failover_s"] is not None]
-            summary.update({"quick_restarts": len(quicks),
-                            "quick_restart_failover_max_s": round(max(qf), 2) if qf else None})
-        summary["total_s"] = detail["total_s"]
-        result_line(summary)
+        result_line(summary(args, rounds, audit, detail["total_s"]))
     finally:
         for c in controllers:
             stop_group(c.proc)

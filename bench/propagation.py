@@ -69,7 +69,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -79,10 +78,10 @@ from pathlib import Path
 from lbctl_testkit.bench import procs
 from lbctl_testkit.bench.accounting import cpu_seconds, result_line, rss_mb, summarize
 from lbctl_testkit.bench.backends import serve_ok
-from lbctl_testkit.bench.changes import Flipper, one_flip
+from lbctl_testkit.bench.changes import Flipper, one_flip, series
 from lbctl_testkit.bench.consul import Emulator, idle_phase, service_name, watching
 from lbctl_testkit.bench.haproxy import start_haproxy
-from lbctl_testkit.bench.procs import code_version, duration, loadavg, log, popen, stop_group
+from lbctl_testkit.bench.procs import code_version, duration, loadavg, log, start_profile, stop_group, stop_profile
 from lbctl_testkit.bench.steps import step_times
 from lbctl_testkit.bench.watch import (GC_LAUNCHER, apply, first_timeout, launcher, lbctl_config, path_keys,
                                        start_watch, stop_watch, write_config, write_inventory)
@@ -143,19 +142,11 @@ def warm_up(emu: Emulator, d: Path, args, flips: Flipper) -> None:
 def churn(emu: Emulator, d: Path, args, flips: Flipper, watch, haproxy) -> dict:
     """The counted flips, one at a time; CPU, RSS, load and the emulator's requests around them."""
     emu.call("reset")
-    results = []
     load_before = loadavg()
     cpu_watch, cpu_haproxy = cpu_seconds(watch.pid), cpu_seconds(haproxy.pid)
     start = time.monotonic()
-    for i in range(args.changes):
-        r = one_flip(emu, d / "stats.sock", d / "state" / "edge" / "last-apply.json", *flips.next(),
-                     args.poll / 1000, args.timeout)
-        results.append(r)
-        if (i + 1) % 20 == 0:
-            recent = [x["live_ms"] for x in results[-20:] if x["live_ms"] is not None]
-            log(f"  {i + 1}/{args.changes}: last 20 live p50 {statistics.median(recent):.0f} ms, "
-                f"max {max(recent):.0f} ms" if recent else f"  {i + 1}: no flip went live")
-        time.sleep(args.gap / 1000)
+    results = series(lambda: one_flip(emu, d / "stats.sock", d / "state" / "edge" / "last-apply.json", *flips.next(),
+                                      args.poll / 1000, args.timeout), args.changes, args.gap / 1000, 20, "  ")
     end = time.monotonic()
     return {"results": results, "start": start, "end": end, "load": (load_before, loadavg()),
             "cpu_watch": cpu_seconds(watch.pid) - cpu_watch, "cpu_haproxy": cpu_seconds(haproxy.pid) - cpu_haproxy,
@@ -194,22 +185,6 @@ def by_overlap(results: list[dict], seen: list[tuple[float, str]], burst: int) -
         during = bisect.bisect_left(times, r["t0"] + r["live_ms"] / 1000) - bisect.bisect_left(times, r["t0"])
         (herd if during >= burst else calm).append(r["live_ms"])
     return herd, calm
-
-
-def start_profile(args, d: Path, pid: int):
-    spy_bin = shutil.which("py-spy") or sys.exit("--profile needs py-spy (pip install py-spy)")
-    spy = popen([spy_bin, "record", "-p", str(pid), "-o", args.profile, "-f", "raw", "-r", "100", "--nonblocking",
-                 "--threads"], d / "py-spy.log")
-    time.sleep(1.0)
-    return spy
-
-
-def stop_profile(spy) -> None:
-    if spy is not None:
-        spy.send_signal(signal.SIGINT)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            spy.wait(60)
-        stop_group(spy)
 
 
 def report(args, d: Path, c: dict, idle: dict, seen: list, conns: dict, steps: dict, extra: dict) -> dict:
@@ -300,7 +275,10 @@ def run() -> None:
             log(f"idle: {idle['requests']} requests in {idle['window_s']}s = {idle['requests_per_min']}/min")
 
         log(f"churn: {args.changes} flips")
-        spy = start_profile(args, d, watch.pid) if args.profile else None
+        spy = None
+        if args.profile:
+            spy = start_profile(watch.pid, args.profile, 100, d / "py-spy.log")
+            time.sleep(1.0)
         c = churn(emu, d, args, flips, watch, haproxy)
         c["watch_open_fds"] = watch_fds
         stop_profile(spy)

@@ -48,9 +48,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,11 +57,11 @@ from pathlib import Path
 from lbctl_testkit.bench import procs
 from lbctl_testkit.bench.accounting import cpu_seconds, result_line, rss_mb, summarize
 from lbctl_testkit.bench.backends import ok_backends
-from lbctl_testkit.bench.changes import Changes, one_change, trace_legs
+from lbctl_testkit.bench.changes import Changes, one_change, series, trace_legs
 from lbctl_testkit.bench.consul import Emulator, idle_phase, service_name, watching
 from lbctl_testkit.bench.haproxy import reloads, start_haproxy
 from lbctl_testkit.bench.load import paced_load_main
-from lbctl_testkit.bench.procs import code_version, duration, loadavg, log, popen, stop_group
+from lbctl_testkit.bench.procs import code_version, duration, loadavg, log, start_profile, stop_group, stop_profile
 from lbctl_testkit.bench.steps import consul_leg, runtime_steps
 from lbctl_testkit.bench.watch import (TRACE_LAUNCHER, apply, first_timeout, launcher, lbctl_config, start_watch,
                                        stop_watch, write_config, write_inventory)
@@ -127,9 +124,7 @@ def counted(phase: str, d: Path, args, emu: Emulator, changes: Changes, counters
         time.sleep(args.gap / 1000)
     spy = None
     if args.profile and phase == args.phases.split(",")[0]:
-        spy_bin = shutil.which("py-spy") or sys.exit("--profile needs py-spy (pip install py-spy)")
-        spy = popen([spy_bin, "record", "-p", str(watch.pid), "-o", args.profile, "-f", "raw", "-r", "500",
-                     "--nonblocking", "--threads"], Path(os.devnull))
+        spy = start_profile(watch.pid, args.profile, 500, Path(os.devnull))
     wait = duration(args.wait)
     idle = idle_phase(emu, duration(args.idle) if args.idle else 6 * wait, wait, watch.pid)
     if idle:
@@ -139,20 +134,10 @@ def counted(phase: str, d: Path, args, emu: Emulator, changes: Changes, counters
     reloads0, load0 = reloads(d), loadavg()
     cpu_w, cpu_h = cpu_seconds(watch.pid), cpu_seconds(haproxy.pid)
     start = time.monotonic()
-    results = []
-    for i in range(args.changes):
-        results.append(one_change(emu, stats, record, changes.next(), args.poll / 1000, args.timeout))
-        if (i + 1) % 50 == 0:
-            recent = [x["live_ms"] for x in results[-50:] if x["live_ms"] is not None]
-            log(f"{phase}: {i + 1}/{args.changes}: last 50 live p50 {statistics.median(recent):.1f} ms, "
-                f"max {max(recent):.1f} ms" if recent else f"{phase}: {i + 1}: none went live")
-        time.sleep(args.gap / 1000)
+    results = series(lambda: one_change(emu, stats, record, changes.next(), args.poll / 1000, args.timeout),
+                     args.changes, args.gap / 1000, 50, f"{phase}: ")
     end = time.monotonic()
-    if spy is not None:
-        spy.send_signal(signal.SIGINT)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            spy.wait(60)
-        stop_group(spy)
+    stop_profile(spy)
     time.sleep(0.5)  # requests in flight at the end still count
     cpu_w, cpu_h = cpu_seconds(watch.pid) - cpu_w, cpu_seconds(haproxy.pid) - cpu_h
     return results, {"reloads": reloads(d) - reloads0, "ok": counters[0] - ok0, "failed": counters[1] - failed0,

@@ -15,7 +15,7 @@ from pathlib import Path
 from lbctl_testkit.bench.accounting import percentile
 from lbctl_testkit.bench.consul import Emulator, instance_address, instance_id, service_name
 from lbctl_testkit.bench.haproxy import FMAINT, admin_state, shows
-from lbctl_testkit.bench.procs import HOST, mtime
+from lbctl_testkit.bench.procs import HOST, log, mtime
 
 
 class Flipper:
@@ -165,6 +165,20 @@ def one_change(emu: Emulator, stats: Path, record: Path, change: dict, poll: flo
     return {"kind": change["kind"], "backend": change["backend"], "instance": change["instance"], "t0": t0,
             "live_ms": None if live is None else (live - t0) * 1000,
             "done_ms": None if done is None else (done - t0) * 1000}
+
+
+def series(one, count: int, gap: float, every: int, label: str) -> list[dict]:
+    """``count`` changes one at a time (``one()`` makes one and returns its result), ``gap`` s
+    apart, with a progress line every ``every`` (their live p50 and max)."""
+    results = []
+    for i in range(count):
+        results.append(one())
+        if (i + 1) % every == 0:
+            recent = [x["live_ms"] for x in results[-every:] if x["live_ms"] is not None]
+            log(f"{label}{i + 1}/{count}: last {every} live p50 {statistics.median(recent):.1f} ms, "
+                f"max {max(recent):.1f} ms" if recent else f"{label}{i + 1}: none went live")
+        time.sleep(gap)
+    return results
 
 
 # The legs of a runtime-path change in a ``--trace`` (watch.TRACE_LAUNCHER): name, from, to.

@@ -58,6 +58,22 @@ def stop_group(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout
         proc.wait(5)
 
 
+def start_profile(pid: int, out: str, rate: int, log_path: Path) -> subprocess.Popen:
+    """``py-spy record`` of ``pid`` into ``out`` (raw stacks, ``rate`` Hz); exits the bench without py-spy."""
+    spy = shutil.which("py-spy") or sys.exit("--profile needs py-spy (pip install py-spy)")
+    return popen([spy, "record", "-p", str(pid), "-o", out, "-f", "raw", "-r", str(rate), "--nonblocking",
+                  "--threads"], log_path)
+
+
+def stop_profile(spy: subprocess.Popen | None) -> None:
+    """Let py-spy write its file (SIGINT, up to 60 s), then stop its group."""
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            spy.wait(60)
+        stop_group(spy)
+
+
 def _terminated(signum, frame) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):  # once: the clean-up runs undisturbed
         signal.signal(sig, signal.SIG_IGN)
