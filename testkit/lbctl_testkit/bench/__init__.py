@@ -9,6 +9,7 @@
 - ``steps``: each step of one apply, timed with lbctl's own functions;
 - ``backends``, ``load``: HTTP backends and load generators (child processes, bounded);
 - ``election``: election hooks on the emulator, restartable controllers, the audit log;
+- ``cluster``: the failover bench's controllers as a group (one leader, applies, stale writes);
 - ``reload_target``: one HAProxy or nginx under ``lbctl apply``, and its old processes;
 - ``lbctl_api``: the lbctl internals the benches drive, imported in one place.
 """
