@@ -187,6 +187,36 @@ def by_overlap(results: list[dict], seen: list[tuple[float, str]], burst: int) -
     return herd, calm
 
 
+def start_watching(emu: Emulator, d: Path, config: Path, args):
+    """lbctl watch (through the GC launcher with ``--gc``), once it holds its blocking queries."""
+    log("starting lbctl watch")
+    watch = start_watch(d, config, launcher=launcher(GC_LAUNCHER, d / "gc.json") if args.gc else None)
+    t = time.monotonic()
+    try:
+        watching(emu, watch)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}: {(d / 'watch.log').read_text()[-2000:]}") from None
+    log(f"lbctl watch holds its blocking queries {time.monotonic() - t:.1f}s after the start")
+    return watch
+
+
+def after_watch(args, d: Path, config: Path) -> tuple[dict, dict]:
+    """Once lbctl watch stopped: its garbage collector's figures (``--gc``), and the steps of one apply."""
+    gc_stats = {}
+    if args.gc:
+        with contextlib.suppress(OSError, ValueError):
+            gc_stats = json.loads((d / "gc.json").read_text())
+    steps = {}
+    if args.steps:
+        log("timing the steps of one apply on the same config and HAProxy")
+        try:
+            steps = step_times(config, args.steps)
+        except Exception as exc:  # lbctl's library API may move under this bench: keep the results
+            steps = {"error": f"{type(exc).__name__}: {exc}"}
+            log(f"the step timing failed: {traceback.format_exc()}")
+    return gc_stats, steps
+
+
 def report(args, d: Path, c: dict, idle: dict, seen: list, conns: dict, steps: dict, extra: dict) -> dict:
     """The detailed JSON object (printed first)."""
     results, churn_s = c["results"], c["end"] - c["start"]
@@ -254,14 +284,7 @@ def run() -> None:
         apply(d, config)
         log(f"lbctl apply wrote haproxy.cfg in {time.monotonic() - t:.1f}s; starting haproxy")
         haproxy = start_haproxy(d, d / "haproxy.cfg")
-        log("starting lbctl watch")
-        watch = start_watch(d, config, launcher=launcher(GC_LAUNCHER, d / "gc.json") if args.gc else None)
-        t = time.monotonic()
-        try:
-            watching(emu, watch)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}: {(d / 'watch.log').read_text()[-2000:]}") from None
-        log(f"lbctl watch holds its blocking queries {time.monotonic() - t:.1f}s after the start")
+        watch = start_watching(emu, d, config, args)
         watch_fds = None
         with contextlib.suppress(OSError):
             watch_fds = len(os.listdir(f"/proc/{watch.pid}/fd"))
@@ -286,18 +309,7 @@ def run() -> None:
         conns = emu.call("conns")
         log("stopping lbctl watch")
         stop_watch(watch)
-        gc_stats = {}
-        if args.gc:
-            with contextlib.suppress(OSError, ValueError):
-                gc_stats = json.loads((d / "gc.json").read_text())
-        steps = {}
-        if args.steps:
-            log("timing the steps of one apply on the same config and HAProxy")
-            try:
-                steps = step_times(config, args.steps)
-            except Exception as exc:  # lbctl's library API may move under this bench: keep the results
-                steps = {"error": f"{type(exc).__name__}: {exc}"}
-                log(f"the step timing failed: {traceback.format_exc()}")
+        gc_stats, steps = after_watch(args, d, config)
         extra = {**({"gc_mode": args.gc, "watch_gc_whole_run": gc_stats} if args.gc else {}),
                  "lbctl": code_version(), "cpus": os.cpu_count(), "total_s": round(time.monotonic() - started, 1)}
         detail = report(args, d, c, idle, seen, conns, steps, extra)

@@ -64,60 +64,78 @@ from lbctl_testkit.bench.reload_target import MAX_RELOADS, SHUTDOWN_SECONDS, SHU
 
 # --------------------------------------------------------------------------- one target
 
+def start_loaders(kind: str, setup: Setup, args, ctx, stop) -> list[tuple[str, mp.Process, object]]:
+    """The close, keep-alive and idle keep-alive load processes against ``setup``'s listener."""
+    loaders = []
+    modes = [("close", args.clients, 0.0), ("keepalive", args.clients, 0.0),
+             ("idle", args.idle_clients, args.idle_seconds)]
+    for mode, clients, pause in modes:
+        if not clients:
+            continue
+        recv, send = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=load_main, name=f"load-{kind}-{mode}",
+                        args=(mode, f"{kind} {mode}", setup.port, clients, args.max_seconds,
+                              args.max_requests, stop, send, pause))
+        p.start()
+        send.close()
+        loaders.append((mode, p, recv))
+    return loaders
+
+
+def apply_series(kind: str, setup: Setup, args, sampler: Sampler) -> dict:
+    """``--applies`` applies, each rotating the members, with fresh GETs after each."""
+    start = time.monotonic()
+    durations, failures, how = [], [], Counter()
+    stale = 0
+    for i in range(1, args.applies + 1):
+        setup.write_inventory(i)
+        rc, out, seconds = setup.apply()
+        durations.append(seconds)
+        if rc != 0 or ": applied " not in out:
+            failures.append(f"apply {i}: exit {rc}: {out}")
+            log(f"{kind}: apply {i} FAILED (exit {rc}): {out}")
+        else:
+            how["reload" if "reloaded" in out else "runtime" if "runtime API" in out else "other"] += 1
+        # Did membership change?  Fresh connections right after the apply must reach members
+        # only (an error also counts as a non-member answer).
+        members = {f"b{m}" for m in setup.members(i)}
+        stale += sum(n for b, n in setup.answers(6).items() if b not in members)
+        if i % 10 == 0 or i == args.applies:
+            log(f"{kind}: {i}/{args.applies} applies, {len(failures)} failed, "
+                f"{time.monotonic() - start:.1f}s, old processes max {sampler.max}")
+    return {"durations": durations, "failures": failures, "how": how, "stale": stale,
+            "seconds": time.monotonic() - start}
+
+
+def first_apply(kind: str, setup: Setup) -> list[str]:
+    """The first apply (before the load balancer starts); the shutdown bounds it rendered."""
+    (setup.dir / "tmp").mkdir()
+    setup.write_inventory(0)
+    rc, out, _ = setup.apply()
+    if rc != 0:
+        raise RuntimeError(f"first lbctl apply failed ({rc}): {out}")
+    wanted = (("option idle-close-on-response", f"hard-stop-after {SHUTDOWN_TIMEOUT}",
+               f"mworker-max-reloads {MAX_RELOADS}") if kind == "haproxy"
+              else (f"worker_shutdown_timeout {SHUTDOWN_TIMEOUT};",))
+    rendered = [line.strip() for line in setup.live.read_text().splitlines() if line.strip().startswith(wanted)]
+    log(f"{kind}: rendered {rendered}")
+    return rendered
+
+
 def bench_target(kind: str, backend_ports: list[int], args: argparse.Namespace, ctx) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"lbctl-bench-reload-{kind}-") as tmp:
         setup = Setup(kind, Path(tmp), backend_ports, args.templates, args.haproxy_runtime_api)
-        (setup.dir / "tmp").mkdir()
-        setup.write_inventory(0)
-        rc, out, _ = setup.apply()
-        if rc != 0:
-            raise RuntimeError(f"first lbctl apply failed ({rc}): {out}")
-        wanted = (("option idle-close-on-response", f"hard-stop-after {SHUTDOWN_TIMEOUT}",
-                   f"mworker-max-reloads {MAX_RELOADS}") if kind == "haproxy"
-                  else (f"worker_shutdown_timeout {SHUTDOWN_TIMEOUT};",))
-        rendered = [line.strip() for line in setup.live.read_text().splitlines()
-                    if line.strip().startswith(wanted)]
-        log(f"{kind}: rendered {rendered}")
+        rendered = first_apply(kind, setup)
         stop = ctx.Event()
         loaders: list[tuple[str, mp.Process, object]] = []
         sampler = Sampler(setup)
         try:
             setup.start()
             log(f"{kind}: listening on {HOST}:{setup.port}, members {setup.members(0)}, dir {tmp}")
-            modes = [("close", args.clients, 0.0), ("keepalive", args.clients, 0.0),
-                     ("idle", args.idle_clients, args.idle_seconds)]
-            for mode, clients, pause in modes:
-                if not clients:
-                    continue
-                recv, send = ctx.Pipe(duplex=False)
-                p = ctx.Process(target=load_main, name=f"load-{kind}-{mode}",
-                                args=(mode, f"{kind} {mode}", setup.port, clients, args.max_seconds,
-                                      args.max_requests, stop, send, pause))
-                p.start()
-                send.close()
-                loaders.append((mode, p, recv))
+            loaders = start_loaders(kind, setup, args, ctx, stop)
             sampler.start()
             time.sleep(args.warmup)
-            start = time.monotonic()
-            durations, failures, how = [], [], Counter()
-            stale = 0
-            for i in range(1, args.applies + 1):
-                setup.write_inventory(i)
-                rc, out, seconds = setup.apply()
-                durations.append(seconds)
-                if rc != 0 or ": applied " not in out:
-                    failures.append(f"apply {i}: exit {rc}: {out}")
-                    log(f"{kind}: apply {i} FAILED (exit {rc}): {out}")
-                else:
-                    how["reload" if "reloaded" in out else "runtime" if "runtime API" in out else "other"] += 1
-                # Did membership change?  Fresh connections right after the apply must reach members
-                # only (an error also counts as a non-member answer).
-                members = {f"b{m}" for m in setup.members(i)}
-                stale += sum(n for b, n in setup.answers(6).items() if b not in members)
-                if i % 10 == 0 or i == args.applies:
-                    log(f"{kind}: {i}/{args.applies} applies, {len(failures)} failed, "
-                        f"{time.monotonic() - start:.1f}s, old processes max {sampler.max}")
-            series = time.monotonic() - start
+            series = apply_series(kind, setup, args, sampler)
             load_alive = all(p.is_alive() for _, p, _ in loaders)
             # Old processes right after the series and once the shutdown bound has passed,
             # with the load (idle clients included) still running.
@@ -141,13 +159,21 @@ def bench_target(kind: str, backend_ports: list[int], args: argparse.Namespace, 
                 if p.is_alive():
                     p.kill()
             setup.stop()
+    return report(args, results, series, {"process_reloads": process_reloads, "load_alive": load_alive,
+                                          "old_at_end": old_at_end, "old_after": old_after,
+                                          "sampler": sampler, "rendered": rendered})
+
+
+def report(args, results: dict, series: dict, seen: dict) -> dict:
+    """One target's JSON object."""
     close, ka = results["close"], results["keepalive"]
     idle = results.get("idle", {"requests": 0, "failed": 0, "retries": 0, "failures": {}})
+    durations, failures, sampler = series["durations"], series["failures"], seen["sampler"]
     return {
         "applies": len(durations) - len(failures),
         "applies_failed": len(failures),
-        "applies_by": dict(how),  # reload / runtime (haproxy Runtime API, no reload)
-        "process_reloads": process_reloads,
+        "applies_by": dict(series["how"]),  # reload / runtime (haproxy Runtime API, no reload)
+        "process_reloads": seen["process_reloads"],
         "requests": close["requests"],
         "failed": close["failed"],
         "keepalive_requests": ka["requests"],
@@ -160,16 +186,15 @@ def bench_target(kind: str, backend_ports: list[int], args: argparse.Namespace, 
         "keepalive_retry_kinds": ka.get("retry_kinds", {}),
         "idle_keepalive_retry_kinds": idle.get("retry_kinds", {}),
         "load_seconds": {"close": close.get("seconds"), "keepalive": ka.get("seconds")},
-        "load_covered_all_applies": load_alive,
+        "load_covered_all_applies": seen["load_alive"],
         "apply_seconds": {"median": round(statistics.median(durations), 3), "max": round(max(durations), 3)},
-        "series_seconds": round(series, 1),
-        "old_processes": {"max": sampler.max, "at_end": old_at_end,
-                          f"after_{SHUTDOWN_SECONDS + 2:g}s": old_after, "samples": sampler.samples},
-        "after_apply_checks": {"requests": 6 * len(durations), "non_member_answers": stale},
-        "rendered": rendered,
+        "series_seconds": round(series["seconds"], 1),
+        "old_processes": {"max": sampler.max, "at_end": seen["old_at_end"],
+                          f"after_{SHUTDOWN_SECONDS + 2:g}s": seen["old_after"], "samples": sampler.samples},
+        "after_apply_checks": {"requests": 6 * len(durations), "non_member_answers": series["stale"]},
+        "rendered": seen["rendered"],
         "apply_errors": failures[:5],
     }
-
 
 
 def run() -> None:

@@ -183,6 +183,42 @@ def run_phase(phase: str, d: Path, config: Path, args, emu: Emulator, changes: C
     return out
 
 
+def all_phases(phases: list[str], d: Path, configs: dict, args, emu: Emulator, changes: Changes, counters,
+               haproxy) -> tuple[dict, dict]:
+    """Each phase in turn; after the runtime phase, the steps of one runtime-path apply."""
+    results, steps = {}, {}
+    for phase in phases:
+        results[phase] = run_phase(phase, d, configs[phase], args, emu, changes, counters, haproxy)
+        r = results[phase]
+        log(f"{phase}: p50 {r['live_ms'].get('p50')} p99 {r['live_ms'].get('p99')} ms, "
+            f"{r['reloads']} reloads, {r['failed']} failed of {r['ok'] + r['failed']} requests")
+        if phase == "runtime" and args.steps:
+            log("timing the steps of one runtime-path apply on the same config and HAProxy")
+            try:
+                steps = runtime_steps(configs[phase], args.steps, service_name(0))
+            except Exception as exc:  # noqa: BLE001 - keep the results
+                steps = {"error": f"{type(exc).__name__}: {exc}"}
+                log(f"the step timing failed: {traceback.format_exc()}")
+    return results, steps
+
+
+def report(args, d: Path, results: dict, steps: dict, consul: dict, counters, started: float) -> dict:
+    """The detailed JSON object (printed first), with each phase's first failed requests."""
+    failures = []
+    with contextlib.suppress(OSError):
+        failures = (d / "failed-requests.log").read_text().splitlines()
+    for r in results.values():
+        start, end = r.pop("window")
+        r["failed_samples"] = [line for line in failures if start <= float(line.split()[0]) < end + 0.5][:5]
+    return {"phases": results, "runtime_steps_ms": steps, "consul_leg_ms": consul,
+            "load": {"rate": args.rate, "threads": args.load_threads, "ok": counters[0],
+                     "failed": counters[1], "failed_outside_windows": counters[1] - sum(
+                         r["failed"] for r in results.values())},
+            "services": args.services, "instances": args.instances, "real": args.real,
+            "backends": args.backends, "wait": args.wait, "min_wait": "0s", "poll_ms": args.poll,
+            "lbctl": code_version(), "cpus": os.cpu_count(), "total_s": round(time.monotonic() - started, 1)}
+
+
 def summary(args, results: dict, conns: dict) -> dict:
     """The summary JSON object (the last line)."""
     rt, rl = results.get("runtime", {}), results.get("reload", {})
@@ -231,37 +267,12 @@ def run() -> None:
         time.sleep(2)
         if counters[0] == 0:
             raise RuntimeError(f"no request succeeded through haproxy: {counters[1]} failed")
-        results, steps = {}, {}
-        for phase in phases:
-            results[phase] = run_phase(phase, d, configs[phase], args, emu, changes, counters, haproxy)
-            r = results[phase]
-            log(f"{phase}: p50 {r['live_ms'].get('p50')} p99 {r['live_ms'].get('p99')} ms, "
-                f"{r['reloads']} reloads, {r['failed']} failed of {r['ok'] + r['failed']} requests")
-            if phase == "runtime" and args.steps:
-                log("timing the steps of one runtime-path apply on the same config and HAProxy")
-                try:
-                    steps = runtime_steps(configs[phase], args.steps, service_name(0))
-                except Exception as exc:  # noqa: BLE001 - keep the results
-                    steps = {"error": f"{type(exc).__name__}: {exc}"}
-                    log(f"the step timing failed: {traceback.format_exc()}")
+        results, steps = all_phases(phases, d, configs, args, emu, changes, counters, haproxy)
         stop_load.set()
         load.join(10)
         conns = emu.call("conns")  # before consul_leg's own connections
         consul = consul_leg(emu, 20, args.services - 1) if args.steps else {}
-        failures = []
-        with contextlib.suppress(OSError):
-            failures = (d / "failed-requests.log").read_text().splitlines()
-        for phase, r in results.items():
-            start, end = r.pop("window")
-            r["failed_samples"] = [line for line in failures if start <= float(line.split()[0]) < end + 0.5][:5]
-        detail = {"phases": results, "runtime_steps_ms": steps, "consul_leg_ms": consul,
-                  "load": {"rate": args.rate, "threads": args.load_threads, "ok": counters[0],
-                           "failed": counters[1], "failed_outside_windows": counters[1] - sum(
-                               r["failed"] for r in results.values())},
-                  "services": args.services, "instances": args.instances, "real": args.real,
-                  "backends": args.backends, "wait": args.wait, "min_wait": "0s", "poll_ms": args.poll,
-                  "lbctl": code_version(), "cpus": os.cpu_count(), "total_s": round(time.monotonic() - started, 1)}
-        print(json.dumps(detail, indent=1))
+        print(json.dumps(report(args, d, results, steps, consul, counters, started), indent=1))
         result_line(summary(args, results, conns))
     finally:
         stop_load.set()

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from lbctl import config as lbctl_config
-from lbctl_testkit.bench import accounting, changes, consul, election, procs, watch
+from lbctl_testkit.bench import accounting, changes, consul, election, procs, steps, watch
 
 STAT = ("4242 (python3 -m lbctl) watch) S 1 4242 4242 0 -1 4194560 1500 0 0 0 "
         "250 50 7 3 20 0 3 0 100 1000000 5000 18446744073709551615")
@@ -112,6 +112,25 @@ def test_membership_changes_keep_every_pool_between_3_and_7_members_and_2_servin
             assert 3 <= len(pool) <= 7
             assert sum(changes.Changes.serving(m) for m in pool.values()) >= 2
     assert kinds == {"add", "remove", "drain", "undrain", "reweight", "critical", "passing"}
+
+
+def test_the_step_timer_times_each_step_and_reports_a_failing_one_once():
+    timer = steps.Timer(catch=True)
+    calls = []
+
+    def broken():
+        calls.append(1)
+        raise ValueError("moved")
+
+    for _ in range(3):
+        assert timer.step("ok", lambda: 42) == 42
+        assert timer.step("broken", broken) is None
+    assert len(timer.wall["ok"]) == len(timer.cpu["ok"]) == 3
+    assert calls == [1] and timer.errors == {"broken": "ValueError: moved"} and "broken" not in timer.wall
+    timer.step("child", lambda: subprocess.run([sys.executable, "-c", "sum(range(3_000_000))"], check=True), child=True)
+    assert timer.cpu["child"][0] > 0  # the reaped child's CPU, not this thread's
+    with pytest.raises(ValueError):
+        steps.Timer().step("broken", broken)
 
 
 def test_an_idle_window_of_zero_is_skipped():

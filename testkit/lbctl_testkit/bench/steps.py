@@ -32,6 +32,44 @@ def _snapshot(config_path: Path):
     return setup, setup.targets[0], entries, seconds
 
 
+def _pools(setup, entries: dict) -> tuple:
+    """The policy and every service's pool, as the watch builds them."""
+    policy = lbctl_api.consul_model.Policy(False)
+    return policy, {name: lbctl_api.merge.service_pool(setup.parts, name, e, policy)[0] for name, e in entries.items()}
+
+
+class Timer:
+    """Wall and CPU seconds per named step (CPU: this thread's, or the reaped children's for a
+    child process).  ``catch``: a step that raises is reported in ``errors`` and not run again."""
+
+    def __init__(self, catch: bool = False) -> None:
+        self.catch = catch
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+        self.errors: dict[str, str] = {}
+
+    @staticmethod
+    def children_cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    def step(self, name: str, fn, child: bool = False):
+        """Run and time ``fn()`` as step ``name``; its result (None when it failed and ``catch``)."""
+        if name in self.errors:
+            return None
+        w, c, cc = time.perf_counter(), time.thread_time(), self.children_cpu()
+        try:
+            out = fn()
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            if not self.catch:
+                raise
+            self.errors[name] = f"{type(exc).__name__}: {exc}"[:200]
+            return None
+        self.wall.setdefault(name, []).append(time.perf_counter() - w)
+        self.cpu.setdefault(name, []).append(self.children_cpu() - cc if child else time.thread_time() - c)
+        return out
+
+
 def step_times(config_path: Path, runs: int) -> dict:
     """Each step of one reload-path apply, timed here on the same config and the same running
     HAProxy (after ``lbctl watch`` stopped), for a change of one member's state.
@@ -40,37 +78,17 @@ def step_times(config_path: Path, runs: int) -> dict:
     The steps call lbctl's own functions, which may move: a step that cannot run says why.
     """
     deploy, guard, haproxy_cfg, files = lbctl_api.deploy, lbctl_api.guard, lbctl_api.haproxy_cfg, lbctl_api.files
-    consul_model, merge = lbctl_api.consul_model, lbctl_api.merge
+    merge = lbctl_api.merge
     setup, target, entries, _ = _snapshot(config_path)
-    policy = consul_model.Policy(False)
-    pools = {name: merge.service_pool(setup.parts, name, e, policy)[0] for name, e in entries.items()}
+    policy, pools = _pools(setup, entries)
     name0 = sorted(entries)[0]
     flipped = copy.deepcopy(entries[name0])  # one instance critical: a one-line change against the live file
     for check_ in flipped[0].get("Checks") or []:
         if check_.get("ServiceID"):
             check_["Status"] = "critical"
 
-    def children_cpu() -> float:
-        r = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return r.ru_utime + r.ru_stime
-
-    wall: dict[str, list[float]] = {}
-    cpu: dict[str, list[float]] = {}
-    errors: dict[str, str] = {}
-    state: dict = {}
-
-    def step(name: str, fn, child: bool = False):
-        if name in errors:
-            return None
-        w, c, cc = time.perf_counter(), time.thread_time(), children_cpu()
-        try:
-            out = fn()
-        except Exception as exc:  # noqa: BLE001 - report and go on
-            errors[name] = f"{type(exc).__name__}: {exc}"[:200]
-            return None
-        wall.setdefault(name, []).append(time.perf_counter() - w)
-        cpu.setdefault(name, []).append(children_cpu() - cc if child else time.thread_time() - c)
-        return out
+    timer, state = Timer(catch=True), {}
+    step, errors = timer.step, timer.errors
 
     def build():
         pools[name0] = merge.service_pool(setup.parts, name0, flipped, policy)[0]
@@ -100,7 +118,8 @@ def step_times(config_path: Path, runs: int) -> dict:
             step("7 audit diff of the change (difflib)", lambda: deploy.changed(change))
     target.path.with_name("bench-write.cfg").unlink(missing_ok=True)
     out: dict = {name: {"wall_ms": round(statistics.median(v) * 1000, 1),
-                        "cpu_ms": round(statistics.median(cpu[name]) * 1000, 1)} for name, v in sorted(wall.items())}
+                        "cpu_ms": round(statistics.median(timer.cpu[name]) * 1000, 1)}
+                 for name, v in sorted(timer.wall.items())}
     if errors:
         out["not_timed"] = errors
     out["config_bytes"], out["config_lines"] = state.get("bytes"), state.get("lines")
@@ -111,27 +130,17 @@ def runtime_steps(config_path: Path, runs: int, backend: str) -> dict:
     """Each step of one runtime-path apply, timed here (median wall ms) with lbctl's own functions
     on the same config and the same running HAProxy, for a re-weight of one real member.  The
     weight is put back after each run (the same commands again), so HAProxy ends as it began."""
-    guard, haproxy_cfg, slots = lbctl_api.guard, lbctl_api.haproxy_cfg, lbctl_api.slots
-    consul_model, merge = lbctl_api.consul_model, lbctl_api.merge
+    guard, haproxy_cfg, slots, merge = lbctl_api.guard, lbctl_api.haproxy_cfg, lbctl_api.slots, lbctl_api.merge
     parse_servers_state, socket_command = lbctl_api.parse_servers_state, lbctl_api.socket_command
     setup, target, entries, snapshot_s = _snapshot(config_path)
-    policy = consul_model.Policy(False)
-    pools = {name: merge.service_pool(setup.parts, name, e, policy)[0] for name, e in entries.items()}
+    policy, pools = _pools(setup, entries)
     changed = copy.deepcopy(entries[backend])
     for e in changed:  # every serving instance: another weight
         svc = e["Service"]
         svc["Weights"] = {"Passing": 20 if (svc.get("Weights") or {}).get("Passing") != 20 else 19, "Warning": 1}
     stats = target.settings.options.stats_socket
-    metrics = lbctl_api.Metrics()
-    wall: dict[str, list[float]] = {}
-
-    def step(name, fn):
-        t = time.perf_counter()
-        out = fn()
-        wall.setdefault(name, []).append(time.perf_counter() - t)
-        return out
-
-    info = {}
+    metrics, timer, info = lbctl_api.Metrics(), Timer(), {}
+    step = timer.step
     target.plan(merge.desired(setup.parts, setup.static, pools))  # the file in place: its layout, as in the watch
     layout = target.layout
     for _ in range(runs):
@@ -170,7 +179,7 @@ def runtime_steps(config_path: Path, runs: int, backend: str) -> dict:
         back = haproxy_cfg.runtime_changes(change.candidate, change.live) or []
         socket_command(stats, ";".join(cmd for c in back for cmd in haproxy_cfg.commands(c)), timeout=5.0)
         step("8 after live: haproxy -c", lambda: target.check(change))
-    out = {name: round(statistics.median(v) * 1000, 2) for name, v in sorted(wall.items())}
+    out = {name: round(statistics.median(v) * 1000, 2) for name, v in sorted(timer.wall.items())}
     before_live = [k for k in out if k[0] in "1234567" and k[1] == " "]
     out["sum of 1-7 (before the change is live)"] = round(sum(out[k] for k in before_live), 2)
     out["consul snapshot of every service, once (not on the path)"] = round(snapshot_s * 1000, 1)
