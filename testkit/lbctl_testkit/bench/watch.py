@@ -147,8 +147,8 @@ def wrap(owner, name, label):
 wrap(controller.Controller, "changed", "changed")
 wrap(controller.Controller, "round", "round")
 wrap(haproxy.HAProxyTarget, "plan", "plan")
-import lbctl.cli
-wrap(lbctl.cli, "render_config", "render")
+import lbctl.render
+wrap(lbctl.render, "render", "render")
 wrap(slots, "by_backend", "parse")
 wrap(haproxy.HAProxyTarget, "runtime", "runtime")
 wrap(haproxy_cfg, "runtime_changes", "diff")
