@@ -226,6 +226,9 @@ def report(args, d: Path, c: dict, idle: dict, seen: list, conns: dict, steps: d
     lat = [r["live_ms"] for r in results if r["live_ms"] is not None]
     done = [r["done_ms"] for r in results if r["done_ms"] is not None]
     idle_cpu = idle.get("lbctl_watch_cpu_percent", 0.0) / 100 * churn_s
+    idle_share = None  # the other requests per flip the idle rate predicts
+    if idle.get("window_s"):
+        idle_share = round(idle["requests"] / idle["window_s"] * churn_s / len(results), 2)
     watch_log = (d / "watch.log").read_text(errors="replace")
     return {
         "wait": args.wait, "min_wait": "0s", "min_query_interval": "100ms (default)",
@@ -244,8 +247,7 @@ def report(args, d: Path, c: dict, idle: dict, seen: list, conns: dict, steps: d
                   "flipped_service_requests_per_flip": round(statistics.fmean(flip_path), 2),
                   "flipped_service_requests_max": max(flip_path),
                   "other_requests_per_flip": round(statistics.fmean(other), 2),
-                  "other_expected_from_idle_rate": round(idle["requests"] / idle["window_s"] * churn_s / len(results), 2)
-                  if idle.get("window_s") else None},
+                  "other_expected_from_idle_rate": idle_share},
         "watch_open_fds": c["watch_open_fds"], "path": args.path, "lbctl_rss_mb": c["rss"],
         "consul_connections": {**conns, "max_connections": args.max_connections or "lbctl's default"},
         "applies_logged": {"reload": watch_log.count("and haproxy reloaded"),
@@ -265,7 +267,8 @@ def summary(args, detail: dict, c: dict, idle: dict, conns: dict) -> dict:
             "idle_bound_per_min": idle.get("bound_per_min"),
             "churn_requests_per_min": round(c["requests"] * 60 / (c["end"] - c["start"])),
             "peak_consul_connections": conns["peak"], "consul_429": conns["refused"],
-            "cpu_ms_per_change": {"lbctl": cpu["lbctl_watch_and_children"], "haproxy": cpu["haproxy_master_and_workers"]},
+            "cpu_ms_per_change": {"lbctl": cpu["lbctl_watch_and_children"],
+                                  "haproxy": cpu["haproxy_master_and_workers"]},
             "lbctl_rss_mb": c["rss"].get("now")}
 
 

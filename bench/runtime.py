@@ -104,7 +104,8 @@ def parse_args() -> argparse.Namespace:
 
 def write_setup(d: Path, args, consul_port: int, listen_port: int, probe_port: int) -> dict[str, Path]:
     """inventory.yml (a route per real service) and lbctl-<phase>.yml for each phase."""
-    write_inventory(d, listen_port, probe_port, [{"path": f"/r{r}/", "pool": service_name(r)} for r in range(args.real)])
+    routes = [{"path": f"/r{r}/", "pool": service_name(r)} for r in range(args.real)]
+    write_inventory(d, listen_port, probe_port, routes)
     services = [service_name(i) for i in range(args.services)]
     return {phase: write_config(d / f"lbctl-{phase}.yml",
                                 lbctl_config(d, consul_port, services, args.wait, listen_port, args.max_connections,

@@ -33,6 +33,7 @@ class Flipper:
         self.down: deque[tuple[int, int]] = deque()
 
     def next(self) -> tuple[int, int, str]:
+        """The next flip: service, instance, new status."""
         if len(self.down) >= 2 and (len(self.down) >= 3 or self.fresh >= len(self.order)):
             svc, k = self.down.popleft()
             return svc, k, "passing"
@@ -46,6 +47,7 @@ class Flipper:
 
 def one_flip(emu: Emulator, stats: Path, record: Path, svc: int, k: int, status: str, poll: float,
              timeout: float) -> dict:
+    """Flip one instance in Consul; the ms until HAProxy shows it (live) and until lbctl recorded the round (done)."""
     backend, server, address = service_name(svc), instance_id(svc, k), instance_address(svc, k)
     want_maint = status != "passing"
     before = mtime(record)
@@ -82,6 +84,7 @@ class Changes:
                                            "health": "passing"} for k in range(instances)} for r in range(real)]
 
     def register_call(self, r: int, iid: str) -> tuple:
+        """The emulator call that (re-)registers instance ``iid`` of real service ``r`` as tracked."""
         m = self.pools[r][iid]
         return ("add_service", (service_name(r),),
                 {"service_id": iid, "address": HOST, "port": m["port"], "status": m["health"],
@@ -89,13 +92,16 @@ class Changes:
                  "meta": {"lb-state": "drain"} if m["drain"] else {}})
 
     def initial(self) -> list[tuple]:
+        """The calls that register every real instance at the start."""
         return [self.register_call(r, iid) for r in range(len(self.pools)) for iid in sorted(self.pools[r])]
 
     @staticmethod
     def serving(m: dict) -> bool:
+        """Whether a tracked member serves (passing, not draining)."""
         return m["health"] == "passing" and not m["drain"]
 
     def next(self) -> dict:
+        """The next change: its kind, backend, instance, port, what HAProxy must show, the emulator call."""
         r = self.turn % len(self.pools)
         self.turn += 1
         pool = self.pools[r]
@@ -151,6 +157,7 @@ class Changes:
 
 
 def one_change(emu: Emulator, stats: Path, record: Path, change: dict, poll: float, timeout: float) -> dict:
+    """Make one change in Consul; the ms until HAProxy shows it (live) and until lbctl recorded the round (done)."""
     before = mtime(record)
     t0 = emu.call("call", [change["call"]])
     deadline = t0 + timeout

@@ -35,7 +35,8 @@ class Cluster:
             live = [c for c in self.controllers if c.alive()]
             if len(live) != len(self.controllers):
                 dead = [c.name for c in self.controllers if not c.alive()]
-                raise RuntimeError(f"controllers exited: {dead}: {[c.log_text()[-1500:] for c in self.controllers if not c.alive()]}")
+                tails = [c.log_text()[-1500:] for c in self.controllers if not c.alive()]
+                raise RuntimeError(f"controllers exited: {dead}: {tails}")
             flags = {c.name: c.metric("lbctl_leader") for c in live}
             state["flags"] = flags
             leaders = [n for n, v in flags.items() if v == 1.0]
@@ -52,7 +53,8 @@ class Cluster:
         try:
             return wait_for(check, timeout, "one leader and ready followers", 0.1)
         except RuntimeError as exc:
-            raise RuntimeError(f"{exc}; last leader flags {state.get('flags')}, key holder {self.rec.holder()}") from None
+            holder = self.rec.holder()
+            raise RuntimeError(f"{exc}; last leader flags {state.get('flags')}, key holder {holder}") from None
 
     def flip(self) -> tuple[str, str, bool, float]:
         """The next flip in Consul: instance id, address, whether it goes out, wall time before it."""

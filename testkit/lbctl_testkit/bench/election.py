@@ -93,10 +93,12 @@ class Recorder:
             return self.names.get(sid, sid) if sid else None
 
     def sessions(self) -> set[str]:
+        """The controllers that hold a session now."""
         with self.store._lock:
             return {s["Name"].removeprefix("lbctl ") for s in self.store._sessions.values()}
 
     def holder_at(self, t: float) -> str | None:
+        """Who held the leader key at wall time ``t`` (None: nobody)."""
         who = None
         for when, kind, name in list(self.events):
             if when > t:
@@ -108,12 +110,14 @@ class Recorder:
         return who
 
     def after(self, t: float, kind: str, who: str | None = None) -> tuple[float, str] | None:
+        """The first event of ``kind`` (by ``who``) at or after ``t``: (time, name)."""
         for when, k, name in list(self.events):
             if when >= t and k == kind and (who is None or name == who):
                 return when, name
         return None
 
     def before(self, t: float, kind: str, who: str) -> float | None:
+        """The time of the last event of ``kind`` by ``who`` at or before ``t``."""
         last = None
         for when, k, name in list(self.events):
             if when > t:
@@ -123,6 +127,7 @@ class Recorder:
         return last
 
     def released_between(self, who: str, start: float, end: float) -> bool:
+        """Whether ``who`` released the key between ``start`` and ``end``."""
         return any(start < when < end and k == "release" and name == who for when, k, name in list(self.events))
 
 
@@ -146,6 +151,7 @@ class Controller:
         self.down: list[tuple[float, float | None, str]] = []  # (from, to, why): killed or paused, wall clock
 
     def start(self) -> None:
+        """Start (or restart) the watch, on a fresh metrics port."""
         self.port = free_port()  # a fresh port each time: no bind race with the killed process's socket
         settings = json.loads(json.dumps(self.base))
         settings["election"] = {"name": self.name, "ttl": f"{self.ttl}s", "lock_delay": f"{self.lock_delay}s"}
@@ -159,6 +165,7 @@ class Controller:
             self.down[-1] = (self.down[-1][0], time.time(), self.down[-1][2])
 
     def alive(self) -> bool:
+        """Whether the process runs."""
         return self.proc is not None and self.proc.poll() is None
 
     def metric(self, name: str) -> float | None:
@@ -174,6 +181,7 @@ class Controller:
         return None
 
     def ready(self) -> bool:
+        """Whether its /readyz answers 200."""
         try:
             with urllib.request.urlopen(f"http://{HOST}:{self.port}/readyz", timeout=1.0) as resp:
                 return resp.status == 200
@@ -181,6 +189,7 @@ class Controller:
             return False
 
     def kill(self) -> float:
+        """SIGKILL its process group; the wall time."""
         t = time.time()
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.down.append((t, None, "killed"))
@@ -188,24 +197,28 @@ class Controller:
         return t
 
     def pause(self) -> float:
+        """SIGSTOP its process group; the wall time."""
         t = time.time()
         os.killpg(self.proc.pid, signal.SIGSTOP)
         self.down.append((t, None, "paused"))
         return t
 
     def resume(self) -> float:
+        """SIGCONT its process group; the wall time."""
         t = time.time()
         os.killpg(self.proc.pid, signal.SIGCONT)
         self.down[-1] = (self.down[-1][0], t, "paused")
         return t
 
     def was_down(self, t: float) -> str | None:
+        """Why it was down at wall time ``t`` (killed, paused) or None."""
         for start, end, why in self.down:
             if start <= t and (end is None or t < end):
                 return why
         return None
 
     def log_text(self) -> str:
+        """Its whole log so far."""
         try:
             return self.log.read_text(errors="replace")
         except OSError:
@@ -213,6 +226,7 @@ class Controller:
 
 
 def write_setup(d: Path, consul_port: int, listen_port: int, backend_port: int, wait: str) -> dict:
+    """inventory.yml and the controllers' shared lbctl.yml (service ``app`` into one shared HAProxy)."""
     inventory = {
         "version": 1,
         "defaults": {"pool": {"health": {"type": "none"}}},
@@ -240,6 +254,7 @@ def write_setup(d: Path, consul_port: int, listen_port: int, backend_port: int, 
 
 
 def instance(k: int) -> tuple[str, str]:
+    """Instance k of ``app``: its id and loopback address."""
     return f"{POOL}-{k}", f"127.0.0.{11 + k}"
 
 
@@ -250,6 +265,7 @@ class Flips:
         self.instances, self.i = instances, 0
 
     def next(self) -> tuple[str, str, str]:
+        """The next flip: instance id, address, new status."""
         k, out = (self.i // 2) % self.instances, self.i % 2 == 0
         self.i += 1
         sid, address = instance(k)
@@ -257,6 +273,7 @@ class Flips:
 
 
 def audit_entries(path: Path) -> list[dict]:
+    """The audit log's entries, each with its wall-clock ``_start`` and ``_end``."""
     out = []
     try:
         lines = path.read_text().splitlines()

@@ -58,7 +58,8 @@ def shows(stats: Path, backend: str, port: int, want: int | None) -> bool | None
     """Whether HAProxy shows ``want`` for HOST:port in ``backend``: None, nothing serving there;
     else that user weight (None: no answer)."""
     try:
-        rows = [s for s in lbctl_api.show_servers_state(stats, backend, timeout=1.0) if (s.addr, s.port) == (HOST, port)]
+        rows = [s for s in lbctl_api.show_servers_state(stats, backend, timeout=1.0)
+                if (s.addr, s.port) == (HOST, port)]
     except (lbctl_api.CommandError, OSError):
         return None
     live = [s for s in rows if not s.admin_state & 0x03]  # not in maintenance

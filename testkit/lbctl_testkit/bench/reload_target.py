@@ -64,6 +64,7 @@ class Setup:
         return sorted({step % n, (step + 1) % n})
 
     def write_inventory(self, step: int) -> None:
+        """inventory.yml for step ``step``: listener ``web`` to pool ``app`` of its two members."""
         raw = {
             "listeners": {"web": {"address": HOST, "port": self.port, "default_pool": "app"}},
             "pools": {"app": {
@@ -74,12 +75,14 @@ class Setup:
         self.inventory_path.write_text(yaml.safe_dump(raw))
 
     def apply(self) -> tuple[int, str, float]:
+        """One ``lbctl apply``: exit code, output, seconds."""
         start = time.monotonic()
         done = subprocess.run([*lbctl_argv(), "apply", "-c", str(self.config)], capture_output=True, text=True,
                               cwd=self.dir, timeout=120)
         return done.returncode, (done.stdout + done.stderr).strip(), time.monotonic() - start
 
     def start(self) -> None:
+        """Start the load balancer on the config in place, once it answers."""
         if self.kind == "haproxy":
             argv = [binary("haproxy"), "-W", "-f", str(self.live),
                     "-S", f"{self.dir / 'master.sock'},level,admin", "-p", str(self.dir / "haproxy.pid")]
@@ -114,6 +117,7 @@ class Setup:
         return seen
 
     def ready(self) -> bool:
+        """Whether the listener answers 200."""
         try:
             conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
             conn.request("GET", "/", headers={"Connection": "close"})
@@ -167,6 +171,7 @@ class Sampler(threading.Thread):
         self.setup, self.stop, self.max, self.samples = setup, threading.Event(), 0, 0
 
     def run(self) -> None:
+        """Sample until stopped."""
         while not self.stop.wait(SAMPLE_EVERY):
             n = self.setup.old_processes()
             if n is not None:

@@ -50,6 +50,7 @@ class Timer:
 
     @staticmethod
     def children_cpu() -> float:
+        """CPU seconds of this process's reaped children."""
         r = resource.getrusage(resource.RUSAGE_CHILDREN)
         return r.ru_utime + r.ru_stime
 
@@ -96,7 +97,8 @@ def step_times(config_path: Path, runs: int) -> dict:
 
     for _ in range(runs):
         desired = step("1 build (one pool + the model)", build)
-        step("1b guard (every watched pool)", lambda: guard.refusals(guard.served(desired), guard.served(desired), guard.Policy()))
+        step("1b guard (every watched pool)",
+             lambda: guard.refusals(guard.served(desired), guard.served(desired), guard.Policy()))
         metrics = lbctl_api.Metrics()
         step("1c metrics gauges (every pool)", lambda: metrics.pools(desired))
         step("2a render (whole config)", lambda: target.render(desired))
