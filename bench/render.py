@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
+from statistics import median_high
 
 from lbctl_testkit.bench import procs
 from lbctl_testkit.bench.accounting import result_line, timed
@@ -69,8 +69,8 @@ def run() -> None:
         for _ in range(args.runs):
             renders.append(timed(render))
             checks.append(timed([haproxy, "-c", "-q", "-f", str(out)]))
-        render_s, render_cpu = statistics.median_high([r[0] for r in renders]), statistics.median_high([r[1] for r in renders])
-        check_s, check_cpu = statistics.median_high([c[0] for c in checks]), statistics.median_high([c[1] for c in checks])
+        render_s, render_cpu = median_high([r[0] for r in renders]), median_high([r[1] for r in renders])
+        check_s, check_cpu = median_high([c[0] for c in checks]), median_high([c[1] for c in checks])
         result = {
             "servers": pools * args.members,
             "render_s": round(render_s, 3),
