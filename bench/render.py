@@ -24,7 +24,7 @@ from statistics import median_high
 
 from lbctl_testkit.bench import procs
 from lbctl_testkit.bench.accounting import result_line, timed
-from lbctl_testkit.bench.haproxy import binary
+from lbctl_testkit.bench.procs import binary
 
 
 def address(index: int) -> str:

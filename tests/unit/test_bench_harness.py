@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -174,3 +175,14 @@ def test_a_bench_stopped_with_sigterm_or_sigint_stops_the_process_groups_it_star
     finally:
         bench.kill()
         bench.wait()
+
+
+def test_the_render_bench_imports_neither_lbctl_nor_pytest():
+    # a child's peak RSS (ru_maxrss) starts as the forking bench's own: render.py must stay small
+    render = Path(__file__).resolve().parents[2] / "bench" / "render.py"
+    code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('r', sys.argv[1]); "
+            "spec.loader.exec_module(importlib.util.module_from_spec(spec)); "
+            "print(sorted(n for n in sys.modules if n.split('.')[0] in ('lbctl', 'pytest', 'yaml', 'jinja2')))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code, str(render)], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "[]"

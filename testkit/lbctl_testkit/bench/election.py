@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from lbctl_testkit.bench.haproxy import CMAINT, FMAINT, admin_state, binary
-from lbctl_testkit.bench.procs import HOST, popen
+from lbctl_testkit.bench.haproxy import CMAINT, FMAINT, admin_state
+from lbctl_testkit.bench.procs import HOST, binary, popen
 from lbctl_testkit.support import free_port
 
 KEY = "lbctl/leader"
@@ -241,7 +241,7 @@ def write_setup(d: Path, consul_port: int, listen_port: int, backend_port: int, 
         "state_dir": "state",
         "audit_log": "audit.jsonl",
         "targets": {"edge": {
-            "kind": "haproxy", "config": "haproxy.cfg", "binary": binary(), "shared": True,
+            "kind": "haproxy", "config": "haproxy.cfg", "binary": binary("haproxy"), "shared": True,
             "master_socket": "master.sock", "master_log": "haproxy.log",
             "stats_socket": str(d / "stats.sock"), "state_file": str(d / "haproxy.state"),
             "hard_stop_after": "5s",

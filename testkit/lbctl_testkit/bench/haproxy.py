@@ -4,13 +4,11 @@ reload count on its sockets."""
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from pathlib import Path
 
 from lbctl_testkit.bench import lbctl_api
-from lbctl_testkit.bench.procs import HOST, popen
-from lbctl_testkit.support.procs import find_binary
+from lbctl_testkit.bench.procs import HOST, binary, popen
 
 # srv_admin_state FMAINT: set for a server rendered ``disabled`` (0x05 with CMAINT) and for
 # ``set server ... state maint``; a runtime ``state ready`` clears it but leaves CMAINT (0x04).
@@ -18,14 +16,9 @@ FMAINT = 0x01
 CMAINT = 0x04
 
 
-def binary(name: str = "haproxy") -> str:
-    """The path of ``name`` (haproxy, nginx); exits the bench when it is not installed."""
-    return find_binary(name) or sys.exit(f"{name} is not installed")
-
-
 def start_haproxy(directory: Path, config: Path):
     """HAProxy ``-W -S master.sock`` on ``config`` (log: haproxy.log), once its first worker runs."""
-    proc = popen([binary(), "-W", "-f", str(config), "-S", f"{directory / 'master.sock'},level,admin",
+    proc = popen([binary("haproxy"), "-W", "-f", str(config), "-S", f"{directory / 'master.sock'},level,admin",
                   "-p", str(directory / "haproxy.pid")], directory / "haproxy.log")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 HOST = "127.0.0.1"
+SBIN = "/usr/local/sbin:/usr/sbin:/sbin"  # not on a normal user's PATH
 T0 = time.monotonic()
 _GROUPS: list[subprocess.Popen] = []  # process groups started through ``popen``: stopped by ``main``
 
@@ -29,6 +30,13 @@ def duration(text: str) -> float:
         if text.endswith(suffix):
             return float(text[: -len(suffix)]) * scale
     return float(text)
+
+
+def binary(name: str) -> str:
+    """The path of ``name`` (haproxy, nginx) on PATH or in the sbin dirs; exits the bench when it is
+    not installed.  (Light on purpose: bench/render.py measures its children's peak RSS, which
+    starts as this process's own.)"""
+    return shutil.which(name) or shutil.which(name, path=SBIN) or sys.exit(f"{name} is not installed")
 
 
 def popen(argv: list[str], log_path: Path, **kwargs) -> subprocess.Popen:

@@ -16,8 +16,7 @@ from pathlib import Path
 import yaml
 
 from lbctl_testkit.bench import lbctl_api
-from lbctl_testkit.bench.haproxy import binary
-from lbctl_testkit.bench.procs import HOST, lbctl_argv, popen
+from lbctl_testkit.bench.procs import HOST, binary, lbctl_argv, popen
 from lbctl_testkit.bench.watch import has_runtime_api
 from lbctl_testkit.support import free_port
 

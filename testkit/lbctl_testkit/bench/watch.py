@@ -11,8 +11,7 @@ from pathlib import Path
 import yaml
 
 from lbctl_testkit.bench import lbctl_api
-from lbctl_testkit.bench.haproxy import binary
-from lbctl_testkit.bench.procs import HOST, popen
+from lbctl_testkit.bench.procs import HOST, binary, popen
 
 
 def write_inventory(d: Path, listen_port: int, probe_port: int, routes: list[dict] | None = None) -> None:
@@ -39,7 +38,7 @@ def lbctl_config(d: Path, consul_port: int, services: list[str], wait: str, list
         "watch": {"min_wait": "0s"},
         "state_dir": "state",
         "targets": {"edge": {
-            "kind": "haproxy", "config": "haproxy.cfg", "binary": binary(),
+            "kind": "haproxy", "config": "haproxy.cfg", "binary": binary("haproxy"),
             "master_socket": "master.sock", "master_log": "haproxy.log",
             "stats_socket": str(d / "stats.sock"), "state_file": str(d / "haproxy.state"),
             "hard_stop_after": "5s",
