@@ -81,7 +81,8 @@ from lbctl_testkit.bench.backends import serve_ok
 from lbctl_testkit.bench.changes import Flipper, one_flip, series
 from lbctl_testkit.bench.consul import Emulator, idle_phase, service_name, watching
 from lbctl_testkit.bench.haproxy import start_haproxy
-from lbctl_testkit.bench.procs import code_version, duration, loadavg, log, start_profile, stop_group, stop_profile
+from lbctl_testkit.bench.procs import (code_version, duration, loadavg, log, start_profile, stop_group,
+                                       stop_profile)
 from lbctl_testkit.bench.steps import step_times
 from lbctl_testkit.bench.watch import (GC_LAUNCHER, apply, first_timeout, launcher, lbctl_config, path_keys,
                                        start_watch, stop_watch, write_config, write_inventory)

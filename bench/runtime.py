@@ -61,7 +61,8 @@ from lbctl_testkit.bench.changes import Changes, one_change, series, trace_legs
 from lbctl_testkit.bench.consul import Emulator, idle_phase, service_name, watching
 from lbctl_testkit.bench.haproxy import reloads, start_haproxy
 from lbctl_testkit.bench.load import paced_load_main
-from lbctl_testkit.bench.procs import code_version, duration, loadavg, log, start_profile, stop_group, stop_profile
+from lbctl_testkit.bench.procs import (code_version, duration, loadavg, log, start_profile, stop_group,
+                                       stop_profile)
 from lbctl_testkit.bench.steps import consul_leg, runtime_steps
 from lbctl_testkit.bench.watch import (TRACE_LAUNCHER, apply, first_timeout, launcher, lbctl_config, start_watch,
                                        stop_watch, write_config, write_inventory)

@@ -50,8 +50,9 @@ def popen(argv: list[str], log_path: Path, **kwargs) -> subprocess.Popen:
 
 
 def stop_group(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
-    """SIGCONT (in case it is paused) and signal the leader, wait, then SIGKILL its process group."""
-    if proc is None:
+    """SIGCONT (in case it is paused) and signal the leader, wait, then SIGKILL its process group.
+    Nothing for one already reaped: its id may belong to another process by now."""
+    if proc is None or proc.returncode is not None:
         return
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

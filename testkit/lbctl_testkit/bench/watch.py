@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from lbctl_testkit.bench import lbctl_api
-from lbctl_testkit.bench.procs import HOST, binary, popen
+from lbctl_testkit.bench.procs import HOST, binary, popen, stop_group
 
 
 def write_inventory(d: Path, listen_port: int, probe_port: int, routes: list[dict] | None = None) -> None:
@@ -87,8 +87,6 @@ def start_watch(d: Path, config: Path, log_name: str = "watch.log", launcher: li
 
 def stop_watch(watch: subprocess.Popen) -> None:
     """SIGTERM, up to 30 s for a clean exit, then SIGKILL of its group."""
-    from lbctl_testkit.bench.procs import stop_group
-
     stop_group(watch, signal.SIGTERM, 30.0)
 
 
