@@ -8,7 +8,7 @@ calls the emulator saw and the wall time of:
 - a sync after one member changed (its weight), on the same target, as
   ``lbctl watch`` would run it.
 
-The last line printed is one JSON object.
+The last line printed is one JSON object.  The harness is ``lbctl_testkit.bench``.
 
     python bench/bigip.py [--pools 1000] [--members 10]
 """
@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "testkit")]
-
-from lbctl import config, deploy, model  # noqa: E402
-from lbctl_testkit.emulators.bigip import BigIPEmulator  # noqa: E402
-from lbctl.targets.bigip.target import BigIPTarget  # noqa: E402
+from lbctl_testkit.bench import procs
+from lbctl_testkit.bench.accounting import result_line
+from lbctl_testkit.bench.lbctl_api import BigIPTarget, config, deploy, model
+from lbctl_testkit.emulators.bigip import BigIPEmulator
 
 
 def desired(pools: int, members: int, changed: bool = False) -> model.Desired:
@@ -57,7 +54,7 @@ def measure(emu: BigIPEmulator, target: BigIPTarget, want: model.Desired) -> tup
     return len(emu.requests), elapsed, dict(calls), outcome.result
 
 
-def main() -> None:
+def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pools", type=int, default=1000)
     parser.add_argument("--members", type=int, default=10)
@@ -76,12 +73,12 @@ def main() -> None:
     print(f"first sync:  {first_calls} calls in {first_s:.2f}s, {transactions} transaction(s): {first_by}")
     print(f"no change:   {again_calls} calls in {again_s:.2f}s")
     print(f"one change:  {one_calls} calls in {one_s:.2f}s: {one_by}")
-    print(json.dumps({"pools": args.pools, "members": args.pools * args.members,
-                      "first_sync_calls": first_calls, "first_sync_s": round(first_s, 2),
-                      "first_sync_transactions": transactions, "no_change_calls": again_calls,
-                      "no_change_s": round(again_s, 2), "one_change_calls": one_calls,
-                      "one_change_s": round(one_s, 2)}))
+    result_line({"pools": args.pools, "members": args.pools * args.members,
+                 "first_sync_calls": first_calls, "first_sync_s": round(first_s, 2),
+                 "first_sync_transactions": transactions, "no_change_calls": again_calls,
+                 "no_change_s": round(again_s, 2), "one_change_calls": one_calls,
+                 "one_change_s": round(one_s, 2)})
 
 
 if __name__ == "__main__":
-    main()
+    procs.main(run)

@@ -1,7 +1,9 @@
 """Benchmark: leader failover between real ``lbctl watch`` controllers (issue #7).
 
 Everything runs on 127.0.0.1 in a temp dir, in real time (the emulator's
-``advance()`` is never used), and is always stopped at the end:
+``advance()`` is never used), and is always stopped at the end, on SIGTERM and Ctrl-C
+too (the harness: ``lbctl_testkit.bench``, its controllers and election hooks in
+``lbctl_testkit.bench.election``):
 
 * the Consul emulator (``lbctl_testkit.emulators.consul``) in this process, with service
   ``app`` of ``--instances`` instances (health ``none`` in HAProxy: they are never
@@ -54,418 +56,34 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import re
 import shutil
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
-from datetime import datetime
 from pathlib import Path
 
-import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from propagation import (_Ok, _Quiet, free_port, haproxy_binary, log, percentile, start_haproxy,  # noqa: E402
-                         stats_query, stop_group)
-
-HOST = "127.0.0.1"
-SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
-KEY = "lbctl/leader"
-POOL = "app"
-MAINT_BITS = 0x01 | 0x04  # srv_admin_state: FMAINT | CMAINT ("disabled" in the config)
-
-
-
-
-
-
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise RuntimeError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
-# --------------------------------------------------------------------------- the emulator and its hooks
-
-class Recorder:
-    """Wraps a few ``Store`` methods of the in-process emulator to time-stamp (wall clock,
-    as the audit log) what an election does.  Events: ``(t, kind, who)``; kinds:
-    pass (a controller's TTL check passed), critical (it went critical), invalidate
-    (a controller's session was invalidated), acquire / release (of the leader key)."""
-
-    def __init__(self, store) -> None:
-        self.store = store
-        self.events: list[tuple[float, str, str]] = []
-        self.names: dict[str, str] = {}  # session id -> controller name
-        kv_write, invalidate = store._kv_write, store._invalidate
-        update_ttl, on_critical = store.agent_update_ttl, store._on_check_critical
-        session_create = store.session_create
-
-        def name_of(sid: str | None) -> str:
-            if not sid:
-                return ""
-            if sid not in self.names and sid in store._sessions:
-                self.names[sid] = store._sessions[sid]["Name"].removeprefix("lbctl ")
-            return self.names.get(sid, sid)
-
-        def h_session_create(body):
-            sid = session_create(body)
-            name_of(sid)
-            return sid
-
-        def h_kv_write(key, value, flags, *, session, lock_index=None):
-            old = store._kv.get(key)
-            before = old.get("Session") if old else None
-            kv_write(key, value, flags, session=session, lock_index=lock_index)
-            if key == KEY and session != before:
-                if before:
-                    self.events.append((time.time(), "release", name_of(before)))
-                if session:
-                    self.events.append((time.time(), "acquire", name_of(session)))
-
-        def h_kv_del(key):  # behavior=delete is not used by lbctl, but count it anyway
-            old = store._kv.get(key)
-            kv_del(key)
-            if key == KEY and old and old.get("Session"):
-                self.events.append((time.time(), "release", name_of(old["Session"])))
-
-        def h_invalidate(sid):
-            if sid in store._sessions:
-                self.events.append((time.time(), "invalidate", name_of(sid)))
-            invalidate(sid)
-
-        def h_update_ttl(cid, status, output):
-            update_ttl(cid, status, output)
-            if cid.startswith("service:lbctl-") and status == "passing":
-                self.events.append((time.time(), "pass", cid.removeprefix("service:lbctl-")))
-
-        def h_on_critical(node, cid):
-            if cid.startswith("service:lbctl-"):
-                self.events.append((time.time(), "critical", cid.removeprefix("service:lbctl-")))
-            on_critical(node, cid)
-
-        kv_del = store._kv_del
-        store.session_create = h_session_create
-        store._kv_write, store._kv_del, store._invalidate = h_kv_write, h_kv_del, h_invalidate
-        store.agent_update_ttl, store._on_check_critical = h_update_ttl, h_on_critical
-
-    def holder(self) -> str | None:
-        """Who holds the leader key right now (None: nobody)."""
-        with self.store._lock:
-            rec = self.store._kv.get(KEY)
-            sid = rec.get("Session") if rec else None
-            return self.names.get(sid, sid) if sid else None
-
-    def sessions(self) -> set[str]:
-        with self.store._lock:
-            return {s["Name"].removeprefix("lbctl ") for s in self.store._sessions.values()}
-
-    def holder_at(self, t: float) -> str | None:
-        who = None
-        for when, kind, name in list(self.events):
-            if when > t:
-                break
-            if kind == "acquire":
-                who = name
-            elif kind == "release":
-                who = None
-        return who
-
-    def after(self, t: float, kind: str, who: str | None = None) -> tuple[float, str] | None:
-        for when, k, name in list(self.events):
-            if when >= t and k == kind and (who is None or name == who):
-                return when, name
-        return None
-
-    def before(self, t: float, kind: str, who: str) -> float | None:
-        last = None
-        for when, k, name in list(self.events):
-            if when > t:
-                break
-            if k == kind and name == who:
-                last = when
-        return last
-
-    def released_between(self, who: str, start: float, end: float) -> bool:
-        return any(start < when < end and k == "release" and name == who for when, k, name in list(self.events))
-
-
-# --------------------------------------------------------------------------- a backend for the probe
-
-
-
-
-
-# --------------------------------------------------------------------------- HAProxy
-
-
-
-
-
-def maint(stats: Path, address: str) -> bool | None:
-    """Whether HAProxy has the ``app`` server at ``address`` in maintenance (None: no answer)."""
-    try:
-        text = stats_query(stats, f"show servers state {POOL}")
-    except OSError:
-        return None
-    for line in text.splitlines()[2:]:
-        fields = line.split()
-        if len(fields) > 6 and fields[4] == address:
-            return bool(int(fields[6]) & MAINT_BITS)
-    return None
-
-
-# --------------------------------------------------------------------------- the controllers
-
-class Controller:
-    """One ``lbctl watch`` process (restartable under the same name)."""
-
-    def __init__(self, d: Path, name: str, base: dict, ttl: int, lock_delay: int) -> None:
-        self.d, self.name = d, name
-        self.base, self.ttl, self.lock_delay = base, ttl, lock_delay
-        self.log = d / f"watch-{name}.log"
-        self.config = d / f"lbctl-{name}.yml"
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
-        self.starts = 0
-        self.down: list[tuple[float, float | None, str]] = []  # (from, to, why): killed or paused, wall clock
-
-    def start(self) -> None:
-        self.port = free_port()  # a fresh port each time: no bind race with the killed process's socket
-        settings = json.loads(json.dumps(self.base))
-        settings["election"] = {"name": self.name, "ttl": f"{self.ttl}s", "lock_delay": f"{self.lock_delay}s"}
-        settings["metrics"] = {"listen": f"{HOST}:{self.port}"}
-        self.config.write_text(yaml.safe_dump(settings))
-        with open(self.log, "ab") as out:
-            out.write(f"--- bench: start #{self.starts + 1} of {self.name}\n".encode())
-            out.flush()
-            self.proc = subprocess.Popen([sys.executable, "-m", "lbctl", "watch", "-c", str(self.config)],
-                                         cwd=self.d, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-        self.starts += 1
-        if self.down and self.down[-1][1] is None:
-            self.down[-1] = (self.down[-1][0], time.time(), self.down[-1][2])
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def metric(self, name: str) -> float | None:
-        """The value of an unlabelled metric, or None (no answer)."""
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{self.port}/metrics", timeout=1.0) as resp:
-                body = resp.read().decode()
-        except OSError:
-            return None
-        for line in body.splitlines():
-            if line.startswith(name + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return None
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{self.port}/readyz", timeout=1.0) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    def kill(self) -> float:
-        t = time.time()
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.down.append((t, None, "killed"))
-        self.proc.wait(10)
-        return t
-
-    def pause(self) -> float:
-        t = time.time()
-        os.killpg(self.proc.pid, signal.SIGSTOP)
-        self.down.append((t, None, "paused"))
-        return t
-
-    def resume(self) -> float:
-        t = time.time()
-        os.killpg(self.proc.pid, signal.SIGCONT)
-        self.down[-1] = (self.down[-1][0], t, "paused")
-        return t
-
-    def was_down(self, t: float) -> str | None:
-        for start, end, why in self.down:
-            if start <= t and (end is None or t < end):
-                return why
-        return None
-
-    def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-
-
-# --------------------------------------------------------------------------- the set-up
-
-def write_setup(d: Path, consul_port: int, listen_port: int, backend_port: int, wait: str) -> dict:
-    inventory = {
-        "version": 1,
-        "defaults": {"pool": {"health": {"type": "none"}}},
-        "listeners": {"web": {"address": HOST, "port": listen_port, "default_pool": "probe"}},
-        "pools": {"probe": {"members": [{"name": "b0", "address": HOST, "port": backend_port}]}},
-    }
-    (d / "inventory.yml").write_text(yaml.safe_dump(inventory))
-    base = {
-        "source": {"inventory": "inventory.yml",
-                   "consul": {"address": f"{HOST}:{consul_port}", "services": [POOL], "wait": wait}},
-        "watch": {"min_wait": "0s", "max_wait": "1s", "retry_max": "2s"},
-        "state_dir": "state",
-        "audit_log": "audit.jsonl",
-        "targets": {"edge": {
-            "kind": "haproxy", "config": "haproxy.cfg", "binary": haproxy_binary(), "shared": True,
-            "master_socket": "master.sock", "master_log": "haproxy.log",
-            "stats_socket": str(d / "stats.sock"), "state_file": str(d / "haproxy.state"),
-            "hard_stop_after": "5s",
-            "probes": [{"url": f"http://{HOST}:{listen_port}/"}],
-            "lock_timeout": "30s", "reload_timeout": "15s",
-        }},
-    }
-    (d / "lbctl.yml").write_text(yaml.safe_dump(base))
-    return base
-
-
-def instance(k: int) -> tuple[str, str]:
-    return f"{POOL}-{k}", f"127.0.0.{11 + k}"
-
-
-class Flips:
-    """One instance at a time: take instance k out (critical), bring it back next, then k+1."""
-
-    def __init__(self, instances: int) -> None:
-        self.instances, self.i = instances, 0
-
-    def next(self) -> tuple[str, str, str]:
-        k, out = (self.i // 2) % self.instances, self.i % 2 == 0
-        self.i += 1
-        sid, address = instance(k)
-        return sid, address, "critical" if out else "passing"
-
-
-def audit_entries(path: Path) -> list[dict]:
-    out = []
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        return out
-    for line in lines:
-        if line.strip():
-            e = json.loads(line)
-            e["_end"] = datetime.fromisoformat(e["time"]).timestamp()
-            e["_start"] = e["_end"] - (e.get("duration_s") or 0.0)
-            out.append(e)
-    return out
-
-
-# --------------------------------------------------------------------------- one round
-
-class Bench:
-    def __init__(self, args, d: Path, emu, rec: Recorder, controllers: list[Controller]) -> None:
-        self.args, self.d, self.emu, self.rec = args, d, emu, rec
-        self.controllers = controllers
-        self.audit = d / "audit.jsonl"
-        self.stats = d / "stats.sock"
-        self.flips = Flips(args.instances)
-        self.rng = random.Random(args.seed)
-
-    def by_name(self, name: str) -> Controller:
-        return next(c for c in self.controllers if c.name == name)
-
-    def steady(self, timeout: float) -> Controller:
-        """Exactly one leader (metrics and the Consul key agree), every other one a ready
-        follower with a live session.  Returns the leader."""
-        state = {}
-
-        def check():
-            live = [c for c in self.controllers if c.alive()]
-            if len(live) != len(self.controllers):
-                dead = [c.name for c in self.controllers if not c.alive()]
-                raise RuntimeError(f"controllers exited: {dead}: {[c.log_text()[-1500:] for c in self.controllers if not c.alive()]}")
-            flags = {c.name: c.metric("lbctl_leader") for c in live}
-            state["flags"] = flags
-            leaders = [n for n, v in flags.items() if v == 1.0]
-            if len(leaders) != 1 or any(v is None for v in flags.values()):
-                return None
-            if self.rec.holder() != leaders[0]:
-                return None
-            if not {c.name for c in live} <= self.rec.sessions():
-                return None
-            if not all(c.ready() for c in live):
-                return None
-            return self.by_name(leaders[0])
-
-        try:
-            return wait_for(check, timeout, "one leader and ready followers", 0.1)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}; last leader flags {state.get('flags')}, key holder {self.rec.holder()}") from None
-
-    def flip(self) -> tuple[str, str, bool, float]:
-        sid, address, status = self.flips.next()
-        t = time.time()
-        self.emu.set_service_health(sid, status)
-        return sid, address, status == "critical", t
-
-    def wait_applied(self, since: float, writers: set[str], address: str, want_maint: bool, timeout: float):
-        """The first audit entry (end >= since) with result applied by one of ``writers``
-        after which HAProxy serves ``want_maint`` for ``address``."""
-        deadline = time.monotonic() + timeout
-        seen = 0
-        first_any = None
-        while time.monotonic() < deadline:
-            entries = [e for e in audit_entries(self.audit) if e["_end"] >= since - 0.002]
-            for e in entries[seen:]:
-                if e["result"] == "applied" and e.get("leader") in writers:
-                    first_any = first_any or e
-                    state = maint(self.stats, address)
-                    if state == want_maint:
-                        return e, first_any, time.time()
-            seen = len(entries)
-            time.sleep(0.02)
-        return None, first_any, None
-
-    def breakdown(self, victim: str, t_down: float, entry: dict | None) -> dict:
-        """Kill -> check critical -> session invalidated -> key acquired -> apply start -> end."""
-        out: dict = {}
-        last_pass = self.rec.before(t_down, "pass", victim)
-        crit = self.rec.after(t_down, "critical", victim)
-        inval = self.rec.after(t_down, "invalidate", victim)
-        acq = self.rec.after(t_down, "acquire")
-        if last_pass is not None:
-            out["last_pass_before_down_s"] = round(t_down - last_pass, 3)
-        if crit:
-            out["down_to_critical_s"] = round(crit[0] - t_down, 3)
-            if last_pass is not None:
-                out["last_pass_to_critical_s"] = round(crit[0] - last_pass, 3)
-        if inval:
-            out["down_to_invalidated_s"] = round(inval[0] - t_down, 3)
-        if acq:
-            out["down_to_acquired_s"] = round(acq[0] - t_down, 3)
-            out["new_leader"] = acq[1]
-            if inval:
-                out["invalidated_to_acquired_s"] = round(acq[0] - inval[0], 3)
-        if entry is not None:
-            out["apply_start_s"] = round(entry["_start"] - t_down, 3)
-            out["apply_duration_s"] = entry.get("duration_s")
-            if acq:
-                out["acquired_to_apply_end_s"] = round(entry["_end"] - acq[0], 3)
-        return out
+from lbctl_testkit.bench import procs
+from lbctl_testkit.bench.accounting import percentile, result_line, summarize as summarize_figures
+from lbctl_testkit.bench.backends import serve_ok
+from lbctl_testkit.bench.cluster import Cluster
+from lbctl_testkit.bench.election import POOL, Controller, Recorder, audit_entries, instance, write_setup
+from lbctl_testkit.bench.haproxy import start_haproxy
+from lbctl_testkit.bench.procs import log, stop_group, wait_for
+from lbctl_testkit.bench.watch import apply
+from lbctl_testkit.emulators.consul import ConsulEmulator
+from lbctl_testkit.support import free_port
+
+
+def summarize(values: list[float]) -> dict:
+    """min, p50, p90, max and mean, in s to the ms."""
+    return summarize_figures(values, 3, ("min", "p50", "p90", "max", "mean"))
+
+
+# --------------------------------------------------------------------------- the rounds
+
+class Bench(Cluster):
+    """The rounds: kill -9, quick restart, or pause the leader."""
 
     def kill_round(self, i: int, quick: bool = False) -> dict:
         a = self.args
@@ -534,37 +152,10 @@ class Bench:
         r["woken_leader_metric"] = leader.metric("lbctl_leader")
         return r
 
-    # ----------------------------------------------------------------------- stale writes
-
-    def stale(self, since: float) -> dict:
-        stale, overlaps, checked = [], [], 0
-        for e in audit_entries(self.audit):
-            if e["_end"] < since:
-                continue
-            checked += 1
-            who = e.get("leader")
-            held = self.rec.holder_at(e["_start"] + 0.002)
-            c = next((c for c in self.controllers if c.name == who), None)
-            down = c.was_down(e["_start"]) if c else None
-            brief = {"leader": who, "time": e["time"], "result": e["result"], "holder_at_start": held, "down": down}
-            if who is None or held != who or down:
-                stale.append(brief)
-            elif self.rec.released_between(who, e["_start"] + 0.002, e["_end"]):
-                overlaps.append(brief)
-        return {"checked": checked, "stale": stale, "overlaps": overlaps}
-
 
 # --------------------------------------------------------------------------- main
 
-def summarize(values: list[float]) -> dict:
-    if not values:
-        return {}
-    return {"min": round(min(values), 3), "p50": round(percentile(values, 50), 3),
-            "p90": round(percentile(values, 90), 3), "max": round(max(values), 3),
-            "mean": round(statistics.fmean(values), 3)}
-
-
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20, help="kill -9 rounds")
     parser.add_argument("--pauses", type=int, default=3, help="SIGSTOP rounds after the kills (0: none)")
@@ -581,9 +172,86 @@ def main() -> None:
     args = parser.parse_args()
     if args.controllers < 2:
         sys.exit("--controllers must be at least 2")
-    started = time.monotonic()
-    from lbctl_testkit.emulators.consul import ConsulEmulator
+    return args
 
+
+def all_rounds(args, bench: Bench) -> list[dict]:
+    """The kill rounds, then the pause rounds, then the quick restarts."""
+    rounds: list[dict] = []
+    plan = (["kill"] * args.kills + ["pause"] * args.pauses + ["quick"] * args.quick_restarts)
+    for i, mode in enumerate(plan, 1):
+        r = bench.pause_round(i) if mode == "pause" else bench.kill_round(i, quick=mode == "quick")
+        rounds.append(r)
+        extra = (f", woken: writes {r['woken_writes']}, fence refusals {r['woken_fence_refusals']}, "
+                 f"step-down {r['woken_step_down']}") if mode == "pause" else ""
+        log(f"round {i}/{len(plan)} {r['mode']} {r['victim']} (phase {r['phase_s']:.1f}s): "
+            f"failover {r['failover_s']}s (critical +{r.get('down_to_critical_s')}s, "
+            f"acquired +{r.get('down_to_acquired_s')}s by {r.get('new_leader')}, "
+            f"applied +{r['failover_s']}s){extra}")
+    return rounds
+
+
+def failovers(rounds: list[dict], mode: str) -> list[float]:
+    return [r["failover_s"] for r in rounds if r["mode"] == mode and r["failover_s"] is not None]
+
+
+def report(rounds: list[dict], audit: dict, controllers: list[Controller], started: float) -> dict:
+    """The detailed JSON object (printed first)."""
+    kills = [r for r in rounds if r["mode"] == "kill"]
+
+    def of_kills(key: str) -> dict:
+        return summarize([r[key] for r in kills if key in r])
+
+    logs = {c.name: c.log_text() for c in controllers}
+    return {
+        "rounds": rounds,
+        "kill_failover_s": summarize(failovers(rounds, "kill")),
+        "kill_down_to_critical_s": of_kills("down_to_critical_s"),
+        "kill_last_pass_to_critical_s": of_kills("last_pass_to_critical_s"),
+        "kill_invalidated_to_acquired_s": of_kills("invalidated_to_acquired_s"),
+        "kill_acquired_to_apply_end_s": of_kills("acquired_to_apply_end_s"),
+        "pause_failover_s": summarize(failovers(rounds, "pause")),
+        "quick_restart_failover_s": summarize(failovers(rounds, "quick-restart")),
+        "audit": audit,
+        "log_counts": {n: {"leader": t.count(" is the leader"), "step_down": t.count("is no longer the leader"),
+                           "fence_refusals": len(re.findall(r"lost the leader lock|cannot confirm the leader lock", t)),
+                           "errors": t.count(" ERROR ")} for n, t in logs.items()},
+        "cpus": os.cpu_count(), "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+        "total_s": round(time.monotonic() - started, 1),
+    }
+
+
+def summary(args, rounds: list[dict], audit: dict, total_s: float) -> dict:
+    """The summary JSON object (the last line)."""
+    kills = [r for r in rounds if r["mode"] == "kill"]
+    pauses = [r for r in rounds if r["mode"] == "pause"]
+    quicks = [r for r in rounds if r["mode"] == "quick-restart"]
+    fo = failovers(rounds, "kill")
+    target = args.ttl + args.lock_delay + 1
+    out = {
+        "kills": len(kills), "failover_p50_s": round(percentile(fo, 50), 2) if fo else None,
+        "failover_max_s": round(max(fo), 2) if fo else None,
+        "stale_writes": len(audit["stale"]),
+        "ttl_s": args.ttl, "lock_delay_s": args.lock_delay, "target_s": target,
+        "within_target": bool(fo) and len(fo) == len(kills) and max(fo) <= target,
+        "timeouts": sum(1 for r in rounds if r.get("timeout")),
+        "controllers": args.controllers, "audit_entries_checked": audit["checked"],
+    }
+    if pauses:
+        pf = failovers(rounds, "pause")
+        out.update({"pauses": len(pauses), "pause_failover_max_s": round(max(pf), 2) if pf else None,
+                    "paused_leader_writes": sum(r["woken_writes"] for r in pauses),
+                    "paused_leader_fence_refusals": sum(r["woken_fence_refusals"] for r in pauses)})
+    if quicks:
+        qf = failovers(rounds, "quick-restart")
+        out.update({"quick_restarts": len(quicks), "quick_restart_failover_max_s": round(max(qf), 2) if qf else None})
+    out["total_s"] = total_s
+    return out
+
+
+def run() -> None:
+    args = parse_args()
+    started = time.monotonic()
     d = Path(tempfile.mkdtemp(prefix="lbctl-failover-"))
     emu = haproxy = httpd = None
     controllers: list[Controller] = []
@@ -594,13 +262,9 @@ def main() -> None:
         for k in range(args.instances):
             sid, address = instance(k)
             emu.add_service(POOL, service_id=sid, address=address, port=8080, status="passing")
-        httpd = _Quiet((HOST, 0), _Ok)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        httpd = serve_ok()
         base = write_setup(d, emu.port, free_port(), httpd.server_address[1], args.wait)
-        out = subprocess.run([sys.executable, "-m", "lbctl", "apply", "-c", str(d / "lbctl.yml")], cwd=d,
-                             capture_output=True, text=True, timeout=120)
-        if out.returncode != 0:
-            raise RuntimeError(f"lbctl apply failed: {out.stdout[-1000:]} {out.stderr[-2000:]}")
+        apply(d, d / "lbctl.yml", timeout=120)
         haproxy = start_haproxy(d, d / "haproxy.cfg")
         log(f"haproxy running on the config lbctl apply wrote; dir {d}")
         t_controllers = time.time()
@@ -611,65 +275,13 @@ def main() -> None:
         bench = Bench(args, d, emu, rec, controllers)
         leader = bench.steady(60)
         log(f"{args.controllers} controllers up; {leader.name} leads (ttl {args.ttl}s, lock-delay {args.lock_delay}s)")
-
-        rounds: list[dict] = []
-        plan = (["kill"] * args.kills + ["pause"] * args.pauses + ["quick"] * args.quick_restarts)
-        for i, mode in enumerate(plan, 1):
-            r = bench.pause_round(i) if mode == "pause" else bench.kill_round(i, quick=mode == "quick")
-            rounds.append(r)
-            extra = (f", woken: writes {r['woken_writes']}, fence refusals {r['woken_fence_refusals']}, "
-                     f"step-down {r['woken_step_down']}") if mode == "pause" else ""
-            log(f"round {i}/{len(plan)} {r['mode']} {r['victim']} (phase {r['phase_s']:.1f}s): "
-                f"failover {r['failover_s']}s (critical +{r.get('down_to_critical_s')}s, "
-                f"acquired +{r.get('down_to_acquired_s')}s by {r.get('new_leader')}, "
-                f"applied +{r['failover_s']}s){extra}")
+        rounds = all_rounds(args, bench)
         bench.steady(60)
         time.sleep(1.0)
         audit = bench.stale(t_controllers)
-
-        kills = [r for r in rounds if r["mode"] == "kill"]
-        pauses = [r for r in rounds if r["mode"] == "pause"]
-        quicks = [r for r in rounds if r["mode"] == "quick-restart"]
-        fo = [r["failover_s"] for r in kills if r["failover_s"] is not None]
-        target = args.ttl + args.lock_delay + 1
-        logs = {c.name: c.log_text() for c in controllers}
-        detail = {
-            "rounds": rounds,
-            "kill_failover_s": summarize(fo),
-            "kill_down_to_critical_s": summarize([r["down_to_critical_s"] for r in kills if "down_to_critical_s" in r]),
-            "kill_last_pass_to_critical_s": summarize([r["last_pass_to_critical_s"] for r in kills if "last_pass_to_critical_s" in r]),
-            "kill_invalidated_to_acquired_s": summarize([r["invalidated_to_acquired_s"] for r in kills if "invalidated_to_acquired_s" in r]),
-            "kill_acquired_to_apply_end_s": summarize([r["acquired_to_apply_end_s"] for r in kills if "acquired_to_apply_end_s" in r]),
-            "pause_failover_s": summarize([r["failover_s"] for r in pauses if r["failover_s"] is not None]),
-            "quick_restart_failover_s": summarize([r["failover_s"] for r in quicks if r["failover_s"] is not None]),
-            "audit": audit,
-            "log_counts": {n: {"leader": t.count(" is the leader"), "step_down": t.count("is no longer the leader"),
-                               "fence_refusals": len(re.findall(r"lost the leader lock|cannot confirm the leader lock", t)),
-                               "errors": t.count(" ERROR ")} for n, t in logs.items()},
-            "cpus": os.cpu_count(), "loadavg": Path("/proc/loadavg").read_text().split()[:3],
-            "total_s": round(time.monotonic() - started, 1),
-        }
+        detail = report(rounds, audit, controllers, started)
         print(json.dumps(detail, indent=1))
-        summary = {
-            "kills": len(kills), "failover_p50_s": round(percentile(fo, 50), 2) if fo else None,
-            "failover_max_s": round(max(fo), 2) if fo else None,
-            "stale_writes": len(audit["stale"]),
-            "ttl_s": args.ttl, "lock_delay_s": args.lock_delay, "target_s": target,
-            "within_target": bool(fo) and len(fo) == len(kills) and max(fo) <= target,
-            "timeouts": sum(1 for r in rounds if r.get("timeout")),
-            "controllers": args.controllers, "audit_entries_checked": audit["checked"],
-        }
-        if pauses:
-            pf = [r["failover_s"] for r in pauses if r["failover_s"] is not None]
-            summary.update({"pauses": len(pauses), "pause_failover_max_s": round(max(pf), 2) if pf else None,
-                            "paused_leader_writes": sum(r["woken_writes"] for r in pauses),
-                            "paused_leader_fence_refusals": sum(r["woken_fence_refusals"] for r in pauses)})
-        if quicks:
-            qf = [r["failover_s"] for r in quicks if r["failover_s"] is not None]
-            summary.update({"quick_restarts": len(quicks),
-                            "quick_restart_failover_max_s": round(max(qf), 2) if qf else None})
-        summary["total_s"] = detail["total_s"]
-        print(json.dumps(summary))
+        result_line(summary(args, rounds, audit, detail["total_s"]))
     finally:
         for c in controllers:
             stop_group(c.proc)
@@ -685,4 +297,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    procs.main(run)

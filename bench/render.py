@@ -7,7 +7,7 @@ and as CPU time (user + system, from the child's rusage): on a shared machine
 the CPU ratio is the steadier one.  One untimed ``lbctl render`` comes first, and
 lbctl runs without PYTHONDONTWRITEBYTECODE, so that its modules are timed from
 bytecode as in an installed package, not compiled from source every run.  The
-last line printed is one JSON object.
+last line printed is one JSON object.  The harness is ``lbctl_testkit.bench``.
 
     python bench/render.py [--servers 100000] [--members 10] [--runs 3]
 """
@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+from statistics import median_high
+
+from lbctl_testkit.bench import procs
+from lbctl_testkit.bench.accounting import result_line, timed
+from lbctl_testkit.bench.procs import binary
 
 
 def address(index: int) -> str:
@@ -47,24 +49,7 @@ def inventory(pools: int, members: int) -> dict:
     }
 
 
-def timed(argv: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one child
-    process; fails loudly on a non-zero exit."""
-    start = time.perf_counter()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(argv)}: {proc.stderr.read().decode()[:500]}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
-
-
-def median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
-
-
-def main() -> None:
+def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--servers", type=int, default=100_000, help="servers in all (pools = servers / members)")
     parser.add_argument("--members", type=int, default=10, help="servers per pool")
@@ -74,7 +59,7 @@ def main() -> None:
     if pools * args.members >= 2**24:
         sys.exit("at most 16,777,215 servers (one 10.0.0.0/8 address each)")
     lbctl = shutil.which("lbctl") or sys.exit("lbctl is not installed (pip install .)")
-    haproxy = shutil.which("haproxy") or sys.exit("haproxy is not installed")
+    haproxy = binary("haproxy")
     with tempfile.TemporaryDirectory(prefix="lbctl-bench-") as tmp:
         inv, out = Path(tmp) / "inventory.json", Path(tmp) / "haproxy.cfg"
         inv.write_text(json.dumps(inventory(pools, args.members)))
@@ -84,8 +69,8 @@ def main() -> None:
         for _ in range(args.runs):
             renders.append(timed(render))
             checks.append(timed([haproxy, "-c", "-q", "-f", str(out)]))
-        render_s, render_cpu = median([r[0] for r in renders]), median([r[1] for r in renders])
-        check_s, check_cpu = median([c[0] for c in checks]), median([c[1] for c in checks])
+        render_s, render_cpu = median_high([r[0] for r in renders]), median_high([r[1] for r in renders])
+        check_s, check_cpu = median_high([c[0] for c in checks]), median_high([c[1] for c in checks])
         result = {
             "servers": pools * args.members,
             "render_s": round(render_s, 3),
@@ -100,8 +85,8 @@ def main() -> None:
             "cpu_ratios": [round(r[1] / c[1], 3) for r, c in zip(renders, checks)],
             "config_mb": round(out.stat().st_size / 2**20, 1),
         }
-    print(json.dumps(result))
+    result_line(result)
 
 
 if __name__ == "__main__":
-    main()
+    procs.main(run)
