@@ -155,6 +155,11 @@ def outcome(field_set, value):
         return None, str(exc)
 
 
+# Values that change the layout on purpose (not an injection): a route on "/" takes the
+# place of the listener's default location in nginx (one location block fewer).
+RESHAPING = {("route path", "/")}
+
+
 def assert_clean_error(message: str):
     assert message and "\n" not in message and "\r" not in message and len(message) < 400, message
 
@@ -180,10 +185,11 @@ def test_no_value_injects_config(name):
                 assert_clean_error(str(exc))
                 continue
             expected = reference[kind]
-            assert len(lines) == len(expected), f"{kind}: {value!r} changed the number of lines"
-            for got, want in zip(lines, expected):
-                if got != want:
-                    assert shape(got) == shape(want), f"{kind}: {value!r} changed the shape of {want!r} into {got!r}"
+            if (name, value) not in RESHAPING:
+                assert len(lines) == len(expected), f"{kind}: {value!r} changed the number of lines"
+                for got, want in zip(lines, expected):
+                    if got != want:
+                        assert shape(got) == shape(want), f"{kind}: {value!r} changed the shape of {want!r} into {got!r}"
             if name in NO_REAL_CHECK:
                 continue
             problem = real_check(kind, "\n".join(lines) + "\n")
