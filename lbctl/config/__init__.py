@@ -31,7 +31,7 @@ def __getattr__(name: str):
         from lbctl.config import loader
 
         return getattr(loader, name)
-    if name in SUBMODULES:  # ``config.nginx`` without importing it first, as before
+    if name in SUBMODULES:  # ``config.values`` without importing it first, as before
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

@@ -128,7 +128,7 @@ class Controller:
                     self.write()  # first: a steady stream of changes must not hold the file back
                 elif self.due():
                     self.round()
-                elif any(isinstance(t, RuntimeChanges) and t.unverified for t in self.setup.targets):
+                elif any(t.unverified for t in runtime_targets(self.setup.targets)):
                     self.write()  # verify what the last rounds made live, now that no change waits
                 else:
                     with self.wake:
@@ -223,9 +223,7 @@ class Controller:
     def write(self, every: bool = False) -> None:
         """Verify the runtime changes that wait for it (``deploy.confirm``) and write the
         files that are due (``every``: all of them, before a re-read or exit)."""
-        for target in self.setup.targets:
-            if not isinstance(target, RuntimeChanges):
-                continue
+        for target in runtime_targets(self.setup.targets):
             due = target.unwritten is not None and (every or target.unwritten_since + target.write_delay
                                                     <= time.monotonic())
             if not (due or target.unverified):
@@ -336,9 +334,14 @@ class Controller:
         log.info("retrying in %.1fs", self.backoff)
 
 
+def runtime_targets(targets: list[Target]) -> list[RuntimeChanges]:
+    """The targets that take changes through a runtime API (and write their file later)."""
+    return [t for t in targets if isinstance(t, RuntimeChanges)]
+
+
 def unwritten(targets: list[Target]) -> list[RuntimeChanges]:
     """The targets whose runtime changes wait for their file write (``deploy.flush``)."""
-    return [t for t in targets if isinstance(t, RuntimeChanges) and t.unwritten is not None]
+    return [t for t in runtime_targets(targets) if t.unwritten is not None]
 
 
 def startup_lines(setup: Setup, force: bool) -> list[str]:
