@@ -62,7 +62,7 @@ class _Document(msgspec.Struct, forbid_unknown_fields=True):
 TOP_KEYS = _Document.__struct_fields__
 MEMBER_KEYS = MemberIn.__struct_fields__
 _decoder = msgspec.json.Decoder(_Document)
-LISTENER_KEYS = ("address", "port", "mode", "default_pool", "routes", "tls", "client_timeout")
+LISTENER_KEYS = ("address", "port", "mode", "default_pool", "routes", "tls", "client_timeout", "accept_routes")
 ROUTE_KEYS = ("host", "path", "pool")
 TLS_KEYS = ("cert", "key")
 
@@ -218,7 +218,7 @@ def health_check(raw: Mapping, path: str) -> model.HealthCheck:
     return model.HealthCheck(
         type=v.optional(data, "type", path, v.choice, base.type, model.CHECK_TYPES),
         path=v.optional(data, "path", path, v.url_path, base.path),
-        host=v.optional(data, "host", path, v.hostname, None),
+        host=v.optional(data, "host", path, v.host_pattern, None),
         expect_status=v.optional(data, "expect_status", path, v.integer, base.expect_status, 100, 599),
         interval_ms=v.optional(data, "interval", path, v.duration_ms, base.interval_ms),
         rise=v.optional(data, "rise", path, v.integer, base.rise, 1, 100),
@@ -359,8 +359,11 @@ def listener(name: str, raw: Any, path: str, defaults: Mapping) -> model.Listene
             raise v.fail(f"{path}.routes[{i}]", "repeats an earlier route's host and path")
         seen.add((r.host, r.path))
     default_pool = v.optional(data, "default_pool", path, v.ident, None)
-    if default_pool is None and not routes:
-        raise v.fail(path, "needs a default_pool or routes")
+    accept = accept_routes(data.get("accept_routes"), f"{path}.accept_routes")
+    if mode == "tcp" and accept:
+        raise v.fail(f"{path}.accept_routes", "tcp listeners cannot route by host; only http listeners accept routes")
+    if default_pool is None and not routes and not accept:
+        raise v.fail(path, "needs a default_pool, routes or accept_routes")
     tls = v.fields(data.get("tls") or {}, f"{path}.tls", TLS_KEYS)
     if tls and "cert" not in tls:
         raise v.fail(f"{path}.tls.cert", "is required when tls is set")
@@ -375,14 +378,21 @@ def listener(name: str, raw: Any, path: str, defaults: Mapping) -> model.Listene
         tls_cert=v.optional(tls, "cert", f"{path}.tls", v.file_path, None),
         tls_key=v.optional(tls, "key", f"{path}.tls", v.file_path, None),
         client_timeout_ms=v.optional(data, "client_timeout", path, v.duration_ms, base.client_timeout_ms),
+        accept_routes=accept,
     )
+
+
+def accept_routes(raw: Any, path: str) -> tuple[str, ...]:
+    """The host patterns services may claim routes under (docs/inventory.md#accept_routes)."""
+    patterns = {v.host_pattern(p, f"{path}[{i}]") for i, p in enumerate(v.sequence(raw if raw is not None else [], path))}
+    return tuple(sorted(patterns))
 
 
 def route(raw: Any, path: str) -> model.Route:
     data = v.fields(raw, path, ROUTE_KEYS, ("pool",))
     r = model.Route(
         pool=v.ident(data["pool"], f"{path}.pool"),
-        host=v.optional(data, "host", path, v.hostname, None),
+        host=v.optional(data, "host", path, v.host_pattern, None),
         path=v.optional(data, "path", path, v.url_path, None),
     )
     if r.host is None and r.path is None:

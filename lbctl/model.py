@@ -61,15 +61,24 @@ class Pool(msgspec.Struct, frozen=True, gc=False):
 
 
 class Route(msgspec.Struct, frozen=True, gc=False):
-    """Send requests for ``host`` (any if None) under ``path`` (any if None) to ``pool``."""
+    """Send requests for ``host`` (any if None; ``*.example.com``: one or more labels
+    before ``.example.com``) under ``path`` (a plain prefix; any if None) to ``pool``.
+    ``service``: the Consul service that declared it (None: the inventory); renderers
+    may ignore it."""
 
     pool: str
     host: str | None = None
     path: str | None = None
+    service: str | None = None
 
     def sort_key(self) -> tuple:
-        # Most specific first: a host beats no host, a longer prefix beats a shorter one.
-        return (self.host is None, self.host or "", -len(self.path or ""), self.path or "")
+        """The one order every target renders (docs/consul.md#route-order), most specific
+        first: exact hosts (by name), then wildcards (longer suffix first), then no host;
+        within a host, the longer path prefix first, then by path."""
+        host = self.host or ""
+        wildcard = host.startswith("*.")
+        return (self.host is None, wildcard, -len(host) if wildcard else 0, host, -len(self.path or ""),
+                self.path or "")
 
 
 class Listener(msgspec.Struct, frozen=True, gc=False):
@@ -80,10 +89,11 @@ class Listener(msgspec.Struct, frozen=True, gc=False):
     address: str = "0.0.0.0"
     mode: str = "http"
     default_pool: str | None = None
-    routes: tuple[Route, ...] = ()
+    routes: tuple[Route, ...] = ()  # resolved (inventory and services), in ``Route.sort_key`` order
     tls_cert: str | None = None
     tls_key: str | None = None
     client_timeout_ms: int = 30000
+    accept_routes: tuple[str, ...] = ()  # host patterns services may claim routes under (sorted)
 
 
 class Desired(msgspec.Struct, frozen=True, gc=False):

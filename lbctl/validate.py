@@ -23,6 +23,9 @@ from lbctl.errors import ConfigError
 IDENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
 HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOSTNAME = re.compile(rf"{HOST_LABEL}(?:\.{HOST_LABEL})*", re.ASCII)
+# A route's path prefix from discovery: segments of unreserved characters (RFC 3986),
+# no empty, "." or ".." segment (nginx matches the normalised path, HAProxy the raw one).
+ROUTE_PATH = re.compile(r"/(?:[A-Za-z0-9._~-]+/)*[A-Za-z0-9._~-]*", re.ASCII)
 URL_PATH = re.compile(r"/[A-Za-z0-9._~/:@+=,-]{0,255}", re.ASCII)
 FILE_PATH = re.compile(r"/[A-Za-z0-9._/-]{1,1023}", re.ASCII)
 COOKIE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}", re.ASCII)
@@ -78,6 +81,26 @@ def hostname(value: Any, path: str) -> str:
         if HOSTNAME.fullmatch(name) and not name.rsplit(".", 1)[-1].isdigit():
             return name
     raise fail(path, "must be an RFC 1123 host name", value)
+
+
+def host_pattern(value: Any, path: str) -> str:
+    """A host name, or ``*.`` and a host name: one or more labels in front of it."""
+    if isinstance(value, str) and value.startswith("*."):
+        try:
+            return "*." + hostname(value[2:], path)
+        except ConfigError:
+            pass
+    elif isinstance(value, str) and "*" not in value:
+        return hostname(value, path)
+    raise fail(path, "must be an RFC 1123 host name, or '*.' and one", value)
+
+
+def route_path(value: Any, path: str) -> str:
+    """A path prefix a service declares: '/' and segments of letters, digits and ._~-."""
+    if isinstance(value, str) and len(value) <= 256 and ROUTE_PATH.fullmatch(value):
+        if not {".", ".."} & set(value.split("/")):
+            return value
+    raise fail(path, "must be a path prefix: '/' and segments of letters, digits and ._~- (no '.' or '..')", value)
 
 
 def is_ipv4(text: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 from lbctl import guard
 from lbctl.config import values as val
 
-WATCH_KEYS = ("min_wait", "max_wait", "retry_max")
+WATCH_KEYS = ("min_wait", "max_wait", "retry_max", "route_grace")
 GUARD_KEYS = ("max_removal", "min_members")
 METRICS_KEYS = ("listen",)
 
@@ -19,6 +19,7 @@ class WatchSettings:
     min_wait_ms: int = 0  # quiescence: wait this long after a change for more changes (0: none) ...
     max_wait_ms: int = 5_000  # ... but never longer than this after the first one
     retry_max_ms: int = 30_000  # backoff cap when applying or reading Consul fails
+    route_grace_ms: int = 300_000  # a service's routes outlive its last instance this long (0: not at all)
 
 
 def watch(raw: Any, path: str = "watch") -> WatchSettings:
@@ -31,6 +32,7 @@ def watch(raw: Any, path: str = "watch") -> WatchSettings:
         min_wait_ms=val.optional(data, "min_wait", path, val.duration, d.min_wait_ms, True),
         max_wait_ms=val.optional(data, "max_wait", path, val.duration, d.max_wait_ms),
         retry_max_ms=val.optional(data, "retry_max", path, val.duration, d.retry_max_ms),
+        route_grace_ms=val.optional(data, "route_grace", path, val.duration, d.route_grace_ms, True),
     )
     if settings.min_wait_ms > settings.max_wait_ms:
         raise val.fail(f"{path}.min_wait", "must not be longer than max_wait")

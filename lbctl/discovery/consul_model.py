@@ -46,7 +46,7 @@ class Policy:
 # The fields of a /v1/health/service entry that lbctl reads (here, and in the watcher:
 # each instance's node and whether it has checks of its own).
 NODE_FIELDS = ("Node", "Address")
-SERVICE_FIELDS = ("ID", "Service", "Address", "Port", "Weights", "Meta", "Tags")
+SERVICE_FIELDS = ("ID", "Service", "Address", "Port", "Weights", "Meta", "Tags", "CreateIndex")
 CHECK_FIELDS = ("CheckID", "Status", "ServiceID")
 
 
@@ -133,16 +133,20 @@ def keep(regex: re.Pattern, value: Any, what: str, problems: list[str]) -> bool:
     return False
 
 
-def options(service: str, entries: Any) -> tuple[dict, list[str]]:
-    """Pool settings from the ``lb-*`` meta keys of the service's first instance (by ID)."""
+def first_meta(entries: Any) -> dict:
+    """The ``Service.Meta`` of the service's first instance (by ID): where its ``lb-*``
+    options and routes are read from; {} if it has none."""
     metas = sorted(((str((e.get("Service") or {}).get("ID")), (e.get("Service") or {}).get("Meta") or {})
                     for e in entries if isinstance(e, dict) and isinstance(e.get("Service"), dict)),
-                   key=lambda x: x[0])
-    if not metas or not isinstance(metas[0][1], dict):
-        return {}, []
+                   key=lambda x: x[0]) if isinstance(entries, list) else []
+    return metas[0][1] if metas and isinstance(metas[0][1], dict) else {}
+
+
+def options(service: str, entries: Any) -> tuple[dict, list[str]]:
+    """Pool settings from the ``lb-*`` meta keys of the service's first instance (by ID)."""
     out: dict = {}
     problems = []
-    for key, value in metas[0][1].items():
+    for key, value in first_meta(entries).items():
         if key not in META_OPTIONS:
             continue
         (path, kind) = META_OPTIONS[key]

@@ -5,6 +5,7 @@ Consul, its settings from the inventory's pool of that name (if any), then from
 the service's ``lb-*`` meta keys.  Inventory pools that are not services stay
 as they are.  A listener's pool that discovery has not seen (yet) is an empty
 pool, so the config stays valid and the listener answers 503 until members come.
+Routes that services declare join the inventory's listeners through ``routes.resolve``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from lbctl import inventory, model
 from lbctl import validate as v
 from lbctl.discovery import consul_model as cm
+from lbctl.discovery import routes
 from lbctl.errors import ConfigError
 
 
@@ -46,18 +48,20 @@ def service_pool(parts: inventory.Parts, service: str, entries: Any, policy: cm.
         return None, problems + [f"{path}: left out: {exc}"]
 
 
-def desired(parts: inventory.Parts, static: dict[str, model.Pool], services: dict[str, model.Pool]) -> model.Desired:
-    """Inventory listeners and pools (``static``, built once), with discovered
-    services' pools in place.
+def desired(parts: inventory.Parts, static: dict[str, model.Pool], services: dict[str, model.Pool],
+            listeners: tuple[model.Listener, ...] | None = None) -> model.Desired:
+    """Inventory listeners (or ``listeners``: them with services' routes, ``routes.resolve``)
+    and pools (``static``, built once), with discovered services' pools in place.
 
     :raises ConfigError: the inventory itself is inconsistent.
     """
+    listeners = parts.listeners if listeners is None else listeners
     pools = {**static, **services}
-    for listener in parts.listeners:
+    for listener in listeners:
         for name in model.listener_pools(listener):
             if name not in pools:
                 pools[name] = parts.pool(name, {})
-    return v.canonical(parts.listeners, tuple(pools.values()))
+    return v.canonical(listeners, tuple(pools.values()))
 
 
 def positions(desired: model.Desired) -> dict[str, int]:
@@ -83,6 +87,19 @@ def replace_pools(before: model.Desired, where: dict[str, int], pools: dict[str,
     return model.Desired(before.listeners, tuple(out))
 
 
+def claims(entries: dict[str, Any]) -> tuple[dict[str, routes.Claim], list[str]]:
+    """The routes each service declares (those with a plain name), and the problems found."""
+    out, problems = {}, []
+    for name, service_entries in sorted(entries.items()):
+        if not v.IDENT.fullmatch(name):
+            continue  # left out with its pool (service_pool says why)
+        claim, found = routes.declared(name, service_entries)
+        problems += found
+        if claim is not None:
+            out[name] = claim
+    return out, problems
+
+
 def from_entries(parts: inventory.Parts, entries: dict[str, Any], policy: cm.Policy) -> tuple[model.Desired, list[str]]:
     """The whole model from one reading of every watched service (one-shot commands)."""
     pools, problems = {}, []
@@ -91,4 +108,7 @@ def from_entries(parts: inventory.Parts, entries: dict[str, Any], policy: cm.Pol
         problems += found
         if pool is not None:
             pools[name] = pool
-    return desired(parts, static_pools(parts), pools), problems
+    found_claims, found = claims({name: entries[name] for name in pools})
+    listeners, refused = routes.resolve(parts.listeners, found_claims.values())
+    problems += found + [r.text() for r in refused]
+    return desired(parts, static_pools(parts), pools, listeners), problems

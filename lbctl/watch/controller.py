@@ -27,7 +27,7 @@ from lbctl import deploy, guard, inventory, model
 from lbctl.audit import AuditLog
 from lbctl.config.consul import ConsulSettings, ElectionSettings
 from lbctl.config.watch import WatchSettings
-from lbctl.discovery import consul_model, merge
+from lbctl.discovery import consul_model, merge, routes
 from lbctl.discovery.consul import Client
 from lbctl.watch.election import Election
 from lbctl.discovery.watcher import ConsulWatcher
@@ -75,6 +75,7 @@ class Controller:
         self.reload_requested = False
         self.watcher: ConsulWatcher | None = None
         self.pools: dict[str, model.Pool] = {}
+        self.book, self.refused = routes.Book(0), set()  # services' routes (start sets the grace), refusals warned
         self.built: tuple[model.Desired, dict[str, int]] | None = None  # the last model, where each pool is in it
         self.applied: model.Desired | None = None
         self.retry_at: float | None = None
@@ -144,6 +145,7 @@ class Controller:
     def start(self, setup: Setup) -> None:
         self.setup = setup
         self.pools, self.built = {}, None
+        self.book, self.refused = routes.Book(setup.watch.route_grace_ms / 1000), set()
         self.policy = replace(setup.guard, force=self.force)
         for line in startup_lines(setup, self.force):
             log.info("%s", line)
@@ -247,6 +249,8 @@ class Controller:
             return True
         if any(t.name in self.refusals and t.state.approval() for t in self.setup.targets):
             return True  # lbctl approve: apply the refused change now
+        if self.grace_due():
+            return True
         if not self.dirty or (self.watcher and not self.watcher.ready()):
             return False
         w = self.setup.watch
@@ -299,33 +303,57 @@ class Controller:
         """The model, rebuilding only the pools of services that changed."""
         built, self.built = self.built, None
         if self.watcher is None:
+            self.metrics.routes(self.setup.parts.listeners, [])
             return merge.desired(self.setup.parts, self.setup.static, self.pools)
         # Every service that stops being watched is reported (``changed``): a round
         # looks at its dirty ones only, unless it is told to look at all ("*").
         every = "*" in dirty
         entries = self.watcher.snapshot(None if every else dirty)
         policy = consul_model.Policy(self.setup.consul.include_warning)
+        now = self.clock()
         gone = [name for name in (list(self.pools) if every else dirty) if name not in entries]
+        moved = self.book.expire(now)  # routes of services gone longer than route_grace
         for name in gone:
             self.pools.pop(name, None)
+            moved = self.book.gone(name, now) or moved
         rebuilt = {}
         for name in entries:
             pool, problems = merge.service_pool(self.setup.parts, name, entries[name], policy)
-            for text in problems:
+            claim, found = routes.declared(name, entries[name]) if pool is not None else (None, [])
+            for text in problems + found:
                 log.warning("%s", text)
             if pool is not None:
                 self.pools[name] = rebuilt[name] = pool
             else:
                 self.pools.pop(name, None)
                 gone.append(name)
+            if claim is None and not entries[name]:  # its last instance went: the grace applies
+                moved = self.book.gone(name, now) or moved
+            else:
+                moved = self.book.update(name, claim, now) or moved
         # The pools of the last model with the rebuilt ones in place, unless one went
-        # (its inventory pool or an empty one comes back) or came.
-        desired = merge.replace_pools(built[0], built[1], rebuilt) if built and not every and not gone else None
+        # (its inventory pool or an empty one comes back) or came, or a route did.
+        desired = merge.replace_pools(built[0], built[1], rebuilt) if built and not (every or gone or moved) else None
         if desired is None:
-            desired = merge.desired(self.setup.parts, self.setup.static, self.pools)
+            listeners, refused = routes.resolve(self.setup.parts.listeners, self.book.claims.values())
+            self.report(listeners, refused)
+            desired = merge.desired(self.setup.parts, self.setup.static, self.pools, listeners)
             built = (desired, merge.positions(desired))
         self.built = (desired, built[1])
         return desired
+
+    def report(self, listeners: tuple[model.Listener, ...], refused: list[routes.Refusal]) -> None:
+        """Warn once about each route refused (until it is served or no longer declared); set the gauges."""
+        texts = {r.text() for r in refused}
+        for text in sorted(texts - self.refused):
+            log.warning("%s", text)
+        self.refused = texts
+        self.metrics.routes(listeners, refused)
+
+    def grace_due(self) -> bool:
+        """Whether a service's route_grace ran out (its route goes in the next round)."""
+        expiry = self.book.next_expiry()
+        return expiry is not None and self.clock() >= expiry
 
     def schedule_retry(self) -> None:
         cap = self.setup.watch.retry_max_ms / 1000

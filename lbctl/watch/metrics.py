@@ -7,7 +7,7 @@ import threading
 import time
 from math import nan
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Callable, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -36,6 +36,11 @@ class Metrics:
         self.leader = Gauge("lbctl_leader", "1 when this process may write to shared targets", registry=r)
         self.refusals = Counter("lbctl_guard_refusals", "Changes the removal guard refused", ["target", "action"],
                                 registry=r)
+        self.route_count = Gauge("lbctl_routes", "Routes served, by source (inventory or service)", ["source"],
+                                 registry=r)
+        self.routes_refused = Gauge("lbctl_routes_refused", "Routes services declare that are not served, by reason "
+                                    "(conflict: another service or the inventory holds it; not-accepted: no listener "
+                                    "accepts it)", ["reason"], registry=r)
 
     def consul_request(self, endpoint: str, outcome: str) -> None:
         """A ``discovery.consul.Client`` observer: endpoint catalog, checks or service; outcome ok, 429 or error."""
@@ -69,6 +74,15 @@ class Metrics:
             if names is None or pool.name in names:
                 for state in model.MEMBER_STATES:
                     self.members.labels(pool.name, state).set(sum(m.state == state for m in pool.members))
+
+    def routes(self, listeners: Iterable[model.Listener], refused: Iterable) -> None:
+        """The routes served by source, and the routes refused (``discovery.routes.Refusal``s) by reason."""
+        served = [r for lst in listeners for r in lst.routes]
+        self.route_count.labels("inventory").set(sum(r.service is None for r in served))
+        self.route_count.labels("service").set(sum(r.service is not None for r in served))
+        refused = list(refused)
+        self.routes_refused.labels("conflict").set(sum(r.conflict for r in refused))
+        self.routes_refused.labels("not-accepted").set(sum(not r.conflict for r in refused))
 
     def text(self) -> bytes:
         return generate_latest(self.registry)
