@@ -122,3 +122,13 @@ def listener_pools(listener: Listener) -> list[str]:
     if listener.default_pool:
         names.append(listener.default_pool)
     return list(dict.fromkeys(names))
+
+
+def covers(pattern: str, host: str) -> bool:
+    """Whether route host or accept_routes pattern ``pattern`` takes every request for
+    ``host`` (a host or a pattern): the same name, or ``*.`` (one or more labels) and a
+    suffix of it."""
+    if not pattern.startswith("*."):
+        return host == pattern
+    name = host[2:] if host.startswith("*.") else host
+    return name.endswith(pattern[1:]) or host == pattern

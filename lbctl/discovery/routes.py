@@ -114,15 +114,6 @@ def created(entries: Any) -> int:
     return min((i for i in found if type(i) is int and i >= 0), default=NO_INDEX)
 
 
-def covers(pattern: str, host: str) -> bool:
-    """Whether every host ``host`` matches is one ``pattern`` matches (``*.`` is one or more labels)."""
-    if not pattern.startswith("*."):
-        return host == pattern
-    suffix = pattern[1:]  # ".example.com"
-    name = host[2:] if host.startswith("*.") else host
-    return name.endswith(suffix) or (host.startswith("*.") and "." + name == suffix)
-
-
 def resolve(listeners: Iterable[model.Listener], claims: Iterable[Claim]) -> tuple[tuple[model.Listener, ...], list[Refusal]]:
     """The listeners with the routes of ``claims`` in place, and the routes refused."""
     listeners = tuple(listeners)
@@ -159,10 +150,10 @@ def place(opted: list[model.Listener], wanted: str | None, host: str) -> tuple[m
         lst = next((x for x in opted if x.name == wanted), None)
         if lst is None:
             return None, f"lb-listener {wanted} is not a listener with accept_routes"
-        if not any(covers(p, host) for p in lst.accept_routes):
+        if not any(model.covers(p, host) for p in lst.accept_routes):
             return None, f"listener {wanted} accepts only {', '.join(lst.accept_routes)}"
         return lst, ""
-    lst = next((x for x in opted if any(covers(p, host) for p in x.accept_routes)), None)
+    lst = next((x for x in opted if any(model.covers(p, host) for p in x.accept_routes)), None)
     if lst is None:
         return None, f"host {host} is outside every listener's accept_routes"
     return lst, ""

@@ -45,7 +45,8 @@ def nginx(desired: model.Desired, layout: str) -> dict:
     return {
         "http_pools": [p for p in desired.pools if modes[p.name] == "http"],
         "tcp_pools": [p for p in desired.pools if modes[p.name] == "tcp"],
-        "servers": [s for lst in http for s in _virtual_servers(lst, pools)],
+        "servers": (servers := [s for lst in http for s in _virtual_servers(lst, pools)]),
+        "names_hash": names_hash(servers),
         "tcp_listeners": tcp,
         "pools": pools,
         # nginx variable names allow no '-' or '.', so sticky pools get numbered ones.
@@ -61,15 +62,30 @@ def _check_nginx_pool(pool: model.Pool) -> None:
 
 
 def _virtual_servers(lst: model.Listener, pools: dict[str, model.Pool]) -> list[VirtualServer]:
+    """One server per host (wildcards too: nginx picks an exact name, then the longest
+    wildcard, as the route order does), then the default server.  Each location takes
+    the pool of the first route (in ``Route.sort_key`` order) that would take its path,
+    so nginx's longest-prefix match sends every request where HAProxy's first-match
+    ``use_backend`` lines send it (docs/consul.md#route-order)."""
     default = pools.get(lst.default_pool) if lst.default_pool else None
-    hosts: dict[str | None, dict[str, model.Pool | None]] = {None: {}}
-    for route in lst.routes:
-        hosts.setdefault(route.host, {})[route.path or "/"] = pools[route.pool]
     out = []
-    for host, paths in hosts.items():
-        # Requests for a known host fall back to the listener's host-less routes, then its default.
-        merged = {**(hosts[None] if host else {}), **paths}
-        merged.setdefault("/", default)
-        locations = tuple(Location(p, merged[p]) for p in sorted(merged, key=lambda p: (-len(p), p)))
-        out.append(VirtualServer(lst, host, locations))
+    for host in dict.fromkeys([None, *(r.host for r in lst.routes)]):
+        applying = [r for r in lst.routes if r.host is None or (host is not None and model.covers(r.host, host))]
+        paths = sorted({"/", *(r.path or "/" for r in applying)}, key=lambda p: (-len(p), p))
+        locations = []
+        for path in paths:
+            first = next((r for r in applying if path.startswith(r.path or "/")), None)
+            locations.append(Location(path, pools[first.pool] if first else default))
+        out.append(VirtualServer(lst, host, tuple(locations)))
     return out
+
+
+def names_hash(servers: list[VirtualServer]) -> tuple[int, int] | None:
+    """``server_names_hash_max_size`` and ``_bucket_size`` for many or long host names
+    (nginx's defaults, 512 and 32-128 by CPU, refuse to start otherwise); None: the defaults do."""
+    names = {s.host for s in servers if s.host}
+    longest = max(map(len, names), default=0)
+    if len(names) <= 128 and longest <= 24:
+        return None
+    bucket = next(b for b in (64, 128, 256, 512) if longest + 32 <= b)
+    return max(512, 1 << (4 * len(names) - 1).bit_length()), bucket
