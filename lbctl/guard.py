@@ -9,7 +9,10 @@ is refused when it would
 - remove a listener;
 - empty a pool that serves (its last serving member stops serving, or the pool goes);
 - stop more than ``max_removal`` of a pool's serving members at once, or leave
-  it with fewer than ``min_members`` when it had more.
+  it with fewer than ``min_members`` when it had more;
+- stop more than one and more than ``max_removal`` of the pools that serve routes
+  services declare (docs/consul.md#routes-declared-by-services).  Such a pool comes
+  and goes with its service, so one that empties or goes alone is no refusal.
 
 ``--allow-removal NAME`` lets removals in the named pools and listeners through;
 ``--force`` lets everything through.  What a configuration serves (``Served``)
@@ -39,6 +42,7 @@ class Served:
 
     listeners: frozenset[str] = frozenset()
     pools: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    routed: frozenset[str] = frozenset()  # pools that serve routes services declare
 
     @property
     def empty(self) -> bool:
@@ -58,7 +62,8 @@ class Policy:
 def served(desired: model.Desired) -> Served:
     """What a model serves (the same summary targets read back from their rendered text)."""
     return Served(frozenset(l.name for l in desired.listeners),
-                  {p.name: frozenset(m.name for m in p.members if m.state in SERVING) for p in desired.pools})
+                  {p.name: frozenset(m.name for m in p.members if m.state in SERVING) for p in desired.pools},
+                  frozenset(r.pool for l in desired.listeners for r in l.routes if r.service is not None))
 
 
 def refusals(before: Served, after: Served, policy: Policy) -> list[str]:
@@ -74,12 +79,26 @@ def refusals(before: Served, after: Served, policy: Policy) -> list[str]:
     # A pool whose members are the very same set in both has nothing to refuse: only
     # the changed ones are looked into (a watch round changes a few of 10,000).
     changed = [pool for pool, old in before.pools.items() if after.pools.get(pool) is not old]
-    for pool in sorted(set(changed) - policy.allow):
+    for pool in sorted(set(changed) - policy.allow - before.routed):
         old, now = before.pools[pool], after.pools.get(pool)
         problem = pool_problem(pool, old, now, policy)
         if problem:
             problems.append(problem)
-    return problems
+    problem = routed_problem(before, after, changed, policy)
+    return problems + ([problem] if problem else [])
+
+
+def routed_problem(before: Served, after: Served, changed: list[str], policy: Policy) -> str | None:
+    """The pools of services' routes, as if each were a member of one pool: more than one
+    and more than ``max_removal`` of those serving may not stop at once."""
+    if not before.routed:
+        return None
+    stopped = sorted(p for p in set(changed) & before.routed - policy.allow if before.pools[p] and not after.pools.get(p))
+    serving = sum(1 for p in before.routed if before.pools.get(p))
+    if len(stopped) > 1 and len(stopped) / serving > policy.max_removal:
+        return (f"{len(stopped)} of {serving} services with routes of their own would stop serving "
+                f"({names(stopped)}), more than max_removal {policy.max_removal:.0%}")
+    return None
 
 
 def pool_problem(pool: str, old: frozenset[str], now: frozenset[str] | None, policy: Policy) -> str | None:

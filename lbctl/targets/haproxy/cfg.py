@@ -269,6 +269,7 @@ def commands(change: ServerChange) -> list[str]:
 
 
 SLOT_NAME = re.compile(r"slot\d+")
+SERVICE_ROUTE = re.compile(r"^\s*use_backend (\S+) .*  # service \S+$")  # a route a service declared
 
 
 def served(text: str | None) -> guard.Served:
@@ -277,17 +278,20 @@ def served(text: str | None) -> guard.Served:
     above 0).  A slot's member is known by its address, any other server by its name."""
     if not text:
         return guard.Served()
-    listeners, pools = set(), {}
+    listeners, pools, routed = set(), {}, set()
     for line in text.splitlines():
         section = SECTION.match(line)
         if section and section.group(1) in ("frontend", "listen"):
             listeners.add(section.group(2))
         if section and section.group(1) in ("backend", "listen"):
             pools.setdefault(section.group(2), set())
+        if "  # service " in line:
+            routed.update(SERVICE_ROUTE.findall(line))
     for s in parse(text)[1]:
         if serving(s):
             pools[s.backend].add(identity(s))
-    return guard.Served(frozenset(listeners), {name: frozenset(members) for name, members in pools.items()})
+    return guard.Served(frozenset(listeners), {name: frozenset(members) for name, members in pools.items()},
+                        frozenset(routed))
 
 
 def served_after(old: str | None, old_served: guard.Served, new: str) -> guard.Served:
@@ -304,7 +308,8 @@ def served_after(old: str | None, old_served: guard.Served, new: str) -> guard.S
             members.discard(identity(before))
         if after is not None and serving(after):
             members.add(identity(after))
-    return guard.Served(old_served.listeners, {**old_served.pools, **{k: frozenset(v) for k, v in pools.items()}})
+    return guard.Served(old_served.listeners, {**old_served.pools, **{k: frozenset(v) for k, v in pools.items()}},
+                        old_served.routed)
 
 
 def serving(server: Server) -> bool:

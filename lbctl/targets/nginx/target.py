@@ -115,13 +115,14 @@ UPSTREAM = re.compile(r"upstream\s+(\S+)\s*\{")
 UPSTREAM_SERVER = re.compile(r"server\s+(\S+)([^;]*);\s*(?:#\s*(\S+))?")
 LISTENER = re.compile(r"#\s*listener\s+([^,\s]+)")
 LISTEN = re.compile(r"listen\s+([^\s;]+)")
+SERVICE_ROUTE = re.compile(r"#\s*route\s+\S+ of service \S+: pool (\S+)$")  # a route a service declared
 
 
 def served(text: str | None) -> guard.Served:
     """What an nginx.conf lbctl rendered serves, for the removal guard: its listeners
     (the ``# listener NAME`` comments, else the ``listen`` addresses) and per upstream
     the servers not marked ``down``, known by the member name in their comment.  Pure."""
-    listeners, listens, pools, upstream = set(), set(), {}, None
+    listeners, listens, pools, upstream, routed = set(), set(), {}, None, set()
     for line in (text or "").splitlines():
         line = line.strip()
         if upstream is not None:
@@ -135,6 +136,9 @@ def served(text: str | None) -> guard.Served:
             pools[upstream] = set()
         elif m := LISTENER.match(line):
             listeners.add(m.group(1))
+        elif m := SERVICE_ROUTE.match(line):
+            routed.add(m.group(1))
         elif m := LISTEN.match(line):
             listens.add(m.group(1))
-    return guard.Served(frozenset(listeners or listens), {name: frozenset(m) for name, m in pools.items()})
+    return guard.Served(frozenset(listeners or listens), {name: frozenset(m) for name, m in pools.items()},
+                        frozenset(routed))

@@ -22,6 +22,7 @@ class VirtualServer:
     listener: model.Listener
     host: str | None
     locations: tuple[Location, ...]
+    routes: tuple[model.Route, ...] = ()  # the routes services declared for this host (a comment each)
 
 
 TEMPLATES = {"main": "nginx.conf.j2", "include": "nginx-http.conf.j2"}  # by layout
@@ -76,7 +77,8 @@ def _virtual_servers(lst: model.Listener, pools: dict[str, model.Pool]) -> list[
         for path in paths:
             first = next((r for r in applying if path.startswith(r.path or "/")), None)
             locations.append(Location(path, pools[first.pool] if first else default))
-        out.append(VirtualServer(lst, host, tuple(locations)))
+        declared = tuple(r for r in lst.routes if r.host == host and r.service is not None)
+        out.append(VirtualServer(lst, host, tuple(locations), declared))
     return out
 
 
