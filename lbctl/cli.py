@@ -195,20 +195,54 @@ def rollback(config_path, target_name, backup_id, force, allow) -> None:
 @cli.command()
 @target_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--routes", "with_routes", is_flag=True, help="Also list every route and the refused ones "
+              "(as lbctl routes; reads Consul once).")
 @verbose_option
-def status(config_path, target_name, as_json) -> None:
+def status(config_path, target_name, as_json, with_routes) -> None:
     """Per target: the live config's hash, the last apply, the backups, the process,
-    drift and a change the guard refused.  Exits 1 if a process runs but cannot be reached."""
+    drift and a change the guard refused; with --routes, the routes and their conflicts.
+    Exits 1 if a process runs but cannot be reached."""
     session = Session.configured(config_path, target_name)
     states = [target_status(session.target(t)) for t in session.selected]
+    table, refused = session.routes() if with_routes else ([], [])
     if as_json:
-        click.echo(json.dumps(states, indent=1))
+        click.echo(json.dumps({"targets": states, "routes": table, "refused": [r.text() for r in refused]}
+                              if with_routes else states, indent=1))
     else:
         for s in states:
             click.echo(status_text(s))
+        if with_routes:
+            click.echo(route_lines(table, refused), nl=False)
     unreachable = [s["target"] for s in states if s["process"].get("reachable") is False]
     if unreachable:
         raise LbctlError(f"cannot reach the running {', '.join(unreachable)} (see the process line)")
+
+
+@cli.command()
+@source_options(None)
+@click.option("--json", "as_json", is_flag=True, help='Print {"routes": [...], "refused": [...]} instead of lines.')
+@verbose_option
+def routes(config_path, inventory_path, target_name, template_dir, as_json) -> None:
+    """List every route (listener, host/path, pool, source: inventory or service) in the
+    order targets render them, then the routes services declare that are refused."""
+    from dataclasses import asdict
+
+    any_kind = None if config_path else "haproxy"  # the routes are the same for every target
+    table, refused = Session(config_path, inventory_path, target_name or any_kind, template_dir).routes()
+    if as_json:
+        click.echo(json.dumps({"routes": table, "refused": [{**asdict(r), "conflict": r.conflict} for r in refused]},
+                              indent=1))
+        return
+    click.echo(route_lines(table, refused), nl=False)
+
+
+def route_lines(table: list[dict], refused: list) -> str:
+    """``lbctl routes`` as text: one aligned line per route, then one per refused route."""
+    rows = [("LISTENER", "ROUTE", "POOL", "SOURCE")] + [(r["listener"], r["route"], r["pool"], r["source"]) for r in table]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    out = ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[3]]) + "\n" for row in rows]
+    out += [f"{'conflict' if r.conflict else 'refused'}: {r.text()}\n" for r in refused]
+    return "".join(out)
 
 
 @cli.command()

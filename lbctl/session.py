@@ -44,6 +44,14 @@ def inventory_desired(path: Path | None):
     return inventory.load(path)
 
 
+def inventory_parts(path: Path | None):
+    if path is None:
+        raise ConfigError("no inventory: pass -i FILE or set source.inventory in the config")
+    from lbctl import inventory
+
+    return inventory.load_parts(path)
+
+
 class Session:
     """What one command works on: the config (if any), the inventory, the targets."""
 
@@ -105,16 +113,37 @@ class Session:
 
         return inventory.load_parts(self.inventory_path) if self.inventory_path else inventory.parts({})
 
+    def consul_entries(self) -> tuple[dict, list[str]]:
+        """One reading of every watched service, without blocking, and the problems found."""
+        from lbctl.discovery import consul as consul_client
+
+        client = consul_client.Client(self.config.consul)
+        try:
+            return consul_client.snapshot(client)
+        finally:
+            client.close()
+
+    def routes(self) -> tuple[list[dict], list]:
+        """Every route (``discovery.routes.table``) and the routes services declare that are
+        refused (``Refusal``s), from the inventory and one reading of Consul."""
+        from lbctl.discovery import merge, routes
+
+        parts = self.parts() if self.config is not None else inventory_parts(self.inventory_path)
+        claims: dict = {}
+        if self.config is not None and self.config.consul is not None:
+            entries, problems = self.consul_entries()
+            claims, found = merge.claims(entries)
+            for text in problems + found:
+                click.echo(f"lbctl: warning: {text}", err=True)
+        listeners, refused = routes.resolve(parts.listeners, claims.values())
+        return routes.table(listeners), refused
+
     def consul_desired(self):
         """One reading of Consul, without blocking, for the one-shot commands."""
         settings = self.config.consul
-        from lbctl.discovery import consul as consul_client, consul_model, merge
+        from lbctl.discovery import consul_model, merge
 
-        client = consul_client.Client(settings)
-        try:
-            entries, problems = consul_client.snapshot(client)
-        finally:
-            client.close()
+        entries, problems = self.consul_entries()
         desired, found = merge.from_entries(self.parts(), entries, consul_model.Policy(settings.include_warning))
         for text in problems + found:
             click.echo(f"lbctl: warning: {text}", err=True)
