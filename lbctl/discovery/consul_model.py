@@ -32,6 +32,7 @@ META_OPTIONS = {
     "lb-connect-timeout": (("connect_timeout",), str),
     "lb-server-timeout": (("server_timeout",), str),
 }
+ROUTE_KEYS = ("lb-route", "lb-listener")  # read and reported by lbctl/discovery/routes.py
 STATUS_ORDER = {"passing": 0, "warning": 1, "critical": 2}
 INSTANCE_STATES = ("drain", "backup")  # Meta lb-state of one serving instance
 
@@ -118,7 +119,8 @@ def member(entry: Any, policy: Policy, problems: list[str]) -> dict:
            "state": (wanted or "enabled") if serving else "maint", "_node": str(node.get("Node", ""))}
     tags = [t for t in svc.get("Tags") or [] if keep(v.TAG, t, f"{where}: tag", problems)]
     meta = {k: x for k, x in (svc.get("Meta") or {}).items()
-            if keep(v.META_KEY, k, f"{where}: meta key", problems) and keep(v.META_VALUE, x, f"{where}: Meta.{k}", problems)}
+            if keep(v.META_KEY, k, f"{where}: meta key", problems)
+            and keep(v.META_VALUE, x, f"{where}: Meta.{k}", [] if k in ROUTE_KEYS else problems)}
     if tags:
         raw["tags"] = tags
     if meta:

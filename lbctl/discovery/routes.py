@@ -25,9 +25,8 @@ from lbctl import validate as v
 from lbctl.discovery import consul_model
 from lbctl.errors import ConfigError
 
-ROUTE_KEY = "lb-route"
-LISTENER_KEY = "lb-listener"
-MAX_ROUTES = 32  # routes one service may declare
+ROUTE_KEY, LISTENER_KEY = consul_model.ROUTE_KEYS
+MAX_ROUTES = 16  # routes one service may declare
 MAX_TEXT = 512  # Consul's own limit on a meta value
 NO_INDEX = 2**63  # the CreateIndex of a service that has none (it comes last)
 INVENTORY = "inventory"
