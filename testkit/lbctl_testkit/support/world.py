@@ -54,10 +54,12 @@ class World:
 
 @contextlib.contextmanager
 def running_world(directory: Path, backends: str = "abcd", guard: dict | None = None,
-                  source: dict | None = None, **target) -> Iterator[World]:
+                  source: dict | None = None, listener: dict | None = None, watch: dict | None = None,
+                  **target) -> Iterator[World]:
     """Instance ``app-a`` registered and applied, HAProxy and ``lbctl watch`` running
     (with lbctl.yml's ``guard`` section if given, else the tests' lenient one;
-    ``source``: more ``source.consul`` settings)."""
+    ``source``: more ``source.consul`` settings; ``listener``: more settings of the
+    inventory's listener ``web``; ``watch``: more ``watch`` settings)."""
     with contextlib.ExitStack() as stack_:
         consul = stack_.enter_context(ConsulEmulator(default_wait=5, max_wait=5, check_update_interval=0))
         servers = {n: stack_.enter_context(Backend(n)) for n in backends}
@@ -65,8 +67,12 @@ def running_world(directory: Path, backends: str = "abcd", guard: dict | None = 
         stack.settings["targets"]["edge"].update(target)
         if guard is not None:
             stack.settings["guard"] = guard
-        stack.inventory([])
+        raw = stack.inventory([])
+        raw["listeners"]["web"].update(listener or {})
+        stack.write_raw(raw)
         stack.use_consul(consul.port, **(source or {}))
+        stack.settings["watch"].update(watch or {})
+        stack.write_config()
         w = World(stack, consul, servers)
         w.register("a")
         assert stack.run("apply").exit_code == 0
