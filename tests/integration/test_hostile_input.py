@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st
 
 from lbctl import config, inventory, kinds
+from lbctl.discovery import consul_model, merge
 from lbctl.errors import ConfigError, ValidationError
 from lbctl.render import render
 from lbctl.targets import check
@@ -160,6 +161,13 @@ def outcome(field_set, value):
 RESHAPING = {("route path", "/")}
 
 
+def reshaping(name, value) -> bool:
+    """A wildcard host is one more ACL word in HAProxy (``-m end``); a long host name has
+    nginx size its server-name hash (two more lines)."""
+    wide = name == "route host" and isinstance(value, str) and (value.startswith("*.") or len(value) > 24)
+    return (name, value) in RESHAPING or wide
+
+
 def assert_clean_error(message: str):
     assert message and "\n" not in message and "\r" not in message and len(message) < 400, message
 
@@ -185,7 +193,7 @@ def test_no_value_injects_config(name):
                 assert_clean_error(str(exc))
                 continue
             expected = reference[kind]
-            if (name, value) not in RESHAPING:
+            if not reshaping(name, value):
                 assert len(lines) == len(expected), f"{kind}: {value!r} changed the number of lines"
                 for got, want in zip(lines, expected):
                     if got != want:
@@ -212,5 +220,61 @@ def test_enums_take_only_their_values(name):
             assert_clean_error(error)
         else:
             assert value in choices or value is None
+
+    prop()
+
+
+# -- routes services declare (Meta lb-route, lb-listener) ----------------------------
+
+ROUTE_VALUES = st.one_of(
+    values.filter(lambda x: isinstance(x, str)),
+    # each syntax character inside an otherwise good path, and in a host
+    st.sampled_from(SYNTAX).map(lambda c: f"s.apps.example.com/p{c}q/"),
+    st.sampled_from(SYNTAX).map(lambda c: f"s{c}q.apps.example.com"),
+    st.tuples(st.sampled_from(["s.apps.example.com/", "*.x.apps.example.com/p", "s.apps.example.com"]),
+              st.text(alphabet=SYNTAX, max_size=8)).map("".join),
+    st.lists(st.sampled_from(["s.apps.example.com", "/p/", "*.x.apps.example.com", ",", "/", "x\nuse_backend evil",
+                              "a;b", "{", " ", "..", "%2e", "#"]), max_size=6).map("".join),
+)
+ROUTE_SHAPES = ["s.apps.example.com", "s.apps.example.com/p/q/", "*.x.apps.example.com", "*.x.apps.example.com/p/"]
+
+
+def discovered(meta: dict):
+    """The model of a listener that accepts *.apps.example.com and a service declaring ``meta``."""
+    raw = base(str(WORK / "cert.pem"))
+    raw["listeners"]["front"]["accept_routes"] = ["*.apps.example.com"]
+    entry = {"Node": {"Node": "n1", "Address": "127.0.0.1"}, "Checks": [],
+             "Service": {"ID": "svc-1", "Service": "svc", "Address": "127.0.0.1", "Port": 9002, "Meta": meta,
+                         "CreateIndex": 5}}
+    return merge.from_entries(inventory.parts(raw), {"svc": [entry]}, consul_model.Policy())
+
+
+@lru_cache(maxsize=None)
+def allowed_shapes(kind: str) -> frozenset[str]:
+    """The shapes of every line the templates write for the service routes that may be declared."""
+    out = set()
+    for route in ROUTE_SHAPES:
+        desired, _ = discovered({"lb-route": route})
+        out |= {shape(line) for line in render(desired, kind, options(kind)).splitlines()}
+    return frozenset(out)
+
+
+@pytest.mark.parametrize("key", ["lb-route", "lb-listener"])
+def test_no_declared_route_injects_config(key):
+    @hsettings(max_examples=150, deadline=None, derandomize=True,
+               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(value=ROUTE_VALUES)
+    def prop(value):
+        meta = {"lb-route": value} if key == "lb-route" else {"lb-route": "s.apps.example.com/p/", "lb-listener": value}
+        desired, problems = discovered(meta)  # never raises: a bad value is a warning
+        for text in problems:
+            assert_clean_error(text)
+            assert text.startswith("consul service svc")
+        for kind in ("haproxy", "nginx"):
+            text = render(desired, kind, options(kind))
+            for line in text.splitlines():
+                assert shape(line) in allowed_shapes(kind), f"{kind}: {value!r} made the line {line!r}"
+            problem = real_check(kind, text)
+            assert problem is None, f"{kind} rejected {value!r} in {key}: {problem}"
 
     prop()
