@@ -369,6 +369,23 @@ def test_as3_declares_one_tenant_and_is_idempotent(emu, make):
     assert writes(emu) == []
 
 
+def test_as3_carries_the_routes_and_posts_when_only_they_change(emu, make):
+    target = make(mode="as3", as3_tenant="Shop")
+    listener = model.Listener("front", 80, default_pool="web", routes=(
+        model.Route("api", "api.example.com", service="api"),))
+    routed = model.Desired((listener,), SHOP.pools)
+    assert sync(target, routed).result == "applied"
+    policy = as3.tenant_policies(target.device.as3_tenant("Shop"), "Shop")["routes_front"]
+    assert [r["actions"][0]["select"]["pool"]["use"] for r in policy["rules"]] == ["api", "web"]
+    assert sync(target, routed).result == "unchanged"
+    moved = model.Desired((model.replace(listener, routes=(model.Route("api", "*.example.com"),)),), SHOP.pools)
+    change = target.plan(moved)
+    assert not change.noop and "~ the listeners' route policies (AS3 Endpoint_Policy)" in change.summary
+    assert sync(target, moved).result == "applied"
+    policy = as3.tenant_policies(target.device.as3_tenant("Shop"), "Shop")["routes_front"]
+    assert policy["rules"][0]["conditions"][0]["host"] == {"operand": "ends-with", "values": [".example.com"]}
+
+
 def test_as3_follows_a_202_to_its_task(emu, make):
     target = make(mode="as3", as3_tenant="Shop")
     emu.set_as3_delay(60, sync_timeout=0.05)

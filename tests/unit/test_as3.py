@@ -117,3 +117,28 @@ def test_plan_and_apply_need_a_bigip_target_in_the_config():
     result = run("plan", "-i", EXAMPLE, "-t", "bigip", "-o", "x.json")
     assert result.exit_code == 1
     assert "without a config, only render and validate take a bigip (--format as3)" in result.output
+
+
+def test_routes_are_an_endpoint_policy_in_the_one_order_valid_against_the_schema():
+    from lbctl.discovery import consul_model, merge
+
+    parts = inventory.parts({"listeners": {"web": {
+        "port": 8080, "default_pool": "app", "accept_routes": ["*.apps.example.com"],
+        "routes": [{"path": "/static/", "pool": "app"}]}}, "pools": {"app": {}}})
+    entry = {"Node": {"Node": "n", "Address": "10.0.0.2"}, "Checks": [], "Service": {
+        "ID": "s1", "Address": "10.0.0.2", "Port": 80, "CreateIndex": 3,
+        "Meta": {"lb-route": "shop.apps.example.com/cart/,*.x.apps.example.com"}}}
+    desired, _ = merge.from_entries(parts, {"shop": [entry]}, consul_model.Policy())
+    decl = as3.document(desired, "Shop", "lbctl")
+    policy = decl["Shop"]["lbctl"]["routes_web"]
+    assert policy["strategy"] == "first-match"
+    rules = [(r["name"], [(c["type"], c.get("host", c.get("path"))["operand"], c.get("host", c.get("path"))["values"])
+                          for c in r.get("conditions", [])], r["actions"][0]["select"]["pool"]["use"]) for r in policy["rules"]]
+    assert rules == [
+        ("route0", [("httpHost", "equals", ["shop.apps.example.com"]), ("httpUri", "starts-with", ["/cart/"])], "shop"),
+        ("route1", [("httpHost", "ends-with", [".x.apps.example.com"])], "shop"),
+        ("route2", [("httpUri", "starts-with", ["/static/"])], "app"),
+        ("default", [], "app")]
+    assert as3.errors(decl) == []
+    policy["strategy"] = "most-match"
+    assert as3.errors(decl) and "most-match" in as3.errors(decl)[0]

@@ -43,8 +43,9 @@ def folder(tenant: str) -> str:
 
 
 def declaration(pools: Mapping[str, PoolSpec], monitors: Mapping[str, MonitorSpec], tenant: str,
-                owner: str) -> dict[str, Any]:
-    """The ADC declaration of one tenant holding ``pools`` and ``monitors``.
+                owner: str, policies: Mapping[str, dict] | None = None) -> dict[str, Any]:
+    """The ADC declaration of one tenant holding ``pools``, ``monitors`` and the
+    listeners' route ``policies`` (``policies``).
 
     :raises ConfigError: a value AS3 cannot take, naming the pool and member.
     """
@@ -56,6 +57,10 @@ def declaration(pools: Mapping[str, PoolSpec], monitors: Mapping[str, MonitorSpe
         if name in body:
             raise ConfigError(f"pools.{name}: the name is taken by monitor {name} in the AS3 application")
         body[name] = pool_decl(p, tenant, app)
+    for name, policy in sorted((policies or {}).items()):
+        if name in body:
+            raise ConfigError(f"the AS3 name {name} of a listener's route policy is taken by a pool or monitor")
+        body[name] = policy
     return {"class": "ADC", "schemaVersion": SCHEMA_VERSION, "id": f"lbctl-{owner}-{tenant}",
             "remark": "managed by lbctl",
             tenant: {"class": "Tenant", "remark": owner_mark(owner), app: body}}
@@ -64,7 +69,50 @@ def declaration(pools: Mapping[str, PoolSpec], monitors: Mapping[str, MonitorSpe
 def document(desired: model.Desired, tenant: str, owner: str) -> dict[str, Any]:
     """The declaration of the model alone (``lbctl render -t as3``; no device involved)."""
     want = wanted(desired, folder(tenant), owner)
-    return declaration(want.pools, want.monitors, tenant, owner)
+    return declaration(want.pools, want.monitors, tenant, owner, policies(desired))
+
+
+# -- routes: one Endpoint_Policy per http listener with routes --------------------------
+
+def policies(desired: model.Desired) -> dict[str, dict]:
+    """Each http listener's routes as an ``Endpoint_Policy`` named ``routes_<listener>``,
+    its rules in the model's route order (``model.Route.sort_key``) and matched
+    ``first-match``, so BIG-IP picks the pool HAProxy and nginx pick; the listener's
+    default pool last, without conditions.  lbctl declares no virtual server: attach
+    the policy to yours (``policyEndpoint``; docs/bigip.md)."""
+    out = {}
+    for lst in desired.listeners:
+        if lst.mode != "http" or not lst.routes:
+            continue
+        rules = [route_rule(f"route{i}", r) for i, r in enumerate(lst.routes)]
+        if lst.default_pool:
+            rules.append({"name": "default", "actions": [forward(lst.default_pool)]})
+        out[f"routes_{lst.name}"] = {"class": "Endpoint_Policy", "strategy": "first-match",
+                                     "remark": f"routes of listener {lst.name}"[:MAX_REMARK], "rules": rules}
+    return out
+
+
+def route_rule(name: str, route: model.Route) -> dict:
+    conditions = []
+    if route.host:
+        wildcard = route.host.startswith("*.")
+        conditions.append({"type": "httpHost", "event": "request", "host": {
+            "operand": "ends-with" if wildcard else "equals", "values": [route.host[1:] if wildcard else route.host]}})
+    if route.path:
+        conditions.append({"type": "httpUri", "event": "request",
+                           "path": {"operand": "starts-with", "values": [route.path], "caseSensitive": True}})
+    source = f"service {route.service}" if route.service else "inventory"
+    return {"name": name, "remark": source[:MAX_REMARK], "conditions": conditions, "actions": [forward(route.pool)]}
+
+
+def forward(pool: str) -> dict:
+    return {"type": "forward", "event": "request", "select": {"pool": {"use": pool}}}
+
+
+def tenant_policies(body: Mapping[str, Any] | None, tenant: str) -> dict[str, dict]:
+    """The route policies a tenant's declaration (``body``) holds."""
+    app = (body or {}).get(application(tenant)) or {}
+    return {k: v for k, v in app.items() if isinstance(v, dict) and v.get("class") == "Endpoint_Policy"}
 
 
 def render(desired: model.Desired, tenant: str, owner: str) -> str:

@@ -56,10 +56,11 @@ class Detail:
     declaration: dict | None = None
     previous: dict | None = None
     undo: bool = False
+    routes_moved: bool = False  # AS3: the listeners' route policies differ from the tenant's
 
     @property
     def noop(self) -> bool:
-        return not self.plan.ops
+        return not self.plan.ops and not self.routes_moved
 
     @property
     def touched(self) -> set[str] | None:
@@ -118,8 +119,10 @@ class BigIPTarget(Target):
             previous = self.device.as3_tenant(self.opts.as3_tenant)
             current = as3.parse_tenant(previous, self.opts.as3_tenant, self.opts.owner)
             p = self.diff(current, wanted)
-            decl = as3.declaration(*p.after, self.opts.as3_tenant, self.opts.owner)
-            return self.change(p, declaration=decl, previous=previous)
+            policies = as3.policies(desired)
+            decl = as3.declaration(*p.after, self.opts.as3_tenant, self.opts.owner, policies)
+            moved = as3.tenant_policies(previous, self.opts.as3_tenant) != policies
+            return self.change(p, declaration=decl, previous=previous, routes_moved=moved)
         return self.change(self.diff(self.device.read(self.partition), wanted))
 
     def served(self, text: str | None) -> guard.Served:
@@ -138,6 +141,7 @@ class BigIPTarget(Target):
     def change(self, p: diff.Plan, **extra: Any) -> Change[Detail]:
         self.recheck_after = recheck_after(p, self.clock(), self.opts.drain_time_ms / 1000)
         summary = p.summary + tuple(f"= {line}" for line in p.waiting)
+        summary += ("~ the listeners' route policies (AS3 Endpoint_Policy)",) if extra.get("routes_moved") else ()
         return Change(self.name, bm.state_text(*p.before), bm.state_text(*p.after), summary, Detail(p, **extra))
 
     # -- check, apply ----------------------------------------------------------------------
