@@ -290,3 +290,56 @@ def test_create_index_is_read_from_the_health_entries():
     assert "CreateIndex" in cm.slim([entry("a-1", index=42)])[0]["Service"]
     assert routes.created([entry("a-1", index=42), entry("a-2", index=7)]) == 7
     assert routes.created([entry("a-1", index=None), {"Service": {"CreateIndex": "1"}}]) == routes.NO_INDEX
+
+
+# -- the watch controller ----------------------------------------------------------------
+
+class FakeWatcher:
+    def __init__(self, entries: dict) -> None:
+        self.entries = entries
+
+    def snapshot(self, names=None) -> dict:
+        return {n: e for n, e in self.entries.items() if names is None or n in names}
+
+
+def test_the_controller_keeps_a_gone_service_s_route_for_the_grace_then_drops_it(caplog):
+    from types import SimpleNamespace
+
+    from lbctl.watch.controller import Controller
+
+    now = [0.0]
+    ctl = Controller(lambda: None, clock=lambda: now[0])
+    p = parts()
+    ctl.setup = SimpleNamespace(parts=p, static=merge.static_pools(p), consul=SimpleNamespace(include_warning=False),
+                                watch=SimpleNamespace(route_grace_ms=60_000))
+    ctl.book = routes.Book(60)
+    shop = [entry("shop-1", {"lb-route": "shop.apps.example.com"}, 5)]
+    ctl.watcher = FakeWatcher({"app": [entry("app-1")], "shop": shop,
+                               "late": [entry("late-1", {"lb-route": "shop.apps.example.com"}, 9)]})
+
+    def web(desired):
+        return next(lst for lst in desired.listeners if lst.name == "web")
+
+    first = ctl.build({"*"})
+    assert [r.pool for r in web(first).routes] == ["shop"]
+    assert caplog.text.count("consul service late: route shop.apps.example.com refused") == 1
+    # a member change, no route change: the incremental path keeps the listeners as they are
+    ctl.watcher.entries["shop"] = shop + [entry("shop-2", port=9001, index=20)]
+    second = ctl.build({"shop"})
+    assert second.listeners is first.listeners and len(next(x for x in second.pools if x.name == "shop").members) == 2
+    ctl.build({"late"})
+    assert caplog.text.count("consul service late: route shop.apps.example.com refused") == 1  # warned once
+    # the last instance goes: the route stays, its pool empty (503), for the grace
+    del ctl.watcher.entries["shop"]
+    now[0] = 10.0
+    third = ctl.build({"shop"})
+    assert [r.pool for r in web(third).routes] == ["shop"]
+    assert next(x for x in third.pools if x.name == "shop").members == ()
+    now[0] = 69.0
+    assert not ctl.grace_due()
+    now[0] = 70.0
+    assert ctl.grace_due()
+    fourth = ctl.build(set())  # the grace ran out: the route goes, and the waiting claim takes it
+    assert [(r.pool, r.service) for r in web(fourth).routes] == [("late", "late")]
+    assert not ctl.grace_due()
+    assert b'lbctl_routes_refused{reason="conflict"} 0.0' in ctl.metrics.text()
