@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import shutil
 import tempfile
 import threading
 import time
@@ -256,10 +255,7 @@ def run() -> None:
         backends.join(5)
         if backends.is_alive():
             backends.kill()
-        if args.keep:
-            log(f"kept {d}")
-        else:
-            shutil.rmtree(d, ignore_errors=True)
+        procs.keep_or_remove(d, args.keep)
 
 
 if __name__ == "__main__":

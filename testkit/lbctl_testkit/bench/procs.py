@@ -103,6 +103,14 @@ def main(run) -> None:
             stop_group(_GROUPS.pop(), timeout=5.0)
 
 
+def keep_or_remove(directory: Path, keep: bool) -> None:
+    """A bench's temp dir at its end: kept (and named on stderr) with ``--keep``, else removed."""
+    if keep:
+        log(f"kept {directory}")
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def mtime(path: Path) -> int:
     """``path``'s modification time in ns (0: no such file)."""
     try:
