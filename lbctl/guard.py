@@ -42,7 +42,7 @@ class Served:
 
     listeners: frozenset[str] = frozenset()
     pools: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    routed: frozenset[str] = frozenset()  # pools that serve routes services declare
+    routed: frozenset[str] = frozenset()  # pools only routes services declare send to (model.service_pools)
 
     @property
     def empty(self) -> bool:
@@ -63,7 +63,7 @@ def served(desired: model.Desired) -> Served:
     """What a model serves (the same summary targets read back from their rendered text)."""
     return Served(frozenset(l.name for l in desired.listeners),
                   {p.name: frozenset(m.name for m in p.members if m.state in SERVING) for p in desired.pools},
-                  frozenset(r.pool for l in desired.listeners for r in l.routes if r.service is not None))
+                  frozenset(model.service_pools(desired.listeners)))
 
 
 def refusals(before: Served, after: Served, policy: Policy) -> list[str]:

@@ -8,6 +8,8 @@ output.  The domain defaults live here, once.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import msgspec
 
 MODES = ("http", "tcp")
@@ -122,6 +124,14 @@ def listener_pools(listener: Listener) -> list[str]:
     if listener.default_pool:
         names.append(listener.default_pool)
     return list(dict.fromkeys(names))
+
+
+def service_pools(listeners: Iterable[Listener]) -> set[str]:
+    """The pools that only routes services declare send to (no inventory route, no
+    default pool): they come and go with their services (the removal guard)."""
+    declared = {r.pool for lst in listeners for r in lst.routes if r.service is not None}
+    inventory = {r.pool for lst in listeners for r in lst.routes if r.service is None}
+    return declared - inventory - {lst.default_pool for lst in listeners}
 
 
 def covers(pattern: str, host: str) -> bool:

@@ -184,7 +184,7 @@ def haproxy_pick(lst: model.Listener, host: str, path: str) -> str | None:
 def nginx_pick(lst: model.Listener, host: str, path: str) -> str | None:
     """nginx: the server by exact name, then the longest wildcard, else the default;
     then the location by longest prefix."""
-    servers = nginx_view._virtual_servers(lst, {p: model.Pool(p) for p in ["app", *(r.pool for r in lst.routes)]})
+    servers = nginx_view._virtual_servers(lst, {p: model.Pool(p) for p in ["app", *(r.pool for r in lst.routes)]}, set())
     exact = [s for s in servers if s.host == host]
     wild = sorted((s for s in servers if s.host and s.host.startswith("*.") and model.covers(s.host, host)),
                   key=lambda s: -len(s.host))
@@ -272,6 +272,19 @@ def test_the_guard_lets_one_service_go_but_not_many():
                         "max_removal 50%"]
     assert guard.refusals(before, served({"a": 0, "b": 0, "c": 0, "d": 1}), guard.Policy()) == problems
     assert guard.refusals(before, served({"d": 1}), guard.Policy(allow=frozenset({"a", "b"}))) == []
+
+
+@pytest.mark.parametrize("kind", ["haproxy", "nginx"])
+def test_a_pool_the_inventory_also_routes_to_is_guarded_as_any_pool(kind):
+    inv = parts(default_pool="app", routes=[{"path": "/s/", "pool": "api"}])
+    inv = inventory.Parts(inv.pool_defaults, {**inv.pools, "api": {}}, inv.listeners)
+    desired, _ = merge.from_entries(inv, {
+        "app": [entry("app-1", {"lb-route": "a.apps.example.com"})],
+        "api": [entry("api-1", {"lb-route": "b.apps.example.com"})],
+        "shop": [entry("shop-1", {"lb-route": "c.apps.example.com"})]}, cm.Policy())
+    text = render(desired, kind, config.options(kind))
+    read = (cfg.served if kind == "haproxy" else nginx_target.served)(text)
+    assert read.routed == guard.served(desired).routed == {"shop"} == model.service_pools(desired.listeners)
 
 
 def test_the_route_gauges():

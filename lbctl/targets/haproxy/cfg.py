@@ -269,7 +269,8 @@ def commands(change: ServerChange) -> list[str]:
 
 
 SLOT_NAME = re.compile(r"slot\d+")
-SERVICE_ROUTE = re.compile(r"^\s*use_backend (\S+) .*  # service \S+$")  # a route a service declared
+# use_backend or default_backend, and whether a service declared the route (model.service_pools)
+ROUTE = re.compile(r"^\s*(?:use|default)_backend (\S+)(.*)$")
 
 
 def served(text: str | None) -> guard.Served:
@@ -278,20 +279,20 @@ def served(text: str | None) -> guard.Served:
     above 0).  A slot's member is known by its address, any other server by its name."""
     if not text:
         return guard.Served()
-    listeners, pools, routed = set(), {}, set()
+    listeners, pools, routed, other = set(), {}, set(), set()
     for line in text.splitlines():
         section = SECTION.match(line)
         if section and section.group(1) in ("frontend", "listen"):
             listeners.add(section.group(2))
         if section and section.group(1) in ("backend", "listen"):
             pools.setdefault(section.group(2), set())
-        if "  # service " in line:
-            routed.update(SERVICE_ROUTE.findall(line))
+        if "_backend " in line and (route := ROUTE.match(line)):
+            (routed if "  # service " in route.group(2) else other).add(route.group(1))
     for s in parse(text)[1]:
         if serving(s):
             pools[s.backend].add(identity(s))
     return guard.Served(frozenset(listeners), {name: frozenset(members) for name, members in pools.items()},
-                        frozenset(routed))
+                        frozenset(routed - other))
 
 
 def served_after(old: str | None, old_served: guard.Served, new: str) -> guard.Served:

@@ -22,7 +22,7 @@ class VirtualServer:
     listener: model.Listener
     host: str | None
     locations: tuple[Location, ...]
-    routes: tuple[model.Route, ...] = ()  # the routes services declared for this host (a comment each)
+    routes: tuple[model.Route, ...] = ()  # routes to model.service_pools for this host (a comment each: the guard)
 
 
 TEMPLATES = {"main": "nginx.conf.j2", "include": "nginx-http.conf.j2"}  # by layout
@@ -43,10 +43,11 @@ def nginx(desired: model.Desired, layout: str) -> dict:
         raise ConfigError(f"listeners.{tcp[0].name}: tcp listeners need nginx layout 'main' "
                           "(a file included from http {} cannot hold a stream block)")
     pools = {p.name: p for p in desired.pools}
+    declared = model.service_pools(http)
     return {
         "http_pools": [p for p in desired.pools if modes[p.name] == "http"],
         "tcp_pools": [p for p in desired.pools if modes[p.name] == "tcp"],
-        "servers": (servers := [s for lst in http for s in _virtual_servers(lst, pools)]),
+        "servers": (servers := [s for lst in http for s in _virtual_servers(lst, pools, declared)]),
         "names_hash": names_hash(servers),
         "tcp_listeners": tcp,
         "pools": pools,
@@ -62,7 +63,7 @@ def _check_nginx_pool(pool: model.Pool) -> None:
         raise ConfigError(f"pools.{pool.name}: nginx cannot combine backup members with {how}")
 
 
-def _virtual_servers(lst: model.Listener, pools: dict[str, model.Pool]) -> list[VirtualServer]:
+def _virtual_servers(lst: model.Listener, pools: dict[str, model.Pool], declared: set[str]) -> list[VirtualServer]:
     """One server per host (wildcards too: nginx picks an exact name, then the longest
     wildcard, as the route order does), then the default server.  Each location takes
     the pool of the first route (in ``Route.sort_key`` order) that would take its path,
@@ -77,8 +78,8 @@ def _virtual_servers(lst: model.Listener, pools: dict[str, model.Pool]) -> list[
         for path in paths:
             first = next((r for r in applying if path.startswith(r.path or "/")), None)
             locations.append(Location(path, pools[first.pool] if first else default))
-        declared = tuple(r for r in lst.routes if r.host == host and r.service is not None)
-        out.append(VirtualServer(lst, host, tuple(locations), declared))
+        marked = tuple(r for r in lst.routes if r.host == host and r.service is not None and r.pool in declared)
+        out.append(VirtualServer(lst, host, tuple(locations), marked))
     return out
 
 
