@@ -97,3 +97,36 @@ def test_watch_a_new_route_then_its_grace_then_it_goes(tmp_path):
         wait_until(lambda: routed(w.stack, host) == "a", 20, "the route to go after its grace")
         assert "# service shop" not in w.stack.live.read_text()
         assert not w.logged("refusing")
+
+
+def test_many_service_routes_each_reach_their_service(tmp_path, kind):
+    """300 services, each with a host of its own, some with a path too: nginx gets a
+    server per host (its server-name hash sized for them), HAProxy a rule per route."""
+    with contextlib.ExitStack() as ctx:
+        consul = ctx.enter_context(ConsulEmulator())
+        a, s, t = (ctx.enter_context(Backend(n)) for n in "ast")
+        stack = Stack(tmp_path, kind)
+        raw = stack.inventory([])
+        raw["listeners"]["web"]["accept_routes"] = [PATTERN]
+        stack.write_raw(raw)
+        names = [f"service-number-{i:03}" for i in range(300)]
+        stack.use_consul(consul.port, services=["app", *names])
+        consul.add_service("app", service_id="app-a", address="127.0.0.1", port=a.port)
+        with consul.transaction():
+            for i, name in enumerate(names):
+                route = f"{name}.apps.example.test" + ("/api/" if i % 2 else "")
+                consul.add_service(name, service_id=f"{name}-1", address="127.0.0.1", port=(s if i % 2 else t).port,
+                                   meta={"lb-route": route})
+        result = stack.run("apply")
+        assert result.exit_code == 0, result.output
+        assert "lbctl: warning" not in result.stderr
+        if kind == "nginx":
+            assert "server_names_hash_max_size 2048;" in stack.live.read_text()
+        ctx.enter_context(stack.running())
+        wait_until(lambda: routed(stack, "other.example.test") == "a", 10, "the first health checks to pass")
+        for i in (0, 1, 150, 299):
+            host = f"{names[i]}.apps.example.test"
+            assert routed(stack, host, "/api/x") == ("s" if i % 2 else "t")
+            assert routed(stack, host, "/") == ("a" if i % 2 else "t")  # a path route: the rest is the default's
+        listing = stack.run("routes")
+        assert listing.stdout.count(" service service-number-") == 300
