@@ -61,8 +61,8 @@ class Refusal:
 
 
 def route_text(host: str | None, path: str | None) -> str:
-    """``host/path`` as ``lb-route`` writes it (``*`` for any host)."""
-    return f"{host or '*'}{path or ''}"
+    """``host/path`` as ``lb-route`` writes it (a path alone: any host)."""
+    return f"{host or ''}{path or ''}"
 
 
 def declared(service: str, entries: Any) -> tuple[Claim | None, list[str]]:

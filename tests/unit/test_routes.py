@@ -161,7 +161,7 @@ def test_the_route_table_names_the_source():
                                   [routes.Claim("shop", (("shop.apps.example.com", "/c/"),))])
     assert routes.table(listeners) == [
         {"listener": "web", "route": "shop.apps.example.com/c/", "pool": "shop", "source": "service shop"},
-        {"listener": "web", "route": "*/s/", "pool": "app", "source": "inventory"}]
+        {"listener": "web", "route": "/s/", "pool": "app", "source": "inventory"}]
 
 
 # -- one order for every target ------------------------------------------------------
@@ -356,3 +356,26 @@ def test_the_controller_keeps_a_gone_service_s_route_for_the_grace_then_drops_it
     assert [(r.pool, r.service) for r in web(fourth).routes] == [("late", "late")]
     assert not ctl.grace_due()
     assert b'lbctl_routes_refused{reason="conflict"} 0.0' in ctl.metrics.text()
+
+
+def test_lbctl_routes_lists_an_inventory_s_routes(tmp_path):
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+
+    from lbctl.cli import cli
+
+    path = tmp_path / "inv.yml"
+    path.write_text(yaml.safe_dump({"listeners": {"web": {"port": 80, "default_pool": "app", "accept_routes": [
+        "*.apps.example.com"], "routes": [{"host": "*.x.example.com", "pool": "app"}, {"path": "/s/", "pool": "app"}]}},
+        "pools": {"app": {}}}))
+    out = CliRunner().invoke(cli, ["routes", "-i", str(path)])
+    assert out.exit_code == 0, out.output
+    assert out.output == ("LISTENER  ROUTE            POOL  SOURCE\n"
+                          "web       *.x.example.com  app   inventory\n"
+                          "web       /s/              app   inventory\n")
+    out = CliRunner().invoke(cli, ["routes", "-i", str(path), "--json"])
+    assert json.loads(out.output) == {"refused": [], "routes": [
+        {"listener": "web", "route": "*.x.example.com", "pool": "app", "source": "inventory"},
+        {"listener": "web", "route": "/s/", "pool": "app", "source": "inventory"}]}
