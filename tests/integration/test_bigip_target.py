@@ -384,6 +384,11 @@ def test_as3_carries_the_routes_and_posts_when_only_they_change(emu, make):
     assert sync(target, moved).result == "applied"
     policy = as3.tenant_policies(target.device.as3_tenant("Shop"), "Shop")["routes_front"]
     assert policy["rules"][0]["conditions"][0]["host"] == {"operand": "ends-with", "values": [".example.com"]}
+    broken = as3.document(moved, "Shop", "lbctl")  # as AS3 does, the emulator refuses a pointer to no pool
+    broken["Shop"]["lbctl"]["routes_front"]["rules"][0]["actions"][0]["select"]["pool"]["use"] = "nope"
+    with pytest.raises(ApplyError, match=r"^f5: AS3 tenant Shop: declaration failed: declaration is invalid: "
+                                         r"/Shop/lbctl/routes_front/rules/0/actions/0/select/pool: Unable to find"):
+        target.device.as3_declare(broken, timeout=10)
 
 
 def test_as3_follows_a_202_to_its_task(emu, make):

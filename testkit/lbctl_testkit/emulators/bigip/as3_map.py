@@ -82,7 +82,20 @@ def build_tenant(ltm: Any, tenant: str, body: dict[str, Any]) -> int:
         for name, item in items.items():
             if item["class"] in SERVICES:
                 count += _service(ltm, tenant, app_name, name, item)
+            elif item["class"] == "Endpoint_Policy":
+                _policy_pools(tenant, app_name, name, item, items)
     return count
+
+
+def _policy_pools(tenant: str, app: str, name: str, item: dict[str, Any], items: dict[str, Any]) -> None:
+    """An endpoint policy is kept, not reflected, but, as AS3 does, its pool pointers must
+    name pools of the application (AS3 refuses the declaration otherwise)."""
+    for i, rule in enumerate(item.get("rules") or []):
+        for j, action in enumerate(rule.get("actions") or []):
+            pool = ((action.get("select") or {}).get("pool") or {}).get("use")
+            if pool is not None and (items.get(pool) or {}).get("class") != "Pool":
+                raise IcrError(422, f"declaration is invalid: /{tenant}/{app}/{name}/rules/{i}/actions/{j}/select/pool:"
+                                    f" Unable to find /{tenant}/{app}/{pool}")
 
 
 def _ref(ref: Any, tenant: str, app: str, builtin: dict[str, str]) -> str:
