@@ -218,7 +218,7 @@ def health_check(raw: Mapping, path: str) -> model.HealthCheck:
     return model.HealthCheck(
         type=v.optional(data, "type", path, v.choice, base.type, model.CHECK_TYPES),
         path=v.optional(data, "path", path, v.url_path, base.path),
-        host=v.optional(data, "host", path, v.host_pattern, None),
+        host=v.optional(data, "host", path, v.hostname, None),
         expect_status=v.optional(data, "expect_status", path, v.integer, base.expect_status, 100, 599),
         interval_ms=v.optional(data, "interval", path, v.duration_ms, base.interval_ms),
         rise=v.optional(data, "rise", path, v.integer, base.rise, 1, 100),

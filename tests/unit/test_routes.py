@@ -379,3 +379,9 @@ def test_lbctl_routes_lists_an_inventory_s_routes(tmp_path):
     assert json.loads(out.output) == {"refused": [], "routes": [
         {"listener": "web", "route": "*.x.example.com", "pool": "app", "source": "inventory"},
         {"listener": "web", "route": "/s/", "pool": "app", "source": "inventory"}]}
+
+
+def test_a_health_check_host_is_a_host_name_not_a_pattern():
+    with pytest.raises(ConfigError, match=r"^pools\.app\.health\.host: must be an RFC 1123 host name"):
+        inventory.from_raw({"listeners": {"web": {"port": 80, "default_pool": "app"}},
+                            "pools": {"app": {"health": {"host": "*.example.com"}}}})
