@@ -36,20 +36,13 @@ def guard_policy(session: Session, force: bool = False, allow: tuple[str, ...] =
     return replace(session.config.guard, force=force, allow=names)
 
 
-def inventory_desired(path: Path | None):
+def inventory_desired(path: Path | None, how: str = "load"):
+    """The model of the inventory at ``path`` (``how="load_parts"``: its ``inventory.Parts``)."""
     if path is None:
         raise ConfigError("no inventory: pass -i FILE or set source.inventory in the config")
     from lbctl import inventory
 
-    return inventory.load(path)
-
-
-def inventory_parts(path: Path | None):
-    if path is None:
-        raise ConfigError("no inventory: pass -i FILE or set source.inventory in the config")
-    from lbctl import inventory
-
-    return inventory.load_parts(path)
+    return getattr(inventory, how)(path)
 
 
 class Session:
@@ -126,27 +119,28 @@ class Session:
     def routes(self) -> tuple[list[dict], list]:
         """Every route (``discovery.routes.table``) and the routes services declare that are
         refused (``Refusal``s), from the inventory and one reading of Consul."""
-        from lbctl.discovery import merge, routes
+        from lbctl.discovery import routes
 
-        parts = self.parts() if self.config is not None else inventory_parts(self.inventory_path)
-        claims: dict = {}
+        refused: list = []
         if self.config is not None and self.config.consul is not None:
-            entries, problems = self.consul_entries()
-            claims, found = merge.claims(entries)
-            for text in problems + found:
-                click.echo(f"lbctl: warning: {text}", err=True)
-        listeners, refused = routes.resolve(parts.listeners, claims.values())
+            listeners = self.consul_desired(refused).listeners
+        else:
+            listeners = (self.parts() if self.config is not None else inventory_desired(self.inventory_path, "load_parts")).listeners
         return routes.table(listeners), refused
 
-    def consul_desired(self):
-        """One reading of Consul, without blocking, for the one-shot commands."""
+    def consul_desired(self, refused: list | None = None):
+        """One reading of Consul, without blocking, for the one-shot commands (``refused``:
+        given, the routes refused go there, and are not warned about)."""
         settings = self.config.consul
         from lbctl.discovery import consul_model, merge
 
         entries, problems = self.consul_entries()
-        desired, found = merge.from_entries(self.parts(), entries, consul_model.Policy(settings.include_warning))
+        desired, found = merge.from_entries(self.parts(), entries, consul_model.Policy(settings.include_warning),
+                                            refused)
+        shown = {r.text() for r in refused or ()}
         for text in problems + found:
-            click.echo(f"lbctl: warning: {text}", err=True)
+            if text not in shown:
+                click.echo(f"lbctl: warning: {text}", err=True)
         return desired
 
     def renderer(self, settings_: config.Target):

@@ -100,8 +100,10 @@ def claims(entries: dict[str, Any]) -> tuple[dict[str, routes.Claim], list[str]]
     return out, problems
 
 
-def from_entries(parts: inventory.Parts, entries: dict[str, Any], policy: cm.Policy) -> tuple[model.Desired, list[str]]:
-    """The whole model from one reading of every watched service (one-shot commands)."""
+def from_entries(parts: inventory.Parts, entries: dict[str, Any], policy: cm.Policy,
+                 refusals: list[routes.Refusal] | None = None) -> tuple[model.Desired, list[str]]:
+    """The whole model from one reading of every watched service (one-shot commands);
+    the routes refused go into ``refusals`` too, if given (``lbctl routes``)."""
     pools, problems = {}, []
     for name, service_entries in sorted(entries.items()):
         pool, found = service_pool(parts, name, service_entries, policy)
@@ -111,4 +113,6 @@ def from_entries(parts: inventory.Parts, entries: dict[str, Any], policy: cm.Pol
     found_claims, found = claims({name: entries[name] for name in pools})
     listeners, refused = routes.resolve(parts.listeners, found_claims.values())
     problems += found + [r.text() for r in refused]
+    if refusals is not None:
+        refusals.extend(refused)
     return desired(parts, static_pools(parts), pools, listeners), problems
