@@ -276,7 +276,8 @@ ROUTE = re.compile(r"^\s*(?:use|default)_backend (\S+)(.*)$")
 def served(text: str | None) -> guard.Served:
     """What a haproxy.cfg serves, for the removal guard: its frontends and ``listen``
     sections, and per backend the servers that take traffic (not ``disabled``, weight
-    above 0).  A slot's member is known by its address, any other server by its name."""
+    above 0).  A slot's member is known by its address, any other server by its name.  The
+    backends only ``use_backend`` lines marked ``# service`` send to: ``model.service_pools``."""
     if not text:
         return guard.Served()
     listeners, pools, routed, other = set(), {}, set(), set()

@@ -121,7 +121,8 @@ SERVICE_ROUTE = re.compile(r"#\s*route\s+\S+ of service \S+: pool (\S+)$")  # a 
 def served(text: str | None) -> guard.Served:
     """What an nginx.conf lbctl rendered serves, for the removal guard: its listeners
     (the ``# listener NAME`` comments, else the ``listen`` addresses) and per upstream
-    the servers not marked ``down``, known by the member name in their comment.  Pure."""
+    the servers not marked ``down``, known by the member name in their comment, and the
+    pools of the ``# route ... of service ...`` comments (``model.service_pools``).  Pure."""
     listeners, listens, pools, upstream, routed = set(), set(), {}, None, set()
     for line in (text or "").splitlines():
         line = line.strip()
