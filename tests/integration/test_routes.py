@@ -44,16 +44,23 @@ def kind(request):
     return request.param
 
 
+def world(ctx: contextlib.ExitStack, tmp_path, kind: str, services: list[str]):
+    """The emulator, backends a, s and t, and a stack whose listener accepts PATTERN and
+    whose default pool is service ``app`` (instance on a), watching ``services`` too."""
+    consul = ctx.enter_context(ConsulEmulator())
+    backends = [ctx.enter_context(Backend(n)) for n in "ast"]
+    stack = Stack(tmp_path, kind)
+    raw = stack.inventory([])
+    raw["listeners"]["web"]["accept_routes"] = [PATTERN]
+    stack.write_raw(raw)
+    stack.use_consul(consul.port, services=["app", *services])
+    consul.add_service("app", service_id="app-a", address="127.0.0.1", port=backends[0].port)
+    return consul, stack, backends
+
+
 def test_a_service_declares_its_route_and_a_request_with_that_host_reaches_it(tmp_path, kind):
     with contextlib.ExitStack() as ctx:
-        consul = ctx.enter_context(ConsulEmulator())
-        a, s, t = (ctx.enter_context(Backend(n)) for n in "ast")
-        stack = Stack(tmp_path, kind)
-        raw = stack.inventory([])
-        raw["listeners"]["web"]["accept_routes"] = [PATTERN]
-        stack.write_raw(raw)
-        stack.use_consul(consul.port, services=["app", "shop", "late"])
-        consul.add_service("app", service_id="app-a", address="127.0.0.1", port=a.port)
+        consul, stack, (a, s, t) = world(ctx, tmp_path, kind, ["shop", "late"])
         consul.add_service("shop", service_id="shop-1", address="127.0.0.1", port=s.port,
                            meta={"lb-route": "shop.apps.example.test/cart/"})
         # registered later: its claim on the same route is refused, its other route serves
@@ -103,15 +110,8 @@ def test_many_service_routes_each_reach_their_service(tmp_path, kind):
     """300 services, each with a host of its own, some with a path too: nginx gets a
     server per host (its server-name hash sized for them), HAProxy a rule per route."""
     with contextlib.ExitStack() as ctx:
-        consul = ctx.enter_context(ConsulEmulator())
-        a, s, t = (ctx.enter_context(Backend(n)) for n in "ast")
-        stack = Stack(tmp_path, kind)
-        raw = stack.inventory([])
-        raw["listeners"]["web"]["accept_routes"] = [PATTERN]
-        stack.write_raw(raw)
         names = [f"service-number-{i:03}" for i in range(300)]
-        stack.use_consul(consul.port, services=["app", *names])
-        consul.add_service("app", service_id="app-a", address="127.0.0.1", port=a.port)
+        consul, stack, (a, s, t) = world(ctx, tmp_path, kind, names)
         with consul.transaction():
             for i, name in enumerate(names):
                 route = f"{name}.apps.example.test" + ("/api/" if i % 2 else "")
