@@ -19,6 +19,7 @@ work as for a file.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -33,6 +34,7 @@ from lbctl.targets.dns import records, wire
 from lbctl.targets.dns.settings import DnsSettings
 from lbctl.targets.state import TargetState
 
+log = logging.getLogger("lbctl.dns")
 READ_BACK_ONE_BY_ONE = 200  # verify asks for at most this many RRsets one by one, else reads the zone
 
 
@@ -98,6 +100,9 @@ class DnsTarget(Restorable):
 
     def change(self, names: Callable[[], dict[str, records.Name]]) -> Change[Detail]:
         p = self.replan(self.server(), names)
+        for line in p.summary:
+            if line.startswith("= "):  # kept records: said even when nothing changes (plan, apply, watch)
+                log.warning("%s: %s", self.name, line[2:])
         return Change(self.name, records.state_text(p.before), records.state_text(p.after), p.summary,
                       Detail(p, names))
 

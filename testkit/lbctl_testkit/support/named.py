@@ -27,6 +27,7 @@ requires_named = _requires("named")
 ZONE = "example.com."
 KEY = "lbctl-key."
 OTHER_KEY = "other-key."  # another writer: a person with nsupdate, external-dns...
+READER_KEY = "reader-key."  # may transfer the zone, not update it (the server answers REFUSED)
 SECRET = base64.b64encode(b"lbctl-test-secret-0123456789abcd").decode()
 OTHER_SECRET = base64.b64encode(b"other-test-secret-0123456789abcd").decode()
 
@@ -45,11 +46,12 @@ options {{
 controls {{ }};
 key "{key}" {{ algorithm hmac-sha256; secret "{secret}"; }};
 key "{other}" {{ algorithm hmac-sha256; secret "{other_secret}"; }};
+key "{reader}" {{ algorithm hmac-sha256; secret "{secret}"; }};
 zone "{zone}" {{
     type primary;
     file "{dir}/zone.db";
     update-policy {{ grant {key} zonesub ANY; grant {other} zonesub ANY; }};
-    allow-transfer {{ key {key}; key {other}; }};
+    allow-transfer {{ key {key}; key {other}; key {reader}; }};
 }};
 """
 
@@ -69,6 +71,34 @@ class NamedProcess:
     directory: Path
     log: Path
     zone: str = ZONE
+
+    def answers(self, node: str, rtype: str) -> tuple[tuple[str, ...], int | None]:
+        """What the server answers for ``node`` ``rtype`` over TCP (sorted texts), and the TTL."""
+        import dns.message
+        import dns.query
+        import dns.rdatatype
+
+        answer = dns.query.tcp(dns.message.make_query(node, rtype), "127.0.0.1", port=self.port, timeout=5)
+        found = [rrset for rrset in answer.answer if rrset.rdtype == dns.rdatatype.from_text(rtype)]
+        return (tuple(sorted(r.to_text() for r in found[0])), found[0].ttl) if found else ((), None)
+
+    def serial(self) -> int:
+        return int(self.answers(self.zone, "SOA")[0][0].split()[2])
+
+    def update(self, *changes: tuple[str, str, str, int, list[str]], key: str = OTHER_KEY,
+               secret: str = OTHER_SECRET) -> int:
+        """Another writer's UPDATE: (op, node, type, ttl, rdatas) with op add | replace | delete; its rcode."""
+        import dns.query
+        import dns.tsigkeyring
+        import dns.update
+
+        msg = dns.update.UpdateMessage(self.zone, keyring=dns.tsigkeyring.from_text({key: secret}), keyname=key)
+        for op, node, rtype, ttl, rdatas in changes:
+            if op == "delete":
+                msg.delete(node, rtype)
+            else:
+                getattr(msg, op)(node, ttl, rtype, *rdatas)
+        return dns.query.tcp(msg, "127.0.0.1", port=self.port, timeout=5).rcode()
 
     def target_config(self, **extra) -> dict:
         """A ``kind: dns`` target of lbctl.yml for this server (secret in LBCTL_TEST_TSIG)."""
@@ -90,7 +120,7 @@ def running_named(directory: str | os.PathLike[str], timeout: float = 20.0,
     d = Path(directory)
     port = free_port()
     (d / "named.conf").write_text(CONFIG.format(dir=d, port=port, key=KEY.rstrip("."), secret=SECRET,
-                                                other=OTHER_KEY.rstrip("."), other_secret=OTHER_SECRET,
+                                                other=OTHER_KEY.rstrip("."), other_secret=OTHER_SECRET, reader=READER_KEY.rstrip("."),
                                                 zone=ZONE.rstrip(".")))
     (d / "zone.db").write_text(ZONE_FILE.format(zone=ZONE) + extra_zone)
     log_path = d / "named.log"
