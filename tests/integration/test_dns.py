@@ -216,3 +216,39 @@ def test_an_unreachable_server_is_one_line(zone):
     one_line_error(zone.run("apply"), "cannot reach the primary 127.0.0.1:", "Connection refused")
     status = zone.run("status")
     assert "not reachable: cannot reach the primary" in status.output
+
+
+def test_watch_with_consul_a_critical_member_leaves_the_rrset(zone):
+    """``lbctl watch`` from the Consul emulator: the name comes from the lb-dns-* Meta keys;
+    an instance going critical leaves the A RRset, and coming back puts it back."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from lbctl_testkit.emulators.consul import ConsulEmulator
+    from lbctl_testkit.support import wait_until
+
+    with ConsulEmulator(default_wait=5, max_wait=5, check_update_interval=0) as consul:
+        meta = {"lb-dns-name": "www", "lb-dns-types": "A"}
+        for i in (1, 2, 3):
+            consul.add_service("web", service_id=f"web-{i}", address=f"10.0.0.{i}", port=80, meta=meta)
+        settings = {**zone.settings, "source": {"consul": {"address": f"127.0.0.1:{consul.port}", "services": ["web"],
+                                                           "wait": "5s", "min_query_interval": "10ms"}},
+                    "watch": {"min_wait": "0s", "max_wait": "1s", "retry_max": "1s"}}
+        zone.config_path.write_text(yaml.safe_dump(settings))
+        log = zone.dir / "watch.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "lbctl", "watch", "-c", str(zone.config_path)],
+                                    stdout=out, stderr=out, start_new_session=True, env=os.environ.copy())
+        try:
+            wait_until(lambda: zone.a() == ("10.0.0.1", "10.0.0.2", "10.0.0.3"), 30, "the three addresses")
+            consul.set_service_health("web-2", "critical")
+            wait_until(lambda: zone.a() == ("10.0.0.1", "10.0.0.3"), 30, "web-2 to leave the RRset")
+            consul.set_service_health("web-2", "passing")
+            wait_until(lambda: zone.a() == ("10.0.0.1", "10.0.0.2", "10.0.0.3"), 30, "web-2 to come back")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+        assert code == 0, log.read_text()
+        assert SECRET not in log.read_text()
