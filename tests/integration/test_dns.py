@@ -252,3 +252,47 @@ def test_watch_with_consul_a_critical_member_leaves_the_rrset(zone):
             code = proc.wait(timeout=30)
         assert code == 0, log.read_text()
         assert SECRET not in log.read_text()
+
+
+def test_the_ansible_roles_apply_module_drives_a_dns_target(zone, tmp_path):
+    """The role's one-shot apply (library/lbctl_apply.py, as tasks/configure.yml runs it) on a
+    dns target: check mode plans and changes nothing, then apply changes, then nothing is left."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lbctl_testkit.support import SKIP_PREFIX
+
+    playbook_bin = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or shutil.which(
+        "ansible-playbook")
+    if playbook_bin is None:
+        pytest.skip(f"{SKIP_PREFIX}: ansible-playbook not found; pip install '.[test]' (ansible-core)")
+    root = Path(__file__).resolve().parents[2]
+    lbctl_bin = tmp_path / "lbctl"
+    lbctl_bin.write_text(f"#!/bin/sh\nexec {sys.executable} -m lbctl \"$@\"\n")
+    lbctl_bin.chmod(0o755)
+    zone.inventory(members(("web-1", "10.0.0.1"), ("web-2", "10.0.0.2")))
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "apply", "lbctl_apply": {"lbctl": str(lbctl_bin), "config": str(zone.config_path)},
+         "register": "out"}, {"ansible.builtin.debug": {"var": "out"}}]}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
+    env = {**os.environ, "ANSIBLE_LIBRARY": str(root / "ansible" / "roles" / "lbctl" / "library"),
+           "ANSIBLE_HOME": str(tmp_path / "ansible"), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible" / "tmp"),
+           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_RETRY_FILES_ENABLED": "0",
+           "PYTHONPATH": os.pathsep.join([str(root), str(root / "testkit"), os.environ.get("PYTHONPATH", "")])}
+
+    def play_once(*args: str) -> tuple[int, str]:
+        """The number of changed tasks in the PLAY RECAP, and the output."""
+        proc = subprocess.run([playbook_bin, "-i", "localhost,", "-c", "local", "-e",
+                               "ansible_python_interpreter={{ ansible_playbook_python }}", str(tmp_path / "play.yml"), *args],
+                              capture_output=True, text=True, env=env, timeout=240)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        return int(re.search(r"^localhost\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.M).group(1)), proc.stdout
+
+    changed, output = play_once("--check")
+    assert changed == 1 and f"+ {WWW} A 10.0.0.1" in output and zone.a() == ()
+    assert play_once()[0] == 1 and zone.a() == ("10.0.0.1", "10.0.0.2")
+    assert play_once()[0] == 0
