@@ -56,6 +56,9 @@ def plan(zone: State, names: dict[str, Name], owner: str, ttl: int, serial: int 
 
 def check_ownership(zone: State, names: dict[str, Name], mine: dict[str, Name], owner: str) -> None:
     ours = {k for name in mine.values() for k in name.rrsets}
+    types: dict[str, list[str]] = {}  # node -> the types the zone has there
+    for node, rtype in zone:
+        types.setdefault(node, []).append(rtype)
     claimed: dict[Key, str] = {}
     for name in names.values():
         reg = zone.get((name.registry, "TXT"))
@@ -74,7 +77,7 @@ def check_ownership(zone: State, names: dict[str, Name], mine: dict[str, Name], 
                 raise ConfigError(f"{key[0]} {key[1]} exists in the zone and was not created by lbctl "
                                   f"(no ownership record lists it); refusing to change it (pool {name.pool})")
         for node in {n for n, _ in name.rrsets}:
-            foreign = sorted(t for (n, t) in zone if n == node and (n, t) not in ours)
+            foreign = sorted(t for t in types.get(node, ()) if (node, t) not in ours)
             cname = (node, "CNAME") in name.rrsets
             if foreign and (cname or "CNAME" in foreign):
                 raise ConfigError(f"{node}: a CNAME cannot share its name with other records, and the zone has "

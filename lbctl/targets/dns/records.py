@@ -17,10 +17,11 @@ Also the ``records`` format of ``lbctl render -t dns``: ``text`` and ``validate`
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import ipaddress
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 from lbctl import guard, model
 from lbctl.validate import is_ipv4
@@ -135,7 +136,7 @@ def publish(pool: model.Pool, dns: model.DnsName, name: Name, ttl: int) -> Name:
                           "(give the members IP addresses, or publish the one host as types: [CNAME])")
     for rtype, version in (("A", 4), ("AAAA", 6)):
         if rtype in dns.types:
-            add(name, name.node, rtype, ttl, [canonical_ip(m.address) for m in members
+            add(name, name.node, rtype, ttl, [m.address for m in members  # canonical already (lbctl.validate)
                                               if is_ip(m.address) and ip_version(m.address) == version])
     if "SRV" in dns.types:
         srv_records(pool, dns, name, ttl)
@@ -152,7 +153,7 @@ def srv_records(pool: model.Pool, dns: model.DnsName, name: Name, ttl: int) -> N
             continue
         if is_ip(m.address):
             target = f"{labels[m.name]}.{name.node}"
-            add(name, target, "A" if ip_version(m.address) == 4 else "AAAA", ttl, [canonical_ip(m.address)])
+            add(name, target, "A" if ip_version(m.address) == 4 else "AAAA", ttl, [m.address])
         else:
             target = f"{m.address}."
         rdatas.append(f"{SRV_PRIORITY[m.state]} {m.weight} {m.port} {target}")
@@ -184,10 +185,6 @@ def is_ip(address: str) -> bool:
 
 def ip_version(address: str) -> int:
     return 6 if ":" in address else 4
-
-
-def canonical_ip(address: str) -> str:
-    return str(ipaddress.ip_address(address))
 
 
 # -- the text form ----------------------------------------------------------------------
@@ -225,7 +222,8 @@ def names_of(state: State, owner: str | None = None) -> dict[str, Name]:
     return names
 
 
-def registry(rrset: RRset) -> tuple[str, str, callable] | None:
+@functools.lru_cache(maxsize=1 << 16)  # a watch reads the same ownership records every round
+def registry(rrset: RRset) -> tuple[str, str, Callable] | None:
     """(owner, pool, keys of name) of an ownership TXT RRset; None: not lbctl's, or unreadable."""
     strings = [r.strip('"') for r in rrset.rdatas]
     head = next((s for s in strings if s.startswith(f"{HERITAGE},")), None)

@@ -72,6 +72,10 @@ class DnsTarget(Restorable):
         self.state = TargetState(settings.state_dir, settings.name, settings.lock_timeout_ms / 1000)
         self.backups = files.BackupStore(settings.state_dir / "backups", settings.keep_backups)
         self.records_file = settings.state_dir / "records.txt"  # what the backups are copies of
+        # The zone as last read (its serial, its RRsets), kept up to date with lbctl's own UPDATEs: a
+        # plan transfers the zone again only when the SOA serial says someone else changed it.
+        self.zone: tuple[int, records.State] | None = None
+        self.states: dict[str, records.State] = {}  # the texts of the last change, parsed (``served``)
 
     def server(self) -> wire.Server:
         """The primary and the key; the secret is read now, never kept."""
@@ -103,18 +107,47 @@ class DnsTarget(Restorable):
         for line in p.summary:
             if line.startswith("= "):  # kept records: said even when nothing changes (plan, apply, watch)
                 log.warning("%s: %s", self.name, line[2:])
-        return Change(self.name, records.state_text(p.before), records.state_text(p.after), p.summary,
-                      Detail(p, names))
+        live, candidate = records.state_text(p.before), records.state_text(p.after)
+        self.states = {live: p.before, candidate: p.after}
+        return Change(self.name, live, candidate, p.summary, Detail(p, names))
 
-    def replan(self, server: wire.Server, names: Callable[[], dict[str, records.Name]]) -> dplan.Plan:
-        serial, zone = wire.read(server)
+    def replan(self, server: wire.Server, names: Callable[[], dict[str, records.Name]],
+               fresh: bool = False) -> dplan.Plan:
+        serial, zone = self.read(server, fresh)
         try:
             return dplan.plan(zone, names(), self.opts.owner, self.opts.ttl, serial)
         except ConfigError as exc:
             raise ConfigError(f"{self.name}: {exc}") from None
 
+    def read(self, server: wire.Server, fresh: bool = False) -> tuple[int, records.State]:
+        """The zone: what was read last while the serial has not moved (one SOA query),
+        else a transfer.  Only an optimisation: the UPDATE's prerequisites still check
+        every RRset it changes against the server."""
+        if fresh or self.zone is None or wire.serial(server) != self.zone[0]:
+            self.zone = wire.read(server)
+        return self.zone
+
+    def sent(self, server: wire.Server, p: dplan.Plan, messages: int) -> None:
+        """After ``p`` went through in ``messages`` UPDATEs: the zone as it is now, if nobody
+        else wrote in between (the serial moved by exactly one per message), else forget it."""
+        if self.zone is None or self.zone[0] != p.serial:
+            self.zone = None
+            return
+        serial = wire.serial(server)
+        if serial != (p.serial + messages) % 2 ** 32:
+            self.zone = None
+            return
+        state = dict(self.zone[1])
+        for op in p.ops:
+            if op.new is None:
+                state.pop(op.key, None)
+            else:
+                state[op.key] = op.new
+        self.zone = serial, state
+
     def served(self, text: str | None) -> guard.Served:
-        return records.served(records.parse(text or "", self.name))
+        state = self.states.get(text or "")
+        return records.served(state if state is not None else records.parse(text or "", self.name))
 
     # -- check, apply ----------------------------------------------------------------------
     def check(self, change: Change[Detail]) -> None:
@@ -134,14 +167,18 @@ class DnsTarget(Restorable):
         o = self.opts
         for attempt in range(o.retries + 1):
             try:
-                for ops in wire.messages(p.ops):
+                chunks = wire.messages(p.ops)
+                for ops in chunks:
                     detail.updates.append(wire.update(server, ops))
+                self.sent(server, p, len(chunks))
+                log.info("%s: %d RRsets changed in %d UPDATE message(s), %d bytes", self.name, len(p.ops),
+                         len(detail.updates), sum(detail.updates))
                 return p
             except wire.Conflict as exc:
                 if attempt == o.retries:
                     raise ApplyError(f"{self.name}: {exc}; gave up after {o.retries} retries") from None
                 self.sleep(o.backoff_ms / 1000 * 2 ** attempt)
-                p = self.replan(server, detail.names)
+                p = self.replan(server, detail.names, fresh=True)
             except LbctlError as exc:
                 raise type(exc)(f"{self.name}: {exc}") from None
         raise AssertionError("unreachable")  # pragma: no cover

@@ -129,6 +129,14 @@ def query(server: Server, keys: list[tuple[str, str]]) -> dict[tuple[str, str], 
     return found
 
 
+def serial(server: Server) -> int:
+    """The zone's SOA serial, asked directly.  :raises Unreachable, ApplyError:"""
+    soa = query(server, [(server.zone, "SOA")])[server.zone, "SOA"]
+    if len(soa) != 1:
+        raise ApplyError(f"the primary {server.where} has no SOA record for {server.zone}: is it the zone's primary?")
+    return int(soa[0].split()[2])
+
+
 def messages(ops: tuple[Op, ...]) -> list[list[Op]]:
     """``ops`` in as few UPDATE messages as fit (all in one, but for a change of megabytes),
     a name never split between two."""
