@@ -160,18 +160,7 @@ def update(server: Server, ops: list[Op]) -> int:
 
     :raises Conflict: a prerequisite failed.  :raises Unreachable, ApplyError:
     """
-    msg = dns.update.UpdateMessage(server.zone, keyring=server.keyring(), keyname=dns.name.from_text(server.key_name),
-                                   keyalgorithm=server.algorithm)
-    for op in ops:
-        if op.old is None:
-            msg.absent(op.key[0], op.key[1])
-        else:
-            msg.present(op.old.node, rdataset(op.old, ttl=0))
-    for op in ops:
-        if op.new is None:
-            msg.delete(op.key[0], op.key[1])
-        else:
-            msg.replace(op.new.node, rdataset(op.new))
+    msg = message(server, ops)
     try:
         wire = msg.to_wire()
         answer = dns.query.tcp(msg, server.address, timeout=server.timeout, port=server.port)
@@ -185,6 +174,23 @@ def update(server: Server, ops: list[Op]) -> int:
                          f"{'the key may not update this zone' if rcode in (dns.rcode.REFUSED, dns.rcode.NOTAUTH) else 'rejected'}; "
                          "nothing was applied")
     return len(wire)
+
+
+def message(server: Server, ops: list[Op]) -> dns.update.UpdateMessage:
+    """The UPDATE for ``ops``, signed: prerequisites, then the changes."""
+    msg = dns.update.UpdateMessage(server.zone, keyring=server.keyring(), keyname=dns.name.from_text(server.key_name),
+                                   keyalgorithm=server.algorithm)
+    for op in ops:
+        if op.old is None:
+            msg.absent(op.key[0], op.key[1])
+        else:
+            msg.present(op.old.node, rdataset(op.old, ttl=0))
+    for op in ops:
+        if op.new is None:
+            msg.delete(op.key[0], op.key[1])
+        else:
+            msg.replace(op.new.node, rdataset(op.new))
+    return msg
 
 
 def rdataset(rrset: RRset, ttl: int | None = None) -> dns.rdataset.Rdataset:
