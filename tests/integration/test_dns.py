@@ -88,6 +88,10 @@ def test_apply_verify_plan_status_and_ttl(zone):
     status = zone.run("status")
     assert status.exit_code == 0 and f"serial {serial + 1}, 1 names owned by lbctl: {WWW}" in status.output
     assert SECRET not in status.output
+    zone.settings["targets"]["zone"]["ttl"] = "1m"  # a new TTL: every record lbctl owns is rewritten
+    zone.config_path.write_text(yaml.safe_dump(zone.settings))
+    assert f"~ {WWW} A ttl 30 -> 60\n" in zone.run("plan").output
+    assert zone.run("apply").exit_code == 0 and zone.named.answers(WWW, "A") == (("10.0.0.1", "10.0.0.2"), 60)
 
 
 def test_members_come_and_go_drain_and_weight(zone):
