@@ -300,3 +300,20 @@ def test_the_ansible_roles_apply_module_drives_a_dns_target(zone, tmp_path):
     assert changed == 1 and f"+ {WWW} A 10.0.0.1" in output and zone.a() == ()
     assert play_once()[0] == 1 and zone.a() == ("10.0.0.1", "10.0.0.2")
     assert play_once()[0] == 0
+
+
+def test_a_change_too_big_for_one_message_goes_in_whole_names(zone):
+    """A DNS message holds at most 65,535 bytes: 400 names at once take more than one UPDATE,
+    each of whole names, all verified."""
+    pools = {f"p{i:03d}": {"dns": {"name": f"n{i:03d}", "types": ["A"]},
+                           "members": [{"address": f"10.1.{i % 250}.{m + 1}", "port": 80} for m in range(5)]}
+             for i in range(400)}
+    (zone.dir / "inventory.yml").write_text(yaml.safe_dump({"pools": pools}))
+    serial = zone.named.serial()
+    result = zone.run("apply")
+    assert result.exit_code == 0, result.output
+    messages = zone.named.serial() - serial
+    assert messages >= 2
+    for i in (0, 199, 399):
+        assert len(zone.named.answers(f"n{i:03d}.example.com.", "A")[0]) == 5
+    assert zone.run("plan").exit_code == 0

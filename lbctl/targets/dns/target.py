@@ -133,7 +133,10 @@ class DnsTarget(Restorable):
         if self.zone is None or self.zone[0] != p.serial:
             self.zone = None
             return
-        serial = wire.serial(server)
+        try:
+            serial = wire.serial(server)
+        except LbctlError:  # the UPDATE went through: only the copy is lost
+            serial = None
         if serial != (p.serial + messages) % 2 ** 32:
             self.zone = None
             return
@@ -166,10 +169,11 @@ class DnsTarget(Restorable):
         server = self.server()
         o = self.opts
         for attempt in range(o.retries + 1):
+            chunks, done = wire.messages(p.ops), 0
             try:
-                chunks = wire.messages(p.ops)
                 for ops in chunks:
                     detail.updates.append(wire.update(server, ops))
+                    done += 1
                 self.sent(server, p, len(chunks))
                 log.info("%s: %d RRsets changed in %d UPDATE message(s), %d bytes", self.name, len(p.ops),
                          len(detail.updates), sum(detail.updates))
@@ -180,7 +184,10 @@ class DnsTarget(Restorable):
                 self.sleep(o.backoff_ms / 1000 * 2 ** attempt)
                 p = self.replan(server, detail.names, fresh=True)
             except LbctlError as exc:
-                raise type(exc)(f"{self.name}: {exc}") from None
+                self.zone = None
+                part = (f"; {done} of the change's {len(chunks)} UPDATEs (whole names each) went through: the next "
+                        "plan reads the zone again") if done else ""
+                raise type(exc)(f"{self.name}: {exc}{part}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def backup_of(self, before: records.State) -> str | None:
