@@ -184,6 +184,9 @@ def test_host_name_members_are_a_cname_or_refused():
     with pytest.raises(ConfigError, match=r"pool web \(www.example.com.\): member address lb1.example.net is a host "
                                           r"name; A/AAAA records hold IP addresses"):
         names(desired({"name": "www"}, [{"name": "a", "address": "lb1.example.net", "port": 80}]))
+    srv = desired({"name": "www", "types": ["SRV"], "port_name": "http"},
+                  [{"name": "a", "address": "lb1.example.net", "port": 80}])  # SRV targets are host names anyway
+    assert state(srv)["_http._tcp.www.example.com.", "SRV"].rdatas == ("10 1 80 lb1.example.net.",)
     with pytest.raises(ConfigError, match="a CNAME points at one host name"):
         names(desired({"name": "www", "types": ["CNAME"]}, [{"name": "a", "address": "lb1.example.net", "port": 80},
                                                            {"name": "b", "address": "lb2.example.net", "port": 80}]))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -131,7 +132,7 @@ def publish(pool: model.Pool, dns: model.DnsName, name: Name, ttl: int) -> Name:
             raise ConfigError(f"{where}: a CNAME points at one host name, but the serving members are "
                               f"{', '.join(sorted({m.address for m in members}))}; publish A/AAAA records instead")
         add(name, name.node, "CNAME", ttl, [f"{hosts[0]}."] if hosts else [])
-    elif hosts:
+    elif hosts and {"A", "AAAA"} & set(dns.types):
         raise ConfigError(f"{where}: member address {hosts[0]} is a host name; A/AAAA records hold IP addresses "
                           "(give the members IP addresses, or publish the one host as types: [CNAME])")
     for rtype, version in (("A", 4), ("AAAA", 6)):
@@ -164,7 +165,7 @@ def member_labels(names: list[str]) -> dict[str, str]:
     """A DNS label for each member name (``web-1``); a short hash tells apart names that
     become the same label."""
     labels = {n: re.sub(r"[^a-z0-9-]", "-", n.lower()).strip("-")[:50] or "m" for n in names}
-    clash = {label for label in labels.values() if list(labels.values()).count(label) > 1}
+    clash = {label for label, count in Counter(labels.values()).items() if count > 1}
     return {n: f"{label}-{hashlib.sha256(n.encode()).hexdigest()[:8]}" if label in clash else label
             for n, label in labels.items()}
 
