@@ -295,3 +295,13 @@ def test_the_guard_sees_names_as_pools():
     gone = dplan.plan(zone_with(*before.values()), {}, "lbctl", 30)
     assert guard.refusals(rec.served(gone.before), rec.served(gone.after), guard.Policy()) == [
         "it would leave nothing to serve (no listeners, no pools: an empty or truncated source?)"]
+
+
+def test_an_ownership_record_never_claims_other_types():
+    """Even a registry under lbctl's own owner id that lists an MX or NS does not make lbctl touch it."""
+    reg = rec.RRset("_lbctl.www.example.com.", "TXT", 30, ('"heritage=lbctl,lbctl/owner=lbctl,lbctl/pool=web"',
+                                                          '"lbctl/rrset=MX/@"', '"lbctl/rrset=NS/@"', '"lbctl/rrset=A/@"'))
+    mx = rec.RRset("www.example.com.", "MX", 300, ("10 mail.example.com.",))
+    a = rec.RRset("www.example.com.", "A", 30, ("10.0.0.9",))
+    p = dplan.plan(zone_with(reg, mx, a), {}, "lbctl", 30)
+    assert {op.key for op in p.ops} == {reg.key, a.key}

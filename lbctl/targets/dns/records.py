@@ -232,6 +232,7 @@ def registry(rrset: RRset) -> tuple[str, str, Callable] | None:
     if head is None or "lbctl/owner" not in fields_:
         return None
     listed = [s.removeprefix("lbctl/rrset=").partition("/") for s in strings if s.startswith("lbctl/rrset=")]
+    listed = [entry for entry in listed if entry[0] in model.DNS_TYPES]  # never an SOA, NS, MX... whatever it says
     return fields_["lbctl/owner"], fields_.get("lbctl/pool", "?"), lambda node: [
         (node if rel == "@" else f"{rel}.{node}", rtype) for rtype, _, rel in listed]
 
