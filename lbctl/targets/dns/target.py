@@ -113,11 +113,11 @@ class DnsTarget(Restorable):
 
     def replan(self, server: wire.Server, names: Callable[[], dict[str, records.Name]],
                fresh: bool = False) -> dplan.Plan:
-        serial, zone = self.read(server, fresh)
         try:
+            serial, zone = self.read(server, fresh)
             return dplan.plan(zone, names(), self.opts.owner, self.opts.ttl, serial)
-        except ConfigError as exc:
-            raise ConfigError(f"{self.name}: {exc}") from None
+        except LbctlError as exc:
+            raise type(exc)(f"{self.name}: {exc}") from None
 
     def read(self, server: wire.Server, fresh: bool = False) -> tuple[int, records.State]:
         """The zone: what was read last while the serial has not moved (one SOA query),

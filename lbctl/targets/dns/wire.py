@@ -108,7 +108,8 @@ def read(server: Server) -> tuple[int, State]:
             relativize=False)
     except dns.xfr.TransferError as exc:
         raise ApplyError(f"the primary {server.where} refused the zone transfer of {server.zone} "
-                         f"({dns.rcode.to_text(exc.rcode)}): the key needs allow-transfer") from None
+                         f"({dns.rcode.to_text(exc.rcode)}): is it the zone's primary, and may the key transfer it "
+                         "(BIND: allow-transfer)?") from None
     except (dns.exception.DNSException, OSError, EOFError) as exc:
         raise failure(server, f"reading zone {server.zone}", exc) from None
     return rrsets(zone)
