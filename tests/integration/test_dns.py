@@ -237,7 +237,10 @@ def test_watch_with_consul_a_critical_member_leaves_the_rrset(zone):
         meta = {"lb-dns-name": "www", "lb-dns-types": "A"}
         for i in (1, 2, 3):
             consul.add_service("web", service_id=f"web-{i}", address=f"10.0.0.{i}", port=80, meta=meta)
-        settings = {**zone.settings, "source": {"consul": {"address": f"127.0.0.1:{consul.port}", "services": ["web"],
+        consul.add_service("evil", service_id="evil-1", address="10.0.0.66", port=80,
+                           meta={"lb-dns-name": "x.evil.org. 0 IN A 6.6.6.6", "lb-dns-types": "A"})
+        settings = {**zone.settings, "source": {"consul": {"address": f"127.0.0.1:{consul.port}",
+                                                           "services": ["web", "evil"],
                                                            "wait": "5s", "min_query_interval": "10ms"}},
                     "watch": {"min_wait": "0s", "max_wait": "1s", "retry_max": "1s"}}
         zone.config_path.write_text(yaml.safe_dump(settings))
@@ -256,6 +259,9 @@ def test_watch_with_consul_a_critical_member_leaves_the_rrset(zone):
             code = proc.wait(timeout=30)
         assert code == 0, log.read_text()
         assert SECRET not in log.read_text()
+        assert "consul service evil: lb-* meta options ignored: consul service evil.dns.name: must be" in log.read_text()
+        status = zone.run("status").output  # the hostile name published nothing
+        assert f"1 names owned by lbctl: {WWW}" in status and zone.named.answers("x.evil.org.", "A")[0] == ()
 
 
 def test_the_ansible_roles_apply_module_drives_a_dns_target(zone, tmp_path):
