@@ -67,7 +67,7 @@ class DnsTarget(Restorable):
         self.opts: DnsSettings = settings.options
         self.name = settings.name
         self.sleep = sleep
-        self.location = f"zone {self.opts.zone} on {wire.Server(self.opts.server, self.opts.port, '', '', '', '').where}"
+        self.location = f"zone {self.opts.zone} on {wire.where(self.opts.server, self.opts.port)}"
         self.shared = settings.shared
         self.state = TargetState(settings.state_dir, settings.name, settings.lock_timeout_ms / 1000)
         self.backups = files.BackupStore(settings.state_dir / "backups", settings.keep_backups)

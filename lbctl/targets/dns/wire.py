@@ -52,8 +52,7 @@ class Server:
 
     @property
     def where(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{host}:{self.port}"
+        return where(self.address, self.port)
 
     def keyring(self) -> dict:
         try:
@@ -64,6 +63,11 @@ class Server:
     def signed(self, message: dns.message.Message) -> dns.message.Message:
         message.use_tsig(self.keyring(), keyname=self.key_name, algorithm=self.algorithm)
         return message
+
+
+def where(address: str, port: int) -> str:
+    """``address:port`` (``[v6]:port``), for messages."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def failure(server: Server, what: str, exc: BaseException) -> Exception:
