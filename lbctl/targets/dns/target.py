@@ -47,7 +47,6 @@ class Detail:
     plan: dplan.Plan
     names: Callable[[], dict[str, records.Name]]
     sent: dplan.Plan | None = None
-    undo: bool = False
     updates: list[int] = field(default_factory=list)  # bytes of each UPDATE message sent
 
     @property
@@ -237,7 +236,6 @@ class DnsTarget(Restorable):
             back.detail.sent = self.send(back.detail.plan, back.detail)
         except LbctlError as exc:
             raise RollbackError(f"{self.name}: could not put the previous records back: {exc}") from None
-        back.detail.undo = True
         return back
 
     def backup(self, backup_id: str | None) -> files.Backup:
