@@ -7,7 +7,7 @@ at a time: each is timed from the change in Consul to the primary answering the 
 RRset (asked directly over TCP).  A reader thread asks for the name being changed the
 whole time: any answer that is neither the old RRset nor the new one is a partial answer.
 UPDATE messages per change come from the SOA serial (the server raises it once per
-UPDATE); bytes per change from the watch's log lines.
+UPDATE); bytes per change from the watch's (verbose) log lines.
 
     python bench/dns.py [--names 1000] [--members 5] [--changes 200]
 
@@ -95,7 +95,7 @@ def run() -> None:
                   "watch": {"min_wait": "0s", "max_wait": "1s", "retry_max": "1s"}, "state_dir": "state",
                   "targets": {"zone": named.target_config(timeout="30s")}}
         (d / "lbctl.yml").write_text(yaml.safe_dump(config))
-        watch = procs.popen([*procs.lbctl_argv(), "watch", "-c", str(d / "lbctl.yml")], d / "watch.log")
+        watch = procs.popen([*procs.lbctl_argv(), "watch", "--verbose", "-c", str(d / "lbctl.yml")], d / "watch.log")
         start = time.monotonic()
         up = {svc: tuple(sorted(addresses[svc, m] for m in range(args.members))) for svc in services}
         wait_for(named, f"{services[-1]}.{named.zone}", up[services[-1]], timeout=300)

@@ -323,3 +323,23 @@ def test_a_change_too_big_for_one_message_goes_in_whole_names(zone):
     for i in (0, 199, 399):
         assert len(zone.named.answers(f"n{i:03d}.example.com.", "A")[0]) == 5
     assert zone.run("plan").exit_code == 0
+
+
+def test_a_change_that_does_not_verify_is_undone_the_same_way(zone, monkeypatch):
+    """Between lbctl's UPDATE and its read-back someone else changes a record it wrote: verify
+    fails, and lbctl puts the previous records back with another compare-and-swap UPDATE."""
+    zone.inventory(members(("web-1", "10.0.0.1"), ("web-2", "10.0.0.2")))
+    assert zone.run("apply").exit_code == 0
+    update, calls = wire.update, []
+
+    def update_then_meddle(server, ops):
+        sent = update(server, ops)
+        calls.append(len(ops))
+        if len(calls) == 1:
+            zone.named.update(("add", WWW, "A", 30, ["10.0.0.66"]))
+        return sent
+    monkeypatch.setattr(wire, "update", update_then_meddle)
+    zone.inventory(members(("web-1", "10.0.0.1"), ("web-3", "10.0.0.3")))
+    line = one_line_error(zone.run("apply"), "the primary answers www.example.com. A with 10.0.0.1, 10.0.0.3, 10.0.0.66",
+                          "restored the previous configuration, which is live again")
+    assert len(calls) == 2 and zone.a() == ("10.0.0.1", "10.0.0.2"), line

@@ -174,7 +174,7 @@ class DnsTarget(Restorable):
                     detail.updates.append(wire.update(server, ops))
                     done += 1
                 self.sent(server, p, len(chunks))
-                log.info("%s: %d RRsets changed in %d UPDATE message(s), %d bytes", self.name, len(p.ops),
+                log.debug("%s: %d RRsets changed in %d UPDATE message(s), %d bytes", self.name, len(p.ops),
                          len(detail.updates), sum(detail.updates))
                 return p
             except wire.Conflict as exc:
