@@ -31,7 +31,7 @@ from lbctl import validate as v
 from lbctl.errors import ConfigError
 
 DEFAULT_KEYS = ("pool", "listener")
-POOL_KEYS = ("balance", "health", "connect_timeout", "server_timeout", "sticky_cookie", "maxconn", "members")
+POOL_KEYS = ("balance", "health", "connect_timeout", "server_timeout", "sticky_cookie", "maxconn", "dns", "members")
 HEALTH_KEYS = ("type", "path", "host", "expect_status", "interval", "rise", "fall")
 
 
@@ -145,7 +145,7 @@ def parts(raw: Any) -> Parts:
     if data.get("version", 1) != 1:
         raise v.fail("version", "must be 1", data.get("version"))
     defaults = v.fields(data.get("defaults") or {}, "defaults", DEFAULT_KEYS)
-    pool_defaults = v.fields(defaults.get("pool") or {}, "defaults.pool", POOL_KEYS[:-1])
+    pool_defaults = v.fields(defaults.get("pool") or {}, "defaults.pool", POOL_KEYS[:-2])  # not dns: a name is one pool's
     listener_defaults = v.fields(defaults.get("listener") or {}, "defaults.listener", ("address", "client_timeout"))
     pools = dict(v.named(data.get("pools") or {}, "pools", lambda n, b, p: (n, b)))
     listeners = v.named(data.get("listeners") or {}, "listeners",
@@ -209,6 +209,7 @@ def pool_fields(merged: Mapping, health: Mapping, path: str) -> tuple:
         v.optional(merged, "server_timeout", path, v.duration_ms, base.server_timeout_ms),
         v.optional(merged, "sticky_cookie", path, v.pattern, None, v.COOKIE, "a cookie name of letters, digits and '_'"),
         v.optional(merged, "maxconn", path, v.integer, None, 1, 1_000_000),
+        v.optional(merged, "dns", path, v.dns_name, None),
     )
 
 

@@ -58,6 +58,7 @@ KINDS = {kind.name: kind for kind in (
     Kind("haproxy", "HAProxyTarget", True, (CONFIG_FORMAT,), "haproxy.cfg"),
     Kind("nginx", "NginxTarget", True, (CONFIG_FORMAT,), "nginx.conf"),
     Kind("bigip", "BigIPTarget", False, ("as3",)),
+    Kind("dns", "DnsTarget", False, ("records",)),
 )}
 FILE_KINDS = tuple(name for name, kind in KINDS.items() if kind.file)
 

@@ -17,6 +17,7 @@ BALANCE = ("roundrobin", "leastconn", "source", "random")
 CHECK_TYPES = ("none", "tcp", "http")
 MEMBER_STATES = ("enabled", "drain", "maint", "backup")
 WEIGHT_MIN, WEIGHT_MAX = 1, 256  # the range both HAProxy (0-256) and nginx (>=1) accept
+DNS_TYPES = ("A", "AAAA", "SRV", "CNAME")  # what a pool may publish (docs/dns.md)
 
 
 class Member(msgspec.Struct, frozen=True, gc=False):
@@ -49,6 +50,16 @@ class HealthCheck(msgspec.Struct, frozen=True, gc=False):
     fall: int = 3
 
 
+class DnsName(msgspec.Struct, frozen=True, gc=False):
+    """What a pool publishes in DNS (the ``dns`` kind): ``name`` relative to the zone
+    (``@``: the apex), the record ``types``, and ``port_name`` for SRV records
+    (``_<port_name>._tcp.<name>``)."""
+
+    name: str
+    types: tuple[str, ...] = ("A", "AAAA")
+    port_name: str | None = None
+
+
 class Pool(msgspec.Struct, frozen=True, gc=False):
     """A set of members behind one name, with how to balance and check them."""
 
@@ -60,6 +71,7 @@ class Pool(msgspec.Struct, frozen=True, gc=False):
     server_timeout_ms: int = 30000
     sticky_cookie: str | None = None
     maxconn: int | None = None
+    dns: DnsName | None = None  # published by dns targets; ignored by the others
 
 
 class Route(msgspec.Struct, frozen=True, gc=False):

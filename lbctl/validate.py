@@ -272,3 +272,37 @@ def fits(pools: Iterable[model.Pool], used_in: Mapping[str, str], prefix: str = 
     for pool in pools:
         if pool.sticky_cookie and used_in.get(pool.name) == "tcp":
             raise ConfigError(f"{prefix}pools.{pool.name}.sticky_cookie: needs http mode, but a tcp listener uses the pool")
+
+
+# -- what a pool publishes in DNS (the dns kind: docs/dns.md) ------------------------------
+# A relative name: host-name labels (RFC 1123), at most 200 characters so the zone fits
+# in the 255 of a full name; "@" is the zone's apex.  SRV's service name: RFC 6335 5.1.
+DNS_RELATIVE = re.compile(rf"{HOST_LABEL}(?:\.{HOST_LABEL})*", re.ASCII)
+SERVICE_NAME = re.compile(r"(?=.{1,15}$)(?=[a-z0-9-]*[a-z])[a-z0-9]+(?:-[a-z0-9]+)*", re.ASCII)
+DNS_KEYS = ("name", "types", "port_name")
+
+
+def dns_name(raw: Any, path: str) -> model.DnsName:
+    """A pool's ``dns`` mapping (``{name: www, types: [A, AAAA, SRV], port_name: http}``);
+    ``types`` may also be one comma-separated string (a Consul Meta value)."""
+    data = fields(raw, path, DNS_KEYS, ("name",))
+    name = data["name"]
+    if not (isinstance(name, str) and (name == "@" or len(name) <= 200 and DNS_RELATIVE.fullmatch(name.lower()))):
+        raise fail(f"{path}.name", "must be a name relative to the zone, of host-name labels "
+                   "(letters, digits, '-'; dots between), or @ for the apex", name)
+    types = data.get("types", list(model.DnsName("").types))
+    if isinstance(types, str):
+        types = [t.strip() for t in types.split(",")]
+    types = [choice(t, f"{path}.types", model.DNS_TYPES) for t in sequence(types, f"{path}.types")]
+    if not types or len(set(types)) != len(types):
+        raise fail(f"{path}.types", "must name each record type once, at least one", data.get("types"))
+    if "CNAME" in types and len(types) > 1:
+        raise fail(f"{path}.types", "CNAME stands alone: a name with a CNAME has no other records (RFC 1034 3.6.2)",
+                   data.get("types"))
+    if "CNAME" in types and name == "@":
+        raise fail(f"{path}.types", "the zone's apex cannot be a CNAME (it holds the SOA and NS records)", "CNAME")
+    port_name = optional(data, "port_name", path, pattern, None, SERVICE_NAME,
+                         "a service name of 1-15 lower-case letters, digits and single '-' (RFC 6335)")
+    if "SRV" in types and port_name is None:
+        raise fail(f"{path}.port_name", "is required for SRV records (they are named _<port_name>._tcp.<name>)")
+    return model.DnsName(name.lower(), tuple(sorted(types, key=model.DNS_TYPES.index)), port_name)

@@ -31,6 +31,9 @@ META_OPTIONS = {
     "lb-maxconn": (("maxconn",), int),
     "lb-connect-timeout": (("connect_timeout",), str),
     "lb-server-timeout": (("server_timeout",), str),
+    "lb-dns-name": (("dns", "name"), str),  # the dns kind (docs/dns.md)
+    "lb-dns-types": (("dns", "types"), str),  # comma-separated: A,AAAA,SRV
+    "lb-dns-port-name": (("dns", "port_name"), str),
 }
 ROUTE_KEYS = ("lb-route", "lb-listener")  # read and reported by lbctl/discovery/routes.py
 STATUS_ORDER = {"passing": 0, "warning": 1, "critical": 2}

@@ -38,6 +38,8 @@ def service_pool(parts: inventory.Parts, service: str, entries: Any, policy: cm.
     path = f"consul service {service}"
     if options:
         merged = {**base, **options, "health": {**(base.get("health") or {}), **options.get("health", {})}}
+        if "dns" in options:  # lb-dns-* meta keys over the inventory's dns mapping
+            merged["dns"] = {**(base.get("dns") if isinstance(base.get("dns"), dict) else {}), **options["dns"]}
         try:
             return parts.pool(service, {**merged, "members": raw_members}, path), problems
         except ConfigError as exc:
