@@ -48,7 +48,8 @@ class ApacheProcess:
     manager: str
 
     @property
-    def parent_pid(self) -> int:
+    def master_pid(self) -> int:
+        """Apache's parent process (``master`` as the other kinds' helpers say)."""
         return self.proc.pid
 
     def generation(self) -> apache_ctl.Generation | None:
@@ -73,7 +74,7 @@ def running_apache(config: str | os.PathLike[str], directory: str | os.PathLike[
         def ready() -> bool:
             _check_alive(a.proc, "apache2", d / "apache2.stderr")
             gen = a.generation()
-            return gen is not None and gen.parent_pid == a.proc.pid and gen.config_generation is not None
+            return gen is not None and gen.parent_pid == a.master_pid and gen.config_generation is not None
         wait_until(ready, timeout, "apache2 to write its pid file and answer server-status")
         yield a
     finally:
