@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
-# Debian's haproxy and nginx (plus nginx's stream module for tcp listeners).
+# Debian's haproxy, nginx (plus its stream module for tcp listeners) and apache2.
 # policy-rc.d keeps the packages from starting them as system services.
 packages="haproxy nginx libnginx-mod-stream apache2 openssl ca-certificates"
 if ! dpkg -s $packages >/dev/null 2>&1; then

@@ -1,0 +1,46 @@
+"""The apache2 binary as lbctl and an operator run it: ``apache2 -t`` on a candidate
+file or a staged Debian tree, and the command line that starts it (docs/apache.md#running-it)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+from lbctl.errors import ValidationError
+from lbctl.targets.check import CHECK_TIMEOUT, reason
+from lbctl.targets.process import locate, run
+
+ENVVARS = "envvars"  # Debian's: APACHE_RUN_DIR and the rest, which apache2.conf reads (apache2ctl sources it)
+
+
+def check(path: str | os.PathLike, binary: str = "apache2", timeout: float = CHECK_TIMEOUT,
+          root: Path | None = None, confdir: Path | None = None) -> None:
+    """``apache2 -t`` on ``path``: a self-contained httpd.conf, or, with ``root``, the main file of a
+    (staged) tree whose ``envvars`` is sourced first, as apache2ctl does, with APACHE_CONFDIR set to
+    ``confdir`` (the live tree, so the variables name the live run directories).
+
+    :raises ValidationError: apache rejected the file.  :raises CommandError: it could not run.
+    """
+    argv = [binary, "-t", "-f", str(path)]
+    if root is None:
+        result = run(argv, timeout=timeout)
+    else:
+        script = f'[ ! -r "$0/{ENVVARS}" ] || . "$0/{ENVVARS}"; exec "$@"'
+        env = {"APACHE_CONFDIR": str(confdir or root)}
+        result = run(["sh", "-c", script, str(root), locate(binary), "-d", str(root), *argv[1:]],
+                     timeout=timeout, env=env)
+    if result.returncode != 0:
+        lines = [line for line in reason(result.output, ()).split("; ") if line != "Syntax OK"]
+        raise ValidationError(f"apache rejected {path}: {' '.join(lines)}")
+
+
+def start_command(target) -> str:
+    """On lbctl's file, or on the operator's main file that includes it (``target``: its config.Target).
+    apache2 puts itself in the background; a graceful restart is SIGUSR1 to the pid in its PidFile."""
+    binary = locate(target.binary)
+    if target.main_config is None:
+        return shlex.join([binary, "-f", str(target.config), "-k", "start"])
+    root = target.main_config.parent
+    script = f'. {shlex.quote(str(root / ENVVARS))} && exec {shlex.join([binary, "-d", str(root), "-f", str(target.main_config), "-k", "start"])}'
+    return f"env APACHE_CONFDIR={shlex.quote(str(root))} sh -c {shlex.quote(script)}"
