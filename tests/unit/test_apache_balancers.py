@@ -65,7 +65,7 @@ def test_the_form_sets_route_factor_every_managed_flag_and_the_check():
     assert balancers.fields(op, "n1") == {
         "b": "web", "w": "http://127.0.0.1:28093", "nonce": "n1", "w_wr": "c", "w_lf": "3",
         "w_status_D": "0", "w_status_N": "1", "w_status_H": "0", "w_status_S": "0",
-        "w_hm": "TCP", "w_hi": "2000", "w_hp": "1", "w_hf": "1", "w_hu": ""}
+        "w_hm": "TCP", "w_hi": "2000", "w_hp": "1", "w_hf": "1", "w_hu": "", "w_he": ""}
 
 
 def test_disagreements_name_what_was_read(state):

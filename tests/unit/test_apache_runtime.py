@@ -4,7 +4,7 @@ balancer-manager can make, as which operations, and which need a graceful."""
 import pytest
 
 from lbctl import model
-from lbctl.targets.apache import runtime
+from lbctl.targets.apache import runtime, view
 from lbctl.targets.apache.balancers import Balancer, Health, Worker
 
 CHECK = Health("TCP", 2000, 2, 3, "", "")
@@ -84,7 +84,14 @@ def test_unknown_room_needs_a_graceful():
                                                                  max_members=None)) is None
 
 
-@pytest.mark.parametrize("fixed", [(("timeout", "30"),), (("connectiontimeout", "5000"),), (("retry", "60"),)])
+def test_new_members_run_without_the_timeouts_and_retry_of_the_file():
+    """What lbctl's template gives every member and balancer-manager cannot: accepted (documented)."""
+    fixed = (("max", "25"), ("timeout", "30"), ("retry", "4"), ("connectiontimeout", "5000"))
+    configured = running(worker(81, "a", fixed=fixed), worker(82, "b", fixed=fixed))
+    assert [op.add for op in runtime.plan(desired(A, B), desired(A, B, C), configured)] == [True]
+
+
+@pytest.mark.parametrize("fixed", [(("keepalive", "On"),), (("disablereuse", "On"),), (("acquire", "100"),)])
 def test_settings_balancer_manager_cannot_set_keep_new_members_out(fixed):
     configured = running(worker(81, "a", fixed=fixed), worker(82, "b", fixed=fixed))
     why = runtime.why_not(desired(A, B), desired(A, B, C), configured)
@@ -135,6 +142,11 @@ def test_shared_addresses_need_a_graceful():
     assert "share an address" in runtime.why_not(desired(A), desired(A, member("twin", 81)), RUNNING)
 
 
-def test_urls_and_routes():
+def test_urls_routes_and_balancer_names_are_the_templates():
     assert runtime.url(model.Member("v6", "fd00::1", 80)) == "http://[fd00::1]:80"
-    assert runtime.route("web-1.dc1/x") == "web-1_dc1_x"
+    long = member("x" * 80, 82)
+    before = model.Desired(desired(A).listeners, (model.Pool("App", (A,)),))
+    after = model.Desired(desired(A).listeners, (model.Pool("App", (A, long)),))
+    ops = runtime.plan(before, after, running(worker(81, "a")))
+    assert [(op.balancer, op.route) for op in ops] == [("app", view.route(long.name))]
+    assert len(ops[0].route) == view.ROUTE_MAX

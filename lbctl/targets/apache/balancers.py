@@ -39,6 +39,10 @@ LIVE_FIELDS = {"name", "scheme", "hostname", "port", "status", "error_time", "re
 # balancer-manager has none of them (it copies only the manager's server-wide ProxyTimeout).
 OPTIONAL_FIELDS = ("timeout", "connectiontimeout", "acquire", "recv_buffer_size", "io_buffer_size", "keepalive",
                    "disablereuse", "retry", "flushpackets", "flushwait", "ping")
+# Of those, what lbctl's template gives every member but balancer-manager cannot: a member
+# added at runtime has Apache's defaults for them until the next graceful restart
+# (docs/apache-runtime.md#what-an-added-member-lacks).
+ADDED_DEFAULTS = ("timeout", "connectiontimeout", "retry")
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,7 @@ def fields(op: Op, nonce: str) -> dict[str, str]:
     if op.health is not None:
         h = op.health
         out.update({"w_hm": h.method, "w_hi": str(h.interval_ms), "w_hp": str(h.passes), "w_hf": str(h.fails),
-                    "w_hu": h.uri})
+                    "w_hu": h.uri, "w_he": h.expr})
     return out
 
 
@@ -221,4 +225,4 @@ def disagreement(op: Op, worker: Worker | None) -> str | None:
 
 
 def same_check(h: Health) -> tuple:
-    return (h.method.upper(), h.interval_ms, h.passes, h.fails, h.uri)
+    return (h.method.upper(), h.interval_ms, h.passes, h.fails, h.uri, h.expr)

@@ -134,13 +134,17 @@ def check(where: str, ops: list[Op], state: dict[str, Balancer]) -> None:
 
 def unlike(op: Op, balancer: Balancer, ops: list[Op]) -> str | None:
     """How an added worker's connection settings differ from those of a member the
-    configuration defined (not added by ``ops``), or None."""
+    configuration defined (not added by ``ops``), or None.  Those it cannot have
+    (``balancers.ADDED_DEFAULTS``) are left out: the runtime planning accepted them."""
     added = {endpoint(o.url) for o in ops if o.add and o.balancer == op.balancer}
     worker = balancer.worker(*endpoint(op.url))
-    sibling = next((w for w in balancer.workers if (w.host, w.port) not in added), None)
-    if worker is None or sibling is None or worker.fixed == sibling.fixed:
+    sibling = next((w for w in balancer.workers if (w.host, w.port) not in added and w.route), None)
+    if worker is None or sibling is None:
         return None
-    theirs = ", ".join(f"{k} {v}" for k, v in sibling.fixed if (k, v) not in worker.fixed)
+    mine, theirs = ([(k, v) for k, v in w.fixed if k not in balancers.ADDED_DEFAULTS] for w in (worker, sibling))
+    if mine == theirs:
+        return None
+    theirs = ", ".join(f"{k} {v}" for k, v in theirs if (k, v) not in mine)
     return f"was added without the settings its configured members have ({theirs or 'fewer settings'})"
 
 

@@ -24,35 +24,33 @@ Decisions (docs/apache.md#runtime-changes):
   the next graceful, which starts from the file (``BalancerPersist Off``), where it
   is gone.  A member that comes back on the same URL is that worker enabled again.
 - A new member is added only while the balancer has room (``MaxMembers`` minus its
-  workers: the configured members plus ``growth``) and only if it would be
-  configured like the file configures it: its health check is copied from a
-  configured member of the same pool (balancer-manager sets method, interval,
-  passes, fails and URI); connection settings it cannot set (``timeout``,
-  ``connectiontimeout``, ``max`` ...) must be absent from the pool's members, and
-  the pool must have no ``maxconn``.  Otherwise: a graceful.
+  workers: the configured members plus ``growth``; ``growth: 0`` makes every new
+  member a graceful).  Its route, load factor and status are set, and its health
+  check is copied from a running member of the same pool (balancer-manager sets
+  method, interval, passes, fails, URI and expression).  Its ``timeout``,
+  ``connectiontimeout`` and ``retry`` cannot be set through balancer-manager: it
+  runs with Apache's defaults for them (the listener's ``Timeout``; a 60 s retry)
+  until the next graceful (``balancers.ADDED_DEFAULTS``).  A pool with ``maxconn``
+  (``max=``), or whose members have any other setting a new member would lack,
+  takes new members through a graceful.
 - What runs must agree with ``before``: every member of a changed pool runs under
   its URL, or a graceful puts the file back in force.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Mapping
 
 from lbctl import model
-from lbctl.targets.apache.balancers import OPTIONAL_FIELDS, Balancer, Op, Worker
+from lbctl.targets.apache import view
+from lbctl.targets.apache.balancers import ADDED_DEFAULTS, OPTIONAL_FIELDS, Balancer, Op, Worker
 
-LOADFACTOR = (1, 100)  # what balancer-manager (and BalancerMember) accepts
-STATE_FLAGS = {"enabled": frozenset(), "drain": frozenset("N"), "maint": frozenset("D"), "backup": frozenset("H")}
+STATE_FLAGS = {state: frozenset(flags.lstrip("+")) for state, flags in view.STATUS.items()}  # the file's status=
 REMOVED = frozenset("D")
 
 
-def route(name: str) -> str:
-    """The route a member's name renders to (letters, digits, ``-`` and ``_``)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
-
-
 def url(member: model.Member) -> str:
+    """A member's worker URL, as the template writes its ``BalancerMember``."""
     host = f"[{member.address}]" if ":" in member.address else member.address
     return f"http://{host}:{member.port}"
 
@@ -80,12 +78,13 @@ def planned(before: model.Desired, after: model.Desired,
             continue
         if model.replace(old, members=()) != model.replace(new, members=()):
             return None, f"pool {new.name}'s settings changed"
-        balancer = running.get(new.name)
+        name = view.balancer_name(new.name)
+        balancer = running.get(name)
         if balancer is None:
-            return None, f"balancer://{new.name} does not run"
+            return None, f"balancer://{name} does not run"
         found = pool_ops(old, new, balancer)
         if isinstance(found, str):
-            return None, f"balancer://{new.name}: {found}"
+            return None, f"balancer://{name}: {found}"
         ops += found
     # Routes are freed before they are given again; adds come last (deploy order).
     return sorted(ops, key=lambda op: (op.add, op.flags != REMOVED)), None
@@ -104,14 +103,14 @@ def pool_ops(old: model.Pool, new: model.Pool, balancer: Balancer) -> list[Op] |
     for m in old.members:
         if m.name not in news:
             worker = balancer.worker(m.address, m.port)
-            ops.append(Op(new.name, url(m), "", round(worker.loadfactor) or 1, REMOVED))
+            ops.append(Op(balancer.name, url(m), "", round(worker.loadfactor) or 1, REMOVED))
     for m in new.members:
         was = olds.get(m.name)
         if was is not None and (was.address, was.port) != (m.address, m.port):
             return f"member {m.name} moved to {url(m)} (a worker's URL cannot change)"
-        if not LOADFACTOR[0] <= m.weight <= LOADFACTOR[1]:
-            return f"member {m.name}'s weight {m.weight} is beyond Apache's load factors 1-100"
-        op = Op(new.name, url(m), route(m.name), m.weight, STATE_FLAGS[m.state])
+        if not 1 <= m.weight <= view.LOADFACTOR_MAX:
+            return f"member {m.name}'s weight {m.weight} is beyond Apache's load factors 1-{view.LOADFACTOR_MAX}"
+        op = Op(balancer.name, url(m), view.route(m.name), m.weight, STATE_FLAGS[m.state])
         if was is None and balancer.worker(m.address, m.port) is None:
             adds.append(op)
         elif was != m:
@@ -137,7 +136,7 @@ def addable(pool: model.Pool, balancer: Balancer, count: int) -> str | None:
     sibling = template(balancer, pool)
     if sibling is None:
         return "no configured member to copy a new member's settings from"
-    unsettable = [k for k, _ in sibling.fixed if k in OPTIONAL_FIELDS]
+    unsettable = [k for k, _ in sibling.fixed if k in OPTIONAL_FIELDS and k not in ADDED_DEFAULTS]
     if unsettable:
         return f"a new member's {', '.join(unsettable)} cannot be set through balancer-manager"
     return None

@@ -136,7 +136,12 @@ def _balancer(pool: model.Pool, processes: int) -> Balancer:
     if len(set(routes)) != len(routes):
         raise ConfigError(f"{where}: two members share the route {_dup(routes)!r} (their names' first "
                           f"{ROUTE_MAX} characters)")
-    return Balancer(pool, pool.name.lower(), LBMETHODS[pool.balance], tuple(members))
+    return Balancer(pool, balancer_name(pool.name), LBMETHODS[pool.balance], tuple(members))
+
+
+def balancer_name(pool: str) -> str:
+    """A pool's balancer name (balancer://<name>): httpd compares them without case."""
+    return pool.lower()
 
 
 def _check_names(balancers: dict[str, Balancer]) -> None:
