@@ -115,6 +115,13 @@ class Op:
         return f"{PREFIX}{self.balancer} member {self.route or '(no route)'} ({self.url})"
 
 
+def endpoint(url: str) -> tuple[str, int]:
+    """``http://host:port[/...]`` as (host, port); IPv6 hosts without brackets."""
+    rest = url.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = rest.rpartition(":")
+    return host.strip("[]"), int(port) if port.isdigit() else 80
+
+
 def text_of(node: ET.Element, tag: str) -> str:
     found = node.find(NS + tag)
     return (found.text or "") if found is not None else ""

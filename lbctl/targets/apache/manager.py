@@ -25,7 +25,7 @@ import requests
 
 from lbctl.errors import CommandError
 from lbctl.targets.apache import balancers
-from lbctl.targets.apache.balancers import Balancer, Op
+from lbctl.targets.apache.balancers import Balancer, Op, endpoint
 
 BODY_MAX = 1024  # bytes of a POST body mod_proxy_balancer reads
 
@@ -146,10 +146,3 @@ def unlike(op: Op, balancer: Balancer, ops: list[Op]) -> str | None:
         return None
     theirs = ", ".join(f"{k} {v}" for k, v in theirs if (k, v) not in mine)
     return f"was added without the settings its configured members have ({theirs or 'fewer settings'})"
-
-
-def endpoint(url: str) -> tuple[str, int]:
-    """``http://host:port[/...]`` as (host, port); IPv6 hosts without brackets."""
-    rest = url.split("://", 1)[-1].split("/", 1)[0]
-    host, _, port = rest.rpartition(":")
-    return host.strip("[]"), int(port) if port.isdigit() else 80

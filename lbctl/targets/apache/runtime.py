@@ -26,7 +26,7 @@ Decisions (docs/apache.md#runtime-changes):
 - A new member is added only while the balancer has room (``MaxMembers`` minus its
   workers: the configured members plus ``growth``; ``growth: 0`` makes every new
   member a graceful).  Its route, load factor and status are set, and its health
-  check is copied from a running member of the same pool (balancer-manager sets
+  check is copied from a running member the file has in the same pool (balancer-manager sets
   method, interval, passes, fails, URI and expression).  Its ``timeout``,
   ``connectiontimeout`` and ``retry`` cannot be set through balancer-manager: it
   runs with Apache's defaults for them (the listener's ``Timeout``; a 60 s retry)
@@ -116,15 +116,15 @@ def pool_ops(old: model.Pool, new: model.Pool, balancer: Balancer) -> list[Op] |
         elif was != m:
             ops.append(op)
     if adds:
-        why = addable(new, balancer, len(adds))
+        why = addable(old, new, balancer, len(adds))
         if why:
             return why
-        health = template(balancer, new).health
+        health = template(balancer, old).health
         ops += [Op(op.balancer, op.url, op.route, op.loadfactor, op.flags, add=True, health=health) for op in adds]
     return ops
 
 
-def addable(pool: model.Pool, balancer: Balancer, count: int) -> str | None:
+def addable(old: model.Pool, pool: model.Pool, balancer: Balancer, count: int) -> str | None:
     """Why ``count`` new members cannot be added to ``balancer`` at runtime, or None."""
     if balancer.max_members is None:
         return "its room for new members is not known"
@@ -133,7 +133,7 @@ def addable(pool: model.Pool, balancer: Balancer, count: int) -> str | None:
                 f"({balancer.max_members} slots, {len(balancer.workers)} used; raise growth)")
     if pool.maxconn is not None:
         return "a new member's maxconn cannot be set through balancer-manager"
-    sibling = template(balancer, pool)
+    sibling = template(balancer, old)
     if sibling is None:
         return "no configured member to copy a new member's settings from"
     unsettable = [k for k, _ in sibling.fixed if k in OPTIONAL_FIELDS and k not in ADDED_DEFAULTS]
@@ -143,7 +143,7 @@ def addable(pool: model.Pool, balancer: Balancer, count: int) -> str | None:
 
 
 def template(balancer: Balancer, pool: model.Pool) -> Worker | None:
-    """A running worker of one of ``pool``'s members that stay, with a route (a
-    configured one, or one added like it): what a new member copies."""
+    """The running worker of one of ``pool``'s members (the file's: configured, or
+    added like them), with a route: what a new member copies."""
     wanted = {(m.address.lower(), m.port) for m in pool.members}
     return next((w for w in balancer.workers if (w.host.lower(), w.port) in wanted and w.route), None)

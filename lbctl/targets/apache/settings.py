@@ -56,6 +56,8 @@ class ApacheOptions:
 class ApacheSettings:
     options: ApacheOptions = field(default_factory=ApacheOptions)
     main_config: Path | None = None
+    runtime_api: bool = True  # member changes through balancer-manager, without a graceful (docs/apache-runtime.md)
+    write_delay_ms: int = 1000  # lbctl watch: how long the file may lag a runtime change (writes coalesce)
 
 
 def loopback(value: Any, path: str) -> str:
@@ -72,7 +74,7 @@ def loopback(value: Any, path: str) -> str:
 
 PATH_OPTIONS = ("pid_file", "error_log", "run_dir", "module_dir")  # relative to lbctl.yml
 OPTION_KEYS = tuple(f.name for f in fields(ApacheOptions) if f.name != "layout")
-KEYS = ("main_config",) + OPTION_KEYS
+KEYS = ("main_config", "runtime_api", "write_delay") + OPTION_KEYS
 CHECKS = {**{name: (val.rendered_path,) for name in PATH_OPTIONS},
           "threads_per_child": (val.integer, 1, 1000), "max_request_workers": (val.integer, 1, 100_000),
           "layout": (val.choice, LAYOUTS), "user": (val.ident,), "group": (val.ident,),
@@ -91,4 +93,7 @@ def parse(data: Mapping[str, Any], path: str, base: Path) -> ApacheSettings:
     """
     raw = {k: val.resolve_text(base, data[k]) if k in PATH_OPTIONS else data[k] for k in OPTION_KEYS if k in data}
     main_config = val.file_in(base, data, "main_config", path)
-    return ApacheSettings(options({**raw, "layout": "include" if main_config else "main"}, path), main_config)
+    d = ApacheSettings()
+    return ApacheSettings(options({**raw, "layout": "include" if main_config else "main"}, path), main_config,
+                          val.optional(data, "runtime_api", path, val.boolean, d.runtime_api),
+                          val.optional(data, "write_delay", path, val.duration, d.write_delay_ms))

@@ -1,5 +1,6 @@
 """Apache httpd: check the file (or the whole staged Debian tree) with ``apache2 -t``, restart
-gracefully with SIGUSR1 and confirm the new generation (docs/apache.md)."""
+gracefully with SIGUSR1 and confirm the new generation (docs/apache.md).  Member changes
+go through balancer-manager instead when they can (live.py, docs/apache-runtime.md)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from lbctl.errors import ApplyError, CommandError, VerifyError
 from lbctl.targets import procfs
 from lbctl.targets.apache import binary
 from lbctl.targets.apache import ctl as apache_ctl
+from lbctl.targets.apache.live import BalancerManagerChanges
 from lbctl.targets.base import Change
 from lbctl.targets.filetarget import FileTarget
 from lbctl.targets.stage import stage_tree
 
 
-class ApacheTarget(FileTarget):
+class ApacheTarget(BalancerManagerChanges, FileTarget):
     kind = "apache"
     reloaded = "restarted gracefully"
 
@@ -54,6 +56,10 @@ class ApacheTarget(FileTarget):
         return f", pid file {self.settings.options.pid_file}"
 
     def reload(self, change: Change) -> None:
+        if not self.runtime(change):
+            self.graceful()
+
+    def graceful(self) -> None:
         opts = self.settings.options
         apache_ctl.graceful(opts.pid_file, opts.manager, opts.error_log, timeout=self.settings.reload_timeout_ms / 1000)
 
