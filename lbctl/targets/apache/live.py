@@ -134,7 +134,7 @@ class BalancerManagerChanges(RuntimeChanges):
     def runtime_differences(self) -> list[worker_drift.Difference]:
         """:raises CommandError: balancer-manager does not answer."""
         text = self.running_text()
-        return worker_drift.compare(text, self.manager.read(health=False)) if text is not None else []
+        return worker_drift.compare(text, self.manager.read()) if text is not None else []
 
     def runtime_drift(self) -> list[str]:
         try:

@@ -8,12 +8,11 @@ Its guards and traps (httpd 2.4 ``modules/proxy/mod_proxy_balancer.c``; measured
   here sends ``Referer: http://<manager>/balancer-manager``;
 - a change applies only with the balancer's nonce (read from ``?xml=1``);
 - a POST body is read up to 1 KiB only: longer bodies are refused here;
-- adding a member works only while the balancer has room (``growth``); a failed
-  add logs ``AH10164`` and answers 400 or even 200: only reading the state back
-  tells, so every change is read back and compared;
-- a new member starts disabled: it is added, then set (route, load factor,
-  status, health check) in a second request;
-- members cannot be deleted, only disabled.
+- a change Apache does not make still answers 200 (or 400): only reading the state
+  back tells, so every change is read back and compared.
+
+lbctl never adds members through it (docs/apache-runtime.md#new-members): Apache adds
+a member to the balancer of the VirtualHost serving balancer-manager only.
 """
 
 from __future__ import annotations
@@ -54,16 +53,12 @@ class Manager:
             raise CommandError(f"{self.where()} answered HTTP {answer.status_code}")
         return answer
 
-    def read(self, health: bool = True) -> dict[str, Balancer]:
-        """Every balancer and its workers, by pool name; with ``health`` also the
-        HTML page's ``MaxMembers`` and health checks (two requests).
+    def read(self) -> dict[str, Balancer]:
+        """Every balancer and its workers, by balancer name.
 
         :raises CommandError: unreachable, or not a balancer-manager.
         """
-        found = balancers.parse_xml(self.request("GET", params={"xml": "1"}).text)
-        if not health:
-            return found
-        return balancers.merge(found, balancers.parse_html(self.request("GET").text))
+        return balancers.parse_xml(self.request("GET", params={"xml": "1"}).text)
 
     def post(self, form: dict[str, str]) -> None:
         """:raises CommandError: the form is longer than Apache reads, or no answer."""
@@ -74,33 +69,21 @@ class Manager:
         self.request("POST", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
 
     def apply(self, ops: Iterable[Op], state: dict[str, Balancer] | None = None) -> dict[str, Balancer]:
-        """Make every op so, then read the state back; the state read back.
-
-        ``state``: a fresh ``read()`` (for the nonces), or None to read it first.
-        Ops that add a worker are added first, then every op is set.
+        """Make every op so (each an existing worker), then read the state back; the
+        state read back.  ``state``: a fresh ``read()`` (for the nonces and the
+        workers' names as Apache spells them), or None to read it first.
 
         :raises CommandError: unreachable, or the read-back disagrees (one line
             naming the balancer and member).
         """
         ops = list(ops)
-        state = state if state is not None else self.read(health=False)
-        nonces = {op.balancer: self.nonce(state, op) for op in ops}
-        adds = [op for op in ops if op.add]
-        for op in adds:
-            self.post({"b": op.balancer, "nonce": nonces[op.balancer], "b_nwrkr": op.url, "b_wyes": "1"})
-        if adds:  # each add confirmed before its worker is set (the set of a missing worker is ignored)
-            added = self.read(health=False)
-            for op in adds:
-                host, port = endpoint(op.url)
-                if added.get(op.balancer) is None or added[op.balancer].worker(host, port) is None:
-                    raise CommandError(f"{self.where()}: {op.describe()} was not added (growth used up?)")
-            state = added
+        state = state if state is not None else self.read()
         for op in ops:
+            nonce = self.nonce(state, op)
             current = state[op.balancer].worker(*endpoint(op.url))
-            url = current.url if current is not None else op.url  # the worker's own name, as Apache spells it
-            self.post(balancers.fields(Op(op.balancer, url, op.route, op.loadfactor, op.flags, health=op.health),
-                                       nonces[op.balancer]))
-        after = self.read(health=any(op.health is not None for op in ops))
+            url = current.url if current is not None else op.url
+            self.post(balancers.fields(Op(op.balancer, url, op.route, op.loadfactor, op.flags), nonce))
+        after = self.read()
         check(self.where(), ops, after)
         return after
 
@@ -114,12 +97,8 @@ class Manager:
         return balancer.nonce
 
     def set(self, balancer: str, url: str, route: str, loadfactor: int, flags: str = "") -> None:
-        """Set one existing member (``flags`` among D, N, H, S) and confirm it."""
+        """Set one member (``flags`` among D, N, H, S) and confirm it."""
         self.apply([Op(balancer, url, route, loadfactor, frozenset(flags))])
-
-    def add(self, balancer: str, url: str, route: str, loadfactor: int, flags: str = "") -> None:
-        """Add one member (enabled unless ``flags`` say otherwise) and confirm it."""
-        self.apply([Op(balancer, url, route, loadfactor, frozenset(flags), add=True)])
 
 
 def check(where: str, ops: list[Op], state: dict[str, Balancer]) -> None:
@@ -127,22 +106,6 @@ def check(where: str, ops: list[Op], state: dict[str, Balancer]) -> None:
     for op in ops:
         balancer = state.get(op.balancer)
         worker = balancer.worker(*endpoint(op.url)) if balancer is not None else None
-        wrong = balancers.disagreement(op, worker) or (unlike(op, balancer, ops) if op.add else None)
+        wrong = balancers.disagreement(op, worker)
         if wrong:
             raise CommandError(f"{where}: {op.describe()} {wrong}")
-
-
-def unlike(op: Op, balancer: Balancer, ops: list[Op]) -> str | None:
-    """How an added worker's connection settings differ from those of a member the
-    configuration defined (not added by ``ops``), or None.  Those it cannot have
-    (``balancers.ADDED_DEFAULTS``) are left out: the runtime planning accepted them."""
-    added = {endpoint(o.url) for o in ops if o.add and o.balancer == op.balancer}
-    worker = balancer.worker(*endpoint(op.url))
-    sibling = next((w for w in balancer.workers if (w.host, w.port) not in added and w.route), None)
-    if worker is None or sibling is None:
-        return None
-    mine, theirs = ([(k, v) for k, v in w.fixed if k not in balancers.ADDED_DEFAULTS] for w in (worker, sibling))
-    if mine == theirs:
-        return None
-    theirs = ", ".join(f"{k} {v}" for k, v in theirs if (k, v) not in mine)
-    return f"was added without the settings its configured members have ({theirs or 'fewer settings'})"

@@ -5,7 +5,7 @@ rendered from, and the candidate's) with what runs (``balancers.Balancer``, read
 from balancer-manager) and gives the member operations that make the running
 balancers serve ``after``, or None when only a graceful can (``why_not`` says why).
 
-Decisions (docs/apache.md#runtime-changes):
+Decisions (docs/apache-runtime.md):
 
 - Only members change at runtime.  A change to a listener (VirtualHosts, routes,
   certificates), to the pool list, or to a pool's own settings (balance method,
@@ -22,17 +22,14 @@ Decisions (docs/apache.md#runtime-changes):
 - A removed member cannot be deleted: it is disabled (``D``) and its route
   cleared, so it takes no request and no sticky session; it keeps its slot until
   the next graceful, which starts from the file (``BalancerPersist Off``), where it
-  is gone.  A member that comes back on the same URL is that worker enabled again.
-- A new member is added only while the balancer has room (``MaxMembers`` minus its
-  workers: the configured members plus ``growth``; ``growth: 0`` makes every new
-  member a graceful).  Its route, load factor and status are set, and its health
-  check is copied from a running member the file has in the same pool (balancer-manager sets
-  method, interval, passes, fails, URI and expression).  Its ``timeout``,
-  ``connectiontimeout`` and ``retry`` cannot be set through balancer-manager: it
-  runs with Apache's defaults for them (the listener's ``Timeout``; a 60 s retry)
-  until the next graceful (``balancers.ADDED_DEFAULTS``).  A pool with ``maxconn``
-  (``max=``), or whose members have any other setting a new member would lack,
-  takes new members through a graceful.
+  is gone.
+- A new member (one whose URL the balancer does not have) needs a graceful.
+  balancer-manager can add one within ``growth``, but only to the balancers of
+  the VirtualHost serving it: the listeners' VirtualHosts keep their own copy of
+  each balancer, and their children other than the one that served the add never
+  see the new member (measured on 2.4.71: with the old member disabled, those
+  children answer 503).  A member that comes back on the URL of one removed at
+  runtime is that worker enabled again.
 - What runs must agree with ``before``: every member of a changed pool runs under
   its URL, or a graceful puts the file back in force.
 """
@@ -43,7 +40,7 @@ from typing import Mapping
 
 from lbctl import model
 from lbctl.targets.apache import view
-from lbctl.targets.apache.balancers import ADDED_DEFAULTS, OPTIONAL_FIELDS, Balancer, Op, Worker
+from lbctl.targets.apache.balancers import Balancer, Op
 
 STATE_FLAGS = {state: frozenset(flags.lstrip("+")) for state, flags in view.STATUS.items()}  # the file's status=
 REMOVED = frozenset("D")
@@ -86,8 +83,8 @@ def planned(before: model.Desired, after: model.Desired,
         if isinstance(found, str):
             return None, f"balancer://{name}: {found}"
         ops += found
-    # Routes are freed before they are given again; adds come last (deploy order).
-    return sorted(ops, key=lambda op: (op.add, op.flags != REMOVED)), None
+    # Routes are freed before they are given again: removed members first.
+    return sorted(ops, key=lambda op: op.route != "" or op.flags != REMOVED), None
 
 
 def pool_ops(old: model.Pool, new: model.Pool, balancer: Balancer) -> list[Op] | str:
@@ -99,51 +96,20 @@ def pool_ops(old: model.Pool, new: model.Pool, balancer: Balancer) -> list[Op] |
     for m in old.members:
         if balancer.worker(m.address, m.port) is None:
             return f"member {m.name} ({url(m)}) does not run (a graceful puts the file back)"
-    ops, adds = [], []
+    ops = []
+    kept = {(m.address.lower(), m.port) for m in new.members}
     for m in old.members:
-        if m.name not in news:
+        if m.name not in news and (m.address.lower(), m.port) not in kept:  # else: renamed, set below
             worker = balancer.worker(m.address, m.port)
             ops.append(Op(balancer.name, url(m), "", round(worker.loadfactor) or 1, REMOVED))
     for m in new.members:
         was = olds.get(m.name)
         if was is not None and (was.address, was.port) != (m.address, m.port):
             return f"member {m.name} moved to {url(m)} (a worker's URL cannot change)"
+        if was is None and balancer.worker(m.address, m.port) is None:
+            return f"member {m.name} ({url(m)}) is new (balancer-manager cannot add it to every VirtualHost)"
         if not 1 <= m.weight <= view.LOADFACTOR_MAX:
             return f"member {m.name}'s weight {m.weight} is beyond Apache's load factors 1-{view.LOADFACTOR_MAX}"
-        op = Op(balancer.name, url(m), view.route(m.name), m.weight, STATE_FLAGS[m.state])
-        if was is None and balancer.worker(m.address, m.port) is None:
-            adds.append(op)
-        elif was != m:
-            ops.append(op)
-    if adds:
-        why = addable(old, new, balancer, len(adds))
-        if why:
-            return why
-        health = template(balancer, old).health
-        ops += [Op(op.balancer, op.url, op.route, op.loadfactor, op.flags, add=True, health=health) for op in adds]
+        if was != m:
+            ops.append(Op(balancer.name, url(m), view.route(m.name), m.weight, STATE_FLAGS[m.state]))
     return ops
-
-
-def addable(old: model.Pool, pool: model.Pool, balancer: Balancer, count: int) -> str | None:
-    """Why ``count`` new members cannot be added to ``balancer`` at runtime, or None."""
-    if balancer.max_members is None:
-        return "its room for new members is not known"
-    if count > balancer.free:
-        return (f"{count} new member{'s' if count > 1 else ''} but room for {balancer.free} "
-                f"({balancer.max_members} slots, {len(balancer.workers)} used; raise growth)")
-    if pool.maxconn is not None:
-        return "a new member's maxconn cannot be set through balancer-manager"
-    sibling = template(balancer, old)
-    if sibling is None:
-        return "no configured member to copy a new member's settings from"
-    unsettable = [k for k, _ in sibling.fixed if k in OPTIONAL_FIELDS and k not in ADDED_DEFAULTS]
-    if unsettable:
-        return f"a new member's {', '.join(unsettable)} cannot be set through balancer-manager"
-    return None
-
-
-def template(balancer: Balancer, pool: model.Pool) -> Worker | None:
-    """The running worker of one of ``pool``'s members (the file's: configured, or
-    added like them), with a route: what a new member copies."""
-    wanted = {(m.address.lower(), m.port) for m in pool.members}
-    return next((w for w in balancer.workers if (w.host.lower(), w.port) in wanted and w.route), None)
