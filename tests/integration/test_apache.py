@@ -1,0 +1,199 @@
+"""Apache httpd as a target, end to end: the real apache2 on loopback, real backends,
+real HTTP (docs/apache.md).  test_apply.py runs the deploy path's shared tests
+(apply, rollback, status, crashes) against apache too."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections import Counter
+
+import pytest
+
+from lbctl_testkit.support import Backend, http_get, wait_until
+from lbctl_testkit.support.apache import requires_apache
+from lbctl_testkit.support.stack import Stack
+
+pytestmark = requires_apache
+FAST_CHECK = {"type": "tcp", "interval": "100ms", "rise": 1, "fall": 1}
+
+
+@pytest.fixture
+def backends():
+    with Backend("a") as a, Backend("b") as b, Backend("c") as c:
+        yield {"a": a, "b": b, "c": c}
+
+
+def pool(backends, *members, **settings) -> dict:
+    """Pool of ``members``: names of backends, or (name, {member fields})."""
+    rows = []
+    for m in members:
+        name, extra = (m, {}) if isinstance(m, str) else m
+        rows.append({"name": name, "address": "127.0.0.1", "port": backends[name].port, **extra})
+    return {"health": FAST_CHECK, **settings, "members": rows}
+
+
+def serve(stack: Stack, pools: dict, **listener) -> None:
+    stack.write_raw({"listeners": {"web": {"address": "127.0.0.1", "port": stack.port, "default_pool": "app",
+                                           **listener}}, "pools": pools})
+    result = stack.run("apply")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture
+def stack(tmp_path, backends):
+    s = Stack(tmp_path, "apache")
+    serve(s, {"app": pool(backends, "a")})
+    with s.running():
+        yield s
+
+
+def get(stack: Stack, path: str = "/", **headers):
+    return http_get(f"http://127.0.0.1:{stack.port}{path}", headers=headers)
+
+
+def spread(stack: Stack, n: int = 20, path: str = "/", **headers) -> Counter:
+    return Counter(r.headers.get("x-backend") or f"status {r.status}" for r in (get(stack, path, **headers)
+                                                                                  for _ in range(n)))
+
+
+def test_host_and_path_routes_reach_their_pools(stack, backends):
+    pools = {"app": pool(backends, "a"), "api": pool(backends, "b"), "static": pool(backends, "c")}
+    serve(stack, pools, routes=[{"host": "api.example.com", "pool": "api"}, {"path": "/static/", "pool": "static"}])
+    assert spread(stack, 4) == {"a": 4}
+    assert spread(stack, 4, Host="api.example.com") == {"b": 4}
+    assert spread(stack, 4, Host="API.example.com:80") == {"b": 4}  # host names match without case or port
+    assert spread(stack, 4, "/static/x") == {"c": 4}
+    assert spread(stack, 4, "/static/x", Host="api.example.com") == {"c": 4}  # host-less routes hold on every host
+    assert spread(stack, 4, "/staticx") == {"a": 4}  # a path route holds whole path segments
+
+
+def test_weights_share_the_traffic(stack, backends):
+    serve(stack, {"app": pool(backends, ("a", {"weight": 1}), ("b", {"weight": 3}))})
+    got = spread(stack, 80)
+    assert set(got) == {"a", "b"} and 2 * got["a"] <= got["b"], got
+
+
+def test_drain_keeps_only_sticky_clients_and_maint_none(stack, backends):
+    serve(stack, {"app": pool(backends, ("a", {"state": "drain"}), "b", ("c", {"state": "maint"}),
+                              sticky_cookie="SID")})
+    assert spread(stack, 10) == {"b": 10}
+    assert spread(stack, 5, Cookie="SID=.a") == {"a": 5}  # drain: its sticky clients stay
+    assert spread(stack, 5, Cookie="SID=.c") == {"b": 5}  # maintenance: not even them
+
+
+def test_sticky_sessions_follow_the_route_cookie(stack, backends):
+    serve(stack, {"app": pool(backends, "a", "b", sticky_cookie="SID")})
+    first = get(stack)
+    member = first.headers["x-backend"]
+    assert first.headers["set-cookie"].startswith(f"SID=.{member}; path=/")
+    assert spread(stack, 10, Cookie=f"SID=.{member}") == {member: 10}
+    assert "set-cookie" not in get(stack, Cookie=f"SID=.{member}").headers  # set only when the route changes
+
+
+def test_backup_takes_over_when_the_others_fail_their_checks(tmp_path, backends):
+    s = Stack(tmp_path, "apache")
+    with Backend("x") as x:
+        backends = {**backends, "x": x}
+        serve(s, {"app": pool(backends, "x", ("b", {"state": "backup"}))})
+        with s.running():
+            assert spread(s, 6) == {"x": 6}
+            x.close()
+            wait_until(lambda: spread(s, 6) == {"b": 6}, 10, "the backup to serve once x fails its check")
+
+
+def test_http_checks_take_a_failing_member_out(stack, backends):
+    check = {"type": "http", "path": "/health", "expect_status": 200, "interval": "100ms", "rise": 1, "fall": 1}
+    with Backend("x") as x:
+        serve(stack, {"app": pool({**backends, "x": x}, "a", "x", health=check)})
+        wait_until(lambda: set(spread(stack, 10)) == {"a", "x"}, 10, "both members to pass their checks")
+        x.close()
+        wait_until(lambda: spread(stack, 10) == {"a": 10}, 10, "x to fail its check and leave")
+        assert spread(stack, 20) == {"a": 20}
+
+
+def test_status_names_the_parent_children_and_generation(stack, backends):
+    before = json.loads(stack.run("status", "--json").output)[0]["process"]
+    serve(stack, {"app": pool(backends, "b")})
+    after = json.loads(stack.run("status", "--json").output)[0]["process"]
+    assert after["master_pid"] == before["master_pid"] == stack.process.master_pid
+    assert after["config_generation"] == before["config_generation"] + 1
+    assert not set(after["workers"]) & set(before["workers"])  # every child replaced
+    assert after["manager"] == stack.settings["targets"]["edge"]["manager"]
+
+
+def test_a_configuration_apache_rejects_changes_nothing(stack, backends, tmp_path):
+    before, status = stack.live.read_text(), json.loads(stack.run("status", "--json").output)[0]["process"]
+    raw = {"listeners": {"web": {"address": "127.0.0.1", "port": stack.port, "default_pool": "app",
+                                 "tls": {"cert": str(tmp_path / "missing.pem")}}},
+           "pools": {"app": pool(backends, "b")}}
+    stack.write_raw(raw)
+    result = stack.run("apply")
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.output.startswith(f"lbctl: error: apache rejected {stack.live.parent}/.httpd.conf.check")
+    assert f"SSLCertificateFile: file '{tmp_path}/missing.pem' does not exist or is empty" in result.output
+    assert stack.live.read_text() == before
+    assert json.loads(stack.run("status", "--json").output)[0]["process"] == status
+    assert spread(stack, 5) == {"a": 5}
+
+
+class Load:
+    """Clients in threads until stopped: ``fresh`` opens a connection per request, else one kept alive."""
+
+    def __init__(self, port: int, fresh: bool, clients: int = 4):
+        self.port, self.fresh = port, fresh
+        self.ok, self.failed, self.stop = 0, Counter(), threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.client, daemon=True) for _ in range(clients)]
+
+    def client(self) -> None:
+        conn = None
+        while not self.stop.is_set():
+            conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            try:
+                conn.request("GET", "/", headers={"Connection": "close"} if self.fresh else {})
+                response = conn.getresponse()
+                response.read()
+                outcome = None if response.status == 200 else f"status {response.status}"
+            except (OSError, http.client.HTTPException) as exc:
+                outcome = type(exc).__name__
+                conn.close()
+                conn = None
+            if self.fresh and conn is not None:
+                conn.close()
+                conn = None
+            with self.lock:
+                if outcome is None:
+                    self.ok += 1
+                else:
+                    self.failed[outcome] += 1
+
+    def __enter__(self) -> "Load":
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=20)
+
+
+@pytest.mark.parametrize("fresh", [True, False], ids=["new-connections", "keep-alive"])
+def test_graceful_applies_under_load(stack, backends, fresh):
+    """New connections lose nothing across graceful restarts (the listening sockets stay
+    open; the backlog holds them); a kept-alive idle connection may be closed under a
+    client that has just sent on it: never an error status (docs/apache.md#graceful-restart)."""
+    with Load(stack.port, fresh) as load:
+        wait_until(lambda: load.ok >= 20, 10, "the clients to get answers")
+        for i in range(6):
+            serve(stack, {"app": pool(backends, ("a", {"weight": 1 + i % 2}), "b")})
+        served = load.ok
+        wait_until(lambda: load.ok >= served + 20, 10, "answers after the last graceful")
+    print(f"\napache graceful x6, {'new connections' if fresh else 'keep-alive'}: "
+          f"{load.ok} answered, failures {dict(load.failed)} (on a loaded machine)")
+    if fresh:
+        assert not load.failed, load.failed
+    else:
+        assert not [f for f in load.failed if f.startswith("status")], load.failed
