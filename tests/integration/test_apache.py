@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import shutil
+import signal
+import subprocess
 import threading
 from collections import Counter
 
 import pytest
 
+from lbctl import config
+from lbctl.targets import start
+from lbctl.targets.procfs import alive
 from lbctl_testkit.support import Backend, http_get, wait_until
-from lbctl_testkit.support.apache import requires_apache
+from lbctl_testkit.support.apache import open_up, requires_apache
 from lbctl_testkit.support.stack import Stack
 
 pytestmark = requires_apache
@@ -197,3 +204,68 @@ def test_graceful_applies_under_load(stack, backends, fresh):
         assert not load.failed, load.failed
     else:
         assert not [f for f in load.failed if f.startswith("status")], load.failed
+
+
+def included_stack(tmp_path, backends) -> Stack:
+    """The include layout: lbctl writes conf/sites-enabled/lbctl.conf, included by the
+    operator's conf/apache2.conf, whose paths come from conf/envvars (as on Debian)."""
+    s = Stack(tmp_path, "apache")
+    conf = tmp_path / "conf"
+    (conf / "sites-enabled").mkdir(parents=True)
+    (conf / "envvars").write_text(f"export APACHE_RUN_DIR={tmp_path}/run\nexport APACHE_PID_FILE={tmp_path}/apache2.pid\n"
+                                  f"export APACHE_LOG_DIR={tmp_path}\n")
+    (conf / "apache2.conf").write_text(
+        "LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so\nServerName localhost\n"
+        "User nobody\nGroup nogroup\nDefaultRuntimeDir ${APACHE_RUN_DIR}\nPidFile ${APACHE_PID_FILE}\n"
+        "ErrorLog ${APACHE_LOG_DIR}/error.log\nIncludeOptional sites-enabled/*.conf\n")
+    s.live = conf / "sites-enabled" / "lbctl.conf"
+    s.settings["targets"]["edge"].update(config=str(s.live), main_config=str(conf / "apache2.conf"))
+    del s.settings["targets"]["edge"]["run_dir"]  # the operator's (envvars)
+    s.write_config()
+    return s
+
+
+def test_the_include_layout_checks_starts_and_restarts_the_operators_tree(tmp_path, backends):
+    s = included_stack(tmp_path, backends)
+    s.write_raw({"listeners": {"web": {"address": "127.0.0.1", "port": s.port, "default_pool": "app"}},
+                 "pools": {"app": pool(backends, "a")}})
+    command = start.command(config.load(s.config_path).targets["edge"])
+    assert s.run("apply").output.endswith(f"when it starts: {command} (docs/running.md)\n")
+    open_up(tmp_path)
+    subprocess.run(command, shell=True, check=True, timeout=30)  # apache2 -k start: it detaches
+    pid_file = tmp_path / "apache2.pid"
+    wait_until(lambda: pid_file.exists() and get(s).status == 200, 15, "apache to start from the operator's tree",
+               ignore=(OSError,))
+    parent = int(pid_file.read_text())
+    try:
+        assert spread(s, 4) == {"a": 4}
+        serve(s, {"app": pool(backends, "b")})
+        assert spread(s, 4) == {"b": 4}
+        s.write_raw({"listeners": {"web": {"address": "127.0.0.1", "port": s.port, "default_pool": "app",
+                                           "tls": {"cert": str(tmp_path / "missing.pem")}}},
+                     "pools": {"app": pool(backends, "c")}})
+        bad = s.run("apply")
+        assert bad.exit_code == 1
+        assert f"of {s.live}: SSLCertificateFile" in bad.output  # the live name, not the staged copy's
+        assert spread(s, 4) == {"b": 4}
+    finally:
+        os.kill(parent, signal.SIGTERM)
+        wait_until(lambda: not alive(parent), 15, "apache to stop")
+
+
+def test_validate_checks_debians_own_tree(tmp_path, backends):
+    """The real /etc/apache2 (copied): apache2.conf, envvars, a2enmod's links, ports.conf."""
+    s = Stack(tmp_path, "apache")
+    shutil.copytree("/etc/apache2", tmp_path / "apache2", symlinks=True)
+    s.live = tmp_path / "apache2" / "sites-enabled" / "lbctl.conf"
+    s.settings["targets"]["edge"].update(config=str(s.live), main_config=str(tmp_path / "apache2" / "apache2.conf"))
+    s.write_config()
+    s.write_raw({"listeners": {"web": {"address": "127.0.0.1", "port": s.port, "default_pool": "app"}},
+                 "pools": {"app": pool(backends, "a", sticky_cookie="SID")}})
+    result = s.run("validate")
+    assert result.exit_code == 0, result.output
+    s.write_raw({"listeners": {"web": {"address": "127.0.0.1", "port": s.port, "default_pool": "app",
+                                       "tls": {"cert": str(tmp_path / "missing.pem")}}},
+                 "pools": {"app": pool(backends, "a")}})
+    result = s.run("validate")  # the inventory allows it; apache's own words refuse it
+    assert result.exit_code == 1 and f"of {s.live}: SSLCertificateFile" in result.output, result.output
