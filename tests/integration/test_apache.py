@@ -21,6 +21,7 @@ from lbctl.targets.procfs import alive
 from lbctl_testkit.support import Backend, http_get, wait_until
 from lbctl_testkit.support.apache import open_up, requires_apache
 from lbctl_testkit.support.stack import Stack
+from lbctl_testkit.support.world import running_world
 
 pytestmark = requires_apache
 FAST_CHECK = {"type": "tcp", "interval": "100ms", "rise": 1, "fall": 1}
@@ -269,3 +270,23 @@ def test_validate_checks_debians_own_tree(tmp_path, backends):
                  "pools": {"app": pool(backends, "a")}})
     result = s.run("validate")  # the inventory allows it; apache's own words refuse it
     assert result.exit_code == 1 and f"of {s.live}: SSLCertificateFile" in result.output, result.output
+
+
+def test_watch_follows_consul_with_graceful_restarts(tmp_path):
+    """``lbctl watch`` with Consul: instances come, fail their checks and go; each change a
+    graceful restart (the generation goes up), the file always apache's."""
+    with running_world(tmp_path, kind="apache") as world:
+        def generation() -> int:
+            return json.loads(world.stack.run("status", "--json").output)[0]["process"]["config_generation"]
+
+        assert world.serves({"a"})
+        first = generation()
+        world.register("b")
+        wait_until(lambda: world.serves({"a", "b"}), 15, "app-b to take traffic")
+        world.consul.set_service_health("app-a", "critical")
+        wait_until(lambda: world.serves({"b"}), 15, "app-a to be taken out")
+        world.consul.remove_service("app-b")
+        world.consul.set_service_health("app-a", "passing")
+        wait_until(lambda: world.serves({"a"}), 15, "app-b to leave and app-a to come back")
+        assert generation() > first
+        assert world.logged("apache restarted gracefully")
