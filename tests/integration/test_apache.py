@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -152,6 +153,7 @@ class Load:
     def __init__(self, port: int, fresh: bool, clients: int = 4):
         self.port, self.fresh = port, fresh
         self.ok, self.failed, self.stop = 0, Counter(), threading.Event()
+        self.seconds: list[float] = []  # each answered request's time
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self.client, daemon=True) for _ in range(clients)]
 
@@ -159,6 +161,7 @@ class Load:
         conn = None
         while not self.stop.is_set():
             conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            began = time.monotonic()
             try:
                 conn.request("GET", "/", headers={"Connection": "close"} if self.fresh else {})
                 response = conn.getresponse()
@@ -174,8 +177,13 @@ class Load:
             with self.lock:
                 if outcome is None:
                     self.ok += 1
+                    self.seconds.append(time.monotonic() - began)
                 else:
                     self.failed[outcome] += 1
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.seconds)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
     def __enter__(self) -> "Load":
         for t in self.threads:
@@ -200,7 +208,8 @@ def test_graceful_applies_under_load(stack, backends, fresh):
         served = load.ok
         wait_until(lambda: load.ok >= served + 20, 10, "answers after the last graceful")
     print(f"\napache graceful x6, {'new connections' if fresh else 'keep-alive'}: "
-          f"{load.ok} answered, failures {dict(load.failed)} (on a loaded machine)")
+          f"{load.ok} answered, failures {dict(load.failed)}, p50 {load.quantile(0.5) * 1000:.0f} ms, "
+          f"p99 {load.quantile(0.99) * 1000:.0f} ms, max {load.quantile(1) * 1000:.0f} ms (on a loaded machine)")
     if fresh:
         assert not load.failed, load.failed
     else:
