@@ -4,6 +4,7 @@ Debian's apache2.conf is checked in its place)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -19,14 +20,16 @@ def stage_tree(main_config: Path, included: Path, candidate: str, stage: Path) -
     :raises ApplyError: the tree cannot be copied.
     """
     root = main_config.resolve().parent
-    try:
-        shutil.copytree(root, stage, symlinks=False, ignore_dangling_symlinks=True)
-    except (OSError, shutil.Error) as exc:
-        raise ApplyError(f"cannot stage {root} to check it: {exc}") from None
     inc = included.resolve()
     staged_inc = stage / inc.relative_to(root) if inc.is_relative_to(root) else stage / ".lbctl-included" / inc.name
-    staged_inc.parent.mkdir(parents=True, exist_ok=True)
-    staged_inc.write_text(candidate)
+    try:
+        shutil.copytree(root, stage, symlinks=True)
+        staged_inc.parent.mkdir(parents=True, exist_ok=True)
+        staged_inc.unlink(missing_ok=True)
+        staged_inc.write_text(candidate)
+        _copy_links(stage, root)
+    except (OSError, shutil.Error) as exc:
+        raise ApplyError(f"cannot stage {root} to check it: {exc}") from None
     for path in stage.rglob("*"):
         if path.is_file() and path != staged_inc:
             try:
@@ -37,3 +40,22 @@ def stage_tree(main_config: Path, included: Path, candidate: str, stage: Path) -
             if moved != text:
                 path.write_text(moved)
     return stage / main_config.name
+
+
+def _copy_links(stage: Path, root: Path, passes: int = 8) -> None:
+    """Replace each symbolic link in ``stage`` by a copy of what it names: in the stage when
+    it names something in ``root`` (Debian's ``mods-enabled/x.load -> ../mods-available/x.load``
+    then holds the staged file), else the original.  Dangling links are dropped."""
+    for _ in range(passes):
+        links = [p for p in stage.rglob("*") if p.is_symlink()]
+        if not links:
+            return
+        for link in links:
+            target = Path(os.path.realpath(link))
+            if target.is_relative_to(root):
+                target = stage / target.relative_to(root)
+            link.unlink()
+            if target.is_dir():
+                shutil.copytree(target, link, symlinks=True)
+            elif target.is_file():
+                shutil.copy2(target, link)

@@ -12,6 +12,10 @@ from lbctl.targets.check import CHECK_TIMEOUT, reason
 from lbctl.targets.process import locate, run
 
 ENVVARS = "envvars"  # Debian's: APACHE_RUN_DIR and the rest, which apache2.conf reads (apache2ctl sources it)
+# What apache2ctl does first, in the tree "$0": read envvars, create the run directory (apache2 refuses a
+# DefaultRuntimeDir that does not exist).
+SOURCE_ENVVARS = (f'[ ! -r "$0/{ENVVARS}" ] || . "$0/{ENVVARS}"; '
+                  '[ -z "$APACHE_RUN_DIR" ] || mkdir -p "$APACHE_RUN_DIR"; ')
 
 
 def check(path: str | os.PathLike, binary: str = "apache2", timeout: float = CHECK_TIMEOUT,
@@ -26,13 +30,16 @@ def check(path: str | os.PathLike, binary: str = "apache2", timeout: float = CHE
     if root is None:
         result = run(argv, timeout=timeout)
     else:
-        script = f'[ ! -r "$0/{ENVVARS}" ] || . "$0/{ENVVARS}"; exec "$@"'
+        script = SOURCE_ENVVARS + 'exec "$@"'
         env = {"APACHE_CONFDIR": str(confdir or root)}
         result = run(["sh", "-c", script, str(root), locate(binary), "-d", str(root), *argv[1:]],
                      timeout=timeout, env=env)
     if result.returncode != 0:
         lines = [line for line in reason(result.output, ()).split("; ") if line != "Syntax OK"]
-        raise ValidationError(f"apache rejected {path}: {' '.join(lines)}")
+        text = f"apache rejected {path}: {' '.join(lines)}"
+        if root is not None and confdir is not None:  # the staged tree's files by their live names
+            text = text.replace(f"{root}/", f"{confdir}/")
+        raise ValidationError(text)
 
 
 def start_command(target) -> str:
@@ -41,6 +48,6 @@ def start_command(target) -> str:
     binary = locate(target.binary)
     if target.main_config is None:
         return shlex.join([binary, "-f", str(target.config), "-k", "start"])
-    root = target.main_config.parent
-    script = f'. {shlex.quote(str(root / ENVVARS))} && exec {shlex.join([binary, "-d", str(root), "-f", str(target.main_config), "-k", "start"])}'
-    return f"env APACHE_CONFDIR={shlex.quote(str(root))} sh -c {shlex.quote(script)}"
+    root = str(target.main_config.parent)
+    argv = [binary, "-d", root, "-f", str(target.main_config), "-k", "start"]
+    return shlex.join(["env", f"APACHE_CONFDIR={root}", "sh", "-c", SOURCE_ENVVARS + 'exec "$@"', root, *argv])

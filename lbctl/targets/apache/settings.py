@@ -78,7 +78,7 @@ KEYS = ("main_config", "runtime_api", "write_delay") + OPTION_KEYS
 CHECKS = {**{name: (val.rendered_path,) for name in PATH_OPTIONS},
           "threads_per_child": (val.integer, 1, 1000), "max_request_workers": (val.integer, 1, 100_000),
           "layout": (val.choice, LAYOUTS), "user": (val.ident,), "group": (val.ident,),
-          "manager": (loopback,), "growth": (val.integer, 0, 1000)}
+          "manager": (loopback,), "growth": (val.integer, 0, 100)}  # ProxySet: 1 to 100, 0 = none
 
 
 def options(raw: Mapping[str, Any] | None = None, path: str = "options") -> ApacheOptions:

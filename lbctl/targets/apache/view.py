@@ -14,11 +14,10 @@ TEMPLATES = {"main": "apache.conf.j2", "include": "apache-http.conf.j2"}  # by l
 LBMETHODS = {"roundrobin": "byrequests", "leastconn": "bybusyness"}
 STATUS = {"enabled": "", "drain": "+N", "maint": "+D", "backup": "+H"}  # BalancerMember status= flags
 LOADFACTOR_MAX = 100  # mod_proxy's loadfactor is 1 to 100
-# httpd's fixed sizes (modules/proxy/mod_proxy.h, 2.4): the name of a balancer
-# (balancer://<pool>), a route, and a worker's host name.
-BALANCER_NAME_MAX = 63 - len("balancer://")
+# httpd's fixed sizes (modules/proxy/mod_proxy.h, 2.4; measured with 2.4.71's -t): a
+# balancer's name (balancer://<pool>, 95 bytes) and a route (63 bytes).
+BALANCER_NAME_MAX = 95 - len("balancer://")
 ROUTE_MAX = 63
-HOSTNAME_MAX = 63
 
 
 @dataclass(frozen=True)
@@ -128,9 +127,6 @@ def _balancer(pool: model.Pool, processes: int) -> Balancer:
         if m.weight > LOADFACTOR_MAX:
             raise ConfigError(f"{where}.members[{i}].weight: apache's loadfactor is 1 to {LOADFACTOR_MAX} "
                               f"(got {m.weight})")
-        if len(m.address) > HOSTNAME_MAX:
-            raise ConfigError(f"{where}.members[{i}].address: apache holds host names of at most "
-                              f"{HOSTNAME_MAX} characters")
         members.append(Member(m, route(m.name), STATUS[m.state], cap))
     routes = [m.route for m in members]
     if len(set(routes)) != len(routes):

@@ -54,14 +54,14 @@ class World:
 
 @contextlib.contextmanager
 def running_world(directory: Path, backends: str = "abcd", guard: dict | None = None,
-                  source: dict | None = None, **target) -> Iterator[World]:
-    """Instance ``app-a`` registered and applied, HAProxy and ``lbctl watch`` running
-    (with lbctl.yml's ``guard`` section if given, else the tests' lenient one;
-    ``source``: more ``source.consul`` settings)."""
+                  source: dict | None = None, kind: str = "haproxy", **target) -> Iterator[World]:
+    """Instance ``app-a`` registered and applied, the load balancer (HAProxy unless ``kind``)
+    and ``lbctl watch`` running (with lbctl.yml's ``guard`` section if given, else the tests'
+    lenient one; ``source``: more ``source.consul`` settings)."""
     with contextlib.ExitStack() as stack_:
         consul = stack_.enter_context(ConsulEmulator(default_wait=5, max_wait=5, check_update_interval=0))
         servers = {n: stack_.enter_context(Backend(n)) for n in backends}
-        stack = Stack(directory, "haproxy")
+        stack = Stack(directory, kind)
         stack.settings["targets"]["edge"].update(target)
         if guard is not None:
             stack.settings["guard"] = guard
