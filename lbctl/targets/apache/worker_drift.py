@@ -72,7 +72,8 @@ def differences(member: Member, worker: Worker) -> list[str]:
         out.append(f"loadfactor {worker.loadfactor:g} (file {member.loadfactor})")
     flags = worker.flags & frozenset(MANAGED)
     if flags != member.flags:
-        out.append(f"status {worker.status.strip()!r} (file {'+' + ''.join(sorted(member.flags)) or 'enabled'})")
+        wanted = "+" + "".join(sorted(member.flags)) if member.flags else "enabled"
+        out.append(f"status {worker.status.strip()!r} (file {wanted})")
     return out
 
 
