@@ -155,7 +155,7 @@ def add(stack, name: str) -> int:
 
 
 def test_adds_start_disabled_and_only_the_read_back_tells_a_failed_one(stack):
-    """Why lbctl reads every change back (and adds no member at runtime: docs/apache-runtime.md)."""
+    """Why lbctl reads every change back, and adds no member at runtime (docs/apache.md#runtime-changes)."""
     assert add(stack, "b3") == 200
     assert (stack.worker("b3").flags, stack.worker("b3").route) == (frozenset("D"), "")
     assert set(stack.spread(10)) == {"b1", "b2"}

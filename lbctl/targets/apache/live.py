@@ -1,6 +1,6 @@
 """The apache target's runtime path: member changes through balancer-manager, without
 a graceful restart, read back; the file stays the source of truth (``BalancerPersist
-Off``: any graceful starts again from it).  docs/apache-runtime.md.
+Off``: any graceful starts again from it).  docs/apache.md#runtime-changes.
 
 The planning (``runtime.plan``) compares models, so the target keeps the model of
 each text it rendered (``plan``) and of the file in place (``<state_dir>/model.json``,

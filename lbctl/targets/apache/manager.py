@@ -11,7 +11,7 @@ Its guards and traps (httpd 2.4 ``modules/proxy/mod_proxy_balancer.c``; measured
 - a change Apache does not make still answers 200 (or 400): only reading the state
   back tells, so every change is read back and compared.
 
-lbctl never adds members through it (docs/apache-runtime.md#new-members): Apache adds
+lbctl never adds members through it (docs/apache.md#runtime-changes): Apache adds
 a member to the balancer of the VirtualHost serving balancer-manager only.
 """
 

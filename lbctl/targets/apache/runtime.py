@@ -5,7 +5,7 @@ rendered from, and the candidate's) with what runs (``balancers.Balancer``, read
 from balancer-manager) and gives the member operations that make the running
 balancers serve ``after``, or None when only a graceful can (``why_not`` says why).
 
-Decisions (docs/apache-runtime.md):
+Decisions (docs/apache.md#runtime-changes):
 
 - Only members change at runtime.  A change to a listener (VirtualHosts, routes,
   certificates), to the pool list, or to a pool's own settings (balance method,

@@ -56,7 +56,7 @@ class ApacheOptions:
 class ApacheSettings:
     options: ApacheOptions = field(default_factory=ApacheOptions)
     main_config: Path | None = None
-    runtime_api: bool = True  # member changes through balancer-manager, without a graceful (docs/apache-runtime.md)
+    runtime_api: bool = True  # member changes through balancer-manager, without a graceful restart
     write_delay_ms: int = 1000  # lbctl watch: how long the file may lag a runtime change (writes coalesce)
 
 

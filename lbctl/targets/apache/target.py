@@ -1,6 +1,6 @@
 """Apache httpd: check the file (or the whole staged Debian tree) with ``apache2 -t``, restart
 gracefully with SIGUSR1 and confirm the new generation (docs/apache.md).  Member changes
-go through balancer-manager instead when they can (live.py, docs/apache-runtime.md)."""
+go through balancer-manager instead when they can (live.py, docs/apache.md#runtime-changes)."""
 
 from __future__ import annotations
 
