@@ -282,8 +282,8 @@ def test_validate_checks_debians_own_tree(tmp_path, backends):
 
 
 def test_watch_follows_consul_with_graceful_restarts(tmp_path):
-    """``lbctl watch`` with Consul: instances come, fail their checks and go; each change a
-    graceful restart (the generation goes up), the file always apache's."""
+    """``lbctl watch`` with Consul: instances come (a graceful restart: the generation goes
+    up), fail their checks and go (through balancer-manager: test_apache_runtime.py)."""
     with running_world(tmp_path, kind="apache") as world:
         def generation() -> int:
             return json.loads(world.stack.run("status", "--json").output)[0]["process"]["config_generation"]
