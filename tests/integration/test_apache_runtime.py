@@ -17,15 +17,9 @@ from lbctl_testkit.support import Backend, wait_until
 from lbctl_testkit.support.apache import requires_apache
 from lbctl_testkit.support.stack import Stack
 from lbctl_testkit.support.world import running_world
+from tests.integration.test_apache import FAST_CHECK as CHECK
 
 pytestmark = requires_apache
-CHECK = {"type": "tcp", "interval": "100ms", "rise": 1, "fall": 1}
-
-
-@pytest.fixture
-def backends():
-    with Backend("a") as a, Backend("b") as b, Backend("c") as c:
-        yield {"a": a, "b": b, "c": c}
 
 
 class Apache:
@@ -61,12 +55,14 @@ class Apache:
 
 
 @pytest.fixture
-def apache(tmp_path, backends):
-    a = Apache(Stack(tmp_path, "apache"), backends)
-    a.apply("a", "b", expect=None)
-    with a.stack.running():
-        wait_until(lambda: set(a.spread(10)) == {"a", "b"}, 10, "both members to take traffic")
-        yield a
+def apache(tmp_path):
+    """Members a and b applied and serving; backend c waits."""
+    with Backend("a") as a, Backend("b") as b, Backend("c") as c:
+        lb = Apache(Stack(tmp_path, "apache"), {"a": a, "b": b, "c": c})
+        lb.apply("a", "b", expect=None)
+        with lb.stack.running():
+            wait_until(lambda: set(lb.spread(10)) == {"a", "b"}, 10, "both members to take traffic")
+            yield lb
 
 
 def test_weights_and_states_change_without_a_graceful(apache):
