@@ -102,20 +102,24 @@ class BalancerManagerChanges(RuntimeChanges):
         """Make the running balancers go from serving ``live`` to ``candidate``; why
         not (nothing, or part, was done: a graceful is needed; logged), or None."""
         before, after = self.model_of(live), self.model_of(candidate)
-        why = ("the model of the file in place is not known" if before is None or after is None else
-               "the file changes but not the model (templates or options)" if before == after else None)
+        if before is None or after is None:
+            return self.graceful_needed("the model of the file in place is not known")
+        if before == after:
+            return self.graceful_needed("the file changes but not the model (templates or options)")
         try:
-            state = self.manager.read() if why is None else {}
-            ops = runtime.plan(before, after, state) if why is None else None
-            why = why or (runtime.why_not(before, after, state) if ops is None else None)
-            if why:
-                log.debug("%s: %s: a graceful restart makes the change", self.name, why)
-                return why
+            state = self.manager.read()
+            ops, why = runtime.planned(before, after, state)
+            if ops is None:
+                return self.graceful_needed(why or "")
             self.manager.apply(ops, state)
         except CommandError as exc:
             log.warning("%s: %s; restarting gracefully instead", self.name, exc)
             return str(exc)
         return None
+
+    def graceful_needed(self, why: str) -> str:
+        log.debug("%s: %s: a graceful restart makes the change", self.name, why)
+        return why
 
     def undo_runtime(self, change: Change) -> None:
         """Back through balancer-manager, else by a graceful restart on the file in place
