@@ -29,11 +29,7 @@ class ApacheTarget(FileTarget):
         timeout = self.settings.check_timeout_ms / 1000
         self.make_run_dir()
         if self.settings.main_config is None:
-            staged = self.staged(change)
-            try:
-                binary.check(staged, self.settings.binary, timeout)
-            finally:
-                staged.unlink(missing_ok=True)
+            self.check_beside(change)
         else:
             with tempfile.TemporaryDirectory(prefix="lbctl-apache-") as tmp:
                 main = stage_tree(self.settings.main_config, self.path, change.candidate, Path(tmp) / "conf")
