@@ -65,7 +65,7 @@ class ApacheTarget(FileTarget):
         gen = apache_ctl.generation(pid_file, self.settings.options.manager)
         if gen is None:
             config = self.settings.main_config or self.path
-            pids = [p for p in procfs.running_with("apache", config) + procfs.running_with("httpd", config)]
+            pids = procfs.running_with("apache", config) + procfs.running_with("httpd", config)
             if pids:
                 raise CommandError(f"{self.name}: apache is running (pid {', '.join(map(str, pids))} on {config}) "
                                    f"but pid_file {pid_file} does not name it; set pid_file in lbctl.yml to its "
