@@ -1,4 +1,4 @@
-"""Benchmark: HTTP traffic through HAProxy and nginx while ``lbctl apply`` changes pool membership.
+"""Benchmark: HTTP traffic through HAProxy, nginx and Apache while ``lbctl apply`` changes pool membership.
 
 For each target, in a temp dir on 127.0.0.1: three HTTP/1.1 backends, an lbctl.yml
 and an inventory, and the load balancer itself, started here and always stopped
@@ -31,7 +31,9 @@ so are the reloads the process itself saw (haproxy ``show proc``; nginx SIGHUPs)
 Old processes are sampled every 0.05 s (haproxy: ``show proc`` on the master CLI,
 "old workers"; nginx: children titled "worker process is shutting down").  The
 bench config bounds them with ``hard-stop-after 5s`` and ``mworker-max-reloads 5``
-(haproxy) and ``worker_shutdown_timeout 5s`` (nginx).
+(haproxy) and ``worker_shutdown_timeout 5s`` (nginx).  Apache (``--kind apache``, or in
+``--targets``) runs ``apache2 -DFOREGROUND``; each apply is a graceful restart (SIGUSR1), its
+old processes are server-status's ``Stopping`` children.
 
 The harness is ``lbctl_testkit.bench`` (``reload_target``, ``load``, ``backends``); everything it
 starts is stopped at the end, on SIGTERM and Ctrl-C too.
@@ -40,6 +42,9 @@ Progress goes to stderr; the last stdout line is one JSON object::
 
     python bench/reload.py [--applies 100] [--targets haproxy,nginx] [--clients 4]
                            [--idle-clients 16] [--haproxy-runtime-api] [--templates DIR]
+
+With ``--kind K`` (one target) the last line is that target's object with ``kind`` first, and
+``keepalive_retried`` (the keep-alive requests retried on a fresh connection).
 """
 
 from __future__ import annotations
@@ -95,7 +100,8 @@ def apply_series(kind: str, setup: Setup, args, sampler: Sampler) -> dict:
             failures.append(f"apply {i}: exit {rc}: {out}")
             log(f"{kind}: apply {i} FAILED (exit {rc}): {out}")
         else:
-            how["reload" if "reloaded" in out else "runtime" if "runtime API" in out else "other"] += 1
+            how["reload" if "reloaded" in out or "restarted gracefully" in out else "runtime" if "runtime API" in out
+                else "other"] += 1
         # Did membership change?  Fresh connections right after the apply must reach members
         # only (an error also counts as a non-member answer).
         members = {f"b{m}" for m in setup.members(i)}
@@ -116,6 +122,7 @@ def first_apply(kind: str, setup: Setup) -> list[str]:
         raise RuntimeError(f"first lbctl apply failed ({rc}): {out}")
     wanted = (("option idle-close-on-response", f"hard-stop-after {SHUTDOWN_TIMEOUT}",
                f"mworker-max-reloads {MAX_RELOADS}") if kind == "haproxy"
+              else ("ServerLimit", "MaxRequestWorkers") if kind == "apache"
               else (f"worker_shutdown_timeout {SHUTDOWN_TIMEOUT};",))
     rendered = [line.strip() for line in setup.live.read_text().splitlines() if line.strip().startswith(wanted)]
     log(f"{kind}: rendered {rendered}")
@@ -201,6 +208,8 @@ def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--applies", type=int, default=100)
     parser.add_argument("--targets", default="haproxy,nginx")
+    parser.add_argument("--kind", help="one target kind (haproxy, nginx or apache) instead of --targets; "
+                                       "the last line is its object, with \"kind\"")
     parser.add_argument("--clients", type=int, default=4, help="client threads per mode (two modes run at once)")
     parser.add_argument("--max-seconds", type=float, default=1800,
                         help="the load generator stops by itself after this long")
@@ -215,9 +224,9 @@ def run() -> None:
                              "(default: runtime_api false, so that every apply reloads)")
     parser.add_argument("--templates", help="lbctl.yml 'templates': override packaged templates (control runs)")
     args = parser.parse_args()
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    targets = [args.kind] if args.kind else [t.strip() for t in args.targets.split(",") if t.strip()]
     for t in targets:
-        if t not in ("haproxy", "nginx"):
+        if t not in ("haproxy", "nginx", "apache"):
             parser.error(f"unknown target {t!r}")
     ctx = mp.get_context("spawn")
     stop_backends = ctx.Event()
@@ -242,7 +251,11 @@ def run() -> None:
         if backends.is_alive():
             backends.kill()
     log(f"total {time.monotonic() - began:.0f}s; load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
-    result_line(report)
+    if args.kind:
+        one = report[args.kind]
+        result_line({"kind": args.kind, **one, "keepalive_retried": one["keepalive_retries"]})
+    else:
+        result_line(report)
 
 
 

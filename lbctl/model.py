@@ -112,3 +112,19 @@ def listener_pools(listener: Listener) -> list[str]:
     if listener.default_pool:
         names.append(listener.default_pool)
     return list(dict.fromkeys(names))
+
+
+def host_paths(listener: Listener) -> list[tuple[str | None, tuple[tuple[str, str | None], ...]]]:
+    """What each host of an http listener serves: ``(host, ((path, pool), ...))``, the
+    host-less entry (None, for any other host) first.  A known host falls back to the
+    listener's host-less routes, then to its default pool on ``/`` (None: nothing,
+    a 503).  Paths are longest first: the order in which a first-match target tries them."""
+    hosts: dict[str | None, dict[str, str | None]] = {None: {}}
+    for route in listener.routes:
+        hosts.setdefault(route.host, {})[route.path or "/"] = route.pool
+    out = []
+    for host, paths in hosts.items():
+        merged = {**(hosts[None] if host else {}), **paths}
+        merged.setdefault("/", listener.default_pool)
+        out.append((host, tuple((p, merged[p]) for p in sorted(merged, key=lambda p: (-len(p), p)))))
+    return out

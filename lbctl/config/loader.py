@@ -65,7 +65,7 @@ class Target:
     runtime_api: bool = False
     slots: int = 0
     write_delay_ms: int = 0
-    # nginx: the main file when ``config`` is a file it includes
+    # nginx, apache: the main file when ``config`` is a file it includes
     main_config: Path | None = None
 
 

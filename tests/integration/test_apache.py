@@ -93,7 +93,8 @@ def test_drain_keeps_only_sticky_clients_and_maint_none(stack, backends):
 
 
 def test_sticky_sessions_follow_the_route_cookie(stack, backends):
-    serve(stack, {"app": pool(backends, "a", "b", sticky_cookie="SID")})
+    # A pool name in capitals: apache keeps balancer names in lower case, the cookie's condition too.
+    serve(stack, {"app": pool(backends, "a"), "Web": pool(backends, "a", "b", sticky_cookie="SID")}, default_pool="Web")
     first = get(stack)
     member = first.headers["x-backend"]
     assert first.headers["set-cookie"].startswith(f"SID=.{member}; path=/")

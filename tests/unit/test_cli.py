@@ -113,11 +113,11 @@ def test_usage_errors_are_documented_as_click_prints_them(args):
 def test_t_help_lists_the_kinds_and_format_where_it_applies():
     for command in ("render", "validate"):
         text = " ".join(run(command, "--help").output.split())
-        assert "haproxy, nginx or bigip" in text and "--format [as3|config]" in text
+        assert "haproxy, nginx, apache or bigip" in text and "--format [as3|config]" in text
     for command in ("plan", "apply", "watch", "rollback", "status"):
         assert "as3" not in run(command, "--help").output and "bigip" not in run(command, "--help").output
     result = run("render", "-i", EXAMPLE, "-t", "varnish")
-    assert result.output == "lbctl: error: -t must be one of haproxy, nginx, bigip without a config (got 'varnish')\n"
+    assert result.output == "lbctl: error: -t must be one of haproxy, nginx, apache, bigip without a config (got 'varnish')\n"
 
 
 def test_as3_is_a_format_of_bigip_not_a_kind():

@@ -26,17 +26,20 @@ from lbctl.targets.procfs import alive, children, read_pid, title
 
 _POLL = 0.02
 GENERATION = re.compile(r"^ParentServerConfigGeneration: (\d+)$", re.M)
+UPTIME = re.compile(r"^ServerUptimeSeconds: (\d+)$", re.M)  # since the last (graceful) restart
 LISTEN = re.compile(r"^\s*Listen\s+(\S+)", re.M)
 ERROR = re.compile(r"\[[a-z_]+:(emerg|alert|crit)\]")
 
 
 @dataclass(frozen=True)
 class Generation:
-    """The running Apache: its parent, its children, and the configuration generation (None: unknown)."""
+    """The running Apache: its parent, its children, the configuration generation and the
+    seconds since the last restart (None: server-status did not answer)."""
 
     parent_pid: int
     children: tuple[int, ...]
     config_generation: int | None = None
+    uptime: int | None = None
 
 
 def is_running(pid_file: str | os.PathLike[str]) -> bool:
@@ -52,6 +55,12 @@ def _is_apache(pid: int) -> bool:
 
 def config_generation(manager: str, timeout: float = 1.0) -> int | None:
     """The parent's configuration generation from server-status on ``manager`` (host:port), None if it does not answer."""
+    return server_status(manager, timeout)[0]
+
+
+def server_status(manager: str, timeout: float = 1.0) -> tuple[int | None, int | None]:
+    """The configuration generation and the seconds since the last restart, from
+    ``/server-status?auto`` on ``manager``; (None, None) if it does not answer."""
     host, _, port = manager.rpartition(":")
     conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
     try:
@@ -59,11 +68,11 @@ def config_generation(manager: str, timeout: float = 1.0) -> int | None:
         response = conn.getresponse()
         body = response.read().decode(errors="replace")
     except (OSError, http.client.HTTPException):
-        return None
+        return None, None
     finally:
         conn.close()
-    match = GENERATION.search(body) if response.status == 200 else None
-    return int(match.group(1)) if match else None
+    found = [p.search(body) if response.status == 200 else None for p in (GENERATION, UPTIME)]
+    return tuple(int(m.group(1)) if m else None for m in found)  # type: ignore[return-value]
 
 
 def generation(pid_file: str | os.PathLike[str], manager: str | None = None) -> Generation | None:
@@ -72,7 +81,7 @@ def generation(pid_file: str | os.PathLike[str], manager: str | None = None) -> 
         return None
     parent = read_pid(pid_file)
     assert parent is not None
-    return Generation(parent, tuple(children(parent)), config_generation(manager) if manager else None)
+    return Generation(parent, tuple(children(parent)), *(server_status(manager) if manager else (None, None)))
 
 
 def log_errors(error_log: str | os.PathLike[str] | None, offset: int) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import time
 from pathlib import Path
 
 from lbctl import drift, guard
@@ -30,11 +31,7 @@ class ApacheTarget(BalancerManagerChanges, FileTarget):
         timeout = self.settings.check_timeout_ms / 1000
         self.make_run_dir()
         if self.settings.main_config is None:
-            staged = self.staged(change)
-            try:
-                binary.check(staged, self.settings.binary, timeout)
-            finally:
-                staged.unlink(missing_ok=True)
+            self.check_beside(change)
         else:
             with tempfile.TemporaryDirectory(prefix="lbctl-apache-") as tmp:
                 main = stage_tree(self.settings.main_config, self.path, change.candidate, Path(tmp) / "conf")
@@ -68,18 +65,26 @@ class ApacheTarget(BalancerManagerChanges, FileTarget):
             raise VerifyError(f"{self.name}: apache is not running (pid file {self.settings.options.pid_file})")
 
     def process(self) -> drift.Process | None:
+        """Known by its parent and configuration generation, which only a restart changes (its
+        children come and go with the load); by its children when server-status does not answer."""
         pid_file = self.settings.options.pid_file
-        gen = apache_ctl.generation(pid_file)
+        gen = apache_ctl.generation(pid_file, self.settings.options.manager)
         if gen is None:
             config = self.settings.main_config or self.path
-            pids = [p for p in procfs.running_with("apache", config) + procfs.running_with("httpd", config)]
+            pids = procfs.running_with("apache", config) + procfs.running_with("httpd", config)
             if pids:
                 raise CommandError(f"{self.name}: apache is running (pid {', '.join(map(str, pids))} on {config}) "
                                    f"but pid_file {pid_file} does not name it; set pid_file in lbctl.yml to its "
                                    "PidFile")
             return None
         starts = [t for t in map(procfs.started, gen.children) if t is not None]
-        return drift.Process((gen.parent_pid, *sorted(gen.children)), max(starts, default=None))
+        if gen.config_generation is None or gen.uptime is None:
+            return drift.Process((gen.parent_pid, *sorted(gen.children)), max(starts, default=None))
+        # When it loaded the file: at its last restart, which server-status gives in whole seconds,
+        # and before its first child of this generation started (old children still finishing
+        # make it earlier: the safe side, a file then looks ahead and the next apply reloads).
+        restarted = time.clock_gettime(time.CLOCK_BOOTTIME) - gen.uptime  # the clock of procfs.started
+        return drift.Process((gen.parent_pid, "generation", gen.config_generation), min([restarted, *starts]))
 
     def process_status(self) -> dict:
         opts = self.settings.options

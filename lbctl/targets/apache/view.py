@@ -154,16 +154,6 @@ def _dup(values: list[str]) -> str:
 
 
 def _virtual_hosts(lst: model.Listener, balancers: dict[str, Balancer]) -> list[VirtualHost]:
-    default = balancers.get(lst.default_pool) if lst.default_pool else None
-    hosts: dict[str | None, dict[str, Balancer | None]] = {None: {}}
-    for r in lst.routes:
-        hosts.setdefault(r.host, {}).setdefault(r.path or "/", balancers[r.pool])
-    out = []
-    for host, paths in hosts.items():
-        # A known host falls back to the listener's host-less routes, then its default pool.
-        merged = {**(hosts[None] if host else {}), **paths}
-        merged.setdefault("/", default)
-        # httpd takes the first ProxyPass that matches: the longest path first.
-        locations = tuple(Location(p, merged[p]) for p in sorted(merged, key=lambda p: (-len(p), p)))
-        out.append(VirtualHost(lst, host, locations))
-    return out
+    # httpd takes the first ProxyPass that matches: host_paths gives the longest path first.
+    return [VirtualHost(lst, host, tuple(Location(path, balancers[pool] if pool else None) for path, pool in paths))
+            for host, paths in model.host_paths(lst)]

@@ -28,11 +28,7 @@ class NginxTarget(FileTarget):
         timeout = self.settings.check_timeout_ms / 1000
         self.make_temp_dir()
         if self.settings.main_config is None:
-            staged = self.staged(change)
-            try:
-                binary.check(staged, self.settings.binary, timeout)
-            finally:
-                staged.unlink(missing_ok=True)
+            self.check_beside(change)
             return
         with tempfile.TemporaryDirectory(prefix="lbctl-nginx-") as tmp:
             main = stage_tree(self.settings.main_config, self.path, change.candidate, Path(tmp) / "conf")

@@ -61,15 +61,5 @@ def _check_nginx_pool(pool: model.Pool) -> None:
 
 
 def _virtual_servers(lst: model.Listener, pools: dict[str, model.Pool]) -> list[VirtualServer]:
-    default = pools.get(lst.default_pool) if lst.default_pool else None
-    hosts: dict[str | None, dict[str, model.Pool | None]] = {None: {}}
-    for route in lst.routes:
-        hosts.setdefault(route.host, {})[route.path or "/"] = pools[route.pool]
-    out = []
-    for host, paths in hosts.items():
-        # Requests for a known host fall back to the listener's host-less routes, then its default.
-        merged = {**(hosts[None] if host else {}), **paths}
-        merged.setdefault("/", default)
-        locations = tuple(Location(p, merged[p]) for p in sorted(merged, key=lambda p: (-len(p), p)))
-        out.append(VirtualServer(lst, host, locations))
-    return out
+    return [VirtualServer(lst, host, tuple(Location(path, pools[pool] if pool else None) for path, pool in paths))
+            for host, paths in model.host_paths(lst)]
