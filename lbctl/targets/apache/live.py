@@ -35,6 +35,7 @@ class BalancerManagerChanges(RuntimeChanges):
     models; ``graceful`` is the target's."""
 
     refused: tuple | None = None  # the last change balancer-manager could not make
+    checked: str | None = None  # the last text that passed ``apache2 -t`` (the target's ``check``)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -79,6 +80,16 @@ class BalancerManagerChanges(RuntimeChanges):
         if same:
             self.models[key] = desired
         return desired if same else None
+
+    def checked_already(self, change: Change) -> bool:
+        """Whether ``change.candidate`` differs from a text that passed ``apache2 -t`` only
+        in its pools' members: ``BalancerMember`` lines of values lbctl validated (an IP
+        address, a port, a route, a load factor of 1 to 100, status flags), as
+        HAProxy's check skips ``haproxy -c`` for server values (docs/apache.md#checking)."""
+        if self.checked is None or change.live != self.checked:
+            return False
+        before, after = self.model_of(change.live), self.model_of(change.candidate)
+        return before is not None and after is not None and runtime.beyond_members(before, after) is None
 
     # -- RuntimeChanges ----------------------------------------------------------------
 

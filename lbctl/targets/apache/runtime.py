@@ -63,18 +63,27 @@ def why_not(before: model.Desired, after: model.Desired, running: Mapping[str, B
     return planned(before, after, running)[1]
 
 
+def beyond_members(before: model.Desired, after: model.Desired) -> str | None:
+    """What differs between the models besides pools' members, or None."""
+    if before.listeners != after.listeners:
+        return "a listener changed"
+    if [p.name for p in before.pools] != [p.name for p in after.pools]:
+        return "a pool was added or removed"
+    for old, new in zip(before.pools, after.pools):
+        if old is not new and model.replace(old, members=()) != model.replace(new, members=()):
+            return f"pool {new.name}'s settings changed"
+    return None
+
+
 def planned(before: model.Desired, after: model.Desired,
             running: Mapping[str, Balancer]) -> tuple[list[Op] | None, str | None]:
-    if before.listeners != after.listeners:
-        return None, "a listener changed"
-    if [p.name for p in before.pools] != [p.name for p in after.pools]:
-        return None, "a pool was added or removed"
+    why = beyond_members(before, after)
+    if why:
+        return None, why
     ops: list[Op] = []
     for old, new in zip(before.pools, after.pools):
         if old is new or old == new:
             continue
-        if model.replace(old, members=()) != model.replace(new, members=()):
-            return None, f"pool {new.name}'s settings changed"
         name = view.balancer_name(new.name)
         balancer = running.get(name)
         if balancer is None:

@@ -28,6 +28,9 @@ class ApacheTarget(BalancerManagerChanges, FileTarget):
         return served(text)
 
     def check(self, change: Change) -> None:
+        if self.checked_already(change):  # only members differ from a text apache2 -t passed (live.py)
+            self.checked = change.candidate
+            return
         timeout = self.settings.check_timeout_ms / 1000
         self.make_run_dir()
         if self.settings.main_config is None:
@@ -38,6 +41,7 @@ class ApacheTarget(BalancerManagerChanges, FileTarget):
                 binary.check(main, self.settings.binary, timeout, main.parent, self.settings.main_config.parent)
         if self.running():
             apache_ctl.check_binds(change.candidate, change.live)
+        self.checked = change.candidate
 
     def make_run_dir(self) -> None:
         """``run_dir`` (DefaultRuntimeDir) is lbctl's in the main layout: Apache refuses a missing one."""
