@@ -35,13 +35,20 @@ bench config bounds them with ``hard-stop-after 5s`` and ``mworker-max-reloads 5
 ``--targets``) runs ``apache2 -DFOREGROUND``; each apply is a graceful restart (SIGUSR1), its
 old processes are server-status's ``Stopping`` children.
 
-The harness is ``lbctl_testkit.bench`` (``reload_target``, ``load``, ``backends``); everything it
+For Apache, ``--runtime-changes`` (200) member changes follow the applies under the same load:
+each flips one member's weight or drain state through lbctl's deploy path as ``lbctl watch``
+makes it, through balancer-manager (``runtime_series``); the report's ``runtime`` says how
+long each took to be live (read back; p50 and p99), how many failed, and how many graceful
+restarts happened meanwhile (0 expected).  With ``--kind apache`` the last line has
+``runtime_p99_ms``.
+
+The harness is ``lbctl_testkit.bench`` (``reload_target``, ``load``, ``backends``, ``runtime_series``); everything it
 starts is stopped at the end, on SIGTERM and Ctrl-C too.
 
 Progress goes to stderr; the last stdout line is one JSON object::
 
     python bench/reload.py [--applies 100] [--targets haproxy,nginx] [--clients 4]
-                           [--idle-clients 16] [--haproxy-runtime-api] [--templates DIR]
+                           [--idle-clients 16] [--haproxy-runtime-api] [--templates DIR] [--runtime-changes 200]
 
 With ``--kind K`` (one target) the last line is that target's object with ``kind`` first, and
 ``keepalive_retried`` (the keep-alive requests retried on a fresh connection).
@@ -65,6 +72,7 @@ from lbctl_testkit.bench.backends import named_backends_main
 from lbctl_testkit.bench.load import load_main
 from lbctl_testkit.bench.procs import HOST, lbctl_argv, log
 from lbctl_testkit.bench.reload_target import MAX_RELOADS, SHUTDOWN_SECONDS, SHUTDOWN_TIMEOUT, Sampler, Setup
+from lbctl_testkit.bench.runtime_series import runtime_series
 
 
 # --------------------------------------------------------------------------- one target
@@ -143,6 +151,8 @@ def bench_target(kind: str, backend_ports: list[int], args: argparse.Namespace, 
             sampler.start()
             time.sleep(args.warmup)
             series = apply_series(kind, setup, args, sampler)
+            if kind == "apache" and args.runtime_changes:  # through balancer-manager, under the same load
+                series["runtime"] = runtime_series(setup, args.runtime_changes)
             load_alive = all(p.is_alive() for _, p, _ in loaders)
             # Old processes right after the series and once the shutdown bound has passed,
             # with the load (idle clients included) still running.
@@ -201,6 +211,7 @@ def report(args, results: dict, series: dict, seen: dict) -> dict:
         "after_apply_checks": {"requests": 6 * len(durations), "non_member_answers": series["stale"]},
         "rendered": seen["rendered"],
         "apply_errors": failures[:5],
+        **({"runtime": series["runtime"]} if "runtime" in series else {}),
     }
 
 
@@ -223,6 +234,8 @@ def run() -> None:
                         help="leave lbctl's haproxy runtime_api on: member changes without reloads "
                              "(default: runtime_api false, so that every apply reloads)")
     parser.add_argument("--templates", help="lbctl.yml 'templates': override packaged templates (control runs)")
+    parser.add_argument("--runtime-changes", type=int, default=200,
+                        help="apache: weight and drain changes through balancer-manager after the applies (0: none)")
     args = parser.parse_args()
     targets = [args.kind] if args.kind else [t.strip() for t in args.targets.split(",") if t.strip()]
     for t in targets:
@@ -253,7 +266,9 @@ def run() -> None:
     log(f"total {time.monotonic() - began:.0f}s; load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     if args.kind:
         one = report[args.kind]
-        result_line({"kind": args.kind, **one, "keepalive_retried": one["keepalive_retries"]})
+        runtime = one.get("runtime") or {}
+        result_line({"kind": args.kind, **one, "keepalive_retried": one["keepalive_retries"],
+                     **({"runtime_p99_ms": runtime.get("p99_ms")} if runtime else {})})
     else:
         result_line(report)
 
