@@ -9,7 +9,8 @@ Its guards and traps (httpd 2.4 ``modules/proxy/mod_proxy_balancer.c``; measured
 - a change applies only with the balancer's nonce (read from ``?xml=1``);
 - a POST body is read up to 1 KiB only: longer bodies are refused here;
 - a change Apache does not make still answers 200 (or 400): only reading the state
-  back tells, so every change is read back and compared.
+  back tells, so every change is read back and compared (the last POST asks for
+  ``xml``: its answer is the state after the change).
 
 lbctl never adds members through it (docs/apache.md#runtime-changes): Apache adds
 a member to the balancer of the VirtualHost serving balancer-manager only.
@@ -60,13 +61,16 @@ class Manager:
         """
         return balancers.parse_xml(self.request("GET", params={"xml": "1"}).text)
 
-    def post(self, form: dict[str, str]) -> None:
-        """:raises CommandError: the form is longer than Apache reads, or no answer."""
+    def post(self, form: dict[str, str]) -> str:
+        """Send ``form``; the page Apache answers (``?xml=1``'s when the form has ``xml``).
+
+        :raises CommandError: the form is longer than Apache reads, or no answer.
+        """
         body = urlencode(form)
         if len(body) > BODY_MAX:
             raise CommandError(f"{self.where()}: a change to balancer://{form.get('b')} is {len(body)} bytes, "
                                f"over the {BODY_MAX} Apache reads")
-        self.request("POST", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        return self.request("POST", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}).text
 
     def apply(self, ops: Iterable[Op], state: dict[str, Balancer] | None = None) -> dict[str, Balancer]:
         """Make every op so (each an existing worker), then read the state back; the
@@ -78,12 +82,15 @@ class Manager:
         """
         ops = list(ops)
         state = state if state is not None else self.read()
+        page = None
         for op in ops:
             nonce = self.nonce(state, op)
             current = state[op.balancer].worker(*endpoint(op.url))
             url = current.url if current is not None else op.url
-            self.post(balancers.fields(Op(op.balancer, url, op.route, op.loadfactor, op.flags), nonce))
-        after = self.read()
+            # xml: Apache answers with the state after the change (the read-back, with no request more)
+            page = self.post({**balancers.fields(Op(op.balancer, url, op.route, op.loadfactor, op.flags), nonce),
+                              "xml": "1"})
+        after = balancers.parse_xml(page) if page is not None else state
         check(self.where(), ops, after)
         return after
 
