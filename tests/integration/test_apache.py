@@ -16,10 +16,15 @@ from collections import Counter
 
 import pytest
 
+from click.testing import CliRunner
+
 from lbctl import config
+from lbctl.cli import cli
+from lbctl.errors import ValidationError
 from lbctl.targets import start
+from lbctl.targets.apache import binary as apache_binary
 from lbctl.targets.procfs import alive
-from lbctl_testkit.support import Backend, http_get, wait_until
+from lbctl_testkit.support import Backend, find_binary, http_get, wait_until
 from lbctl_testkit.support.apache import open_up, requires_apache
 from lbctl_testkit.support.stack import Stack
 from lbctl_testkit.support.world import running_world
@@ -300,3 +305,21 @@ def test_watch_follows_consul_with_graceful_restarts(tmp_path):
         wait_until(lambda: world.serves({"a"}), 15, "app-b to leave and app-a to come back")
         assert generation() > first
         assert world.logged("apache restarted gracefully")
+
+
+def test_the_check_needs_no_run_directory(tmp_path, backends):
+    """``apache2 -t`` refuses a DefaultRuntimeDir that does not exist; ``lbctl validate -t apache``
+    without a config (run_dir /run/apache2, maybe never made) checks all the rest, in apache's words."""
+    s = Stack(tmp_path, "apache")
+    s.write_raw({"listeners": {"web": {"address": "127.0.0.1", "port": s.port, "default_pool": "app"}},
+                 "pools": {"app": pool(backends, "a")}})
+    text = CliRunner().invoke(cli, ["render", "-t", "apache", "-i", str(s.inventory_path)]).output
+    conf = tmp_path / "httpd.conf"
+    conf.write_text(text.replace("DefaultRuntimeDir /run/apache2", f"DefaultRuntimeDir {tmp_path}/never"))
+    apache_binary.check(conf, find_binary("apache2"))
+    conf.write_text(conf.read_text() + "NoSuchDirective on\n")
+    with pytest.raises(ValidationError) as err:
+        apache_binary.check(conf, find_binary("apache2"))
+    assert str(err.value).startswith(f"apache rejected {conf}: AH00526: Syntax error on line ")
+    assert f" of {conf}: Invalid command 'NoSuchDirective'" in str(err.value)
+    assert not (tmp_path / "never").exists()

@@ -4,13 +4,16 @@ file or a staged Debian tree, and the command line that starts it (docs/apache.m
 from __future__ import annotations
 
 import os
+import re
 import shlex
+import tempfile
 from pathlib import Path
 
 from lbctl.errors import ValidationError
 from lbctl.targets.check import CHECK_TIMEOUT, reason
 from lbctl.targets.process import locate, run
 
+RUN_DIR = re.compile(r"^DefaultRuntimeDir (\S+)$", re.M)
 ENVVARS = "envvars"  # Debian's: APACHE_RUN_DIR and the rest, which apache2.conf reads (apache2ctl sources it)
 # What apache2ctl does first, in the tree "$0": read envvars, create the run directory (apache2 refuses a
 # DefaultRuntimeDir that does not exist).
@@ -27,9 +30,14 @@ def check(path: str | os.PathLike, binary: str = "apache2", timeout: float = CHE
     :raises ValidationError: apache rejected the file.  :raises CommandError: it could not run.
     """
     argv = [binary, "-t", "-f", str(path)]
+    renamed = {}  # what apache's message names -> the file it is
     if root is None:
-        result = run(argv, timeout=timeout)
+        with tempfile.TemporaryDirectory(prefix="lbctl-apache-") as tmp:
+            checked = _with_run_dir(Path(path), Path(tmp))
+            renamed[checked] = str(path)
+            result = run([*argv[:-1], checked], timeout=timeout)
     else:
+        renamed[f"{root}/"] = f"{confdir or root}/"  # the staged tree's files by their live names
         script = SOURCE_ENVVARS + 'exec "$@"'
         env = {"APACHE_CONFDIR": str(confdir or root)}
         result = run(["sh", "-c", script, str(root), locate(binary), "-d", str(root), *argv[1:]],
@@ -37,9 +45,22 @@ def check(path: str | os.PathLike, binary: str = "apache2", timeout: float = CHE
     if result.returncode != 0:
         lines = [line for line in reason(result.output, ()).split("; ") if line != "Syntax OK"]
         text = f"apache rejected {path}: {' '.join(lines)}"
-        if root is not None and confdir is not None:  # the staged tree's files by their live names
-            text = text.replace(f"{root}/", f"{confdir}/")
+        for shown, real in renamed.items():
+            text = text.replace(shown, real)
         raise ValidationError(text)
+
+
+def _with_run_dir(path: Path, tmp: Path) -> str:
+    """``path``, or when its DefaultRuntimeDir does not exist (``lbctl validate -t apache`` on a host
+    that never ran Apache; a target's check creates it first), a copy in ``tmp`` pointing it at ``tmp``:
+    apache2 -t refuses a missing one, and checks nothing else there."""
+    text = path.read_text()
+    found = RUN_DIR.search(text)
+    if found is None or Path(found.group(1)).is_dir():
+        return str(path)
+    copy = tmp / path.name
+    copy.write_text(text[:found.start(1)] + str(tmp) + text[found.end(1):])
+    return str(copy)
 
 
 def start_command(target) -> str:
