@@ -1,4 +1,4 @@
-"""Benchmark: HTTP traffic through HAProxy and nginx while ``lbctl apply`` changes pool membership.
+"""Benchmark: HTTP traffic through HAProxy, nginx and Apache while ``lbctl apply`` changes pool membership.
 
 For each target, in a temp dir on 127.0.0.1: three HTTP/1.1 backends, an lbctl.yml
 and an inventory, and the load balancer itself, started here and always stopped
@@ -31,15 +31,27 @@ so are the reloads the process itself saw (haproxy ``show proc``; nginx SIGHUPs)
 Old processes are sampled every 0.05 s (haproxy: ``show proc`` on the master CLI,
 "old workers"; nginx: children titled "worker process is shutting down").  The
 bench config bounds them with ``hard-stop-after 5s`` and ``mworker-max-reloads 5``
-(haproxy) and ``worker_shutdown_timeout 5s`` (nginx).
+(haproxy) and ``worker_shutdown_timeout 5s`` (nginx).  Apache (``--kind apache``, or in
+``--targets``) runs ``apache2 -DFOREGROUND``; each apply is a graceful restart (SIGUSR1), its
+old processes are server-status's ``Stopping`` children.
 
-The harness is ``lbctl_testkit.bench`` (``reload_target``, ``load``, ``backends``); everything it
+For Apache, ``--runtime-changes`` (200) member changes follow the applies under the same load:
+each flips one member's weight or drain state through lbctl's deploy path as ``lbctl watch``
+makes it, through balancer-manager (``runtime_series``); the report's ``runtime`` says how
+long each took to be live (read back; p50 and p99), how many failed, and how many graceful
+restarts happened meanwhile (0 expected).  With ``--kind apache`` the last line has
+``runtime_p99_ms``.
+
+The harness is ``lbctl_testkit.bench`` (``reload_target``, ``load``, ``backends``, ``runtime_series``); everything it
 starts is stopped at the end, on SIGTERM and Ctrl-C too.
 
 Progress goes to stderr; the last stdout line is one JSON object::
 
     python bench/reload.py [--applies 100] [--targets haproxy,nginx] [--clients 4]
-                           [--idle-clients 16] [--haproxy-runtime-api] [--templates DIR]
+                           [--idle-clients 16] [--haproxy-runtime-api] [--templates DIR] [--runtime-changes 200]
+
+With ``--kind K`` (one target) the last line is that target's object with ``kind`` first, and
+``keepalive_retried`` (the keep-alive requests retried on a fresh connection).
 """
 
 from __future__ import annotations
@@ -60,6 +72,7 @@ from lbctl_testkit.bench.backends import named_backends_main
 from lbctl_testkit.bench.load import load_main
 from lbctl_testkit.bench.procs import HOST, lbctl_argv, log
 from lbctl_testkit.bench.reload_target import MAX_RELOADS, SHUTDOWN_SECONDS, SHUTDOWN_TIMEOUT, Sampler, Setup
+from lbctl_testkit.bench.runtime_series import runtime_series
 
 
 # --------------------------------------------------------------------------- one target
@@ -95,7 +108,8 @@ def apply_series(kind: str, setup: Setup, args, sampler: Sampler) -> dict:
             failures.append(f"apply {i}: exit {rc}: {out}")
             log(f"{kind}: apply {i} FAILED (exit {rc}): {out}")
         else:
-            how["reload" if "reloaded" in out else "runtime" if "runtime API" in out else "other"] += 1
+            how["reload" if "reloaded" in out or "restarted gracefully" in out else "runtime" if "runtime API" in out
+                else "other"] += 1
         # Did membership change?  Fresh connections right after the apply must reach members
         # only (an error also counts as a non-member answer).
         members = {f"b{m}" for m in setup.members(i)}
@@ -116,6 +130,7 @@ def first_apply(kind: str, setup: Setup) -> list[str]:
         raise RuntimeError(f"first lbctl apply failed ({rc}): {out}")
     wanted = (("option idle-close-on-response", f"hard-stop-after {SHUTDOWN_TIMEOUT}",
                f"mworker-max-reloads {MAX_RELOADS}") if kind == "haproxy"
+              else ("ServerLimit", "MaxRequestWorkers") if kind == "apache"
               else (f"worker_shutdown_timeout {SHUTDOWN_TIMEOUT};",))
     rendered = [line.strip() for line in setup.live.read_text().splitlines() if line.strip().startswith(wanted)]
     log(f"{kind}: rendered {rendered}")
@@ -136,6 +151,8 @@ def bench_target(kind: str, backend_ports: list[int], args: argparse.Namespace, 
             sampler.start()
             time.sleep(args.warmup)
             series = apply_series(kind, setup, args, sampler)
+            if kind == "apache" and args.runtime_changes:  # through balancer-manager, under the same load
+                series["runtime"] = runtime_series(setup, args.runtime_changes)
             load_alive = all(p.is_alive() for _, p, _ in loaders)
             # Old processes right after the series and once the shutdown bound has passed,
             # with the load (idle clients included) still running.
@@ -194,6 +211,7 @@ def report(args, results: dict, series: dict, seen: dict) -> dict:
         "after_apply_checks": {"requests": 6 * len(durations), "non_member_answers": series["stale"]},
         "rendered": seen["rendered"],
         "apply_errors": failures[:5],
+        **({"runtime": series["runtime"]} if "runtime" in series else {}),
     }
 
 
@@ -201,6 +219,8 @@ def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--applies", type=int, default=100)
     parser.add_argument("--targets", default="haproxy,nginx")
+    parser.add_argument("--kind", help="one target kind (haproxy, nginx or apache) instead of --targets; "
+                                       "the last line is its object, with \"kind\"")
     parser.add_argument("--clients", type=int, default=4, help="client threads per mode (two modes run at once)")
     parser.add_argument("--max-seconds", type=float, default=1800,
                         help="the load generator stops by itself after this long")
@@ -214,10 +234,12 @@ def run() -> None:
                         help="leave lbctl's haproxy runtime_api on: member changes without reloads "
                              "(default: runtime_api false, so that every apply reloads)")
     parser.add_argument("--templates", help="lbctl.yml 'templates': override packaged templates (control runs)")
+    parser.add_argument("--runtime-changes", type=int, default=200,
+                        help="apache: weight and drain changes through balancer-manager after the applies (0: none)")
     args = parser.parse_args()
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    targets = [args.kind] if args.kind else [t.strip() for t in args.targets.split(",") if t.strip()]
     for t in targets:
-        if t not in ("haproxy", "nginx"):
+        if t not in ("haproxy", "nginx", "apache"):
             parser.error(f"unknown target {t!r}")
     ctx = mp.get_context("spawn")
     stop_backends = ctx.Event()
@@ -242,7 +264,13 @@ def run() -> None:
         if backends.is_alive():
             backends.kill()
     log(f"total {time.monotonic() - began:.0f}s; load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
-    result_line(report)
+    if args.kind:
+        one = report[args.kind]
+        runtime = one.get("runtime") or {}
+        result_line({"kind": args.kind, **one, "keepalive_retried": one["keepalive_retries"],
+                     **({"runtime_p99_ms": runtime.get("p99_ms")} if runtime else {})})
+    else:
+        result_line(report)
 
 
 

@@ -30,7 +30,7 @@ EXIT_CHANGES = 2
 @click.group(cls=LbctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lbctl")
 def cli() -> None:
-    """Keep HAProxy, Nginx and F5 BIG-IP in step with an inventory or Consul."""
+    """Keep HAProxy, Nginx, Apache httpd and F5 BIG-IP in step with an inventory or Consul."""
 
 
 @cli.command()

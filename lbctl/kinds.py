@@ -36,6 +36,12 @@ class Kind:
     file: bool
     formats: tuple[str, ...]
     config_name: str = ""  # what its configuration file is called (validate without a config checks one so named)
+    program: str = ""  # its binary's name when it is not the kind's (the default of ``binary``)
+
+    @property
+    def binary(self) -> str:
+        """The default of a target's ``binary``: the program's name, found on PATH."""
+        return self.program or self.name
 
     @property
     def package(self) -> str:
@@ -57,6 +63,7 @@ class Kind:
 KINDS = {kind.name: kind for kind in (
     Kind("haproxy", "HAProxyTarget", True, (CONFIG_FORMAT,), "haproxy.cfg"),
     Kind("nginx", "NginxTarget", True, (CONFIG_FORMAT,), "nginx.conf"),
+    Kind("apache", "ApacheTarget", True, (CONFIG_FORMAT,), "httpd.conf", "apache2"),
     Kind("bigip", "BigIPTarget", False, ("as3",)),
     Kind("dns", "DnsTarget", False, ("records",)),
 )}

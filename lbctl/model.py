@@ -154,3 +154,29 @@ def covers(pattern: str, host: str) -> bool:
         return host == pattern
     name = host[2:] if host.startswith("*.") else host
     return name.endswith(pattern[1:]) or host == pattern
+
+
+def host_paths(listener: Listener) -> list[tuple[str | None, tuple[tuple[str, str | None], ...]]]:
+    """What each host of an http listener serves: ``(host, ((path, pool), ...))``, the
+    host-less entry (None, for any other host) first, then each route host (wildcards
+    too) in route order.  Each path takes the pool of the first route in
+    ``Route.sort_key`` order that would take it (the host's own routes, the wildcards
+    covering it, the host-less ones), else the default pool (None: nothing, a 503);
+    paths are longest first.  So a longest-prefix matcher (nginx's locations, httpd's
+    ProxyPass lines) sends every request where HAProxy's first-match ``use_backend``
+    lines send it (docs/consul.md#route-order)."""
+    by_host: dict[str | None, list[Route]] = {None: []}
+    for r in listener.routes:
+        by_host.setdefault(r.host, []).append(r)
+    wildcards = [r for r in listener.routes if r.host and r.host.startswith("*.")]
+    order = {id(r): i for i, r in enumerate(listener.routes)}
+    out = []
+    for host in by_host:
+        # the routes that take this host's requests, in the one order (a few wildcards at most to try)
+        found = {id(r): r for r in by_host[host] + by_host[None]
+                 + [w for w in wildcards if host is not None and covers(w.host, host)]}
+        applying = sorted(found.values(), key=lambda r: order[id(r)])
+        paths = sorted({"/", *(r.path or "/" for r in applying)}, key=lambda p: (-len(p), p))
+        first = (next((r.pool for r in applying if p.startswith(r.path or "/")), listener.default_pool) for p in paths)
+        out.append((host, tuple(zip(paths, first))))
+    return out

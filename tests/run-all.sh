@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
-# Debian's haproxy and nginx (plus nginx's stream module for tcp listeners), and BIND 9
+# Debian's haproxy, nginx (plus nginx's stream module for tcp listeners), apache2, and BIND 9
 # (named: the authoritative server the dns target's tests update).
 # policy-rc.d keeps the packages from starting them as system services.
-packages="haproxy nginx libnginx-mod-stream openssl ca-certificates bind9"
+packages="haproxy nginx libnginx-mod-stream apache2 openssl ca-certificates bind9"
 if ! dpkg -s $packages >/dev/null 2>&1; then
     guard=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -65,7 +65,7 @@ class Target:
     runtime_api: bool = False
     slots: int = 0
     write_delay_ms: int = 0
-    # nginx: the main file when ``config`` is a file it includes
+    # nginx, apache: the main file when ``config`` is a file it includes
     main_config: Path | None = None
 
 
@@ -96,7 +96,8 @@ def options(kind: str, raw: Any = None, path: str = "options") -> Any:
 def without_config(kind: str) -> Target:
     """A target of ``kind`` with every default, named after it, for the commands that render
     and check without a config (``-t haproxy``): its file is ``<config_name>`` here."""
-    return Target(kind, kind, Path(kinds.get(kind).config_name or kind), options(kind), kind, Path("."))
+    return Target(kind, kind, Path(kinds.get(kind).config_name or kind), options(kind), kinds.get(kind).binary,
+                  Path("."))
 
 
 def load(path: str | Path) -> Config:
@@ -153,7 +154,8 @@ def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Targe
         name=name,
         kind=kind,
         config=val.resolve(base, val.optional(data, "config", path, val.local_path, None)),
-        binary=val.resolve_text(base, val.optional(data, "binary", path, val.local_path, kind), bare_name=True),
+        binary=val.resolve_text(base, val.optional(data, "binary", path, val.local_path, kinds.get(kind).binary),
+                                bare_name=True),
         state_dir=state_dir / name,
         probes=tuple(probe(p, f"{path}.probes[{i}]")
                      for i, p in enumerate(val.sequence(data.get("probes") or [], f"{path}.probes"))),

@@ -16,6 +16,7 @@ from typing import Callable
 from lbctl import config as cfg
 from lbctl import drift, model
 from lbctl.errors import ApplyError, ConfigError, LbctlError, RollbackError
+from lbctl.targets import check as checks
 from lbctl.targets import files, probes, procfs, start
 from lbctl.targets.base import Change, Checkpoint, Restorable, RuntimeChanges
 from lbctl.targets.state import TargetState
@@ -156,6 +157,17 @@ class FileTarget(Restorable):
             raise ApplyError(f"{self.name}: cannot read {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
         self._live = (key, text)
         return text
+
+    def check_beside(self, change: Change) -> None:
+        """The kind's own check (``binary.check``) of the candidate, written beside the live file.
+
+        :raises ValidationError: rejected.  :raises ApplyError, CommandError: it could not run.
+        """
+        staged = self.staged(change)
+        try:
+            checks.check(self.kind, staged, self.settings.binary, self.settings.check_timeout_ms / 1000)
+        finally:
+            staged.unlink(missing_ok=True)
 
     def staged(self, change: Change) -> Path:
         """Write the candidate beside the live file under a hidden temp name.

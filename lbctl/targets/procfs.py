@@ -1,5 +1,5 @@
-"""What /proc says about processes: when they started, and which ones run a given
-configuration file (to tell "not running" from "running but unreachable")."""
+"""What /proc says about processes: pid files, titles, children, when they started, and
+which ones run a given configuration file (to tell "not running" from "running but unreachable")."""
 
 from __future__ import annotations
 
@@ -52,3 +52,48 @@ def running_with(name: str, config: str | os.PathLike[str]) -> list[int]:
         if argv and os.path.basename(argv[0]).startswith(name) and wanted & set(argv):
             found.append(int(entry.name))
     return sorted(found)
+
+
+def read_pid(pidfile: str | os.PathLike[str]) -> int | None:
+    """The PID in ``pidfile``, or None if it is missing or garbled."""
+    try:
+        text = Path(pidfile).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def title(pid: int) -> str | None:
+    """A process's title (nginx rewrites argv: ``nginx: worker process``), or None if gone."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return " ".join(raw.replace(b"\0", b" ").decode(errors="replace").split())
+
+
+def children(pid: int) -> list[int]:
+    """Live child PIDs of ``pid`` (``/proc/<pid>/task/<pid>/children``, else a /proc scan)."""
+    try:
+        kids = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        if not Path(f"/proc/{pid}").exists():
+            return []
+        kids = [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit() and _ppid(int(d.name)) == pid]
+    return [k for k in kids if alive(k)]
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[2])
+    except (OSError, ValueError, IndexError):
+        return None

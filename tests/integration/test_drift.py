@@ -17,10 +17,12 @@ from lbctl.targets import procfs
 from lbctl.targets.haproxy.ctl import show_servers_state, socket_command
 from tests.helpers import needs
 from lbctl_testkit.support import Backend, requires_haproxy, requires_nginx, wait_until
+from lbctl_testkit.support.apache import requires_apache
 from lbctl_testkit.support.stack import Stack
 
 pytestmark = pytest.mark.integration
-KINDS = [pytest.param("haproxy", marks=requires_haproxy), pytest.param("nginx", marks=requires_nginx)]
+KINDS = [pytest.param("haproxy", marks=requires_haproxy), pytest.param("nginx", marks=requires_nginx),
+         pytest.param("apache", marks=requires_apache)]
 
 
 @pytest.fixture

@@ -24,13 +24,15 @@ from lbctl_testkit.emulators.consul.__main__ import demo as demo_catalog
 from lbctl.targets.nginx import ctl as nginx_ctl
 from tests.helpers import ROOT, needs
 from lbctl_testkit.support import requires_haproxy, requires_nginx
+from lbctl_testkit.support.apache import open_up, requires_apache
 from lbctl_testkit.support.backends import free_port
 from lbctl_testkit.support.procs import http_get, wait_until
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.filterwarnings("ignore:distutils Version classes are deprecated:DeprecationWarning")]
 EXAMPLES = sorted((ROOT / "examples").glob("*/lbctl.yml"))
-KINDS = {"haproxy": "haproxy", "nginx": "nginx", "bigip": "bigip", "as3": "bigip", "watch-demo": "haproxy", "dns": "dns"}
+KINDS = {"haproxy": "haproxy", "nginx": "nginx", "apache": "apache", "bigip": "bigip", "as3": "bigip",
+         "watch-demo": "haproxy", "dns": "dns"}
 
 
 @pytest.fixture
@@ -52,7 +54,8 @@ def copy_examples(tmp_path: Path, free_ports: bool = True) -> Path:
     for name in ("examples", "inventories"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("run"))
     if free_ports:
-        for inv in [tmp_path / "inventories" / "example.yml", tmp_path / "examples" / "watch-demo" / "inventory.yml"]:
+        for inv in [tmp_path / "inventories" / "example.yml", tmp_path / "examples" / "watch-demo" / "inventory.yml",
+                    tmp_path / "examples" / "apache" / "inventory.yml"]:
             raw = yaml.safe_load(inv.read_text())
             for listener in raw["listeners"].values():
                 listener["port"] = free_port()
@@ -87,8 +90,8 @@ def test_each_example_loads_and_renders(path, short_dir):
         assert result.stdout.startswith("# Rendered by lbctl")
 
 
-@needs(requires_haproxy + requires_nginx)
-@pytest.mark.parametrize("name", ["haproxy", "nginx", "as3"])
+@needs(requires_haproxy + requires_nginx + requires_apache)
+@pytest.mark.parametrize("name", ["haproxy", "nginx", "apache", "as3"])
 def test_each_example_passes_the_targets_own_check(name, short_dir):
     examples = copy_examples(short_dir)
     result = run("validate", "-c", examples / name / "lbctl.yml", *(["--format", "as3"] if name == "as3" else []))
@@ -153,6 +156,23 @@ def test_the_printed_command_starts_nginx(short_dir):
     finally:
         os.kill(pid, signal.SIGTERM)
         wait_until(lambda: not nginx_ctl.alive(pid), 20, "nginx to stop")
+
+
+@needs(requires_apache)
+def test_the_printed_command_starts_apache(short_dir):
+    examples = copy_examples(short_dir)
+    lbctl_yml = examples / "apache" / "lbctl.yml"
+    first = run("apply", "-c", lbctl_yml)
+    assert first.exit_code == 0 and "apache is not running" in first.output, first.output
+    open_up(short_dir)  # as root, the children (www-data) must get through mkdtemp's 0700
+    start_as_printed(first.output)
+    pid = master_pid(lbctl_yml)
+    try:
+        port = yaml.safe_load((examples / "apache" / "inventory.yml").read_text())["listeners"]["public"]["port"]
+        assert http_get(f"http://127.0.0.1:{port}/").status == 503  # up; its members are not
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not nginx_ctl.alive(pid), 20, "apache to stop")
 
 
 def test_the_readmes_broken_inventory(monkeypatch):

@@ -16,7 +16,7 @@ from lbctl.errors import CommandError, LbctlError, ReloadError, RollbackError, V
 from lbctl.targets import files, procfs
 from lbctl.targets.base import Change, RuntimeChanges
 from lbctl.targets.filetarget import FileTarget
-from lbctl.targets.haproxy import binary, server_drift, slots
+from lbctl.targets.haproxy import server_drift, slots
 from lbctl.targets.haproxy import cfg as haproxy_cfg
 from lbctl.targets.haproxy.ctl import MasterCLI, ProcInfo, parse_servers_state, show_servers_state, socket_command
 
@@ -146,11 +146,7 @@ class HAProxyTarget(FileTarget, RuntimeChanges):
                                          for before, after in found[0] if after is not None):
                 self.checked = change.candidate
                 return
-        staged = self.staged(change)
-        try:
-            binary.check(staged, self.settings.binary, self.settings.check_timeout_ms / 1000)
-        finally:
-            staged.unlink(missing_ok=True)
+        self.check_beside(change)
         self.checked = change.candidate
 
     def reload(self, change: Change) -> None:

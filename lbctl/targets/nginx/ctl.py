@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lbctl.errors import ReloadError
 from lbctl.targets.files import read_from, size
+from lbctl.targets.procfs import alive, children, read_pid, title  # noqa: F401  (nginx_ctl.alive in tests)
 
 WORKER = "nginx: worker process"
 SHUTTING_DOWN = "nginx: worker process is shutting down"
@@ -32,51 +33,6 @@ class Generation:
     master_pid: int
     workers: tuple[int, ...]
     shutting_down: tuple[int, ...] = ()
-
-
-def read_pid(pidfile: str | os.PathLike[str]) -> int | None:
-    """The PID in ``pidfile``, or None if it is missing or garbled."""
-    try:
-        text = Path(pidfile).read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
-def title(pid: int) -> str | None:
-    """A process's title (nginx rewrites argv: ``nginx: worker process``), or None if gone."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return " ".join(raw.replace(b"\0", b" ").decode(errors="replace").split())
-
-
-def children(pid: int) -> list[int]:
-    """Live child PIDs of ``pid`` (``/proc/<pid>/task/<pid>/children``, else a /proc scan)."""
-    try:
-        kids = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        if not Path(f"/proc/{pid}").exists():
-            return []
-        kids = [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit() and _ppid(int(d.name)) == pid]
-    return [k for k in kids if alive(k)]
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[2])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def is_running(pidfile: str | os.PathLike[str]) -> bool:

@@ -5,7 +5,6 @@ reload with HUP and confirm it by worker generations and the error log
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from lbctl.targets.base import Change
 from lbctl.targets.filetarget import FileTarget
 from lbctl.targets.nginx import binary
 from lbctl.targets.nginx import ctl as nginx_ctl
+from lbctl.targets.stage import stage_tree
 
 
 class NginxTarget(FileTarget):
@@ -28,11 +28,7 @@ class NginxTarget(FileTarget):
         timeout = self.settings.check_timeout_ms / 1000
         self.make_temp_dir()
         if self.settings.main_config is None:
-            staged = self.staged(change)
-            try:
-                binary.check(staged, self.settings.binary, timeout)
-            finally:
-                staged.unlink(missing_ok=True)
+            self.check_beside(change)
             return
         with tempfile.TemporaryDirectory(prefix="lbctl-nginx-") as tmp:
             main = stage_tree(self.settings.main_config, self.path, change.candidate, Path(tmp) / "conf")
@@ -81,34 +77,6 @@ class NginxTarget(FileTarget):
             return {"running": False}
         return {"running": True, "master_pid": gen.master_pid, "workers": list(gen.workers),
                 "shutting_down": list(gen.shutting_down)}
-
-
-def stage_tree(main_config: Path, included: Path, candidate: str, stage: Path) -> Path:
-    """Copy the directory of ``main_config`` to ``stage``, with ``candidate`` in place
-    of ``included``, and every absolute path into the tree pointed into the copy, so
-    that ``nginx -t`` reads the whole configuration as it will be.  Returns the staged main file.
-
-    :raises ApplyError: the tree cannot be copied.
-    """
-    root = main_config.resolve().parent
-    try:
-        shutil.copytree(root, stage, symlinks=False, ignore_dangling_symlinks=True)
-    except (OSError, shutil.Error) as exc:
-        raise ApplyError(f"cannot stage {root} for nginx -t: {exc}") from None
-    inc = included.resolve()
-    staged_inc = stage / inc.relative_to(root) if inc.is_relative_to(root) else stage / ".lbctl-included" / inc.name
-    staged_inc.parent.mkdir(parents=True, exist_ok=True)
-    staged_inc.write_text(candidate)
-    for path in stage.rglob("*"):
-        if path.is_file() and path != staged_inc:
-            try:
-                text = path.read_text()
-            except (UnicodeDecodeError, OSError):
-                continue
-            moved = text.replace(str(inc), str(staged_inc)).replace(f"{root}/", f"{stage}/")
-            if moved != text:
-                path.write_text(moved)
-    return stage / main_config.name
 
 
 UPSTREAM = re.compile(r"upstream\s+(\S+)\s*\{")

@@ -65,30 +65,11 @@ def _check_nginx_pool(pool: model.Pool) -> None:
 
 def _virtual_servers(lst: model.Listener, pools: dict[str, model.Pool], declared: set[str]) -> list[VirtualServer]:
     """One server per host (wildcards too: nginx picks an exact name, then the longest
-    wildcard, as the route order does), then the default server.  Each location takes
-    the pool of the first route (in ``Route.sort_key`` order) that would take its path,
-    so nginx's longest-prefix match sends every request where HAProxy's first-match
-    ``use_backend`` lines send it (docs/consul.md#route-order)."""
-    default = pools.get(lst.default_pool) if lst.default_pool else None
-    order = {id(r): i for i, r in enumerate(lst.routes)}
-    by_host: dict[str | None, list[model.Route]] = {}
-    for r in lst.routes:
-        by_host.setdefault(r.host, []).append(r)
-    wildcards = [r for r in lst.routes if r.host and r.host.startswith("*.")]
-    out = []
-    for host in [None, *(h for h in by_host if h is not None)]:
-        # the routes that take this server's requests, in the one order (a few wildcards at most to try)
-        found = {id(r): r for r in by_host.get(host, []) + by_host.get(None, [])
-                 + [w for w in wildcards if host is not None and model.covers(w.host, host)]}
-        applying = sorted(found.values(), key=lambda r: order[id(r)])
-        paths = sorted({"/", *(r.path or "/" for r in applying)}, key=lambda p: (-len(p), p))
-        locations = []
-        for path in paths:
-            first = next((r for r in applying if path.startswith(r.path or "/")), None)
-            locations.append(Location(path, pools[first.pool] if first else default))
-        marked = tuple(r for r in by_host.get(host, ()) if r.service is not None and r.pool in declared)
-        out.append(VirtualServer(lst, host, tuple(locations), marked))
-    return out
+    wildcard, as the route order does), then the default server; locations as
+    ``model.host_paths`` decides them."""
+    return [VirtualServer(lst, host, tuple(Location(path, pools[pool] if pool else None) for path, pool in paths),
+                          tuple(r for r in lst.routes if r.host == host and r.service is not None and r.pool in declared))
+            for host, paths in model.host_paths(lst)]
 
 
 def names_hash(servers: list[VirtualServer]) -> tuple[int, int] | None:

@@ -4,9 +4,10 @@ fixed here, and in the launchers' source in ``watch.py``)."""
 from lbctl import config, deploy, guard, model  # noqa: F401
 from lbctl.discovery import checks, consul_model, merge, watcher  # noqa: F401
 from lbctl.discovery import consul as consul_client  # noqa: F401
-from lbctl.errors import CommandError  # noqa: F401
+from lbctl.errors import CommandError, LbctlError  # noqa: F401
 from lbctl.session import Session  # noqa: F401
 from lbctl.targets import filetarget, files, state  # noqa: F401
+from lbctl.targets.apache import ctl as apache_ctl  # noqa: F401
 from lbctl.targets.bigip.target import BigIPTarget  # noqa: F401
 from lbctl.targets.haproxy import cfg as haproxy_cfg  # noqa: F401
 from lbctl.targets.haproxy import slots  # noqa: F401

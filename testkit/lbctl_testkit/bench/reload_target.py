@@ -1,4 +1,4 @@
-"""One load balancer (HAProxy or nginx) under ``lbctl apply`` for the reload benchmark: its
+"""One load balancer (HAProxy, nginx or Apache) under ``lbctl apply`` for the reload benchmark: its
 lbctl.yml and inventory, the process, the answers it gives and its old processes."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -19,6 +20,7 @@ from lbctl_testkit.bench import lbctl_api
 from lbctl_testkit.bench.procs import HOST, binary, lbctl_argv, popen
 from lbctl_testkit.bench.watch import has_runtime_api
 from lbctl_testkit.support import free_port
+from lbctl_testkit.support.apache import apache_options, open_up
 
 SHUTDOWN_TIMEOUT = "5s"  # hard-stop-after (haproxy) and worker_shutdown_timeout (nginx)
 SHUTDOWN_SECONDS = 5.0
@@ -35,9 +37,10 @@ class Setup:
         self.port = free_port()
         self.config = directory / "lbctl.yml"
         self.inventory_path = directory / "inventory.yml"
-        self.live = directory / ("haproxy.cfg" if kind == "haproxy" else "nginx.conf")
+        self.live = directory / {"haproxy": "haproxy.cfg", "apache": "httpd.conf"}.get(kind, "nginx.conf")
         self.proc: subprocess.Popen | None = None
-        target = {"kind": kind, "config": str(self.live), "binary": binary(kind),
+        self.manager = f"{HOST}:{free_port()}"  # apache: server-status (and balancer-manager)
+        target = {"kind": kind, "config": str(self.live), "binary": binary("apache2" if kind == "apache" else kind),
                   "probes": [{"url": f"http://{HOST}:{self.port}/"}],
                   "lock_timeout": "30s", "reload_timeout": "15s"}
         if kind == "haproxy":
@@ -46,6 +49,9 @@ class Setup:
                           hard_stop_after=SHUTDOWN_TIMEOUT, mworker_max_reloads=MAX_RELOADS)
             if has_runtime_api():
                 target["runtime_api"] = runtime_api  # off: every membership change is a reload
+        elif kind == "apache":
+            target.update(apache_options(directory, int(self.manager.rsplit(":", 1)[1])), threads_per_child=25,
+                          max_request_workers=100)
         else:
             target.update(pid_file=str(directory / "nginx.pid"), error_log=str(directory / "error.log"),
                           temp_dir=str(directory / "tmp"), worker_processes=2,
@@ -86,6 +92,9 @@ class Setup:
             argv = [binary("haproxy"), "-W", "-f", str(self.live),
                     "-S", f"{self.dir / 'master.sock'},level,admin", "-p", str(self.dir / "haproxy.pid")]
             out = self.dir / "haproxy.log"
+        elif self.kind == "apache":
+            open_up(self.dir)
+            argv, out = [binary("apache2"), "-f", str(self.live), "-DFOREGROUND"], self.dir / "apache2.stderr"
         else:
             argv = [binary("nginx"), "-c", str(self.live), "-p", f"{self.dir}/",
                     "-e", str(self.dir / "error.log"), "-g", "daemon off;"]
@@ -127,19 +136,24 @@ class Setup:
             return False
 
     def process_reloads(self) -> int | None:
-        """Reloads the process itself counted: haproxy's ``show proc``, nginx's SIGHUPs in its error log."""
+        """Reloads the process itself counted: haproxy's ``show proc``, nginx's SIGHUPs and Apache's
+        SIGUSR1s (graceful restarts) in their error logs."""
         if self.kind == "haproxy":
             try:
                 return lbctl_api.MasterCLI(self.dir / "master.sock").show_proc(timeout=2.0).reloads
             except lbctl_api.CommandError:
                 return None
         try:
-            return (self.dir / "error.log").read_text(errors="replace").count("SIGHUP) received")
+            text = (self.dir / "error.log").read_text(errors="replace")
+            return text.count("SIGUSR1 received") if self.kind == "apache" else text.count("SIGHUP) received")
         except OSError:
             return None
 
     def old_processes(self) -> int | None:
-        """Old haproxy workers (``show proc``), or nginx workers shutting down; None if unknown."""
+        """Old haproxy workers (``show proc``), nginx workers shutting down, or Apache's children
+        of an older generation (server-status ``Stopping``); None if unknown."""
+        if self.kind == "apache":
+            return stopping(self.manager)
         if self.kind == "haproxy":
             try:
                 return len(lbctl_api.MasterCLI(self.dir / "master.sock").show_proc(timeout=1.0).old_workers)
@@ -160,6 +174,20 @@ class Setup:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+
+
+def stopping(manager: str) -> int | None:
+    """Apache's children still finishing after a graceful restart (``Stopping:`` on server-status)."""
+    host, port = manager.rsplit(":", 1)
+    try:
+        conn = http.client.HTTPConnection(host, int(port), timeout=1)
+        conn.request("GET", "/server-status?auto")
+        body = conn.getresponse().read().decode(errors="replace")
+        conn.close()
+    except (OSError, http.client.HTTPException):
+        return None
+    found = re.search(r"^Stopping: (\d+)$", body, re.M)
+    return int(found.group(1)) if found else None
 
 
 class Sampler(threading.Thread):

@@ -14,7 +14,9 @@ from typing import Iterator
 import yaml
 from click.testing import CliRunner
 
+from lbctl import kinds
 from lbctl.cli import cli
+from lbctl_testkit.support.apache import apache_options, running_apache
 from lbctl_testkit.support.backends import free_port
 from lbctl_testkit.support.procs import find_binary, http_get, running_haproxy, running_nginx
 
@@ -30,15 +32,17 @@ class Stack:
         self.port = free_port()
         self.config_path = directory / "lbctl.yml"
         self.inventory_path = directory / "inventory.yml"
-        self.live = directory / ("haproxy.cfg" if kind == "haproxy" else "nginx.conf")
+        self.live = directory / {"haproxy": "haproxy.cfg", "apache": "httpd.conf"}.get(kind, "nginx.conf")
         self.process = None
-        target = {"kind": kind, "config": str(self.live), "binary": find_binary(kind),
+        target = {"kind": kind, "config": str(self.live), "binary": find_binary(kinds.get(kind).binary),
                   "probes": [{"url": f"http://127.0.0.1:{self.port}{probe_path}"}],
                   "lock_timeout": "20s", "reload_timeout": "10s"}
         if kind == "haproxy":
             target.update(master_socket=str(directory / "master.sock"), master_log=str(directory / "haproxy.log"),
                           stats_socket=str(directory / "stats.sock"),
                           state_file=str(directory / "haproxy.state"), hard_stop_after="5s")
+        elif kind == "apache":
+            target.update(apache_options(directory, free_port()))
         else:
             target.update(pid_file=str(directory / "nginx.pid"), error_log=str(directory / "error.log"),
                           temp_dir=str(directory), worker_processes=1, worker_shutdown_timeout="5s")
@@ -88,6 +92,10 @@ class Stack:
         """Start the load balancer on the config in place (write it first with ``apply``)."""
         if self.kind == "haproxy":
             with running_haproxy(self.live, self.dir) as proc:
+                self.process = proc
+                yield proc
+        elif self.kind == "apache":
+            with running_apache(self.live, self.dir, self.settings["targets"]["edge"]["manager"]) as proc:
                 self.process = proc
                 yield proc
         else:

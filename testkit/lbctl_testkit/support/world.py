@@ -55,15 +55,15 @@ class World:
 @contextlib.contextmanager
 def running_world(directory: Path, backends: str = "abcd", guard: dict | None = None,
                   source: dict | None = None, listener: dict | None = None, watch: dict | None = None,
-                  **target) -> Iterator[World]:
-    """Instance ``app-a`` registered and applied, HAProxy and ``lbctl watch`` running
-    (with lbctl.yml's ``guard`` section if given, else the tests' lenient one;
-    ``source``: more ``source.consul`` settings; ``listener``: more settings of the
-    inventory's listener ``web``; ``watch``: more ``watch`` settings)."""
+                  kind: str = "haproxy", **target) -> Iterator[World]:
+    """Instance ``app-a`` registered and applied, the load balancer (HAProxy unless ``kind``)
+    and ``lbctl watch`` running (with lbctl.yml's ``guard`` section if given, else the tests'
+    lenient one; ``source``: more ``source.consul`` settings; ``listener``: more settings of
+    the inventory's listener ``web``; ``watch``: more ``watch`` settings)."""
     with contextlib.ExitStack() as stack_:
         consul = stack_.enter_context(ConsulEmulator(default_wait=5, max_wait=5, check_update_interval=0))
         servers = {n: stack_.enter_context(Backend(n)) for n in backends}
-        stack = Stack(directory, "haproxy")
+        stack = Stack(directory, kind)
         stack.settings["targets"]["edge"].update(target)
         if guard is not None:
             stack.settings["guard"] = guard

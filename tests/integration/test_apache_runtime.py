@@ -1,0 +1,169 @@
+"""Apache's runtime path end to end (docs/apache.md#runtime-changes): ``lbctl apply`` and
+``lbctl watch`` change weights and states, and take members out, through
+balancer-manager without a graceful restart (the parent's configuration generation
+and its children stay the same), read back; a new member takes a graceful restart;
+a failed probe undoes a runtime change; drift made by hand is found and put back."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from lbctl.targets.apache import ctl as apache_ctl
+from lbctl.targets.apache.manager import Manager
+from lbctl_testkit.support import Backend, wait_until
+from lbctl_testkit.support.apache import requires_apache
+from lbctl_testkit.support.stack import Stack
+from lbctl_testkit.support.world import running_world
+from tests.integration.test_apache import FAST_CHECK as CHECK
+
+pytestmark = requires_apache
+
+
+class Apache:
+    """A Stack of kind apache serving pool ``app``, and what lbctl sees of it."""
+
+    def __init__(self, stack: Stack, backends: dict[str, Backend]) -> None:
+        self.stack, self.backends = stack, backends
+        self.manager = Manager(stack.settings["targets"]["edge"]["manager"])
+
+    def apply(self, *members, expect: str | None = "through the runtime API, without a reload") -> None:
+        """Apply pool ``app`` of ``members`` (names, or (name, {fields})); ``expect``: how (None: any way)."""
+        rows = []
+        for m in members:
+            name, extra = (m, {}) if isinstance(m, str) else m
+            rows.append({"name": name, "address": "127.0.0.1", "port": self.backends[name].port, **extra})
+        self.stack.write_raw({"listeners": {"web": {"address": "127.0.0.1", "port": self.stack.port,
+                                                    "default_pool": "app"}},
+                              "pools": {"app": {"health": CHECK, "members": rows}}})
+        result = self.stack.run("apply")
+        assert result.exit_code == 0, result.output
+        assert expect is None or result.output == f"edge: applied {self.stack.live} {expect}\n"
+
+    def generation(self) -> tuple:
+        """The parent, its children and its configuration generation: a graceful changes them."""
+        gen = self.stack.process.generation()
+        return gen.parent_pid, gen.children, gen.config_generation
+
+    def worker(self, name: str):
+        return self.manager.read()["app"].worker("127.0.0.1", self.backends[name].port)
+
+    def spread(self, n: int = 20) -> Counter:
+        return self.stack.spread(n)
+
+
+@pytest.fixture
+def apache(tmp_path):
+    """Members a and b applied and serving; backend c waits."""
+    with Backend("a") as a, Backend("b") as b, Backend("c") as c:
+        lb = Apache(Stack(tmp_path, "apache"), {"a": a, "b": b, "c": c})
+        lb.apply("a", "b", expect=None)
+        with lb.stack.running():
+            wait_until(lambda: set(lb.spread(10)) == {"a", "b"}, 10, "both members to take traffic")
+            yield lb
+
+
+def test_weights_and_states_change_without_a_graceful(apache):
+    before = apache.generation()
+    apache.apply("a", ("b", {"weight": 3}))
+    assert apache.worker("b").loadfactor == 3.0
+    spread = apache.spread(40)
+    assert spread["b"] >= 2 * spread["a"] > 0, spread
+    for state, flags in (("drain", "N"), ("maint", "D"), ("backup", "H")):
+        apache.apply("a", ("b", {"state": state}))
+        assert (apache.worker("b").flags, apache.worker("b").route) == (frozenset(flags), "b")
+        assert apache.spread(20) == {"a": 20}, state
+    apache.apply("a", "b")
+    assert set(apache.spread(20)) == {"a", "b"}
+    assert apache.generation() == before  # no graceful restart
+    assert "loadfactor=1" in apache.stack.live.read_text()  # the file is the source of truth, written
+    plan = apache.stack.run("plan")
+    assert (plan.exit_code, plan.output) == (0, f"{apache.stack.live}: no changes\n")
+
+
+def test_a_removed_member_is_disabled_and_a_new_one_takes_a_graceful(apache):
+    before = apache.generation()
+    apache.apply("a")
+    assert (apache.worker("b").flags, apache.worker("b").route) == (frozenset("D"), "")  # it cannot be deleted
+    assert apache.spread(20) == {"a": 20}
+    assert apache.stack.run("plan").output == f"{apache.stack.live}: no changes\n"  # a leftover is not drift
+    apache.apply("a", "b")  # back on its URL: the same worker, enabled again
+    assert set(apache.spread(20)) == {"a", "b"} and apache.generation() == before
+    apache.apply("a", "b", "c", expect="and apache restarted gracefully")
+    after = apache.generation()
+    assert after[2] > before[2] and after[1] != before[1]
+    wait_until(lambda: set(apache.spread(30)) == {"a", "b", "c"}, 10, "c to take traffic")
+    assert [w.route for w in apache.manager.read()["app"].workers] == ["a", "b", "c"]
+
+
+def test_a_failing_probe_undoes_the_runtime_change(apache):
+    before, text = apache.generation(), apache.stack.live.read_text()
+    apache.stack.write_raw({"listeners": {"web": {"address": "127.0.0.1", "port": apache.stack.port,
+                                                  "default_pool": "app"}},
+                            "pools": {"app": {"health": CHECK, "members": [
+                                {"name": n, "address": "127.0.0.1", "port": apache.backends[n].port, "state": "maint"}
+                                for n in "ab"]}}})
+    result = apache.stack.run("apply", "--force")  # past the removal guard, to the probes
+    assert result.exit_code == 1
+    assert result.output == (f"lbctl: error: probe http://127.0.0.1:{apache.stack.port}/ failed: status 503 "
+                             "(expected 200); undid the runtime change (read back): the previous configuration "
+                             "is live again\n")
+    assert apache.stack.live.read_text() == text and apache.generation() == before
+    assert set(apache.spread(20)) == {"a", "b"}
+
+
+def test_drift_made_by_hand_is_found_and_put_back_through_balancer_manager(apache):
+    before = apache.generation()
+    apache.manager.set("app", f"http://127.0.0.1:{apache.backends['b'].port}", "b", 5, "N")
+    plan = apache.stack.run("plan")
+    assert plan.exit_code == 2
+    assert plan.output == (f"{apache.stack.live}: no changes\nedge: drift: running apache differs from "
+                           f"{apache.stack.live}: balancer://app member http://127.0.0.1:{apache.backends['b'].port} "
+                           "loadfactor 5 (file 1), status 'Init Drn Ok' (file enabled)\n")
+    result = apache.stack.run("apply")
+    assert result.output == f"edge: put back 1 worker that differed from {apache.stack.live} through balancer-manager\n"
+    assert apache.stack.run("plan").exit_code == 0 and apache.generation() == before
+    assert (apache.worker("b").loadfactor, apache.worker("b").flags) == (1.0, frozenset())
+
+
+def test_watch_drains_and_weighs_through_balancer_manager_and_restarts_for_new_members(tmp_path):
+    """``lbctl watch`` with Consul: a new instance takes a graceful restart, a drain (Meta
+    lb-state), a weight (Weights) and a failing check take none; the file follows."""
+    with running_world(tmp_path, kind="apache", backends="abc") as world:
+        manager = apache_ctl.config_generation
+
+        def generation() -> int:
+            return manager(world.stack.settings["targets"]["edge"]["manager"])
+
+        first = generation()
+        world.register("b")
+        wait_until(lambda: world.serves({"a", "b"}), 15, "app-b to take traffic")
+        restarted = generation()
+        assert restarted > first
+        world.register("b", meta={"lb-state": "drain"})
+        wait_until(lambda: world.serves({"a"}), 15, "app-b to be drained")
+        world.register("b", weights={"Passing": 4, "Warning": 1})
+        wait_until(lambda: world.stack.spread(30)["b"] >= 15, 15, "app-b to take four times a's share")
+        world.consul.set_service_health("app-a", "critical")
+        wait_until(lambda: world.serves({"b"}), 15, "app-a to be taken out")
+        assert generation() == restarted  # none of those restarted apache
+        wait_until(lambda: "loadfactor=4" in world.stack.live.read_text(), 10, "the file write (write_delay)")
+        world.register("c")
+        wait_until(lambda: world.serves({"b", "c"}), 15, "app-c to take traffic")
+        assert generation() > restarted
+        assert world.logged("through the runtime API, without a reload")
+        # the watch may be writing a later round's file: no drift once it has
+        wait_until(lambda: json.loads(world.stack.run("status", "--json").output)[0]["drift"] == [], 10,
+                   "status to show no drift")
+
+
+def test_a_change_of_options_with_the_members_takes_a_graceful(apache):
+    """The model kept for the file is used only while rendering it gives the file again."""
+    before = apache.generation()
+    apache.stack.settings["targets"]["edge"]["growth"] = 2
+    apache.stack.write_config()
+    apache.apply("a", ("b", {"weight": 2}), expect="and apache restarted gracefully")
+    assert "growth=2" in apache.stack.live.read_text() and apache.generation()[2] > before[2]
+    assert apache.worker("b").loadfactor == 2.0
