@@ -360,7 +360,7 @@ def listener(name: str, raw: Any, path: str, defaults: Mapping) -> model.Listene
             raise v.fail(f"{path}.routes[{i}]", "repeats an earlier route's host and path")
         seen.add((r.host, r.path))
     default_pool = v.optional(data, "default_pool", path, v.ident, None)
-    accept = accept_routes(data.get("accept_routes"), f"{path}.accept_routes")
+    accept = v.host_patterns(data.get("accept_routes"), f"{path}.accept_routes")
     if mode == "tcp" and accept:
         raise v.fail(f"{path}.accept_routes", "tcp listeners cannot route by host; only http listeners accept routes")
     if default_pool is None and not routes and not accept:
@@ -381,12 +381,6 @@ def listener(name: str, raw: Any, path: str, defaults: Mapping) -> model.Listene
         client_timeout_ms=v.optional(data, "client_timeout", path, v.duration_ms, base.client_timeout_ms),
         accept_routes=accept,
     )
-
-
-def accept_routes(raw: Any, path: str) -> tuple[str, ...]:
-    """The host patterns services may claim routes under (docs/inventory.md#accept_routes)."""
-    patterns = {v.host_pattern(p, f"{path}[{i}]") for i, p in enumerate(v.sequence(raw if raw is not None else [], path))}
-    return tuple(sorted(patterns))
 
 
 def route(raw: Any, path: str) -> model.Route:

@@ -95,6 +95,13 @@ def host_pattern(value: Any, path: str) -> str:
     raise fail(path, "must be an RFC 1123 host name, or '*.' and one", value)
 
 
+def host_patterns(raw: Any, path: str) -> tuple[str, ...]:
+    """A listener's ``accept_routes``: the host patterns services may claim routes
+    under (docs/inventory.md#accept_routes), sorted, without repeats."""
+    patterns = {host_pattern(p, f"{path}[{i}]") for i, p in enumerate(sequence(raw if raw is not None else [], path))}
+    return tuple(sorted(patterns))
+
+
 def route_path(value: Any, path: str) -> str:
     """A path prefix a service declares: '/' and segments of letters, digits and ._~-."""
     if isinstance(value, str) and len(value) <= 256 and ROUTE_PATH.fullmatch(value):

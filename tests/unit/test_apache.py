@@ -101,8 +101,8 @@ def test_routes_in_order_most_specific_first_per_virtual_host():
         "ServerName lbctl-default.invalid",
         'ProxyPass "/api/v1" "balancer://api/api/v1"', 'ProxyPass "/api" "balancer://app/api"',
         'ProxyPass "/" "balancer://app/"',
-        "ServerName api.example.com",
-        'ProxyPass "/api/v1" "balancer://api/api/v1"', 'ProxyPass "/api" "balancer://app/api"',
+        "ServerName api.example.com",  # the host's own route takes all its paths first, as in HAProxy
+        'ProxyPass "/api/v1" "balancer://api/api/v1"', 'ProxyPass "/api" "balancer://api/api"',
         'ProxyPass "/" "balancer://api/"',
         "ServerName lbctl-manager",
     ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lbctl import config, guard, inventory, model
+from lbctl import config, guard, inventory, model, validate
 from lbctl.config.watch import watch as watch_settings
 from lbctl.discovery import consul_model as cm, merge, routes
 from lbctl.errors import ConfigError
@@ -40,7 +40,7 @@ def resolved(entries: dict, p: inventory.Parts | None = None):
 
 @pytest.mark.parametrize("value", ["*.apps.example.com", "api.example.com", "API.Example.com"])
 def test_host_patterns(value):
-    assert inventory.accept_routes([value], "x") == (value.lower(),)
+    assert validate.host_patterns([value], "x") == (value.lower(),)
 
 
 @pytest.mark.parametrize("value", ["*", "*.", "*.*.example.com", "a.*.example.com", "*example.com", "-a.com",
