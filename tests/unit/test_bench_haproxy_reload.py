@@ -1,19 +1,13 @@
 """bench/haproxy_reload.py renders a valid inventory and changes only what its options say."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 from lbctl import inventory
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "haproxy_reload.py"
+from tests.helpers import bench_script
 
 
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_haproxy_reload", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("haproxy_reload")
 
 
 def test_the_inventory_is_valid_and_every_server_has_its_own_address(tmp_path):
