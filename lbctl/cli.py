@@ -15,8 +15,8 @@ from pathlib import Path
 import click
 
 from lbctl import __version__, kinds
-from lbctl.console import (ALL_KINDS_HELP, FILE_KINDS_HELP, LbctlGroup, force_options, format_option, one_shot,
-                           remember_verbose, source_options, status_text, target_options, target_status,
+from lbctl.console import (ALL_KINDS_HELP, FILE_KINDS_HELP, LbctlGroup, exit_now, force_options, format_option,
+                           one_shot, remember_verbose, source_options, status_text, target_options, target_status,
                            verbose_option, with_options)
 from lbctl.errors import ConfigError, LbctlError
 from lbctl.session import Session, guard_policy, inventory_desired, session_text, text_format
@@ -279,7 +279,8 @@ def reload(config_path, target_name) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """The console script: like click's standalone mode, but a usage error exits 1,
-    so that 2 keeps meaning "plan found changes"."""
+    so that 2 keeps meaning "plan found changes".  As the process's entry point (no
+    ``argv``), a one-shot command that succeeded ends the process at once (``exit_now``)."""
     try:
         cli.main(args=argv, prog_name="lbctl", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -290,4 +291,6 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("lbctl: aborted", err=True)
         sys.exit(1)
+    if argv is None and one_shot.done:
+        exit_now()
     sys.exit(0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -138,15 +139,35 @@ target_options = with_options([config_option, target_option])  # the commands th
 
 def one_shot(func):
     """A one-shot command builds a large acyclic model and exits: the cyclic garbage
-    collector would only rescan it (a fifth of the time at 100,000 servers)."""
+    collector would only rescan it (a fifth of the time at 100,000 servers), and
+    ``exit_now`` may end the process without tearing the model down."""
     def wrapper(*args, **kwargs):
         gc.disable()
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+            one_shot.done = True
+            return result
         finally:
             gc.enable()
     wrapper.__name__, wrapper.__doc__ = func.__name__, func.__doc__
     return wrapper
+
+
+one_shot.done = False  # a one-shot command ran to its end in this process
+
+
+def exit_now() -> None:
+    """End the process with status 0 at once, once stdout, stderr and the log
+    handlers are flushed: freeing the model of a one-shot command object by object
+    costs about 40 ms of CPU at 100,000 servers.  Returns (for Python's own exit to
+    report it) if the output cannot be flushed, e.g. a closed pipe."""
+    logging.shutdown()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(0)
 
 
 def target_status(target) -> dict:

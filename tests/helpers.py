@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 from pathlib import Path
 
 import yaml
@@ -10,6 +11,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "inventories" / "example.yml"
 INVENTORIES = sorted((ROOT / "inventories").glob("*.yml"))
+
+
+def bench_script(name: str):
+    """``bench/<name>.py`` as a module (the bench scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def example_raw() -> dict:

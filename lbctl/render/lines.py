@@ -35,6 +35,8 @@ MARK = "\x00"  # in no template's text and no validated value
 POOL_FIELDS = tuple(f for f in model.Pool.__struct_fields__ if f not in ("name", "members"))
 HOLES = ("name", "address", "port", "weight")  # a member's fields that are printed as they are
 pool_fields, get_state, get_address = attrgetter(*POOL_FIELDS), attrgetter("state"), attrgetter("address")
+# Words without which a template has no include, import, extends, ``loop`` or namespace (see ``eligible``).
+UNSAFE_WORDS = ("include", "import", "extends", "loop", "namespace")
 
 
 class Opaque(Exception):
@@ -157,9 +159,13 @@ class Modes:
 
 
 def eligible(env: jinja2.Environment, name: str) -> bool:
-    """Whether template ``name`` can be probed: no ``loop``, namespace, include or import."""
+    """Whether template ``name`` can be probed: no ``loop``, namespace, include or import.
+    A template without any of ``UNSAFE_WORDS`` has none (no need to parse it)."""
     try:
-        tree = env.parse(env.loader.get_source(env, name)[0])
+        source = env.loader.get_source(env, name)[0]
+        if not any(word in source for word in UNSAFE_WORDS):
+            return True
+        tree = env.parse(source)
     except jinja2.TemplateError:
         return False
     if next(tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends, nodes.NSRef)), None):

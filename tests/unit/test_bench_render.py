@@ -1,17 +1,12 @@
 """bench/render.py's inventory is valid at every size it is run at (1,000,000 servers)."""
 
-import importlib.util
 import socket
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "render.py"
+from tests.helpers import bench_script
 
 
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_render", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("render")
 
 
 def test_every_server_gets_its_own_valid_address_past_64000_pools():

@@ -205,6 +205,22 @@ def test_overriding_templates_render_as_jinja(tmp_path, monkeypatch, template, p
     assert (made.text(desired.pools[1], "http") is not None) == patterned
 
 
+def test_only_a_template_with_a_risky_word_is_parsed_to_tell_if_it_can_be_patterned(tmp_path, monkeypatch):
+    cases = {"plain.j2": (PACKAGED, True, False),
+             "comment.j2": ("{# no loop here #}\n" + PACKAGED, True, True),
+             "include.j2": ("{% include 'plain.j2' %}", False, True),
+             "loop.j2": ("{% for m in p.members %}{{ loop.index }}{% endfor %}", False, True)}
+    for name, (text, _, _) in cases.items():
+        (tmp_path / name).write_text(text)
+    env = jinja_environment(str(tmp_path))
+    parsed = []
+    monkeypatch.setattr(env, "parse", lambda source, *a: parsed.append(source) or type(env).parse(env, source, *a))
+    for name, (text, expected, parses) in cases.items():
+        parsed.clear()
+        assert lines.eligible(env, name) == expected, name
+        assert bool(parsed) == parses, name
+
+
 def test_a_broken_template_still_reports_its_error(tmp_path):
     (tmp_path / "haproxy-backend.j2").write_text("backend {{ p.name }}\n{% for m in p.members %}{{ m.nosuch }}{% endfor %}")
     desired = model.Desired(pools=(model.Pool("web", (model.Member("a", "10.0.0.1", 80),)),))
