@@ -162,8 +162,8 @@ def test_watch_drains_and_weighs_through_balancer_manager_and_restarts_for_new_m
 def test_a_change_of_options_with_the_members_takes_a_graceful(apache):
     """The model kept for the file is used only while rendering it gives the file again."""
     before = apache.generation()
-    apache.stack.settings["targets"]["edge"]["growth"] = 2
+    apache.stack.settings["targets"]["edge"]["threads_per_child"] = 20
     apache.stack.write_config()
     apache.apply("a", ("b", {"weight": 2}), expect="and apache restarted gracefully")
-    assert "growth=2" in apache.stack.live.read_text() and apache.generation()[2] > before[2]
+    assert "ThreadsPerChild 20" in apache.stack.live.read_text() and apache.generation()[2] > before[2]
     assert apache.worker("b").loadfactor == 2.0

@@ -74,7 +74,7 @@ def test_member_states_weights_and_checks_map_to_balancer_member_flags():
     raw["pools"]["app"]["members"] = [
         {"name": n, "address": "127.0.0.1", "port": 9000 + i, "weight": 10 * (i + 1), "state": s}
         for i, (n, s) in enumerate([("e", "enabled"), ("d", "drain"), ("m", "maint"), ("b", "backup")])]
-    text = rendered(raw, threads_per_child=10, max_request_workers=30, growth=2)
+    text = rendered(raw, threads_per_child=10, max_request_workers=30)
     members = [line.strip() for line in text.splitlines() if line.strip().startswith("BalancerMember")]
     common = "retry=1 connectiontimeout=5000ms timeout=30000ms max=20 hcmethod=GET hcuri=/ready hcexpr=lbctl_204 " \
              "hcinterval=500ms hcpasses=2 hcfails=3"
@@ -84,7 +84,7 @@ def test_member_states_weights_and_checks_map_to_balancer_member_flags():
         f'BalancerMember "http://127.0.0.1:9000" route=e loadfactor=10 {common}',
         f'BalancerMember "http://127.0.0.1:9002" route=m loadfactor=30 status=+D {common}',
     ]
-    assert "    ProxySet lbmethod=bybusyness growth=2 stickysession=SID\n" in text
+    assert "    ProxySet lbmethod=bybusyness stickysession=SID\n" in text
     assert "ProxyHCExpr lbctl_204 {%{REQUEST_STATUS} == 204}\n" in text
     assert "BalancerPersist Off\n" in text and "ServerLimit 6\n" in text
 
@@ -128,7 +128,7 @@ def test_served_reads_listeners_and_enabled_members_back():
 @pytest.mark.parametrize("raw,message", [
     ({"manager": "10.0.0.1:8405"}, "targets.edge.manager: must be a loopback address and port"),
     ({"manager": "127.0.0.1"}, "targets.edge.manager: must be host:port"),
-    ({"growth": 101}, "targets.edge.growth: must be an integer from 0 to 100"),
+    ({"growth": 4}, "targets.edge: unknown key 'growth'"),
     ({"user": "root; Listen 1"}, "targets.edge.user: must be a name"),
     ({"run_dir": "/run/a b"}, "targets.edge.run_dir: "),
 ])

@@ -75,6 +75,6 @@ def test_a_kept_model_counts_only_while_it_renders_the_file_again(setup):
     directory, target, _ = setup
     first = plan_check_apply(target(), ("a", {}))
     settings = json.loads((directory / "lbctl.yml").read_text())
-    settings["targets"]["edge"]["growth"] = 2  # other options: the same model renders another file
+    settings["targets"]["edge"]["threads_per_child"] = 20  # other options: the same model renders another file
     (directory / "lbctl.yml").write_text(json.dumps(settings))
     assert target().model_of(first.candidate) is None

@@ -20,7 +20,7 @@ CASES = [
     (GOLDEN / "inputs" / "edge-cases.yml", "haproxy", {}, "edge-cases.haproxy.cfg"),
     (GOLDEN / "inputs" / "edge-cases.yml", "nginx", {"temp_dir": "/var/lib/lbctl/nginx"}, "edge-cases.nginx.conf"),
     (GOLDEN / "inputs" / "apache.yml", "apache", {}, "apache.httpd.conf"),
-    (GOLDEN / "inputs" / "apache.yml", "apache", {"layout": "include", "growth": 0}, "apache-include.conf"),
+    (GOLDEN / "inputs" / "apache.yml", "apache", {"layout": "include"}, "apache-include.conf"),
 ]
 
 

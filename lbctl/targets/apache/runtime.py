@@ -24,7 +24,7 @@ Decisions (docs/apache.md#runtime-changes):
   the next graceful, which starts from the file (``BalancerPersist Off``), where it
   is gone.
 - A new member (one whose URL the balancer does not have) needs a graceful.
-  balancer-manager can add one within ``growth``, but only to the balancers of
+  balancer-manager can add one within ``ProxySet growth``, but only to the balancers of
   the VirtualHost serving it: the listeners' VirtualHosts keep their own copy of
   each balancer, and their children other than the one that served the add never
   see the new member (measured on 2.4.71: with the old member disabled, those

@@ -27,7 +27,7 @@ class ApacheOptions:
     """Rendered into httpd.conf.  ``layout``: ``main`` (a whole httpd.conf) or ``include``
     (a file included from the distribution's apache2.conf): set by ``main_config``.
     ``manager``: host:port of the loopback VirtualHost serving /balancer-manager and
-    /server-status; ``growth``: spare member slots per balancer for runtime adds."""
+    /server-status.  No ``growth``: lbctl adds no member at runtime (runtime.py says why)."""
 
     layout: str = "main"
     user: str = "www-data"  # the children's user and group when started as root (Debian's)
@@ -39,7 +39,6 @@ class ApacheOptions:
     threads_per_child: int = 25
     max_request_workers: int = 150
     manager: str = f"127.0.0.1:{MANAGER_PORT}"
-    growth: int = 4
 
     @property
     def processes(self) -> int:
@@ -78,7 +77,7 @@ KEYS = ("main_config", "runtime_api", "write_delay") + OPTION_KEYS
 CHECKS = {**{name: (val.rendered_path,) for name in PATH_OPTIONS},
           "threads_per_child": (val.integer, 1, 1000), "max_request_workers": (val.integer, 1, 100_000),
           "layout": (val.choice, LAYOUTS), "user": (val.ident,), "group": (val.ident,),
-          "manager": (loopback,), "growth": (val.integer, 0, 100)}  # ProxySet: 1 to 100, 0 = none
+          "manager": (loopback,)}
 
 
 def options(raw: Mapping[str, Any] | None = None, path: str = "options") -> ApacheOptions:

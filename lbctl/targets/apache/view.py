@@ -82,7 +82,6 @@ def apache(desired: model.Desired, options) -> dict:
         "listens": list(dict.fromkeys(_bind(lst) for lst in desired.listeners)),
         "status_exprs": sorted({h.expect_status for h in checks if h.type == "http"}),
         "manager": options.manager,
-        "growth": options.growth,
         "hcheck": any(h.type != "none" for h in checks),
         "tls": any(lst.tls_cert for lst in desired.listeners),
         "sticky": any(p.sticky_cookie for p in desired.pools),
