@@ -243,6 +243,57 @@ def reload(config_path, target_name) -> None:
     click.echo(deploy.reload_in_place(session.target(session.single())).message)
 
 
+@cli.command()
+@target_options
+@verbose_option
+def check(config_path, target_name) -> None:
+    """Exit 0 if the target's load balancer runs, answers, serves the configuration in
+    place without drift and passes its probes (keepalived's health check)."""
+    from lbctl.targets import health
+
+    session = Session.configured(config_path, target_name)
+    problems = [line for t in session.selected for line in health.problems(session.target(t))]
+    if problems:
+        raise LbctlError("; ".join(problems))
+    click.echo(f"{', '.join(t.name for t in session.selected)}: fit to serve")
+
+
+def keepalived_target(config_path, target_name):
+    """The keepalived target named, and the session.  :raises ConfigError: it is of another kind."""
+    session = Session.configured(config_path, target_name)
+    t = session.single()
+    if t.kind != "keepalived":
+        raise ConfigError(f"{t.name}: a {t.kind} target; this command takes a keepalived target")
+    return session, session.target(t)
+
+
+@cli.command("vrrp-notify", hidden=True)
+@target_options
+@click.argument("event", nargs=-1)
+def vrrp_notify(config_path, target_name, event) -> None:
+    """keepalived's notify hook: record a VRRP state change (status, metrics, audit log)."""
+    session, target = keepalived_target(config_path, target_name)
+    entry = kinds.get("keepalived").module("pair").notified(target, event)
+    if session.config.audit_log:
+        from lbctl.audit import AuditLog
+
+        AuditLog(session.config.audit_log)(entry)
+    click.echo(entry["message"], err=True)
+
+
+@cli.command("drain-node")
+@target_options
+@click.option("--restore", is_flag=True, help="Undo a drain: put this node's priority back.")
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for a peer to take the virtual IPs (or, --restore, for them to come back).")
+@verbose_option
+def drain_node(config_path, target_name, restore, timeout) -> None:
+    """Planned switchover: lower this node's VRRP priority and wait until a peer holds the virtual IPs."""
+    _session, target = keepalived_target(config_path, target_name)
+    pair = kinds.get("keepalived").module("pair")
+    click.echo(pair.restore(target, timeout) if restore else pair.drain(target, timeout))
+
+
 def main(argv: list[str] | None = None) -> None:
     """The console script: like click's standalone mode, but a usage error exits 1,
     so that 2 keeps meaning "plan found changes"."""

@@ -58,6 +58,7 @@ KINDS = {kind.name: kind for kind in (
     Kind("haproxy", "HAProxyTarget", True, (CONFIG_FORMAT,), "haproxy.cfg"),
     Kind("nginx", "NginxTarget", True, (CONFIG_FORMAT,), "nginx.conf"),
     Kind("bigip", "BigIPTarget", False, ("as3",)),
+    Kind("keepalived", "KeepalivedTarget", True, (CONFIG_FORMAT,), "keepalived.conf"),
 )}
 FILE_KINDS = tuple(name for name, kind in KINDS.items() if kind.file)
 

@@ -9,7 +9,7 @@ SUDO=""
 
 # Debian's haproxy and nginx (plus nginx's stream module for tcp listeners).
 # policy-rc.d keeps the packages from starting them as system services.
-packages="haproxy nginx libnginx-mod-stream openssl ca-certificates"
+packages="haproxy nginx libnginx-mod-stream openssl ca-certificates keepalived iproute2"
 if ! dpkg -s $packages >/dev/null 2>&1; then
     guard=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then

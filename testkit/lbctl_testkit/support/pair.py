@@ -1,0 +1,139 @@
+"""Two load-balancer nodes in a ``netns.Lab``: per node a backend, HAProxy, keepalived
+and lbctl (its config, state and a wrapper that runs this checkout's lbctl), set up
+the way docs/high-availability.md tells an operator to."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from lbctl_testkit.support.netns import ADDRESSES, VIP, Lab
+from lbctl_testkit.support.procs import find_binary, wait_until
+
+ROOT = Path(__file__).resolve().parents[3]
+PORT = 8080
+BACKEND = ("import http.server,sys\n"
+           "class H(http.server.BaseHTTPRequestHandler):\n"
+           "    def do_GET(self):\n"
+           "        b=sys.argv[1].encode(); self.send_response(200); self.send_header('Content-Length',str(len(b)))\n"
+           "        self.end_headers(); self.wfile.write(b)\n"
+           "    def log_message(self,*a): pass\n"
+           "http.server.ThreadingHTTPServer(('127.0.0.1',9000),H).serve_forever()\n")
+
+
+def inventory() -> dict:
+    return {"version": 1, "listeners": {"web": {"address": VIP, "port": PORT, "default_pool": "app"}},
+            "pools": {"app": {"members": [{"name": "local", "address": "127.0.0.1", "port": 9000}]}}}
+
+
+class Node:
+    """One load balancer of the pair: ``a`` (priority 150) or ``b`` (100)."""
+
+    def __init__(self, lab: Lab, name: str, **vrrp) -> None:
+        self.lab, self.name = lab, name
+        self.dir = lab.directory / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.lbctl = self.dir / "lbctl"
+        self.lbctl.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT}:{ROOT / 'testkit'} exec {sys.executable} -m lbctl \"$@\"\n")
+        self.lbctl.chmod(stat.S_IRWXU)
+        self.config = self.dir / "lbctl.yml"
+        self.haproxy = None
+        (self.dir / "inventory.yml").write_text(yaml.safe_dump(inventory()))
+        self.write_config(**vrrp)
+
+    def write_config(self, **vrrp) -> None:
+        d = self.dir
+        nodes = {n: {"address": ADDRESSES[n], "priority": p} for n, p in (("a", 150), ("b", 100))}
+        keepalived = {"kind": "keepalived", "config": str(d / "keepalived.conf"), "node": self.name,
+                      "nodes": nodes, "interface": "eth0", "check_target": "edge", "lbctl": str(self.lbctl),
+                      "lbctl_config": str(self.config), "pid_file": str(d / "keepalived.pid"),
+                      "drain_file": str(d / "drain"), "auth_pass_file": str(d / "vrrp.pass"), **vrrp}
+        (d / "vrrp.pass").write_text("pair-pw\n")
+        edge = {"kind": "haproxy", "config": str(d / "haproxy.cfg"), "binary": find_binary("haproxy"),
+                "master_socket": str(d / "master.sock"), "master_log": str(d / "haproxy.log"),
+                "stats_socket": str(d / "stats.sock"), "state_file": str(d / "haproxy.state"),
+                "hard_stop_after": "5s"}
+        self.config.write_text(yaml.safe_dump({
+            "source": {"inventory": "inventory.yml"}, "state_dir": "state", "audit_log": "audit.log",
+            "targets": {"edge": edge, "vip": keepalived}}))
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 90):
+        return self.lab.run(self.name, [str(self.lbctl), args[0], "-c", str(self.config), *args[1:]], timeout=timeout,
+                            check=check)
+
+    def start(self) -> None:
+        self.lab.start(self.name, [sys.executable, "-c", BACKEND, self.name], self.dir / "backend.log")
+        self.cli("apply")  # neither runs yet: lbctl writes both files
+        self.start_haproxy()
+        self.keepalived = self.lab.start(self.name, [
+            find_binary("keepalived"), "-n", "-l", "-D", "--vrrp", "-f", str(self.dir / "keepalived.conf"),
+            "-p", str(self.dir / "keepalived.pid"), "-r", str(self.dir / "keepalived-vrrp.pid")],
+            self.dir / "keepalived.log")
+
+    def start_haproxy(self) -> None:
+        d = self.dir
+        self.haproxy = self.lab.start(self.name, [
+            find_binary("haproxy"), "-W", "-f", str(d / "haproxy.cfg"), "-S", f"{d / 'master.sock'},level,admin",
+            "-p", str(d / "haproxy.pid")], d / "haproxy.log")
+        wait_until(lambda: self.cli("check", "-t", "edge", check=False).returncode == 0, 30, f"{self.name}'s haproxy")
+
+    def states(self) -> dict[str, str]:
+        found = {}
+        for path in (self.dir / "state" / "vip" / "vrrp").glob("*.json"):
+            found[path.stem] = json.loads(path.read_text())["state"]
+        return found
+
+    def holds(self) -> bool:
+        return self.lab.holds(self.name)
+
+    def audit(self) -> list[dict]:
+        path = self.dir / "audit.log"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+class Client:
+    """``vipclient`` in the client namespace, in the background; ``results()`` stops it."""
+
+    def __init__(self, lab: Lab, name: str, interval: float = 0.02, seconds: float = 60, keepalive: bool = False):
+        self.lab, self.out = lab, lab.directory / f"client-{name}.json"
+        argv = [sys.executable, "-m", "lbctl_testkit.support.vipclient", f"http://{VIP}:{PORT}/", str(seconds),
+                str(interval), str(self.out)] + (["--keepalive"] if keepalive else [])
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'testkit'}"}
+        self.proc = lab.start("c", argv, lab.directory / f"client-{name}.log", env=env)
+        wait_until(lambda: Path(f"{self.out}.started").exists() or self.proc.poll() is not None, 30,
+                   "the client's first answer")
+
+    def results(self, stop: bool = True) -> list[list]:
+        """Its requests: stopped now, or (``stop=False``) when its time is up."""
+        if stop:
+            Path(f"{self.out}.stop").touch()
+        self.proc.wait(120)
+        return json.loads(self.out.read_text())
+
+
+def gap(results: list[list]) -> float:
+    """The longest time without an answer: from the end of the last answered request
+    before a failure to the start of the next answered one (0 if none failed)."""
+    longest, last_ok = 0.0, None
+    for start, took, body in results:
+        if body is not None:
+            if last_ok is not None:
+                longest = max(longest, start - last_ok)
+            last_ok = start + took
+    return longest if any(body is None for _, _, body in results) else 0.0
+
+
+def record(directory: Path, name: str, results: list[list]) -> dict:
+    """The figures of one failover, also appended to ``$LBCTL_VRRP_FIGURES`` if set (for docs)."""
+    figures = {"event": name, "requests": len(results), "failed": sum(r[2] is None for r in results),
+               "gap_s": round(gap(results), 3), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if os.environ.get("LBCTL_VRRP_FIGURES"):
+        with open(os.environ["LBCTL_VRRP_FIGURES"], "a") as f:
+            f.write(json.dumps(figures) + "\n")
+    return figures

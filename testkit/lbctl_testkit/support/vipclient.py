@@ -1,0 +1,46 @@
+"""A bounded client of a virtual IP, run in the client's namespace:
+``python -m lbctl_testkit.support.vipclient URL SECONDS INTERVAL OUT [--keepalive]``.
+
+A GET every INTERVAL seconds for SECONDS seconds (a new connection each, or one
+kept alive and made again after a failure), or until a file ``OUT.stop`` appears;
+touches ``OUT.started`` at its first answer; then writes ``OUT``: one JSON list of ``[start, seconds taken, body or null]``
+per request (``time.monotonic``, comparable across namespaces on one machine)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+TIMEOUT = 0.5
+
+
+def main(url: str, seconds: float, interval: float, out: Path, keepalive: bool) -> None:
+    u = urlsplit(url)
+    stop_file, started = Path(f"{out}.stop"), Path(f"{out}.started")
+    end, results, conn = time.monotonic() + seconds, [], None
+    while time.monotonic() < end and not stop_file.exists():
+        start = time.monotonic()
+        try:
+            conn = conn if keepalive and conn is not None else http.client.HTTPConnection(u.hostname, u.port,
+                                                                                       timeout=TIMEOUT)
+            conn.request("GET", u.path or "/", headers={} if keepalive else {"Connection": "close"})
+            answer = conn.getresponse()
+            body = answer.read().decode().strip() if answer.status == 200 else None
+        except (OSError, http.client.HTTPException):
+            body = None
+        if body is None or not keepalive:
+            conn.close() if conn is not None else None
+            conn = None
+        results.append([start, time.monotonic() - start, body])
+        if body is not None and not started.exists():
+            started.touch()
+        time.sleep(max(0.0, interval - (time.monotonic() - start)))
+    out.write_text(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4]), "--keepalive" in sys.argv[5:])

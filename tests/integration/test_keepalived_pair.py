@@ -1,0 +1,124 @@
+"""A keepalived pair in network namespaces (lbctl_testkit.support.netns): each node
+runs HAProxy, keepalived and lbctl, rendered and applied by lbctl; a client in a
+third namespace sends bounded traffic to the virtual IP while the master loses its
+link, its load balancer, or is drained.  Needs root: without it these fail, not skip.
+Gaps are recorded (``$LBCTL_VRRP_FIGURES``), never asserted: the machine may be loaded."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from lbctl_testkit.support import requires_haproxy, wait_until
+from lbctl_testkit.support.netns import Lab
+from lbctl_testkit.support.pair import Client, Node, record
+from lbctl_testkit.support.procs import _requires
+from lbctl_testkit.support.netns import stop
+
+pytestmark = [*requires_haproxy, *_requires("keepalived")]
+TAKEOVER = 30  # seconds: a deadline, far above keepalived's master-down interval (about 3.6 s)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    assert os.geteuid() == 0, "the keepalived pair tests need root to make network namespaces"
+    with Lab(tmp_path) as lab_:
+        yield lab_
+
+
+def pair(lab: Lab, **vrrp) -> tuple[Node, Node]:
+    a, b = Node(lab, "a", **vrrp), Node(lab, "b", **vrrp)
+    a.start()
+    b.start()
+    settle(a, b)
+    return a, b
+
+
+def settle(master: Node, backup: Node) -> None:
+    wait_until(lambda: master.states().get("vip") == "MASTER" and backup.states().get("vip") == "BACKUP",
+               TAKEOVER, f"{master.name} MASTER and {backup.name} BACKUP (notified)")
+    assert master.holds() and not backup.holds()
+
+
+def served_by(results: list[list]) -> list[str]:
+    """The nodes that answered, in order, each once per run of answers."""
+    out = []
+    for _, _, body in results:
+        if body is not None and (not out or out[-1] != body):
+            out.append(body)
+    return out
+
+
+def test_the_pair_elects_the_higher_priority_and_records_it(lab):
+    a, b = pair(lab)
+    entries = [e for e in a.audit() if e.get("action") == "vrrp"]
+    assert [e["result"] for e in entries][-1] == "MASTER" and entries[-1]["node"] == "a"
+    assert a.cli("check", "-t", "edge").returncode == 0
+    status = a.cli("status", "-t", "vip").stdout
+    assert "node a: vip MASTER" in status, status
+    client = Client(lab, "steady", seconds=3)
+    results = client.results(stop=False)
+    assert results and served_by(results) == ["a"] and all(r[2] for r in results)
+
+
+@pytest.mark.parametrize("keepalive", [False, True], ids=["new-connections", "keep-alive"])
+def test_link_down_moves_the_vip_and_preemption_brings_it_back(lab, keepalive):
+    a, b = pair(lab)
+    client = Client(lab, f"link-{keepalive}", keepalive=keepalive)
+    lab.link("a", up=False)
+    wait_until(b.holds, TAKEOVER, "b to take the VIP")
+    lab.link("a", up=True)
+    settle(a, b)  # no nopreempt: the higher priority takes it back
+    results = client.results()
+    assert served_by(results)[:3] == ["a", "b", "a"], served_by(results)
+    record(lab.directory, f"link down, advert_int 1, {'keep-alive' if keepalive else 'new connection'}", results)
+
+
+def test_a_dead_load_balancer_fails_its_check_and_the_peer_takes_over(lab):
+    a, b = pair(lab)
+    client = Client(lab, "killed")
+    stop(a.haproxy, sig=9)
+    wait_until(b.holds, TAKEOVER, "b to take the VIP when a's haproxy is gone")
+    # lowered by the failed check (150 - 60 < 100), not in FAULT
+    wait_until(lambda: a.states()["vip"] == "BACKUP", TAKEOVER, "a to be notified BACKUP")
+    a.start_haproxy()
+    settle(a, b)
+    results = client.results()
+    assert "b" in served_by(results)
+    record(lab.directory, "load balancer killed (check interval 1s, fall 2)", results)
+
+
+def test_drain_node_switches_over_without_a_failed_request_and_restores(lab):
+    a, b = pair(lab)
+    client = Client(lab, "drain")
+    out = a.cli("drain-node", "-t", "vip", "--timeout", "30").stdout
+    assert "drained" in out and b.holds() and not a.holds()
+    assert "(drained)" in a.cli("status", "-t", "vip").stdout
+    a.cli("drain-node", "-t", "vip", "--restore", "--timeout", "30")
+    settle(a, b)
+    results = client.results()
+    figures = record(lab.directory, "planned switchover (drain-node and --restore)", results)
+    assert served_by(results)[:3] == ["a", "b", "a"] and figures["failed"] == 0, figures
+
+
+def test_nopreempt_keeps_the_vip_where_it_went(lab):
+    a, b = pair(lab, nopreempt=True)
+    lab.link("a", up=False)
+    wait_until(b.holds, TAKEOVER, "b to take the VIP")
+    lab.link("a", up=True)
+    wait_until(lambda: a.states().get("vip") == "BACKUP" and b.states()["vip"] == "MASTER", TAKEOVER,
+               "a back as BACKUP, b still MASTER")
+    assert b.holds() and not a.holds()
+
+
+def test_apply_reloads_keepalived_and_a_bad_change_is_rolled_back(lab):
+    a, _b = pair(lab)
+    a.write_config(advert_int="2s")
+    out = a.cli("apply", "-t", "vip").stdout
+    assert "advert_int 2" in (a.dir / "keepalived.conf").read_text(), out
+    assert a.holds()
+    a.write_config(interface="nosuchif0")
+    failed = a.cli("apply", "-t", "vip", check=False)
+    assert failed.returncode == 1 and "keepalived rejected" in failed.stderr, failed.stderr
+    assert "advert_int 2" in (a.dir / "keepalived.conf").read_text() and a.holds()
