@@ -252,7 +252,12 @@ def check(config_path, target_name) -> None:
     from lbctl.targets import health
 
     session = Session.configured(config_path, target_name)
-    problems = [line for t in session.selected for line in health.problems(session.target(t))]
+    problems = []
+    for t in session.selected:
+        target = session.target(t)
+        found = health.problems(target)
+        target.state.keep("check.json", {"fit": not found, "problems": found}, durable=False)  # keepalived drops stderr
+        problems += found
     if problems:
         raise LbctlError("; ".join(problems))
     click.echo(f"{', '.join(t.name for t in session.selected)}: fit to serve")
@@ -271,14 +276,25 @@ def keepalived_target(config_path, target_name):
 @target_options
 @click.argument("event", nargs=-1)
 def vrrp_notify(config_path, target_name, event) -> None:
-    """keepalived's notify hook: record a VRRP state change (status, metrics, audit log)."""
+    """keepalived's notify hook: record VRRP state changes (status, metrics, audit log);
+    EVENT is ``INSTANCE NAME STATE PRIORITY``, or keepalived's notify FIFO to follow."""
     session, target = keepalived_target(config_path, target_name)
-    entry = kinds.get("keepalived").module("pair").notified(target, event)
+    pair = kinds.get("keepalived").module("pair")
+    audit = None
     if session.config.audit_log:
         from lbctl.audit import AuditLog
 
-        AuditLog(session.config.audit_log)(entry)
-    click.echo(entry["message"], err=True)
+        audit = AuditLog(session.config.audit_log)
+
+    def record(entry: dict) -> None:
+        if audit is not None:
+            audit(entry)
+        click.echo(entry["message"], err=True)
+
+    if len(event) == 1:
+        pair.follow(target, Path(event[0]), record)
+    else:
+        record(pair.notified(target, event))
 
 
 @cli.command("drain-node")

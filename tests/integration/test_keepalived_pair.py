@@ -11,8 +11,8 @@ import os
 import pytest
 
 from lbctl_testkit.support import requires_haproxy, wait_until
-from lbctl_testkit.support.netns import Lab
-from lbctl_testkit.support.pair import Client, Node, record
+from lbctl_testkit.support.netns import VIP, Lab
+from lbctl_testkit.support.pair import PORT, Client, Node, record
 from lbctl_testkit.support.procs import _requires
 from lbctl_testkit.support.netns import stop
 
@@ -27,10 +27,12 @@ def lab(tmp_path):
         yield lab_
 
 
-def pair(lab: Lab, **vrrp) -> tuple[Node, Node]:
-    a, b = Node(lab, "a", **vrrp), Node(lab, "b", **vrrp)
-    a.start()
-    b.start()
+def pair(lab: Lab, watch: bool = False, **vrrp) -> tuple[Node, Node]:
+    a, b = Node(lab, "a", watch, **vrrp), Node(lab, "b", watch, **vrrp)
+    for node in (a, b):
+        node.prepare()
+    for node in (a, b):
+        node.start()
     settle(a, b)
     return a, b
 
@@ -39,6 +41,13 @@ def settle(master: Node, backup: Node) -> None:
     wait_until(lambda: master.states().get("vip") == "MASTER" and backup.states().get("vip") == "BACKUP",
                TAKEOVER, f"{master.name} MASTER and {backup.name} BACKUP (notified)")
     assert master.holds() and not backup.holds()
+
+
+def answers(lab: Lab, node: str) -> None:
+    """Wait until the client's namespace reaches ``node`` at the VIP (its ARP cache follows)."""
+    probe = f"import urllib.request as u; print(u.urlopen('http://{VIP}:{PORT}/', timeout=1).read().decode())"
+    wait_until(lambda: lab.run("c", ["python3", "-c", probe], check=False).stdout.strip() == node, TAKEOVER,
+               f"the client to reach {node}")
 
 
 def served_by(results: list[list]) -> list[str]:
@@ -70,6 +79,7 @@ def test_link_down_moves_the_vip_and_preemption_brings_it_back(lab, keepalive):
     wait_until(b.holds, TAKEOVER, "b to take the VIP")
     lab.link("a", up=True)
     settle(a, b)  # no nopreempt: the higher priority takes it back
+    answers(lab, "a")
     results = client.results()
     assert served_by(results)[:3] == ["a", "b", "a"], served_by(results)
     record(lab.directory, f"link down, advert_int 1, {'keep-alive' if keepalive else 'new connection'}", results)
@@ -84,6 +94,7 @@ def test_a_dead_load_balancer_fails_its_check_and_the_peer_takes_over(lab):
     wait_until(lambda: a.states()["vip"] == "BACKUP", TAKEOVER, "a to be notified BACKUP")
     a.start_haproxy()
     settle(a, b)
+    answers(lab, "a")
     results = client.results()
     assert "b" in served_by(results)
     record(lab.directory, "load balancer killed (check interval 1s, fall 2)", results)
@@ -95,8 +106,10 @@ def test_drain_node_switches_over_without_a_failed_request_and_restores(lab):
     out = a.cli("drain-node", "-t", "vip", "--timeout", "30").stdout
     assert "drained" in out and b.holds() and not a.holds()
     assert "(drained)" in a.cli("status", "-t", "vip").stdout
+    answers(lab, "b")
     a.cli("drain-node", "-t", "vip", "--restore", "--timeout", "30")
     settle(a, b)
+    answers(lab, "a")
     results = client.results()
     figures = record(lab.directory, "planned switchover (drain-node and --restore)", results)
     assert served_by(results)[:3] == ["a", "b", "a"] and figures["failed"] == 0, figures
@@ -122,3 +135,20 @@ def test_apply_reloads_keepalived_and_a_bad_change_is_rolled_back(lab):
     failed = a.cli("apply", "-t", "vip", check=False)
     assert failed.returncode == 1 and "keepalived rejected" in failed.stderr, failed.stderr
     assert "advert_int 2" in (a.dir / "keepalived.conf").read_text() and a.holds()
+
+
+def test_status_on_either_node_shows_both_and_whether_their_configs_match(lab):
+    a, b = pair(lab, watch=True)
+
+    def status_of(node: Node) -> str:
+        return node.cli("status", "-t", "vip", check=False).stdout
+
+    wait_until(lambda: "peer a: vip MASTER; configs match" in status_of(b), TAKEOVER, "b's status to show a")
+    assert "node b: vip BACKUP" in status_of(b) and "peer b: vip BACKUP; configs match" in status_of(a)
+    metrics = lab.run("c", ["python3", "-c", "import urllib.request as u; print(u.urlopen("
+                            "'http://198.18.0.11:9100/metrics', timeout=5).read().decode())"]).stdout
+    assert 'lbctl_vrrp_state{instance="vip",target="vip"} 2.0' in metrics
+    raw = (b.dir / "inventory.yml").read_text()
+    (b.dir / "inventory.yml").write_text(raw.replace("port: 9000", "port: 9001"))  # only b's source changes
+    b.cli("apply", "-t", "edge", "--allow-removal", "app")
+    wait_until(lambda: "configs differ: edge" in status_of(a), TAKEOVER, "a's status to see b's other edge config")

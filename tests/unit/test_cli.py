@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from lbctl import config, inventory
+from lbctl import config, inventory, kinds
 from lbctl.cli import cli
 from lbctl.render import render
 from tests.helpers import EXAMPLE, ROOT, example_raw, minimal_raw, needs
@@ -113,11 +113,11 @@ def test_usage_errors_are_documented_as_click_prints_them(args):
 def test_t_help_lists_the_kinds_and_format_where_it_applies():
     for command in ("render", "validate"):
         text = " ".join(run(command, "--help").output.split())
-        assert "haproxy, nginx or bigip" in text and "--format [as3|config]" in text
+        assert kinds.named(tuple(kinds.KINDS)) in text and "--format [as3|config]" in text
     for command in ("plan", "apply", "watch", "rollback", "status"):
         assert "as3" not in run(command, "--help").output and "bigip" not in run(command, "--help").output
     result = run("render", "-i", EXAMPLE, "-t", "varnish")
-    assert result.output == "lbctl: error: -t must be one of haproxy, nginx, bigip without a config (got 'varnish')\n"
+    assert result.output == f"lbctl: error: -t must be one of {', '.join(kinds.KINDS)} without a config (got 'varnish')\n"
 
 
 def test_as3_is_a_format_of_bigip_not_a_kind():

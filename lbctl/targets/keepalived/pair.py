@@ -5,8 +5,11 @@ documented in docs/high-availability.md."""
 from __future__ import annotations
 
 import json
+import shlex
 import time
 import urllib.request
+from pathlib import Path
+from typing import Callable
 
 from lbctl.errors import ConfigError, LbctlError
 from lbctl.targets.keepalived import ctl
@@ -17,7 +20,7 @@ PEER_TIMEOUT = 2.0
 
 
 def notified(target: KeepalivedTarget, args: tuple[str, ...]) -> dict:
-    """What keepalived's ``notify`` passed (``INSTANCE|GROUP NAME STATE PRIORITY``), kept
+    """What keepalived notified (``INSTANCE|GROUP NAME STATE PRIORITY``), kept
     for status and metrics; the audit log entry.  :raises ConfigError: not those four."""
     if len(args) != 4 or args[0] not in ("INSTANCE", "GROUP") or args[2] not in ctl.STATES \
             or not args[3].isdigit():
@@ -28,6 +31,18 @@ def notified(target: KeepalivedTarget, args: tuple[str, ...]) -> dict:
             "action": "vrrp", "node": target.settings.options.node, "instance": args[1],
             "result": args[2], "priority": entry["priority"],
             "message": f"{target.name}: node {target.settings.options.node} is {args[2]} for {args[1]}"}
+
+
+def follow(target: KeepalivedTarget, fifo: Path, record: Callable[[dict], None]) -> None:
+    """Record each state change keepalived writes to its notify FIFO (``INSTANCE "vip"
+    MASTER 150``, in order, unlike notify scripts that may finish out of order) until
+    keepalived stops this process or removes the FIFO."""
+    while fifo.is_fifo():
+        with fifo.open() as lines:
+            for line in lines:
+                words = shlex.split(line)
+                if len(words) == 4 and words[0] in ("INSTANCE", "GROUP") and words[2] in ctl.STATES:
+                    record(notified(target, tuple(words)))
 
 
 def node_report(target: KeepalivedTarget, configs: dict[str, str | None]) -> dict:

@@ -39,6 +39,16 @@ class KeepalivedTarget(FileTarget):
                               "without quotes or spaces (keepalived reads 8 characters of a PASS password)")
         return {"target": self.name, "auth_pass": password}
 
+    def node_report(self) -> dict:
+        """What this node says of itself to its peers (``/vrrp/<target>`` of lbctl watch)."""
+        from lbctl.targets.keepalived import pair
+
+        return pair.node_report(self, self.configs())
+
+    def vrrp_states(self) -> dict[str, int]:
+        """Each instance's last notified state as ``lbctl_vrrp_state``'s number."""
+        return {name: ctl.STATES[e["state"]] for name, e in ctl.read_states(self.settings.state_dir).items()}
+
     def served(self, text: str | None) -> guard.Served:
         return served(text)
 
@@ -69,7 +79,7 @@ class KeepalivedTarget(FileTarget):
             return {"running": False}
         from lbctl.targets.keepalived import pair
 
-        report = pair.node_report(self, self.configs())
+        report = self.node_report()
         peers = pair.peer_reports(self)
         return {**report, "pid": pid, "peers": peers, "mismatched": pair.mismatched(report["configs"], peers),
                 "summary": f"running, pid {pid}, {pair.status_summary(self, report, peers)}"}

@@ -6,6 +6,11 @@ keepalived's integration tests (docs/high-availability.md#how-it-is-tested).
 pair each, only addresses of 198.18.0.0/15 (RFC 2544's benchmarking range), and
 removes everything it made when its ``with`` block ends, failed or not.  Needs
 root (CAP_NET_ADMIN); without it the tests fail, they do not skip.
+
+Like two machines, both nodes see their own files at the same path, ``root``
+(``/etc/lbctl-lab-<prefix>``): ``ip netns exec`` bind-mounts ``/etc/netns/<ns>/X``
+over ``/etc/X``, and that is a link to the node's directory under ``directory``.
+So both render the same HAProxy configuration from the same source.
 """
 
 from __future__ import annotations
@@ -37,7 +42,12 @@ class Lab:
     directory: Path
     prefix: str = field(default_factory=lambda: f"lbv{os.getpid() % 100000}")
     made: list[str] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)  # made under /etc, removed last first
     procs: list[tuple[subprocess.Popen, object]] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        return Path("/etc") / f"lbctl-lab-{self.prefix}"
 
     def ns(self, node: str) -> str:
         return f"{self.prefix}{node}"
@@ -66,6 +76,18 @@ class Lab:
             ip("link", "set", "eth0", "up", netns=self.ns(node))
             if node != "c":  # the listeners bind the VIP on both nodes, held or not
                 self.run(node, ["sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1"])
+                self.own_root(node)
+
+    def own_root(self, node: str) -> None:
+        """``root`` in ``node``'s namespace is ``directory/node``."""
+        for path in (Path("/etc/netns"), Path("/etc/netns") / self.ns(node), self.root):
+            if not path.exists():
+                path.mkdir()
+                self.paths.append(path)
+        (self.directory / node).mkdir(exist_ok=True)
+        link = Path("/etc/netns") / self.ns(node) / self.root.name
+        link.symlink_to(self.directory / node)
+        self.paths.append(link)
 
     def add_ns(self, node: str) -> None:
         ip("netns", "add", self.ns(node))
@@ -104,6 +126,10 @@ class Lab:
         for name in reversed(self.made):
             ip("netns", "del", name, check=False)
         self.made.clear()
+        for path in reversed(self.paths):
+            with contextlib.suppress(OSError):
+                path.unlink() if path.is_symlink() else path.rmdir()
+        self.paths.clear()
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:

@@ -18,6 +18,7 @@ from lbctl_testkit.support.procs import find_binary, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 PORT = 8080
+WATCH_PORT = 9100  # each node's lbctl watch: /metrics and /vrrp/vip on its own address
 BACKEND = ("import http.server,sys\n"
            "class H(http.server.BaseHTTPRequestHandler):\n"
            "    def do_GET(self):\n"
@@ -35,31 +36,34 @@ def inventory() -> dict:
 class Node:
     """One load balancer of the pair: ``a`` (priority 150) or ``b`` (100)."""
 
-    def __init__(self, lab: Lab, name: str, **vrrp) -> None:
-        self.lab, self.name = lab, name
-        self.dir = lab.directory / name
+    def __init__(self, lab: Lab, name: str, watch: bool = False, **vrrp) -> None:
+        self.lab, self.name, self.watch = lab, name, watch
+        self.dir = lab.directory / name  # its files, seen from here; inside its namespace: lab.root
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.lbctl = self.dir / "lbctl"
-        self.lbctl.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT}:{ROOT / 'testkit'} exec {sys.executable} -m lbctl \"$@\"\n")
-        self.lbctl.chmod(stat.S_IRWXU)
-        self.config = self.dir / "lbctl.yml"
+        self.lbctl = lab.root / "lbctl"
+        (self.dir / "lbctl").write_text(f"#!/bin/sh\nPYTHONPATH={ROOT}:{ROOT / 'testkit'} exec {sys.executable} -m lbctl \"$@\"\n")
+        (self.dir / "lbctl").chmod(stat.S_IRWXU)
+        self.config = lab.root / "lbctl.yml"
         self.haproxy = None
         (self.dir / "inventory.yml").write_text(yaml.safe_dump(inventory()))
         self.write_config(**vrrp)
 
     def write_config(self, **vrrp) -> None:
-        d = self.dir
+        d = self.lab.root
         nodes = {n: {"address": ADDRESSES[n], "priority": p} for n, p in (("a", 150), ("b", 100))}
+        if self.watch:
+            for n, node in nodes.items():
+                node["status_url"] = f"http://{ADDRESSES[n]}:{WATCH_PORT}/vrrp/vip"
         keepalived = {"kind": "keepalived", "config": str(d / "keepalived.conf"), "node": self.name,
                       "nodes": nodes, "interface": "eth0", "check_target": "edge", "lbctl": str(self.lbctl),
                       "lbctl_config": str(self.config), "pid_file": str(d / "keepalived.pid"),
                       "drain_file": str(d / "drain"), "auth_pass_file": str(d / "vrrp.pass"), **vrrp}
-        (d / "vrrp.pass").write_text("pair-pw\n")
+        (self.dir / "vrrp.pass").write_text("pair-pw\n")
         edge = {"kind": "haproxy", "config": str(d / "haproxy.cfg"), "binary": find_binary("haproxy"),
                 "master_socket": str(d / "master.sock"), "master_log": str(d / "haproxy.log"),
                 "stats_socket": str(d / "stats.sock"), "state_file": str(d / "haproxy.state"),
                 "hard_stop_after": "5s"}
-        self.config.write_text(yaml.safe_dump({
+        (self.dir / "lbctl.yml").write_text(yaml.safe_dump({
             "source": {"inventory": "inventory.yml"}, "state_dir": "state", "audit_log": "audit.log",
             "targets": {"edge": edge, "vip": keepalived}}))
 
@@ -67,20 +71,28 @@ class Node:
         return self.lab.run(self.name, [str(self.lbctl), args[0], "-c", str(self.config), *args[1:]], timeout=timeout,
                             check=check)
 
-    def start(self) -> None:
+    def prepare(self) -> None:
+        """Its backend, and its files (neither HAProxy nor keepalived runs yet: lbctl writes both).
+        Before any node starts HAProxy: lbctl would see the other's, on the same path (one /proc)."""
         self.lab.start(self.name, [sys.executable, "-c", BACKEND, self.name], self.dir / "backend.log")
-        self.cli("apply")  # neither runs yet: lbctl writes both files
+        self.cli("apply")
+
+    def start(self) -> None:
         self.start_haproxy()
+        root = self.lab.root
         self.keepalived = self.lab.start(self.name, [
-            find_binary("keepalived"), "-n", "-l", "-D", "--vrrp", "-f", str(self.dir / "keepalived.conf"),
-            "-p", str(self.dir / "keepalived.pid"), "-r", str(self.dir / "keepalived-vrrp.pid")],
+            find_binary("keepalived"), "-n", "-l", "-D", "--vrrp", "-f", str(root / "keepalived.conf"),
+            "-p", str(root / "keepalived.pid"), "-r", str(root / "keepalived-vrrp.pid")],
             self.dir / "keepalived.log")
+        if self.watch:
+            self.lab.start(self.name, [str(self.lbctl), "watch", "-c", str(self.config), "--listen",
+                                       f"{ADDRESSES[self.name]}:{WATCH_PORT}"], self.dir / "watch.log")
 
     def start_haproxy(self) -> None:
-        d = self.dir
+        d = self.lab.root
         self.haproxy = self.lab.start(self.name, [
             find_binary("haproxy"), "-W", "-f", str(d / "haproxy.cfg"), "-S", f"{d / 'master.sock'},level,admin",
-            "-p", str(d / "haproxy.pid")], d / "haproxy.log")
+            "-p", str(d / "haproxy.pid")], self.dir / "haproxy.log")
         wait_until(lambda: self.cli("check", "-t", "edge", check=False).returncode == 0, 30, f"{self.name}'s haproxy")
 
     def states(self) -> dict[str, str]:
@@ -132,7 +144,7 @@ def gap(results: list[list]) -> float:
 def record(directory: Path, name: str, results: list[list]) -> dict:
     """The figures of one failover, also appended to ``$LBCTL_VRRP_FIGURES`` if set (for docs)."""
     figures = {"event": name, "requests": len(results), "failed": sum(r[2] is None for r in results),
-               "gap_s": round(gap(results), 3), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+               "gap_s": round(gap(results), 3), "slowest_s": round(max((r[1] for r in results), default=0), 3), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if os.environ.get("LBCTL_VRRP_FIGURES"):
         with open(os.environ["LBCTL_VRRP_FIGURES"], "a") as f:
             f.write(json.dumps(figures) + "\n")

@@ -15,7 +15,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-TIMEOUT = 0.5
+# A request fails if it has no answer within this time: above one SYN retransmission (1 s),
+# as a client would wait, so that a connection begun as the VIP moved is slow, not lost.
+TIMEOUT = 2.0
 
 
 def main(url: str, seconds: float, interval: float, out: Path, keepalive: bool) -> None:
