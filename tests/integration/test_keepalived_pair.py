@@ -71,18 +71,24 @@ def test_the_pair_elects_the_higher_priority_and_records_it(lab):
     assert results and served_by(results) == ["a"] and all(r[2] for r in results)
 
 
-@pytest.mark.parametrize("keepalive", [False, True], ids=["new-connections", "keep-alive"])
-def test_link_down_moves_the_vip_and_preemption_brings_it_back(lab, keepalive):
-    a, b = pair(lab)
-    client = Client(lab, f"link-{keepalive}", keepalive=keepalive)
+VRRPV3 = {"vrrp_version": 3, "advert_int": "100ms", "auth_pass_file": None}  # VRRPv3 has no authentication
+
+
+@pytest.mark.parametrize("keepalive, vrrp", [(False, {}), (True, {}), (False, VRRPV3)],
+                         ids=["new-connections", "keep-alive", "vrrpv3-100ms"])
+def test_link_down_moves_the_vip_and_preemption_brings_it_back(lab, keepalive, vrrp):
+    a, b = pair(lab, **vrrp)
+    client = Client(lab, "link", keepalive=keepalive)
     lab.link("a", up=False)
     wait_until(b.holds, TAKEOVER, "b to take the VIP")
+    answers(lab, "b")
     lab.link("a", up=True)
     settle(a, b)  # no nopreempt: the higher priority takes it back
     answers(lab, "a")
     results = client.results()
     assert served_by(results)[:3] == ["a", "b", "a"], served_by(results)
-    record(lab.directory, f"link down, advert_int 1, {'keep-alive' if keepalive else 'new connection'}", results)
+    how = "VRRPv3, advert_int 0.1" if vrrp else "advert_int 1"
+    record(lab.directory, f"link down, {how}, {'keep-alive' if keepalive else 'new connection'}", results)
 
 
 def test_a_dead_load_balancer_fails_its_check_and_the_peer_takes_over(lab):
