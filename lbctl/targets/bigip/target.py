@@ -97,7 +97,6 @@ class BigIPTarget(Target):
                     for host, port in (opts.devices or ((opts.host, opts.port),))]
         self.devices = [icontrol.BigIP(self.name, access, sleep) for access in accesses]
         self._device: icontrol.BigIP | None = self.devices[0] if len(self.devices) == 1 else None
-        access = accesses[0]
         self.as3 = opts.mode == "as3"
         self.partition = as3.folder(opts.as3_tenant) if self.as3 else opts.partition
         where = f"AS3 tenant {opts.as3_tenant}" if self.as3 else f"partition {opts.partition}"
