@@ -11,13 +11,12 @@ import os
 import pytest
 
 from lbctl_testkit.support import requires_haproxy, wait_until
-from lbctl_testkit.support.netns import VIP, Lab
-from lbctl_testkit.support.pair import PORT, Client, Node, record
-from lbctl_testkit.support.procs import _requires
+from lbctl_testkit.support.netns import Lab
+from lbctl_testkit.support.pair import TAKEOVER, Client, Node, answers, record, settle, start_pair
 from lbctl_testkit.support.netns import stop
+from lbctl_testkit.support.procs import requires_keepalived
 
-pytestmark = [*requires_haproxy, *_requires("keepalived")]
-TAKEOVER = 30  # seconds: a deadline, far above keepalived's master-down interval (about 3.6 s)
+pytestmark = [*requires_haproxy, *requires_keepalived]
 
 
 @pytest.fixture
@@ -27,40 +26,17 @@ def lab(tmp_path):
         yield lab_
 
 
-def pair(lab: Lab, watch: bool = False, **vrrp) -> tuple[Node, Node]:
-    a, b = Node(lab, "a", watch, **vrrp), Node(lab, "b", watch, **vrrp)
-    for node in (a, b):
-        node.prepare()
-    for node in (a, b):
-        node.start()
-    settle(a, b)
-    return a, b
-
-
-def settle(master: Node, backup: Node) -> None:
-    wait_until(lambda: master.states().get("vip") == "MASTER" and backup.states().get("vip") == "BACKUP",
-               TAKEOVER, f"{master.name} MASTER and {backup.name} BACKUP (notified)")
-    assert master.holds() and not backup.holds()
-
-
-def answers(lab: Lab, node: str) -> None:
-    """Wait until the client's namespace reaches ``node`` at the VIP (its ARP cache follows)."""
-    probe = f"import urllib.request as u; print(u.urlopen('http://{VIP}:{PORT}/', timeout=1).read().decode())"
-    wait_until(lambda: lab.run("c", ["python3", "-c", probe], check=False).stdout.strip() == node, TAKEOVER,
-               f"the client to reach {node}")
-
-
 def served_by(results: list[list]) -> list[str]:
     """The nodes that answered, in order, each once per run of answers."""
     out = []
-    for _, _, body in results:
+    for _, _, body, _ in results:
         if body is not None and (not out or out[-1] != body):
             out.append(body)
     return out
 
 
 def test_the_pair_elects_the_higher_priority_and_records_it(lab):
-    a, b = pair(lab)
+    a, b = start_pair(lab)
     entries = [e for e in a.audit() if e.get("action") == "vrrp"]
     assert [e["result"] for e in entries][-1] == "MASTER" and entries[-1]["node"] == "a"
     assert a.cli("check", "-t", "edge").returncode == 0
@@ -77,7 +53,7 @@ VRRPV3 = {"vrrp_version": 3, "advert_int": "100ms", "auth_pass_file": None}  # V
 @pytest.mark.parametrize("keepalive, vrrp", [(False, {}), (True, {}), (False, VRRPV3)],
                          ids=["new-connections", "keep-alive", "vrrpv3-100ms"])
 def test_link_down_moves_the_vip_and_preemption_brings_it_back(lab, keepalive, vrrp):
-    a, b = pair(lab, **vrrp)
+    a, b = start_pair(lab, **vrrp)
     client = Client(lab, "link", keepalive=keepalive)
     lab.link("a", up=False)
     wait_until(b.holds, TAKEOVER, "b to take the VIP")
@@ -92,7 +68,7 @@ def test_link_down_moves_the_vip_and_preemption_brings_it_back(lab, keepalive, v
 
 
 def test_a_dead_load_balancer_fails_its_check_and_the_peer_takes_over(lab):
-    a, b = pair(lab)
+    a, b = start_pair(lab)
     client = Client(lab, "killed")
     stop(a.haproxy, sig=9)
     wait_until(b.holds, TAKEOVER, "b to take the VIP when a's haproxy is gone")
@@ -103,12 +79,13 @@ def test_a_dead_load_balancer_fails_its_check_and_the_peer_takes_over(lab):
     answers(lab, "a")
     results = client.results()
     assert "b" in served_by(results)
-    record(lab.directory, "load balancer killed (check interval 1s, fall 2)", results)
+    record(lab.directory, "load balancer killed (check_interval 2s, check_fall 2)", results)
 
 
-def test_drain_node_switches_over_without_a_failed_request_and_restores(lab):
-    a, b = pair(lab)
-    client = Client(lab, "drain")
+@pytest.mark.parametrize("keepalive", [False, True], ids=["new-connections", "keep-alive"])
+def test_drain_node_switches_over_without_a_failed_request_and_restores(lab, keepalive):
+    a, b = start_pair(lab)
+    client = Client(lab, "drain", keepalive=keepalive)
     out = a.cli("drain-node", "-t", "vip", "--timeout", "30").stdout
     assert "drained" in out and b.holds() and not a.holds()
     assert "(drained)" in a.cli("status", "-t", "vip").stdout
@@ -117,12 +94,13 @@ def test_drain_node_switches_over_without_a_failed_request_and_restores(lab):
     settle(a, b)
     answers(lab, "a")
     results = client.results()
-    figures = record(lab.directory, "planned switchover (drain-node and --restore)", results)
+    figures = record(lab.directory, f"planned switchover (drain-node and --restore), "
+                                    f"{'keep-alive' if keepalive else 'new connection'}", results)
     assert served_by(results)[:3] == ["a", "b", "a"] and figures["failed"] == 0, figures
 
 
 def test_nopreempt_keeps_the_vip_where_it_went(lab):
-    a, b = pair(lab, nopreempt=True)
+    a, b = start_pair(lab, nopreempt=True)
     lab.link("a", up=False)
     wait_until(b.holds, TAKEOVER, "b to take the VIP")
     lab.link("a", up=True)
@@ -132,7 +110,7 @@ def test_nopreempt_keeps_the_vip_where_it_went(lab):
 
 
 def test_apply_reloads_keepalived_and_a_bad_change_is_rolled_back(lab):
-    a, _b = pair(lab)
+    a, _b = start_pair(lab)
     a.write_config(advert_int="2s")
     out = a.cli("apply", "-t", "vip").stdout
     assert "advert_int 2" in (a.dir / "keepalived.conf").read_text(), out
@@ -144,7 +122,7 @@ def test_apply_reloads_keepalived_and_a_bad_change_is_rolled_back(lab):
 
 
 def test_status_on_either_node_shows_both_and_whether_their_configs_match(lab):
-    a, b = pair(lab, watch=True)
+    a, b = start_pair(lab, watch=True)
 
     def status_of(node: Node) -> str:
         return node.cli("status", "-t", "vip", check=False).stdout

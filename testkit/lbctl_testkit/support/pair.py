@@ -57,7 +57,9 @@ class Node:
         keepalived = {"kind": "keepalived", "config": str(d / "keepalived.conf"), "node": self.name,
                       "nodes": nodes, "interface": "eth0", "check_target": "edge", "lbctl": str(self.lbctl),
                       "lbctl_config": str(self.config), "pid_file": str(d / "keepalived.pid"),
-                      "drain_file": str(d / "drain"), "auth_pass_file": str(d / "vrrp.pass"), **vrrp}
+                      "drain_file": str(d / "drain"), "auth_pass_file": str(d / "vrrp.pass"),
+                      # a loaded test machine: one lbctl check may take seconds, and a timed-out one fails
+                      "check_interval": "2s", "script_timeout": "20s", **vrrp}
         (self.dir / "vrrp.pass").write_text("pair-pw\n")
         edge = {"kind": "haproxy", "config": str(d / "haproxy.cfg"), "binary": find_binary("haproxy"),
                 "master_socket": str(d / "master.sock"), "master_log": str(d / "haproxy.log"),
@@ -109,6 +111,34 @@ class Node:
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+TAKEOVER = 30  # seconds: a deadline, far above keepalived's master-down interval (about 3.6 s)
+
+
+def start_pair(lab: Lab, watch: bool = False, **vrrp) -> tuple[Node, Node]:
+    """Nodes ``a`` (150) and ``b`` (100), running, ``a`` MASTER."""
+    a, b = Node(lab, "a", watch, **vrrp), Node(lab, "b", watch, **vrrp)
+    for node in (a, b):
+        node.prepare()
+    for node in (a, b):
+        node.start()
+    settle(a, b)
+    return a, b
+
+
+def settle(master: Node, backup: Node) -> None:
+    """Wait until keepalived notified ``master`` MASTER and ``backup`` BACKUP, and the VIP is on ``master``."""
+    wait_until(lambda: master.states().get("vip") == "MASTER" and backup.states().get("vip") == "BACKUP",
+               TAKEOVER, f"{master.name} MASTER and {backup.name} BACKUP (notified)")
+    assert master.holds() and not backup.holds()
+
+
+def answers(lab: Lab, node: str) -> None:
+    """Wait until the client's namespace reaches ``node`` at the VIP (its ARP cache follows)."""
+    probe = f"import urllib.request as u; print(u.urlopen('http://{VIP}:{PORT}/', timeout=1).read().decode())"
+    wait_until(lambda: lab.run("c", [sys.executable, "-c", probe], check=False).stdout.strip() == node, TAKEOVER,
+               f"the client to reach {node}")
+
+
 class Client:
     """``vipclient`` in the client namespace, in the background; ``results()`` stops it."""
 
@@ -134,7 +164,7 @@ def gap(results: list[list]) -> float:
     answered requests in a row (failed ones between them), less the usual spacing.
     A connection begun as the VIP moved waits for its SYN to be sent again (1 s on
     Linux), so a client sees that second even when the VIP moved in less."""
-    ends = [start + took for start, took, body in results if body is not None]
+    ends = [start + took for start, took, body, _ in results if body is not None]
     spacing = sorted(b - a for a, b in zip(ends, ends[1:]))
     usual = spacing[len(spacing) // 2] if spacing else 0.0
     return max((b - a - usual for a, b in zip(ends, ends[1:])), default=0.0)
@@ -143,6 +173,7 @@ def gap(results: list[list]) -> float:
 def record(directory: Path, name: str, results: list[list]) -> dict:
     """The figures of one failover, also appended to ``$LBCTL_VRRP_FIGURES`` if set (for docs)."""
     figures = {"event": name, "requests": len(results), "failed": sum(r[2] is None for r in results),
+               "retried": sum(r[3] for r in results),
                "gap_s": round(gap(results), 3), "slowest_s": round(max((r[1] for r in results), default=0), 3), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if os.environ.get("LBCTL_VRRP_FIGURES"):
         with open(os.environ["LBCTL_VRRP_FIGURES"], "a") as f:

@@ -2,8 +2,9 @@
 ``python -m lbctl_testkit.support.vipclient URL SECONDS INTERVAL OUT [--keepalive]``.
 
 A GET every INTERVAL seconds for SECONDS seconds (a new connection each, or one
-kept alive and made again after a failure), or until a file ``OUT.stop`` appears;
-touches ``OUT.started`` at its first answer; then writes ``OUT``: one JSON list of ``[start, seconds taken, body or null]``
+kept alive and made again after a failure; a request on a kept-alive connection that
+was reset is sent once more on a new one, as HTTP clients do, and marked ``retried``), or until a file ``OUT.stop`` appears;
+touches ``OUT.started`` at its first answer; then writes ``OUT``: one JSON list of ``[start, seconds taken, body or null, retried]``
 per request (``time.monotonic``, comparable across namespaces on one machine)."""
 
 from __future__ import annotations
@@ -20,24 +21,41 @@ from urllib.parse import urlsplit
 TIMEOUT = 2.0
 
 
+def get(conn: http.client.HTTPConnection, path: str, keepalive: bool) -> str | None:
+    """One GET: the body of a 200, else None.  :raises OSError, HTTPException: no answer."""
+    conn.request("GET", path, headers={} if keepalive else {"Connection": "close"})
+    answer = conn.getresponse()
+    return answer.read().decode().strip() if answer.status == 200 else None
+
+
 def main(url: str, seconds: float, interval: float, out: Path, keepalive: bool) -> None:
     u = urlsplit(url)
     stop_file, started = Path(f"{out}.stop"), Path(f"{out}.started")
     end, results, conn = time.monotonic() + seconds, [], None
     while time.monotonic() < end and not stop_file.exists():
-        start = time.monotonic()
+        start, retried = time.monotonic(), False
+        reused = conn is not None
         try:
-            conn = conn if keepalive and conn is not None else http.client.HTTPConnection(u.hostname, u.port,
-                                                                                       timeout=TIMEOUT)
-            conn.request("GET", u.path or "/", headers={} if keepalive else {"Connection": "close"})
-            answer = conn.getresponse()
-            body = answer.read().decode().strip() if answer.status == 200 else None
+            conn = conn or http.client.HTTPConnection(u.hostname, u.port, timeout=TIMEOUT)
+            body = get(conn, u.path or "/", keepalive)
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            # As HTTP clients do for an idempotent request whose kept-alive connection was
+            # closed or reset (RFC 9110, 9.2.2): once more, on a new connection.  Counted apart.
+            conn.close()
+            conn, retried = None, reused
+            body = None
         except (OSError, http.client.HTTPException):
             body = None
+        if retried:
+            try:
+                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=TIMEOUT)
+                body = get(conn, u.path or "/", keepalive)
+            except (OSError, http.client.HTTPException):
+                body = None
         if body is None or not keepalive:
             conn.close() if conn is not None else None
             conn = None
-        results.append([start, time.monotonic() - start, body])
+        results.append([start, time.monotonic() - start, body, retried])
         if body is not None and not started.exists():
             started.touch()
         time.sleep(max(0.0, interval - (time.monotonic() - start)))
