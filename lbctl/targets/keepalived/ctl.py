@@ -20,17 +20,10 @@ from pathlib import Path
 
 from lbctl.errors import ReloadError
 from lbctl.targets import files
+from lbctl.targets.procfs import read_pid
 
 _POLL = 0.02
 STATES = {"STOP": 0, "DELETED": 0, "BACKUP": 1, "MASTER": 2, "FAULT": 3}  # lbctl_vrrp_state's values
-
-
-def read_pid(pid_file: str | os.PathLike[str]) -> int | None:
-    try:
-        text = Path(pid_file).read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
 
 
 def running(pid_file: str | os.PathLike[str]) -> int | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lbctl.errors import ReloadError
 from lbctl.targets.files import read_from, size
+from lbctl.targets.procfs import read_pid
 
 WORKER = "nginx: worker process"
 SHUTTING_DOWN = "nginx: worker process is shutting down"
@@ -32,15 +33,6 @@ class Generation:
     master_pid: int
     workers: tuple[int, ...]
     shutting_down: tuple[int, ...] = ()
-
-
-def read_pid(pidfile: str | os.PathLike[str]) -> int | None:
-    """The PID in ``pidfile``, or None if it is missing or garbled."""
-    try:
-        text = Path(pidfile).read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
 
 
 def alive(pid: int) -> bool:
