@@ -130,3 +130,12 @@ def test_configs_that_differ_from_a_peer_s_are_named():
     peers = {"lb2": {"configs": {"edge": "aa", "web": "cc"}}, "lb3": {"error": "timed out"}}
     assert pair.mismatched(mine, peers) == ["web"]
     assert pair.mismatched(mine, {"lb2": {"configs": mine}}) == []
+
+
+def test_check_target_must_be_a_file_target_of_the_config(tmp_path):
+    t = target(check_target="edgee")
+    vip = KeepalivedTarget(t, lambda desired, **kw: render(desired, "keepalived", t.options, None, **kw))
+    vip.siblings = {"edge": tmp_path / "haproxy.cfg"}
+    with pytest.raises(ConfigError, match=r"targets.vip.check_target: no file target 'edgee' in this lbctl.yml "
+                                          r"\(have: edge\)"):
+        vip.plan(desired(("web", "198.18.1.10")))

@@ -33,6 +33,9 @@ class KeepalivedTarget(FileTarget):
     def local(self) -> dict:
         """This node's own inputs to the render (view.py): the target's name and the VRRP password."""
         opts = self.settings.options
+        if opts.check_target and self.siblings and opts.check_target not in self.siblings:
+            raise ConfigError(f"targets.{self.name}.check_target: no file target {opts.check_target!r} in this "
+                              f"lbctl.yml (have: {', '.join(sorted(self.siblings))})")
         password = opts.auth_pass(f"targets.{self.name}.auth_pass") if opts.authenticated else None
         if password is not None and not AUTH_PASS.fullmatch(password):
             raise ConfigError(f"targets.{self.name}.auth_pass: must be 1 to 8 letters, digits or punctuation "
