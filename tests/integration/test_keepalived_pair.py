@@ -82,6 +82,24 @@ def test_a_dead_load_balancer_fails_its_check_and_the_peer_takes_over(lab):
     record(lab.directory, "load balancer killed (check_interval 2s, check_fall 2)", results)
 
 
+def test_a_failing_check_moves_the_vip_without_a_failed_request(lab):
+    a, b = start_pair(lab)
+    client = Client(lab, "check")
+    cfg = a.dir / "haproxy.cfg"
+    text = cfg.read_text()
+    cfg.write_text(text + "# changed behind lbctl's back, not loaded\n")  # the running HAProxy is behind
+    wait_until(b.holds, TAKEOVER, "b to take the VIP when a's check fails")
+    assert "runs an older configuration" in (a.dir / "state" / "edge" / "check.json").read_text()
+    answers(lab, "b")
+    cfg.write_text(text)
+    a.cli("reload", "-t", "edge")  # it loads the file in place: fit again
+    settle(a, b)
+    answers(lab, "a")
+    results = client.results()
+    figures = record(lab.directory, "health check failing (file ahead of the running HAProxy)", results)
+    assert served_by(results)[:3] == ["a", "b", "a"] and figures["failed"] == 0, figures
+
+
 @pytest.mark.parametrize("keepalive", [False, True], ids=["new-connections", "keep-alive"])
 def test_drain_node_switches_over_without_a_failed_request_and_restores(lab, keepalive):
     a, b = start_pair(lab)
