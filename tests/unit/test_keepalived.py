@@ -139,3 +139,8 @@ def test_check_target_must_be_a_file_target_of_the_config(tmp_path):
     with pytest.raises(ConfigError, match=r"targets.vip.check_target: no file target 'edgee' in this lbctl.yml "
                                           r"\(have: edge\)"):
         vip.plan(desired(("web", "198.18.1.10")))
+
+
+def test_without_a_config_there_is_no_pair_to_render():
+    with pytest.raises(ConfigError, match="a keepalived target's nodes come from lbctl.yml"):
+        render(desired(("web", "198.18.1.10")), "keepalived", config.options("keepalived"), None)

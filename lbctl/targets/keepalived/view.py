@@ -26,6 +26,8 @@ class Instance:
 
 
 def view(desired: model.Desired, options, _env, local):
+    if not options.nodes:  # -t keepalived without a config: no pair to render
+        raise ConfigError("a keepalived target's nodes come from lbctl.yml: lbctl render -c lbctl.yml -t TARGET")
     local = local or {}
     data = {"instances": instances(desired, options), "me": options.me, "peers": options.peers,
             "target": local.get("target", "keepalived"), "auth_pass": local.get("auth_pass"), "advert": seconds(options.advert_int_ms),
