@@ -30,7 +30,8 @@ from lbctl_testkit.support.procs import http_get, wait_until
 pytestmark = [pytest.mark.integration,
               pytest.mark.filterwarnings("ignore:distutils Version classes are deprecated:DeprecationWarning")]
 EXAMPLES = sorted((ROOT / "examples").glob("*/lbctl.yml"))
-KINDS = {"haproxy": "haproxy", "nginx": "nginx", "bigip": "bigip", "as3": "bigip", "watch-demo": "haproxy"}
+KINDS = {"haproxy": "haproxy", "nginx": "nginx", "bigip": "bigip", "as3": "bigip", "watch-demo": "haproxy",
+         "keepalived": "keepalived"}
 
 
 @pytest.fixture

@@ -71,6 +71,7 @@ def test_groups_make_one_instance_each_and_wildcards_are_no_vip():
 @pytest.mark.parametrize("model, message", [
     (desired(("any", "0.0.0.0")), "no listener has an address of its own"),
     (desired(("v6", "2001:db8::1")), "listeners.v6.address: 2001:db8::1 is IPv6, the nodes' addresses IPv4"),
+    (desired(("lo", "127.0.0.1")), "listeners.lo.address: 127.0.0.1 cannot be a virtual IP"),
 ])
 def test_listeners_that_cannot_be_virtual_ips_are_refused(model, message):
     with pytest.raises(ConfigError, match=message):

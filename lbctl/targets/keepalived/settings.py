@@ -21,6 +21,7 @@ SHARED = False
 KEYS = ("node", "nodes", "interface", "groups", "router_id", "advert_int", "vrrp_version", "nopreempt",
         "preempt_delay", "auth_pass_env", "auth_pass_file", "check_target", "check_interval", "check_fall",
         "check_rise", "check_weight", "script_timeout", "lbctl", "lbctl_config", "pid_file", "drain_file")
+PATHS = ("lbctl", "lbctl_config", "pid_file", "drain_file")  # relative to lbctl.yml, rendered absolute
 NODE_KEYS = ("address", "priority", "status_url")
 GROUP_KEYS = ("router_id", "listeners")
 INTERFACE = re.compile(r"[A-Za-z0-9_.@-]{1,15}", re.ASCII)  # Linux: IFNAMSIZ - 1
@@ -134,8 +135,8 @@ def parse(data: Mapping[str, Any], path: str, base: Path) -> KeepalivedSettings:
         check_fall=val.optional(data, "check_fall", path, val.integer, d.check_fall, 1, 100),
         check_rise=val.optional(data, "check_rise", path, val.integer, d.check_rise, 1, 100),
         check_weight=val.optional(data, "check_weight", path, val.integer, d.check_weight, -253, 0),
-        **{k: val.resolve_text(base, val.optional(data, k, path, val.rendered_path, getattr(d, k)))
-           for k in ("lbctl", "lbctl_config", "pid_file", "drain_file")})
+        **{k: val.optional({k: val.resolve_text(base, data.get(k))}, k, path, val.rendered_path, getattr(d, k))
+           for k in PATHS})
     _consistent(opts, path)
     return KeepalivedSettings(opts)
 

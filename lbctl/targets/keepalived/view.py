@@ -68,6 +68,9 @@ def _vip(listener: model.Listener, family: int) -> str:
     if ip is None:
         raise ConfigError(f"listeners.{listener.name}.address: a virtual IP must be an IP address, not a host name "
                           f"(got {listener.address!r})")
+    if ip.is_loopback or ip.is_link_local or ip.is_multicast:
+        raise ConfigError(f"listeners.{listener.name}.address: {ip} cannot be a virtual IP (loopback, link-local "
+                          "or multicast)")
     if ip.version != family:
         raise ConfigError(f"listeners.{listener.name}.address: {ip} is IPv{ip.version}, the nodes' addresses "
                           f"IPv{family} (a VRRP instance has one address family)")
