@@ -179,6 +179,14 @@ def _advert(data: Mapping, path: str, version: int) -> int:
 
 
 def _consistent(opts: KeepalivedOptions, path: str) -> None:
+    for key in ("check_interval", "script_timeout"):  # keepalived reads whole seconds here
+        if getattr(opts, f"{key}_ms") % 1000:
+            raise val.fail(f"{path}.{key}", "must be whole seconds (keepalived reads no fraction here)",
+                           f"{getattr(opts, f'{key}_ms')}ms")
+    if opts.preempt_delay_ms > 1_000_000:
+        raise val.fail(f"{path}.preempt_delay", "must be at most 1000s (keepalived's limit)")
+    if opts.nopreempt and opts.preempt_delay_ms:
+        raise val.fail(f"{path}.preempt_delay", "means nothing with nopreempt (the VIPs are never taken back)")
     if opts.authenticated and opts.vrrp_version == 3:
         raise val.fail(f"{path}.auth_pass_env", "VRRPv3 has no authentication (RFC 5798); use vrrp_version 2")
     if opts.nopreempt and opts.weight:
