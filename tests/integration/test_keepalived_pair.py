@@ -127,6 +127,16 @@ def test_nopreempt_keeps_the_vip_where_it_went(lab):
     assert b.holds() and not a.holds()
 
 
+def test_drain_node_with_nopreempt_goes_through_fault_and_restore_leaves_the_vip(lab):
+    a, b = start_pair(lab, nopreempt=True)
+    a.cli("drain-node", "-t", "vip", "--timeout", "30")
+    assert a.states()["vip"] == "FAULT" and b.holds() and not a.holds()
+    out = a.cli("drain-node", "-t", "vip", "--restore", "--timeout", "30").stdout
+    assert "restored to priority 150" in out
+    wait_until(lambda: a.states()["vip"] == "BACKUP", TAKEOVER, "a back to BACKUP")
+    assert b.holds() and not a.holds()
+
+
 def test_apply_reloads_keepalived_and_a_bad_change_is_rolled_back(lab):
     a, _b = start_pair(lab)
     a.write_config(advert_int="2s")

@@ -85,14 +85,17 @@ def drain(target: KeepalivedTarget, timeout: float) -> str:
     if ctl.running(opts.pid_file) is None:
         raise LbctlError(f"{target.name}: keepalived is not running (pid file {opts.pid_file}): nothing to drain")
     ctl.set_drain(opts.drain_file, FAULT_DRAIN if opts.nopreempt else 1 - opts.me.priority)
-    settle = 3 * opts.advert_int_ms / 1000 + 1  # a peer that did not advertise would be master-down by then
+    settle = 3 * opts.advert_int_ms / 1000 + 1  # master-down: a live peer has taken over by then
     try:
-        _wait(lambda: _released(target) and _peer_took_over(target), timeout, settle if not opts.nopreempt else 0)
+        _wait(lambda: _released(target) and _peer_took_over(target), timeout, settle)
     except LbctlError:
         ctl.set_drain(opts.drain_file, 0)
         raise LbctlError(f"{target.name}: no peer took the virtual IPs within {timeout:g}s; "
                          f"node {opts.node} is back at priority {opts.me.priority}") from None
-    return f"{target.name}: node {opts.node} drained: {_states(target)}; a peer holds the virtual IPs"
+    how = ("a peer says it holds the virtual IPs" if peer_reports(target) else
+           "no peer has a status_url to confirm it holds the virtual IPs" if opts.nopreempt else
+           "a peer holds the virtual IPs (its adverts keep this node BACKUP)")
+    return f"{target.name}: node {opts.node} drained: {_states(target)}; {how}"
 
 
 def restore(target: KeepalivedTarget, timeout: float) -> str:
