@@ -17,12 +17,13 @@ from lbctl.targets.keepalived.target import KeepalivedTarget
 
 FAULT_DRAIN = -254  # below -253: keepalived puts the instance in FAULT (the way out with nopreempt)
 PEER_TIMEOUT = 2.0
+EVENTS = ("INSTANCE", "GROUP")  # the first word of what keepalived notifies
 
 
 def notified(target: KeepalivedTarget, args: tuple[str, ...]) -> dict:
     """What keepalived notified (``INSTANCE|GROUP NAME STATE PRIORITY``), kept
     for status and metrics; the audit log entry.  :raises ConfigError: not those four."""
-    if len(args) != 4 or args[0] not in ("INSTANCE", "GROUP") or args[2] not in ctl.STATES \
+    if len(args) != 4 or args[0] not in EVENTS or args[2] not in ctl.STATES \
             or not args[3].isdigit():
         raise ConfigError(f"vrrp-notify: expected INSTANCE|GROUP NAME STATE PRIORITY from keepalived "
                           f"(got {' '.join(args)!r})")
@@ -41,7 +42,7 @@ def follow(target: KeepalivedTarget, fifo: Path, record: Callable[[dict], None])
         with fifo.open() as lines:
             for line in lines:
                 words = shlex.split(line)
-                if len(words) == 4 and words[0] in ("INSTANCE", "GROUP") and words[2] in ctl.STATES:
+                if len(words) == 4 and words[0] in EVENTS and words[2] in ctl.STATES:
                     record(notified(target, tuple(words)))
 
 
