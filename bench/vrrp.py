@@ -15,9 +15,9 @@ SIGTERM and Ctrl-C too).  Needs root.
 * ``planned``: ``lbctl drain-node``, then ``lbctl drain-node --restore``.
 
 A round's gap is the longest time a client went without an answer (a request
-fails after 2 s without one).  A kept-alive connection to the old master is reset
-when the VIP moves: the client sends that request once more on a new connection, as
-HTTP clients do for a GET, and counts it in ``retried``.  The last stdout line is one JSON object::
+fails after 2 s without one).  A connection the old master holds when the VIP moves
+(kept alive, or with a request in flight) is reset: the client sends that GET once
+more on a new connection, as HTTP clients do, and counts it in ``retried``.  The last stdout line is one JSON object::
 
     python bench/vrrp.py [--failovers 20] [--vrrpv3]
 
@@ -37,27 +37,27 @@ import tempfile
 from pathlib import Path
 
 from lbctl_testkit.support.netns import Lab, stop
-from lbctl_testkit.support.pair import TAKEOVER, Client, answers, gap, settle, start_pair
+from lbctl_testkit.support.pair import TAKEOVER, Client, gap, settle, start_pair
 from lbctl_testkit.support.procs import wait_until
 
 
-def link(lab, a, b) -> None:
+def link(lab, a, b, client) -> None:
     lab.link("a", up=False)
     wait_until(b.holds, TAKEOVER, "b to take the VIP")
-    answers(lab, "b")
+    client.reached("b")
     lab.link("a", up=True)
 
 
-def kill(lab, a, b) -> None:
+def kill(lab, a, b, client) -> None:
     stop(a.haproxy, sig=signal.SIGKILL)
     wait_until(b.holds, TAKEOVER, "b to take the VIP")
-    answers(lab, "b")
+    client.reached("b")
     a.start_haproxy()
 
 
-def planned(lab, a, b) -> None:
+def planned(lab, a, b, client) -> None:
     a.cli("drain-node", "-t", "vip", "--timeout", str(TAKEOVER))
-    answers(lab, "b")
+    client.reached("b")
     a.cli("drain-node", "-t", "vip", "--restore", "--timeout", str(TAKEOVER))
 
 
@@ -66,9 +66,10 @@ KINDS = {"link": link, "kill": kill, "planned": planned}
 
 def round_(lab, a, b, kind: str, n: int) -> list[list[list]]:
     clients = [Client(lab, f"{kind}-{n}-new"), Client(lab, f"{kind}-{n}-keep", keepalive=True)]
-    KINDS[kind](lab, a, b)
+    KINDS[kind](lab, a, b, clients[0])
     settle(a, b)
-    answers(lab, "a")
+    for client in clients:
+        client.reached("a")
     return [c.results() for c in clients]
 
 

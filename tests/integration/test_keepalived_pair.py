@@ -12,7 +12,7 @@ import pytest
 
 from lbctl_testkit.support import requires_haproxy, wait_until
 from lbctl_testkit.support.netns import Lab
-from lbctl_testkit.support.pair import TAKEOVER, Client, Node, answers, record, settle, start_pair
+from lbctl_testkit.support.pair import TAKEOVER, Client, Node, record, settle, start_pair
 from lbctl_testkit.support.netns import stop
 from lbctl_testkit.support.procs import requires_keepalived
 
@@ -57,10 +57,10 @@ def test_link_down_moves_the_vip_and_preemption_brings_it_back(lab, keepalive, v
     client = Client(lab, "link", keepalive=keepalive)
     lab.link("a", up=False)
     wait_until(b.holds, TAKEOVER, "b to take the VIP")
-    answers(lab, "b")
+    client.reached("b")
     lab.link("a", up=True)
     settle(a, b)  # no nopreempt: the higher priority takes it back
-    answers(lab, "a")
+    client.reached("a")
     results = client.results()
     assert served_by(results)[:3] == ["a", "b", "a"], served_by(results)
     how = "VRRPv3, advert_int 0.1" if vrrp else "advert_int 1"
@@ -72,11 +72,12 @@ def test_a_dead_load_balancer_fails_its_check_and_the_peer_takes_over(lab):
     client = Client(lab, "killed")
     stop(a.haproxy, sig=9)
     wait_until(b.holds, TAKEOVER, "b to take the VIP when a's haproxy is gone")
+    client.reached("b")
     # lowered by the failed check (150 - 60 < 100), not in FAULT
     wait_until(lambda: a.states()["vip"] == "BACKUP", TAKEOVER, "a to be notified BACKUP")
     a.start_haproxy()
     settle(a, b)
-    answers(lab, "a")
+    client.reached("a")
     results = client.results()
     assert "b" in served_by(results)
     record(lab.directory, "load balancer killed (check_interval 2s, check_fall 2)", results)
@@ -90,11 +91,11 @@ def test_a_failing_check_moves_the_vip_without_a_failed_request(lab):
     cfg.write_text(text + "# changed behind lbctl's back, not loaded\n")  # the running HAProxy is behind
     wait_until(b.holds, TAKEOVER, "b to take the VIP when a's check fails")
     assert "runs an older configuration" in (a.dir / "state" / "edge" / "check.json").read_text()
-    answers(lab, "b")
+    client.reached("b")
     cfg.write_text(text)
     a.cli("reload", "-t", "edge")  # it loads the file in place: fit again
     settle(a, b)
-    answers(lab, "a")
+    client.reached("a")
     results = client.results()
     figures = record(lab.directory, "health check failing (file ahead of the running HAProxy)", results)
     assert served_by(results)[:3] == ["a", "b", "a"] and figures["failed"] == 0, figures
@@ -107,10 +108,10 @@ def test_drain_node_switches_over_without_a_failed_request_and_restores(lab, kee
     out = a.cli("drain-node", "-t", "vip", "--timeout", "30").stdout
     assert "drained" in out and b.holds() and not a.holds()
     assert "(drained)" in a.cli("status", "-t", "vip").stdout
-    answers(lab, "b")
+    client.reached("b")
     a.cli("drain-node", "-t", "vip", "--restore", "--timeout", "30")
     settle(a, b)
-    answers(lab, "a")
+    client.reached("a")
     results = client.results()
     figures = record(lab.directory, f"planned switchover (drain-node and --restore), "
                                     f"{'keep-alive' if keepalive else 'new connection'}", results)

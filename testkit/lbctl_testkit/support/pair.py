@@ -132,13 +132,6 @@ def settle(master: Node, backup: Node) -> None:
     assert master.holds() and not backup.holds()
 
 
-def answers(lab: Lab, node: str) -> None:
-    """Wait until the client's namespace reaches ``node`` at the VIP (its ARP cache follows)."""
-    probe = f"import urllib.request as u; print(u.urlopen('http://{VIP}:{PORT}/', timeout=1).read().decode())"
-    wait_until(lambda: lab.run("c", [sys.executable, "-c", probe], check=False).stdout.strip() == node, TAKEOVER,
-               f"the client to reach {node}")
-
-
 class Client:
     """``vipclient`` in the client namespace, in the background; ``results()`` stops it."""
 
@@ -150,6 +143,11 @@ class Client:
         self.proc = lab.start("c", argv, lab.directory / f"client-{name}.log", env=env)
         wait_until(lambda: Path(f"{self.out}.started").exists() or self.proc.poll() is not None, 30,
                    "the client's first answer")
+
+    def reached(self, node: str) -> None:
+        """Wait until this client's last answer came from ``node``."""
+        last = Path(f"{self.out}.last")
+        wait_until(lambda: last.exists() and last.read_text() == node, TAKEOVER, f"the client to be answered by {node}")
 
     def results(self, stop: bool = True) -> list[list]:
         """Its requests: stopped now, or (``stop=False``) when its time is up."""

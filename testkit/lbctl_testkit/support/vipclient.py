@@ -2,9 +2,10 @@
 ``python -m lbctl_testkit.support.vipclient URL SECONDS INTERVAL OUT [--keepalive]``.
 
 A GET every INTERVAL seconds for SECONDS seconds (a new connection each, or one
-kept alive and made again after a failure; a request on a kept-alive connection that
-was reset is sent once more on a new one, as HTTP clients do, and marked ``retried``), or until a file ``OUT.stop`` appears;
-touches ``OUT.started`` at its first answer; then writes ``OUT``: one JSON list of ``[start, seconds taken, body or null, retried]``
+kept alive and made again after a failure; a request whose connection was reset is
+sent once more on a new one, as HTTP clients do for a GET, and marked ``retried``), or until a file ``OUT.stop`` appears;
+touches ``OUT.started`` at its first answer and keeps in ``OUT.last`` the body of
+the last answer (the node that answered); then writes ``OUT``: one JSON list of ``[start, seconds taken, body or null, retried]``
 per request (``time.monotonic``, comparable across namespaces on one machine)."""
 
 from __future__ import annotations
@@ -31,18 +32,18 @@ def get(conn: http.client.HTTPConnection, path: str, keepalive: bool) -> str | N
 def main(url: str, seconds: float, interval: float, out: Path, keepalive: bool) -> None:
     u = urlsplit(url)
     stop_file, started = Path(f"{out}.stop"), Path(f"{out}.started")
-    end, results, conn = time.monotonic() + seconds, [], None
+    end, results, conn, last = time.monotonic() + seconds, [], None, None
     while time.monotonic() < end and not stop_file.exists():
         start, retried = time.monotonic(), False
-        reused = conn is not None
         try:
             conn = conn or http.client.HTTPConnection(u.hostname, u.port, timeout=TIMEOUT)
             body = get(conn, u.path or "/", keepalive)
         except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
-            # As HTTP clients do for an idempotent request whose kept-alive connection was
-            # closed or reset (RFC 9110, 9.2.2): once more, on a new connection.  Counted apart.
+            # A connection the old master held when the VIP moved is reset by the new one.
+            # As HTTP clients do for an idempotent request whose connection was closed or
+            # reset (RFC 9110, 9.2.2): once more, on a new connection.  Counted apart.
             conn.close()
-            conn, retried = None, reused
+            conn, retried = None, True
             body = None
         except (OSError, http.client.HTTPException):
             body = None
@@ -58,6 +59,10 @@ def main(url: str, seconds: float, interval: float, out: Path, keepalive: bool) 
         results.append([start, time.monotonic() - start, body, retried])
         if body is not None and not started.exists():
             started.touch()
+        if body is not None and body != last:  # who answers now: the test waits on it
+            Path(f"{out}.tmp").write_text(body)
+            Path(f"{out}.tmp").replace(f"{out}.last")
+            last = body
         time.sleep(max(0.0, interval - (time.monotonic() - start)))
     out.write_text(json.dumps(results))
 
