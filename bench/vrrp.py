@@ -102,11 +102,12 @@ def main() -> None:
             per_kind[kind] = figures(runs)
     unplanned = [per_kind[k] for k in ("link", "kill")]
     result = {"failovers": sum(k["rounds"] for k in per_kind.values()),
-              "gap_p50_s": statistics.median([k["gap_p50_s"] for k in unplanned]),
+              "gap_p50_s": round(statistics.median([k["gap_p50_s"] for k in unplanned]), 3),
               "gap_max_s": max(k["gap_max_s"] for k in unplanned),
               "failed": sum(k["failed"] for k in per_kind.values()),
               "requests": sum(k["requests"] for k in per_kind.values()),
-              "planned_failed": per_kind["planned"]["failed"], "vrrpv3": args.vrrpv3, "kinds": per_kind}
+              "planned_failed": per_kind["planned"]["failed"], "retried": sum(k["retried"] for k in per_kind.values()),
+              "vrrpv3": args.vrrpv3, "kinds": per_kind}
     print(json.dumps(result))
 
 
