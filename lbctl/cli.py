@@ -277,6 +277,73 @@ def reload(config_path, target_name) -> None:
     click.echo(deploy.reload_in_place(session.target(session.single())).message)
 
 
+@cli.command()
+@target_options
+@verbose_option
+def check(config_path, target_name) -> None:
+    """Exit 0 if the target's load balancer runs, answers, serves the configuration in
+    place without drift and passes its probes (keepalived's health check)."""
+    from lbctl.targets import health
+
+    session = Session.configured(config_path, target_name)
+    problems = []
+    for t in session.selected:
+        target = session.target(t)
+        found = health.problems(target)
+        target.state.keep("check.json", {"fit": not found, "problems": found}, durable=False)  # keepalived drops stderr
+        problems += found
+    if problems:
+        raise LbctlError("; ".join(problems))
+    click.echo(f"{', '.join(t.name for t in session.selected)}: fit to serve")
+
+
+def keepalived_target(config_path, target_name):
+    """The keepalived target named, and the session.  :raises ConfigError: it is of another kind."""
+    session = Session.configured(config_path, target_name)
+    t = session.single()
+    if t.kind != "keepalived":
+        raise ConfigError(f"{t.name}: a {t.kind} target; this command takes a keepalived target")
+    return session, session.target(t)
+
+
+@cli.command("vrrp-notify", hidden=True)
+@target_options
+@click.argument("event", nargs=-1)
+def vrrp_notify(config_path, target_name, event) -> None:
+    """keepalived's notify hook: record VRRP state changes (status, metrics, audit log);
+    EVENT is ``INSTANCE NAME STATE PRIORITY``, or keepalived's notify FIFO to follow."""
+    session, target = keepalived_target(config_path, target_name)
+    pair = kinds.get("keepalived").module("pair")
+    audit = None
+    if session.config.audit_log:
+        from lbctl.audit import AuditLog
+
+        audit = AuditLog(session.config.audit_log)
+
+    def record(entry: dict) -> None:
+        if audit is not None:
+            audit(entry)
+        click.echo(entry["message"], err=True)
+
+    if len(event) == 1:
+        pair.follow(target, Path(event[0]), record)
+    else:
+        record(pair.notified(target, event))
+
+
+@cli.command("drain-node")
+@target_options
+@click.option("--restore", is_flag=True, help="Undo a drain: put this node's priority back.")
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for a peer to take the virtual IPs (or, --restore, for them to come back).")
+@verbose_option
+def drain_node(config_path, target_name, restore, timeout) -> None:
+    """Planned switchover: lower this node's VRRP priority and wait until a peer holds the virtual IPs."""
+    _session, target = keepalived_target(config_path, target_name)
+    pair = kinds.get("keepalived").module("pair")
+    click.echo(pair.restore(target, timeout) if restore else pair.drain(target, timeout))
+
+
 def main(argv: list[str] | None = None) -> None:
     """The console script: like click's standalone mode, but a usage error exits 1,
     so that 2 keeps meaning "plan found changes".  As the process's entry point (no

@@ -66,6 +66,7 @@ KINDS = {kind.name: kind for kind in (
     Kind("apache", "ApacheTarget", True, (CONFIG_FORMAT,), "httpd.conf", "apache2"),
     Kind("bigip", "BigIPTarget", False, ("as3",)),
     Kind("dns", "DnsTarget", False, ("records",)),
+    Kind("keepalived", "KeepalivedTarget", True, (CONFIG_FORMAT,), "keepalived.conf"),
 )}
 FILE_KINDS = tuple(name for name, kind in KINDS.items() if kind.file)
 

@@ -8,9 +8,10 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 # Debian's haproxy, nginx (plus nginx's stream module for tcp listeners), apache2, and BIND 9
-# (named: the authoritative server the dns target's tests update).
+# (named: the authoritative server the dns target's tests update), keepalived and iproute2
+# (the VRRP pair tests in network namespaces).
 # policy-rc.d keeps the packages from starting them as system services.
-packages="haproxy nginx libnginx-mod-stream apache2 openssl ca-certificates bind9"
+packages="haproxy nginx libnginx-mod-stream apache2 openssl ca-certificates bind9 keepalived iproute2"
 if ! dpkg -s $packages >/dev/null 2>&1; then
     guard=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then

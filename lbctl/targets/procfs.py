@@ -19,6 +19,15 @@ def started(pid: int) -> float | None:
         return None
 
 
+def read_pid(pid_file: str | os.PathLike[str]) -> int | None:
+    """The PID in a pid file, or None if it is missing or garbled."""
+    try:
+        text = Path(pid_file).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 def signature(path: str | os.PathLike[str]) -> list | None:
     """Inode, modification time (ns) and size of ``path``: an atomic write changes it."""
     try:

@@ -151,6 +151,7 @@ class Controller:
             log.info("%s", line)
         for target in setup.targets:
             target.state.listeners[:] = [self.metrics.record] + ([setup.audit] if setup.audit else [])
+        self.metrics.follow_vrrp([t for t in setup.targets if hasattr(t, "node_report")])
         if setup.consul is not None:
             retry_max = setup.watch.retry_max_ms / 1000
             client = Client(setup.consul, self.metrics.consul_request, retry_max)

@@ -1,8 +1,9 @@
-"""Prometheus metrics and the ``/metrics``, ``/healthz`` and ``/readyz`` endpoints
+"""Prometheus metrics and the ``/metrics``, ``/healthz``, ``/readyz`` and ``/vrrp/<target>`` endpoints
 of ``lbctl watch`` (prometheus-client, which speaks the exposition format)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from math import nan
@@ -34,6 +35,9 @@ class Metrics:
         self.data_age = Gauge("lbctl_discovery_data_age_seconds", "Seconds since discovery last answered", registry=r)
         self.members = Gauge("lbctl_pool_members", "Members of each pool by state", ["pool", "state"], registry=r)
         self.leader = Gauge("lbctl_leader", "1 when this process may write to shared targets", registry=r)
+        self.vrrp = Gauge("lbctl_vrrp_state", "Each VRRP instance's state on this node, as keepalived last notified "
+                          "it: 0 stopped, 1 backup, 2 master, 3 fault", ["target", "instance"], registry=r)
+        self.vrrp_targets: list = []  # keepalived targets (their ``node_report``), read at each scrape
         self.refusals = Counter("lbctl_guard_refusals", "Changes the removal guard refused", ["target", "action"],
                                 registry=r)
         self.route_count = Gauge("lbctl_routes", "Routes served, by source (inventory or service)", ["source"],
@@ -84,7 +88,19 @@ class Metrics:
         self.routes_refused.labels("conflict").set(sum(r.conflict for r in refused))
         self.routes_refused.labels("not-accepted").set(sum(not r.conflict for r in refused))
 
+    def follow_vrrp(self, targets: list) -> None:
+        """Report these keepalived targets' VRRP states (``lbctl_vrrp_state``, ``/vrrp/<target>``)."""
+        self.vrrp_targets = targets
+        self.vrrp.clear()
+
+    def vrrp_report(self, name: str) -> dict | None:
+        """What ``/vrrp/<name>`` answers (a peer's ``lbctl status`` reads it), None if no such target."""
+        return next((t.node_report() for t in self.vrrp_targets if t.name == name), None)
+
     def text(self) -> bytes:
+        for target in self.vrrp_targets:
+            for instance, code in target.vrrp_states().items():
+                self.vrrp.labels(target.name, instance).set(code)
         return generate_latest(self.registry)
 
 
@@ -112,8 +128,10 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/readyz":
             ok, why = self.server.ready()
             self.answer(200 if ok else 503, (why + "\n").encode())
+        elif self.path.startswith("/vrrp/") and (report := self.server.metrics.vrrp_report(self.path[6:])):
+            self.answer(200, (json.dumps(report) + "\n").encode(), "application/json")
         else:
-            self.answer(404, b"not found: try /metrics, /healthz or /readyz\n")
+            self.answer(404, b"not found: try /metrics, /healthz, /readyz or /vrrp/<keepalived target>\n")
 
     def answer(self, status: int, body: bytes, kind: str = "text/plain; charset=utf-8") -> None:
         body = redact.mask(body.decode()).encode()

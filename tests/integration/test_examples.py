@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.integration,
               pytest.mark.filterwarnings("ignore:distutils Version classes are deprecated:DeprecationWarning")]
 EXAMPLES = sorted((ROOT / "examples").glob("*/lbctl.yml"))
 KINDS = {"haproxy": "haproxy", "nginx": "nginx", "apache": "apache", "bigip": "bigip", "as3": "bigip",
-         "watch-demo": "haproxy", "dns": "dns"}
+         "watch-demo": "haproxy", "dns": "dns", "keepalived": "keepalived"}
 
 
 @pytest.fixture

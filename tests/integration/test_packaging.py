@@ -33,9 +33,8 @@ def test_installed_wheel_renders_with_its_own_templates(wheel, tmp_path):
     assert wheel.name.startswith("lbctl-0")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
-    assert sorted(p.name for p in (target / "lbctl" / "templates").iterdir()) == [
-        "apache-http.conf.j2", "apache-modules.j2", "apache.conf.j2", "haproxy-backend.j2", "haproxy.cfg.j2",
-        "nginx-http.conf.j2", "nginx-upstream.j2", "nginx.conf.j2"]
+    shipped = sorted(p.name for p in (target / "lbctl" / "templates").iterdir())
+    assert shipped == sorted(p.name for p in (ROOT / "templates").glob("*.j2")) and "haproxy.cfg.j2" in shipped
     proc = subprocess.run([sys.executable, "-c", "import lbctl.cli, sys; print(lbctl.cli.__file__); lbctl.cli.main()",
                            "render", "-i", str(EXAMPLE), "-t", "nginx"],
                           cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},

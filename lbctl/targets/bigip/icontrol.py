@@ -50,6 +50,15 @@ def message_of(resp: requests.Response) -> str:
     return str(text) if text else f"HTTP {resp.status_code}"
 
 
+def stat(body: Any, name: str) -> str:
+    """One value of a ``...stats`` answer (``entries.<link>.nestedStats.entries.<name>.description``)."""
+    try:
+        entry = next(iter(body["entries"].values()))
+        return str(entry["nestedStats"]["entries"][name]["description"]).strip()
+    except (KeyError, TypeError, StopIteration, AttributeError):
+        return "unknown"
+
+
 class BigIP:
     """One device: reads lbctl's state from it and writes changes to it."""
 
@@ -275,6 +284,15 @@ class BigIP:
         """``run cm config-sync to-group <group>`` (HA pairs)."""
         self._exec(lambda: self.root.tm.cm.exec_cmd("run", utilCmdArgs=f"config-sync to-group {group}"),
                    f"config-sync to-group {group}")
+
+    def sync_status(self) -> tuple[str, str]:
+        """``cm/sync-status``: its status (In Sync, Changes Pending, Syncing, Sync Failure, ...) and summary."""
+        body = self.request("GET", "/tm/cm/sync-status").json()
+        return stat(body, "status"), stat(body, "summary")
+
+    def failover_state(self) -> str:
+        """``cm/failover-status``: ACTIVE, STANDBY, OFFLINE or FORCED OFFLINE."""
+        return stat(self.request("GET", "/tm/cm/failover-status").json(), "status")
 
     def _exec(self, call: Callable[[], Any], what: str) -> None:
         try:

@@ -20,7 +20,7 @@ SHARED = True  # a device many controllers see: with an election, only the leade
 MODES = ("imperative", "as3")
 KEYS = ("host", "port", "username", "password_env", "password_file", "verify",
         "ca_bundle", "partition", "mode", "timeout", "retries", "backoff", "owner", "drain_time",
-        "save_config", "sync_group", "as3_tenant", "as3_timeout", "device_check")
+        "save_config", "sync_group", "as3_tenant", "as3_timeout", "device_check", "devices", "sync_timeout")
 # What AS3 accepts for a tenant, and BIG-IP for a partition or an owner in a description.
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", re.ASCII)
 USER = re.compile(r"[^\x00-\x20:]{1,128}")
@@ -44,6 +44,8 @@ class BigIPSettings:
     drain_time_ms: int = 300_000  # 0: no draining
     save_config: bool = True
     sync_group: str | None = None
+    sync_timeout_ms: int = 60_000  # after config-sync, how long cm/sync-status may take to say In Sync
+    devices: tuple[tuple[str, int], ...] = ()  # a device group's devices: lbctl writes to the ACTIVE one
     as3_tenant: str = "lbctl"
     as3_timeout_ms: int = 120_000
     device_check: bool = False
@@ -72,13 +74,22 @@ def parse(data: Mapping[str, Any], path: str, base: Path) -> BigIPSettings:
     :raises ConfigError: a missing or bad value, naming its key path.
     """
     for key in ("host", "username"):
-        if data.get(key) is None:
-            raise val.fail(val.join(path, key), "is required")
+        if data.get(key) is None and not (key == "host" and data.get("devices")):
+            raise val.fail(val.join(path, key), "is required" + (" (or devices)" if key == "host" else ""))
+    if data.get("host") is not None and data.get("devices") is not None:
+        raise val.fail(path, "takes host or devices, not both")
     password_env, password_file = secrets.where(data, "password", path, base, required=True)
     d = BigIPSettings()
+    port = val.optional(data, "port", path, val.port, d.port)
+    devices = tuple(val.host_port(x, f"{path}.devices[{i}]", port)
+                    for i, x in enumerate(val.sequence(data.get("devices") or [], f"{path}.devices")))
+    if data.get("devices") is not None and len(set(devices)) < 2:
+        raise val.fail(f"{path}.devices", "must list at least two different devices (one: use host)")
     return BigIPSettings(
-        host=val.address(data["host"], val.join(path, "host")),
-        port=val.optional(data, "port", path, val.port, d.port),
+        host=val.address(data["host"], val.join(path, "host")) if devices == () else devices[0][0],
+        port=port if devices == () else devices[0][1],
+        devices=devices,
+        sync_timeout_ms=val.optional(data, "sync_timeout", path, val.duration, d.sync_timeout_ms),
         username=val.pattern(data["username"], val.join(path, "username"), USER, "a user name"),
         password_env=password_env,
         password_file=password_file,

@@ -13,7 +13,8 @@ as one AS3 tenant.  Either way ``deploy`` sees the usual contract:
 - ``apply``: one transaction (or one declaration).  A failed one is read back to
   confirm nothing changed.
 - ``reload``: ``save sys config`` (``save_config``, imperative mode: AS3 saves by
-  itself) and ``config-sync to-group`` (``sync_group``).
+  itself) and ``config-sync to-group`` (``sync_group``), done once ``cm/sync-status``
+  says In Sync (group.py); with several ``devices``, the ACTIVE one is written to.
 - ``verify``: reads back and compares with what the change's plan expects.
 - ``rollback``: the inverse, again as one transaction (or the previous declaration).
 
@@ -91,19 +92,31 @@ class BigIPTarget(Target):
         if opts.verify:  # one CA bundle for the login and every request: ours, else the one requests would use
             verify = str(opts.ca_bundle) if opts.ca_bundle else (
                 os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True)
-        access = icontrol.Access(opts.host, opts.port, opts.username, self.password, verify=verify,
-                                 timeout=opts.timeout_ms / 1000, retries=opts.retries, backoff=opts.backoff_ms / 1000)
-        self.device = icontrol.BigIP(self.name, access, sleep)
+        accesses = [icontrol.Access(host, port, opts.username, self.password, verify=verify,
+                                    timeout=opts.timeout_ms / 1000, retries=opts.retries,
+                                    backoff=opts.backoff_ms / 1000)
+                    for host, port in (opts.devices or ((opts.host, opts.port),))]
+        self.devices = [icontrol.BigIP(self.name, access, sleep) for access in accesses]
+        self._device: icontrol.BigIP | None = self.devices[0] if len(self.devices) == 1 else None
         self.as3 = opts.mode == "as3"
         self.partition = as3.folder(opts.as3_tenant) if self.as3 else opts.partition
         where = f"AS3 tenant {opts.as3_tenant}" if self.as3 else f"partition {opts.partition}"
-        self.location = f"{access.url} {where}"
+        self.location = f"{' or '.join(a.url for a in accesses)} {where}"
         self.shared = settings.shared
         self.state = TargetState(settings.state_dir, settings.name, settings.lock_timeout_ms / 1000)
         self.poll = 1.0                      # seconds between AS3 task polls
         # After a plan with members still draining: sync again within this many seconds
         # (a drain ends by time or at zero connections, not by a change in the source).
         self.recheck_after: float | None = None
+
+    @property
+    def device(self) -> icontrol.BigIP:
+        """The device lbctl writes to: the one, or the ACTIVE one of ``devices`` (asked at each plan)."""
+        if self._device is None:
+            from lbctl.targets.bigip import group
+
+            self._device = group.active(self.devices)
+        return self._device
 
     def password(self) -> str:
         """The password, from the environment or a file; read at each login, never shown."""
@@ -114,6 +127,8 @@ class BigIPTarget(Target):
 
     # -- plan ----------------------------------------------------------------------------
     def plan(self, desired: model.Desired) -> Change[Detail]:
+        if len(self.devices) > 1:
+            self._device = None  # a failover may have moved the ACTIVE role since the last plan
         wanted = bm.wanted(desired, self.partition, self.opts.owner)
         if self.as3:
             previous = self.device.as3_tenant(self.opts.as3_tenant)
@@ -206,7 +221,10 @@ class BigIPTarget(Target):
             if self.opts.save_config and not self.as3:
                 self.device.save_config()
             if self.opts.sync_group:
-                self.device.config_sync(self.opts.sync_group)
+                from lbctl.targets.bigip import group
+
+                group.config_sync(self.device, self.opts.sync_group, self.opts.sync_timeout_ms / 1000, self.clock,
+                                  self.sleep)
         except LbctlError as exc:
             raise ReloadError(str(exc)) from None
 

@@ -42,6 +42,7 @@ def _requires(name: str) -> list[pytest.MarkDecorator]:
 
 requires_haproxy = _requires("haproxy")
 requires_nginx = _requires("nginx")
+requires_keepalived = _requires("keepalived")
 
 
 def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.01,

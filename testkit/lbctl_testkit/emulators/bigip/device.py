@@ -16,6 +16,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import as3 as as3_mod
+from . import cluster
 from .as3 import As3
 from .auth import Auth
 from .errors import API_REST, IcrError, invalid_json, uri_not_registered
@@ -49,6 +50,8 @@ class Device:
         self.saved_generation = self.ltm.generation
         self.syncs: list[str] = []          # device groups synced to, in order
         self.synced_generation = self.ltm.generation
+        self.group: Any = None               # a cluster.DeviceGroup with peers (BigIPEmulator.pair)
+        self.failover = "ACTIVE"             # cm/failover-status: ACTIVE or STANDBY
         self.internal_errors: list[str] = []
         self.stopping = threading.Event()
 
@@ -193,6 +196,8 @@ class Device:
     def _cm(self, method: str, parts: list[str], body: Any) -> Result:
         if parts == ["cm", "sync-status"] and method == "GET":
             return 200, self._sync_status()
+        if parts == ["cm", "failover-status"] and method == "GET":
+            return 200, cluster.failover_status(self)
         if parts == ["cm", "device-group"] and method == "GET":
             return 200, self._device_groups()
         if method != "POST" or not isinstance(body, dict) or body.get("command") != "run":
@@ -214,12 +219,18 @@ class Device:
             raise IcrError(400, f"01070734:3: Configuration error: Device group ({group}) not "
                                 f"found in device group sync")
         self.syncs.append(group)
-        self.synced_generation = self.ltm.generation
+        if self.group is not None and self.group.name == group:
+            self.group.sync_from(self)
+        else:
+            self.synced_generation = self.ltm.generation
         return 200, {"kind": kind, **{k: v for k, v in body.items()
                                       if k in ("command", "utilCmdArgs", "options")}}
 
     def _sync_status(self) -> dict[str, Any]:
-        if not self.device_groups:
+        summary = " "
+        if self.group is not None:
+            (status, color, summary), mode = self.group.status(), "high-availability"
+        elif not self.device_groups:
             status, color, mode = "Standalone", "green", "standalone"
         elif self.synced_generation == self.ltm.generation:
             status, color, mode = "In Sync", "green", "high-availability"
@@ -231,7 +242,7 @@ class Device:
                     "entries": {"color": {"description": color},
                                 "mode": {"description": mode},
                                 "status": {"description": status},
-                                "summary": {"description": " "}}}}}}
+                                "summary": {"description": summary}}}}}}
 
     def _device_groups(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": "tm:cm:device-group:device-groupcollectionstate",

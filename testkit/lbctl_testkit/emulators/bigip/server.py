@@ -216,6 +216,17 @@ class BigIPEmulator:
         return record.status, answer
 
     # -- fault switches (thread-safe) -------------------------------------------------------
+    @staticmethod
+    def pair(active: "BigIPEmulator", standby: "BigIPEmulator", group: str = "dg1",
+             clock: Callable[[], float] = time.time) -> Any:
+        """Make two emulators one sync-failover device group (``cluster.DeviceGroup``, returned:
+        its ``lag``, ``failure`` and ``fail_over()`` are the test's knobs)."""
+        from .cluster import DeviceGroup
+
+        standby.device.hostname = "bigip2.example.com" if active.device.hostname == "bigip1.example.com" \
+            else standby.device.hostname
+        return DeviceGroup(group, [active.device, standby.device], clock)
+
     def fail_next(self, n: int = 1, status: int = 500, message: str | None = None, path_prefix: str = "") -> None:
         """The next ``n`` requests under ``path_prefix`` (default: any path, login included) get
         ``status``.  ``{token}`` in ``message`` becomes the request's X-F5-Auth-Token, as a

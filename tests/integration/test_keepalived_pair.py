@@ -1,0 +1,167 @@
+"""A keepalived pair in network namespaces (lbctl_testkit.support.netns): each node
+runs HAProxy, keepalived and lbctl, rendered and applied by lbctl; a client in a
+third namespace sends bounded traffic to the virtual IP while the master loses its
+link, its load balancer, or is drained.  Needs root: without it these fail, not skip.
+Gaps are recorded (``$LBCTL_VRRP_FIGURES``), never asserted: the machine may be loaded."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from lbctl_testkit.support import requires_haproxy, wait_until
+from lbctl_testkit.support.netns import Lab
+from lbctl_testkit.support.pair import TAKEOVER, Client, Node, record, settle, start_pair
+from lbctl_testkit.support.netns import stop
+from lbctl_testkit.support.procs import requires_keepalived
+
+pytestmark = [*requires_haproxy, *requires_keepalived]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    assert os.geteuid() == 0, "the keepalived pair tests need root to make network namespaces"
+    with Lab(tmp_path) as lab_:
+        yield lab_
+
+
+def served_by(results: list[list]) -> list[str]:
+    """The nodes that answered, in order, each once per run of answers."""
+    out = []
+    for _, _, body, _ in results:
+        if body is not None and (not out or out[-1] != body):
+            out.append(body)
+    return out
+
+
+def test_the_pair_elects_the_higher_priority_and_records_it(lab):
+    a, b = start_pair(lab)
+    entries = [e for e in a.audit() if e.get("action") == "vrrp"]
+    assert [e["result"] for e in entries][-1] == "MASTER" and entries[-1]["node"] == "a"
+    assert a.cli("check", "-t", "edge").returncode == 0
+    status = a.cli("status", "-t", "vip").stdout
+    assert "node a: vip MASTER" in status, status
+    client = Client(lab, "steady", seconds=3)
+    results = client.results(stop=False)
+    assert results and served_by(results) == ["a"] and all(r[2] for r in results)
+
+
+VRRPV3 = {"vrrp_version": 3, "advert_int": "100ms", "auth_pass_file": None}  # VRRPv3 has no authentication
+
+
+@pytest.mark.parametrize("keepalive, vrrp", [(False, {}), (True, {}), (False, VRRPV3)],
+                         ids=["new-connections", "keep-alive", "vrrpv3-100ms"])
+def test_link_down_moves_the_vip_and_preemption_brings_it_back(lab, keepalive, vrrp):
+    a, b = start_pair(lab, **vrrp)
+    client = Client(lab, "link", keepalive=keepalive)
+    lab.link("a", up=False)
+    wait_until(b.holds, TAKEOVER, "b to take the VIP")
+    client.reached("b")
+    lab.link("a", up=True)
+    settle(a, b)  # no nopreempt: the higher priority takes it back
+    client.reached("a")
+    results = client.results()
+    assert served_by(results)[:3] == ["a", "b", "a"], served_by(results)
+    how = "VRRPv3, advert_int 0.1" if vrrp else "advert_int 1"
+    record(lab.directory, f"link down, {how}, {'keep-alive' if keepalive else 'new connection'}", results)
+
+
+def test_a_dead_load_balancer_fails_its_check_and_the_peer_takes_over(lab):
+    a, b = start_pair(lab)
+    client = Client(lab, "killed")
+    stop(a.haproxy, sig=9)
+    wait_until(b.holds, TAKEOVER, "b to take the VIP when a's haproxy is gone")
+    client.reached("b")
+    # lowered by the failed check (150 - 60 < 100), not in FAULT
+    wait_until(lambda: a.states()["vip"] == "BACKUP", TAKEOVER, "a to be notified BACKUP")
+    a.start_haproxy()
+    settle(a, b)
+    client.reached("a")
+    results = client.results()
+    assert "b" in served_by(results)
+    record(lab.directory, "load balancer killed (check_interval 2s, check_fall 2)", results)
+
+
+def test_a_failing_check_moves_the_vip_without_a_failed_request(lab):
+    a, b = start_pair(lab)
+    client = Client(lab, "check")
+    cfg = a.dir / "haproxy.cfg"
+    text = cfg.read_text()
+    cfg.write_text(text + "# changed behind lbctl's back, not loaded\n")  # the running HAProxy is behind
+    wait_until(b.holds, TAKEOVER, "b to take the VIP when a's check fails")
+    assert "runs an older configuration" in (a.dir / "state" / "edge" / "check.json").read_text()
+    client.reached("b")
+    cfg.write_text(text)
+    a.cli("reload", "-t", "edge")  # it loads the file in place: fit again
+    settle(a, b)
+    client.reached("a")
+    results = client.results()
+    figures = record(lab.directory, "health check failing (file ahead of the running HAProxy)", results)
+    assert served_by(results)[:3] == ["a", "b", "a"] and figures["failed"] == 0, figures
+
+
+@pytest.mark.parametrize("keepalive", [False, True], ids=["new-connections", "keep-alive"])
+def test_drain_node_switches_over_without_a_failed_request_and_restores(lab, keepalive):
+    a, b = start_pair(lab)
+    client = Client(lab, "drain", keepalive=keepalive)
+    out = a.cli("drain-node", "-t", "vip", "--timeout", "30").stdout
+    assert "drained" in out and b.holds() and not a.holds()
+    assert "(drained)" in a.cli("status", "-t", "vip").stdout
+    client.reached("b")
+    a.cli("drain-node", "-t", "vip", "--restore", "--timeout", "30")
+    settle(a, b)
+    client.reached("a")
+    results = client.results()
+    figures = record(lab.directory, f"planned switchover (drain-node and --restore), "
+                                    f"{'keep-alive' if keepalive else 'new connection'}", results)
+    assert served_by(results)[:3] == ["a", "b", "a"] and figures["failed"] == 0, figures
+
+
+def test_nopreempt_keeps_the_vip_where_it_went(lab):
+    a, b = start_pair(lab, nopreempt=True)
+    lab.link("a", up=False)
+    wait_until(b.holds, TAKEOVER, "b to take the VIP")
+    lab.link("a", up=True)
+    wait_until(lambda: a.states().get("vip") == "BACKUP" and b.states()["vip"] == "MASTER", TAKEOVER,
+               "a back as BACKUP, b still MASTER")
+    assert b.holds() and not a.holds()
+
+
+def test_drain_node_with_nopreempt_goes_through_fault_and_restore_leaves_the_vip(lab):
+    a, b = start_pair(lab, nopreempt=True)
+    a.cli("drain-node", "-t", "vip", "--timeout", "30")
+    assert a.states()["vip"] == "FAULT" and b.holds() and not a.holds()
+    out = a.cli("drain-node", "-t", "vip", "--restore", "--timeout", "30").stdout
+    assert "restored to priority 150" in out
+    wait_until(lambda: a.states()["vip"] == "BACKUP", TAKEOVER, "a back to BACKUP")
+    assert b.holds() and not a.holds()
+
+
+def test_apply_reloads_keepalived_and_a_bad_change_is_rolled_back(lab):
+    a, _b = start_pair(lab)
+    a.write_config(advert_int="2s")
+    out = a.cli("apply", "-t", "vip").stdout
+    assert "advert_int 2" in (a.dir / "keepalived.conf").read_text(), out
+    assert a.holds()
+    a.write_config(interface="nosuchif0")
+    failed = a.cli("apply", "-t", "vip", check=False)
+    assert failed.returncode == 1 and "keepalived rejected" in failed.stderr, failed.stderr
+    assert "advert_int 2" in (a.dir / "keepalived.conf").read_text() and a.holds()
+
+
+def test_status_on_either_node_shows_both_and_whether_their_configs_match(lab):
+    a, b = start_pair(lab, watch=True)
+
+    def status_of(node: Node) -> str:
+        return node.cli("status", "-t", "vip", check=False).stdout
+
+    wait_until(lambda: "peer a: vip MASTER; configs match" in status_of(b), TAKEOVER, "b's status to show a")
+    assert "node b: vip BACKUP" in status_of(b) and "peer b: vip BACKUP; configs match" in status_of(a)
+    metrics = lab.run("c", ["python3", "-c", "import urllib.request as u; print(u.urlopen("
+                            "'http://198.18.0.11:9100/metrics', timeout=5).read().decode())"]).stdout
+    assert 'lbctl_vrrp_state{instance="vip",target="vip"} 2.0' in metrics
+    raw = (b.dir / "inventory.yml").read_text()
+    (b.dir / "inventory.yml").write_text(raw.replace("port: 9000", "port: 9001"))  # only b's source changes
+    b.cli("apply", "-t", "edge", "--allow-removal", "app")
+    wait_until(lambda: "configs differ: edge" in status_of(a), TAKEOVER, "a's status to see b's other edge config")
