@@ -63,15 +63,6 @@ def running_with(name: str, config: str | os.PathLike[str]) -> list[int]:
     return sorted(found)
 
 
-def read_pid(pidfile: str | os.PathLike[str]) -> int | None:
-    """The PID in ``pidfile``, or None if it is missing or garbled."""
-    try:
-        text = Path(pidfile).read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
 def alive(pid: int) -> bool:
     """True if ``pid`` exists and is not a zombie."""
     try:
