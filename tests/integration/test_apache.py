@@ -79,7 +79,9 @@ def test_host_and_path_routes_reach_their_pools(stack, backends):
     assert spread(stack, 4, Host="api.example.com") == {"b": 4}
     assert spread(stack, 4, Host="API.example.com:80") == {"b": 4}  # host names match without case or port
     assert spread(stack, 4, "/static/x") == {"c": 4}
-    assert spread(stack, 4, "/static/x", Host="api.example.com") == {"c": 4}  # host-less routes hold on every host
+    assert spread(stack, 4, "/static/y", Host="www.example.com") == {"c": 4}  # host-less routes hold on other hosts
+    # a host's own route comes first, its paths too (the one route order; HAProxy and nginx agree)
+    assert spread(stack, 4, "/static/x", Host="api.example.com") == {"b": 4}
     assert spread(stack, 4, "/staticx") == {"a": 4}  # a path route holds whole path segments
 
 
