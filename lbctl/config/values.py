@@ -109,6 +109,16 @@ def file_in(base: Path, data: Mapping, key: str, path: str) -> Path | None:
     return resolve(base, value) if value else None
 
 
+def layout_options(data: Mapping, path: str, base: Path, keys: tuple[str, ...], path_keys: tuple[str, ...],
+                   build) -> tuple[Any, Path | None]:
+    """The render options of a kind with two layouts (nginx, apache) and its ``main_config``:
+    ``keys`` taken from ``data`` (``path_keys`` relative to the config file), the layout
+    ``include`` when a main config is named, else ``main``; ``build(raw, path)`` checks them."""
+    raw = {k: resolve_text(base, data[k]) if k in path_keys else data[k] for k in keys if k in data}
+    main_config = file_in(base, data, "main_config", path)
+    return build({**raw, "layout": "include" if main_config else "main"}, path), main_config
+
+
 def overrides(cls: type, checks: Mapping[str, tuple], raw: Mapping[str, Any] | None, path: str) -> Any:
     """A ``cls`` (a dataclass of defaults) with the values given in ``raw``, each checked by
     ``checks[field]`` (a validator and its arguments).  Fields ending in ``_ms`` are given

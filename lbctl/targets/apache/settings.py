@@ -90,9 +90,7 @@ def parse(data: Mapping[str, Any], path: str, base: Path) -> ApacheSettings:
 
     :raises ConfigError: a bad value, naming its key path.
     """
-    raw = {k: val.resolve_text(base, data[k]) if k in PATH_OPTIONS else data[k] for k in OPTION_KEYS if k in data}
-    main_config = val.file_in(base, data, "main_config", path)
     d = ApacheSettings()
-    return ApacheSettings(options({**raw, "layout": "include" if main_config else "main"}, path), main_config,
+    return ApacheSettings(*val.layout_options(data, path, base, OPTION_KEYS, PATH_OPTIONS, options),
                           val.optional(data, "runtime_api", path, val.boolean, d.runtime_api),
                           val.optional(data, "write_delay", path, val.duration, d.write_delay_ms))

@@ -59,6 +59,4 @@ def parse(data: Mapping[str, Any], path: str, base: Path) -> NginxSettings:
 
     :raises ConfigError: a bad value, naming its key path.
     """
-    raw = {k: val.resolve_text(base, data[k]) if k in PATH_OPTIONS else data[k] for k in OPTION_KEYS if k in data}
-    main_config = val.file_in(base, data, "main_config", path)
-    return NginxSettings(options({**raw, "layout": "include" if main_config else "main"}, path), main_config)
+    return NginxSettings(*val.layout_options(data, path, base, OPTION_KEYS, PATH_OPTIONS, options))
