@@ -15,7 +15,7 @@ from typing import Callable
 
 from lbctl import config as cfg
 from lbctl import drift, model
-from lbctl.errors import ApplyError, ConfigError, LbctlError, RollbackError
+from lbctl.errors import ApplyError, CommandError, ConfigError, LbctlError, RollbackError
 from lbctl.targets import check as checks
 from lbctl.targets import files, probes, procfs, start
 from lbctl.targets.base import Change, Checkpoint, Restorable, RuntimeChanges
@@ -135,6 +135,18 @@ class FileTarget(Restorable):
 
     def process_status(self) -> dict:
         raise NotImplementedError
+
+    def refuse_unnamed(self, programs: tuple[str, ...], pid_file: str) -> None:
+        """For ``process`` when ``pid_file`` names no running load balancer.
+
+        :raises CommandError: one of ``programs`` runs on this file all the same.
+        """
+        config = self.settings.main_config or self.path
+        pids = [pid for program in programs for pid in procfs.running_with(program, config)]
+        if pids:
+            raise CommandError(f"{self.name}: {programs[0]} is running (pid {', '.join(map(str, pids))} on {config}) "
+                               f"but pid_file {pid_file} does not name it; set pid_file in lbctl.yml to the file "
+                               f"that {programs[0]} writes")
 
     # -- shared plumbing ----------------------------------------------------------------
 

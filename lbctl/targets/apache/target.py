@@ -74,12 +74,7 @@ class ApacheTarget(BalancerManagerChanges, FileTarget):
         pid_file = self.settings.options.pid_file
         gen = apache_ctl.generation(pid_file, self.settings.options.manager)
         if gen is None:
-            config = self.settings.main_config or self.path
-            pids = procfs.running_with("apache", config) + procfs.running_with("httpd", config)
-            if pids:
-                raise CommandError(f"{self.name}: apache is running (pid {', '.join(map(str, pids))} on {config}) "
-                                   f"but pid_file {pid_file} does not name it; set pid_file in lbctl.yml to its "
-                                   "PidFile")
+            self.refuse_unnamed(("apache", "httpd"), pid_file)
             return None
         starts = [t for t in map(procfs.started, gen.children) if t is not None]
         if gen.config_generation is None or gen.uptime is None:

@@ -58,12 +58,7 @@ class NginxTarget(FileTarget):
         pid_file = self.settings.options.pid_file
         gen = nginx_ctl.generation(pid_file)
         if gen is None:
-            config = self.settings.main_config or self.path
-            pids = procfs.running_with("nginx", config)
-            if pids:
-                raise CommandError(f"{self.name}: nginx is running (pid {', '.join(map(str, pids))} on {config}) but "
-                                   f"pid_file {pid_file} does not name it; set pid_file in lbctl.yml to the file "
-                                   "that nginx writes")
+            self.refuse_unnamed(("nginx",), pid_file)
             return None
         starts = [t for t in map(procfs.started, gen.workers) if t is not None]
         return drift.Process((gen.master_pid, *sorted(gen.workers)), max(starts, default=None))
