@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import urllib.request
 
+import pytest
+
 from lbctl_testkit.support import free_port, requires_haproxy, wait_until
 from lbctl_testkit.support.world import running_world
 
@@ -29,9 +31,10 @@ def page(port: int) -> str:
         return answer.read().decode()
 
 
-def test_the_page_shows_live_member_states_from_haproxy(tmp_path):
+@pytest.mark.parametrize("slots", [0, 2], ids=["servers", "runtime-slots"])  # slots: b is served by slotN
+def test_the_page_shows_live_member_states_from_haproxy(tmp_path, slots):
     port = free_port()
-    with running_world(tmp_path) as world:
+    with running_world(tmp_path, slots=slots) as world:
         assert world.stop_watch() == 0
         world.stack.settings["audit_log"] = str(tmp_path / "audit.log")
         world.stack.write_config()
