@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Callable
 
 from lbctl.errors import ConfigError, LbctlError
-from lbctl.targets.keepalived import ctl
+from lbctl.targets.keepalived import ctl, hold
 from lbctl.targets.keepalived.target import KeepalivedTarget
 
 FAULT_DRAIN = -254  # below -253: keepalived puts the instance in FAULT (the way out with nopreempt)
@@ -37,13 +39,45 @@ def notified(target: KeepalivedTarget, args: tuple[str, ...]) -> dict:
 def follow(target: KeepalivedTarget, fifo: Path, record: Callable[[dict], None]) -> None:
     """Record each state change keepalived writes to its notify FIFO (``INSTANCE "vip"
     MASTER 150``, in order, unlike notify scripts that may finish out of order) until
-    keepalived stops this process or removes the FIFO."""
+    keepalived stops this process or removes the FIFO.  An instance that leaves MASTER
+    keeps its VIPs on ``lo`` for a while (hold.py)."""
     while fifo.is_fifo():
         with fifo.open() as lines:
             for line in lines:
                 words = shlex.split(line)
                 if len(words) == 4 and words[0] in EVENTS and words[2] in ctl.STATES:
+                    before = ctl.read_states(target.settings.state_dir).get(words[1], {}).get("state")
                     record(notified(target, tuple(words)))
+                    if before == "MASTER" and words[2] != "MASTER":
+                        hold_vips(target, words[1])
+                    elif words[2] == "MASTER":  # a hold its timer did not end (lbctl was stopped)
+                        hold.put(_held(target, words[1]), on=False)
+
+
+def hold_vips(target: KeepalivedTarget, instance: str) -> None:
+    """``instance``'s VIPs on ``lo`` for ``hold.HOLD`` seconds (in a timer thread), if
+    this node does not answer ARP for them there; what went wrong, on stderr."""
+    opts = target.settings.options
+    if not hold.arp_quiet(opts.interface):
+        print(f"{target.name}: not holding the VIPs of {instance} on lo: net.ipv4.conf.{opts.interface}.arp_ignore "
+              "is 0 (it would answer ARP for them); responses in flight at the switch may be lost", file=sys.stderr)
+        return
+    addresses = _held(target, instance)
+    for error in hold.put(addresses, on=True):
+        print(f"{target.name}: {error}", file=sys.stderr)
+    timer = threading.Timer(hold.HOLD, lambda: [print(f"{target.name}: {e}", file=sys.stderr)
+                                                for e in hold.put(addresses, on=False)])
+    timer.daemon = False  # the VIPs leave lo even if keepalived stops this process's FIFO first
+    timer.start()
+
+
+def _held(target: KeepalivedTarget, instance: str) -> list[str]:
+    """``instance``'s VIPs in the live keepalived.conf."""
+    try:
+        return hold.vips(Path(target.settings.config).read_text()).get(instance, [])
+    except OSError as exc:
+        print(f"{target.name}: cannot read {target.settings.config}: {exc.strerror}", file=sys.stderr)
+        return []
 
 
 def node_report(target: KeepalivedTarget, configs: dict[str, str | None]) -> dict:
@@ -51,9 +85,42 @@ def node_report(target: KeepalivedTarget, configs: dict[str, str | None]) -> dic
     the sha256 of each load balancer configuration in place (``configs``)."""
     opts = target.settings.options
     return {"node": opts.node, "running": ctl.running(opts.pid_file) is not None,
-            "drained": ctl.drain_value(opts.drain_file) != 0,
+            "drained": ctl.drain_value(opts.drain_file) != 0, "fit": fit(target),
             "vrrp": {name: e["state"] for name, e in ctl.read_states(target.settings.state_dir).items()},
             "configs": configs}
+
+
+def fit(target: KeepalivedTarget) -> bool | None:
+    """Whether the last ``lbctl check`` of ``check_target`` (its check.json) passed and is
+    recent (keepalived runs it every ``check_interval``); None without a check target."""
+    opts = target.settings.options
+    lb = target.siblings.get(opts.check_target)
+    if lb is None:
+        return None
+    try:
+        entry = json.loads((Path(lb.state_dir) / "check.json").read_text())
+        age = time.time() - float(entry["checked"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+    return bool(entry.get("fit")) and age <= (opts.check_interval_ms * (opts.check_fall + 1)
+                                              + opts.script_timeout_ms) / 1000
+
+
+def unready(target: KeepalivedTarget, peers: dict[str, dict]) -> list[str]:
+    """Why the peers cannot take the VIPs over now: unreachable, drained, their load
+    balancer unfit, or another configuration than this node's (in place here)."""
+    mine = target.configs()
+    why = []
+    for name, report in peers.items():
+        if "error" in report:
+            why.append(f"peer {name} is unreachable ({report['error']})")
+        elif report.get("drained"):
+            why.append(f"peer {name} is drained itself")
+        elif report.get("fit") is False:
+            why.append(f"peer {name}'s load balancer fails its check")
+        elif differ := mismatched(mine, {name: report}):
+            why.append(f"peer {name} serves another {', '.join(differ)} configuration")
+    return why
 
 
 def peer_reports(target: KeepalivedTarget) -> dict[str, dict]:
@@ -77,14 +144,17 @@ def mismatched(mine: dict[str, str | None], peers: dict[str, dict]) -> list[str]
 
 
 def drain(target: KeepalivedTarget, timeout: float) -> str:
-    """Lower this node's priority below its peers' and wait until it holds no VIP and
-    a peer does; undone if that does not happen within ``timeout``.
+    """If every peer with a ``status_url`` is ready (``unready``), lower this node's priority
+    below its peers' and wait until it holds no VIP and a peer does; undone if that does
+    not happen within ``timeout``.
 
-    :raises LbctlError: keepalived does not run, or the peer did not take over in time.
+    :raises LbctlError: keepalived does not run, a peer is not ready, or it did not take over in time.
     """
     opts = target.settings.options
     if ctl.running(opts.pid_file) is None:
         raise LbctlError(f"{target.name}: keepalived is not running (pid file {opts.pid_file}): nothing to drain")
+    if why := unready(target, peer_reports(target)):  # before the priority changes: nothing moved yet
+        raise LbctlError(f"{target.name}: not draining node {opts.node}: {'; '.join(why)}")
     ctl.set_drain(opts.drain_file, FAULT_DRAIN if opts.nopreempt else 1 - opts.me.priority)
     settle = 3 * opts.advert_int_ms / 1000 + 1  # master-down: a live peer has taken over by then
     try:
