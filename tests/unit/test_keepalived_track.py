@@ -1,5 +1,5 @@
 """The keepalived kind's fast paths, without keepalived: the load balancer's process
-it tracks, the VIPs a node holds on lo after leaving MASTER, and whether a peer is
+it tracks, the VIPs every node keeps on lo, and whether a peer is
 ready for a planned switchover (a running pair: tests/integration/test_keepalived_pair.py)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from lbctl import config
-from lbctl.errors import ConfigError, LbctlError
+from lbctl.errors import ConfigError, LbctlError, ValidationError
 from lbctl.render import render
-from lbctl.targets.keepalived import hold, pair
+from lbctl.targets.keepalived import ctl, pair
 from lbctl.targets.keepalived.target import KeepalivedTarget
 from tests.unit.test_keepalived import desired, settings
 
@@ -65,20 +65,25 @@ def test_a_bad_track_process_is_one_line_naming_the_key(value, message):
     assert "\n" not in str(err.value)
 
 
-def test_the_vips_held_on_lo_are_read_back_from_the_rendered_file():
+def test_every_vip_is_also_kept_on_lo():
     raw = {"groups": {"front": {"router_id": 60, "listeners": ["web"]}, "rest": {"router_id": 61}}}
     text = render(desired(("web", "198.18.1.10"), ("api", "198.18.1.11")), "keepalived",
                   pair_of(**raw).settings.options, None, cache={"target": "vip"})
-    assert hold.vips(text) == {"front": ["198.18.1.10/32"], "rest": ["198.18.1.11/32"]}
+    assert "static_ipaddress {\n    198.18.1.10/32 dev lo\n    198.18.1.11/32 dev lo\n}" in text
 
 
-def test_nothing_is_held_on_lo_where_the_node_would_answer_arp_for_it(tmp_path):
+def test_no_vip_is_kept_on_lo_where_the_node_would_answer_arp_for_it(tmp_path, monkeypatch):
     for name, value in (("all", "0"), ("eth0", "0")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "arp_ignore").write_text(value)
-    assert not hold.arp_quiet("eth0", tmp_path)
+    assert not ctl.arp_quiet("eth0", tmp_path)
+    monkeypatch.setattr(ctl.arp_quiet, "__defaults__", (tmp_path,))
+    vip = pair_of()
+    with pytest.raises(ValidationError, match=r"^vip: net.ipv4.conf.all.arp_ignore \(and .eth0\) is 0: this node "
+                                              "would answer ARP for the VIPs it keeps on lo; set it to 1"):
+        vip.check(vip.plan(desired(("web", "198.18.1.10"))))
     (tmp_path / "all" / "arp_ignore").write_text("1\n")
-    assert hold.arp_quiet("eth0", tmp_path) and not hold.arp_quiet("eth1", tmp_path / "none")
+    assert ctl.arp_quiet("eth0", tmp_path) and not ctl.arp_quiet("eth1", tmp_path / "none")
 
 
 def test_a_peer_that_is_not_ready_is_named_before_anything_moves(tmp_path):

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Callable
 
 from lbctl.errors import ConfigError, LbctlError
-from lbctl.targets.keepalived import ctl, hold
+from lbctl.targets.keepalived import ctl
 from lbctl.targets.keepalived.target import KeepalivedTarget
 
 FAULT_DRAIN = -254  # below -253: keepalived puts the instance in FAULT (the way out with nopreempt)
@@ -39,45 +37,13 @@ def notified(target: KeepalivedTarget, args: tuple[str, ...]) -> dict:
 def follow(target: KeepalivedTarget, fifo: Path, record: Callable[[dict], None]) -> None:
     """Record each state change keepalived writes to its notify FIFO (``INSTANCE "vip"
     MASTER 150``, in order, unlike notify scripts that may finish out of order) until
-    keepalived stops this process or removes the FIFO.  An instance that leaves MASTER
-    keeps its VIPs on ``lo`` for a while (hold.py)."""
+    keepalived stops this process or removes the FIFO."""
     while fifo.is_fifo():
         with fifo.open() as lines:
             for line in lines:
                 words = shlex.split(line)
                 if len(words) == 4 and words[0] in EVENTS and words[2] in ctl.STATES:
-                    before = ctl.read_states(target.settings.state_dir).get(words[1], {}).get("state")
                     record(notified(target, tuple(words)))
-                    if before == "MASTER" and words[2] != "MASTER":
-                        hold_vips(target, words[1])
-                    elif words[2] == "MASTER":  # a hold its timer did not end (lbctl was stopped)
-                        hold.put(_held(target, words[1]), on=False)
-
-
-def hold_vips(target: KeepalivedTarget, instance: str) -> None:
-    """``instance``'s VIPs on ``lo`` for ``hold.HOLD`` seconds (in a timer thread), if
-    this node does not answer ARP for them there; what went wrong, on stderr."""
-    opts = target.settings.options
-    if not hold.arp_quiet(opts.interface):
-        print(f"{target.name}: not holding the VIPs of {instance} on lo: net.ipv4.conf.{opts.interface}.arp_ignore "
-              "is 0 (it would answer ARP for them); responses in flight at the switch may be lost", file=sys.stderr)
-        return
-    addresses = _held(target, instance)
-    for error in hold.put(addresses, on=True):
-        print(f"{target.name}: {error}", file=sys.stderr)
-    timer = threading.Timer(hold.HOLD, lambda: [print(f"{target.name}: {e}", file=sys.stderr)
-                                                for e in hold.put(addresses, on=False)])
-    timer.daemon = False  # the VIPs leave lo even if keepalived stops this process's FIFO first
-    timer.start()
-
-
-def _held(target: KeepalivedTarget, instance: str) -> list[str]:
-    """``instance``'s VIPs in the live keepalived.conf."""
-    try:
-        return hold.vips(Path(target.settings.config).read_text()).get(instance, [])
-    except OSError as exc:
-        print(f"{target.name}: cannot read {target.settings.config}: {exc.strerror}", file=sys.stderr)
-        return []
 
 
 def node_report(target: KeepalivedTarget, configs: dict[str, str | None]) -> dict:

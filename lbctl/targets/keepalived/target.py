@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from lbctl import drift, guard, model
-from lbctl.errors import ConfigError, VerifyError
+from lbctl.errors import ConfigError, ValidationError, VerifyError
 from lbctl.targets import files, procfs
 from lbctl.targets.base import Change
 from lbctl.targets.filetarget import FileTarget
@@ -63,6 +63,11 @@ class KeepalivedTarget(FileTarget):
         return served(text)
 
     def check(self, change: Change) -> None:
+        interface = self.settings.options.interface
+        if ":" not in self.settings.options.me.address and not ctl.arp_quiet(interface):  # IPv6: no ARP
+            raise ValidationError(f"{self.name}: net.ipv4.conf.all.arp_ignore (and .{interface}) is 0: this node would "
+                             "answer ARP for the VIPs it keeps on lo; set it to 1 (docs/high-availability.md"
+                             "#listeners-bind-the-vip-on-both-nodes)")
         staged = self.staged(change)
         try:
             binary.check(staged, self.settings.binary, self.settings.check_timeout_ms / 1000)
