@@ -65,9 +65,9 @@ class KeepalivedTarget(FileTarget):
     def check(self, change: Change) -> None:
         interface = self.settings.options.interface
         if ":" not in self.settings.options.me.address and not ctl.arp_quiet(interface):  # IPv6: no ARP
-            raise ValidationError(f"{self.name}: net.ipv4.conf.all.arp_ignore (and .{interface}) is 0: this node would "
-                             "answer ARP for the VIPs it keeps on lo; set it to 1 (docs/high-availability.md"
-                             "#listeners-bind-the-vip-on-both-nodes)")
+            raise ValidationError(f"{self.name}: net.ipv4.conf.all.arp_ignore (and .{interface}) is 0: this node "
+                                  "would answer ARP for the VIPs it keeps on lo; set it to 1 "
+                                  "(docs/high-availability.md#listeners-bind-the-vip-on-both-nodes)")
         staged = self.staged(change)
         try:
             binary.check(staged, self.settings.binary, self.settings.check_timeout_ms / 1000)

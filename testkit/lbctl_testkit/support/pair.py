@@ -143,10 +143,11 @@ class Client:
     """``vipclient`` in the client namespace, in the background; ``results()`` stops it."""
 
     def __init__(self, lab: Lab, name: str, interval: float = 0.02, seconds: float = 60, keepalive: bool = False,
-                 retry: bool = False):
+                 retry: bool = False, timeout: float | None = None):
         self.lab, self.out = lab, lab.directory / f"client-{name}.json"
         argv = [sys.executable, "-m", "lbctl_testkit.support.vipclient", f"http://{VIP}:{PORT}/", str(seconds),
-                str(interval), str(self.out)] + (["--keepalive"] if keepalive else []) + (["--retry"] if retry else [])
+                str(interval), str(self.out)] + (["--keepalive"] if keepalive else []) + (["--retry"] if retry else []) \
+            + ([f"--timeout={timeout}"] if timeout else [])
         env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'testkit'}"}
         self.proc = lab.start("c", argv, lab.directory / f"client-{name}.log", env=env)
         wait_until(lambda: Path(f"{self.out}.started").exists() or self.proc.poll() is not None, 30,

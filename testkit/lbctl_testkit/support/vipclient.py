@@ -1,5 +1,5 @@
 """A bounded client of a virtual IP, run in the client's namespace:
-``python -m lbctl_testkit.support.vipclient URL SECONDS INTERVAL OUT [--keepalive] [--retry]``.
+``python -m lbctl_testkit.support.vipclient URL SECONDS INTERVAL OUT [--keepalive] [--retry] [--timeout=S]``.
 
 A GET every INTERVAL seconds for SECONDS seconds (a new connection each, or one
 kept alive and made again after a failure), or until a file ``OUT.stop`` appears;
@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# A request fails if it has no answer within this time.
+# A request fails if it has no answer within this time (--timeout: a test on a loaded
+# machine waits longer, so that only a lost SYN, response or connection fails it).
 TIMEOUT = 2.0
 # A connection fails if not made within this time: a SYN lost while the VIP had no
 # holder is sent again only after 1 s (Linux), and a client that waited for that
@@ -45,11 +46,11 @@ def get(conn: http.client.HTTPConnection, path: str, keepalive: bool) -> str | N
     return answer.read().decode().strip() if answer.status == 200 else None
 
 
-def attempt(conn, url, keepalive: bool, retry: bool):
+def attempt(conn, url, keepalive: bool, retry: bool, timeout: float):
     """``(connection or None, body or None, retried)``."""
     u = urlsplit(url)
     try:
-        conn = conn or Connection(u.hostname, u.port, timeout=TIMEOUT)
+        conn = conn or Connection(u.hostname, u.port, timeout=timeout)
         return conn, get(conn, u.path or "/", keepalive), False
     except RESET:
         conn.close()
@@ -58,7 +59,7 @@ def attempt(conn, url, keepalive: bool, retry: bool):
     except (OSError, http.client.HTTPException):
         conn.close() if conn is not None else None
         return None, None, False
-    conn = Connection(u.hostname, u.port, timeout=TIMEOUT)
+    conn = Connection(u.hostname, u.port, timeout=timeout)
     try:
         return conn, get(conn, u.path or "/", keepalive), True
     except (OSError, http.client.HTTPException):
@@ -66,12 +67,13 @@ def attempt(conn, url, keepalive: bool, retry: bool):
         return None, None, True
 
 
-def main(url: str, seconds: float, interval: float, out: Path, keepalive: bool, retry: bool) -> None:
+def main(url: str, seconds: float, interval: float, out: Path, keepalive: bool, retry: bool,
+         timeout: float = TIMEOUT) -> None:
     stop_file, started = Path(f"{out}.stop"), Path(f"{out}.started")
     end, results, conn, last = time.monotonic() + seconds, [], None, None
     while time.monotonic() < end and not stop_file.exists():
         start = time.monotonic()
-        conn, body, retried = attempt(conn, url, keepalive, retry)
+        conn, body, retried = attempt(conn, url, keepalive, retry, timeout)
         if (body is None or not keepalive) and conn is not None:
             conn.close()
             conn = None
@@ -87,5 +89,6 @@ def main(url: str, seconds: float, interval: float, out: Path, keepalive: bool, 
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4]), "--keepalive" in sys.argv[5:],
-         "--retry" in sys.argv[5:])
+    flags = sys.argv[5:]
+    main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4]), "--keepalive" in flags,
+         "--retry" in flags, next((float(f.split("=", 1)[1]) for f in flags if f.startswith("--timeout=")), TIMEOUT))
