@@ -91,9 +91,10 @@ def test_a_peer_that_is_not_ready_is_named_before_anything_moves(tmp_path):
     mine = vip.configs()
     assert pair.unready(vip, {"lb2": {"configs": mine, "fit": True, "drained": False}}) == []
     why = pair.unready(vip, {"lb2": {"error": "timed out"}, "lb3": {"drained": True}, "lb4": {"fit": False},
-                             "lb5": {"configs": {"edge": "other"}}})
+                             "lb5": {"configs": {"edge": "other"}}, "lb6": {"running": False}})
     assert why == ["peer lb2 is unreachable (timed out)", "peer lb3 is drained itself",
-                   "peer lb4's load balancer fails its check", "peer lb5 serves another edge configuration"]
+                   "peer lb4's load balancer fails its check", "peer lb5 serves another edge configuration",
+                   "peer lb6's keepalived is not running"]
 
 
 def test_fit_is_the_last_check_if_it_is_recent(tmp_path):

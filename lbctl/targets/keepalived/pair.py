@@ -73,13 +73,15 @@ def fit(target: KeepalivedTarget) -> bool | None:
 
 
 def unready(target: KeepalivedTarget, peers: dict[str, dict]) -> list[str]:
-    """Why the peers cannot take the VIPs over now: unreachable, drained, their load
-    balancer unfit, or another configuration than this node's (in place here)."""
+    """Why the peers cannot take the VIPs over now: unreachable, keepalived stopped,
+    drained, their load balancer unfit, or another configuration than this node's (in place here)."""
     mine = target.configs()
     why = []
     for name, report in peers.items():
         if "error" in report:
             why.append(f"peer {name} is unreachable ({report['error']})")
+        elif report.get("running") is False:
+            why.append(f"peer {name}'s keepalived is not running")
         elif report.get("drained"):
             why.append(f"peer {name} is drained itself")
         elif report.get("fit") is False:
