@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -304,7 +305,9 @@ def check(config_path, target_name) -> None:
     for t in session.selected:
         target = session.target(t)
         found = health.problems(target)
-        target.state.keep("check.json", {"fit": not found, "problems": found}, durable=False)  # keepalived drops stderr
+        # keepalived drops stderr; "checked": how recent (lbctl drain-node asks the peer's)
+        target.state.keep("check.json", {"fit": not found, "problems": found, "checked": round(time.time(), 3)},
+                          durable=False)
         problems += found
     if problems:
         raise LbctlError("; ".join(problems))

@@ -154,7 +154,7 @@ class Session:
                               f"{settings_.kind} (--format {kinds.named(kinds.get(settings_.kind).formats)})")
         target = kinds.get(settings_.kind).target()(settings_, self.renderer(settings_))
         if hasattr(target, "siblings") and self.config is not None:  # keepalived: the files it compares with its peers'
-            target.siblings = {t.name: t.config for t in self.config.targets.values()
+            target.siblings = {t.name: t for t in self.config.targets.values()
                                if t.config is not None and t.kind != settings_.kind}
         if self.config is not None and self.config.audit_log:
             from lbctl.audit import AuditLog

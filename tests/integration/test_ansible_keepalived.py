@@ -38,7 +38,8 @@ def test_a_pair_from_an_inventory_group(tmp_path):
         targets = yaml.safe_load((tmp_path / node / "targets.yml").read_text())
         vip = config.from_raw({"targets": targets}, Path("/etc/lbctl")).targets["vip"]
         texts[node] = render(model, "keepalived", vip.options, None, cache={"target": "vip"})
-        assert "ip_nonlocal_bind = 1" in (tmp_path / node / "60-lbctl-nonlocal-bind.conf").read_text()
+        sysctl = (tmp_path / node / "60-lbctl-nonlocal-bind.conf").read_text()
+        assert "ip_nonlocal_bind = 1" in sysctl and "net.ipv4.conf.all.arp_ignore = 1" in sysctl
     assert "priority 150" in texts["lb1"] and "unicast_src_ip 198.18.0.11" in texts["lb1"]
     assert "priority 100" in texts["lb2"] and "unicast_src_ip 198.18.0.12" in texts["lb2"]
     assert "        198.18.0.12\n" in texts["lb1"] and "        198.18.0.11\n" in texts["lb2"]

@@ -139,7 +139,7 @@ def test_configs_that_differ_from_a_peer_s_are_named():
 def test_check_target_must_be_a_file_target_of_the_config(tmp_path):
     t = target(check_target="edgee")
     vip = KeepalivedTarget(t, lambda desired, **kw: render(desired, "keepalived", t.options, None, **kw))
-    vip.siblings = {"edge": tmp_path / "haproxy.cfg"}
+    vip.siblings = {"edge": config.from_raw({"targets": {"edge": {"kind": "haproxy", "config": str(tmp_path / "haproxy.cfg")}}}, tmp_path).targets["edge"]}
     with pytest.raises(ConfigError, match=r"targets.vip.check_target: no file target 'edgee' in this lbctl.yml "
                                           r"\(have: edge\)"):
         vip.plan(desired(("web", "198.18.1.10")))

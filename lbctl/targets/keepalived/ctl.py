@@ -107,3 +107,15 @@ def drain_value(drain_file: str) -> int:
     except OSError:
         return 0
     return int(text) if text.lstrip("-").isdigit() else 0
+
+
+def arp_quiet(interface: str, sysctl: Path = Path("/proc/sys/net/ipv4/conf")) -> bool:
+    """Whether this host answers ARP only for addresses on the interface asked
+    (``arp_ignore`` >= 1; the kernel takes the larger of ``all`` and the interface's)."""
+    values = []
+    for name in ("all", interface):
+        try:
+            values.append(int((sysctl / name / "arp_ignore").read_text()))
+        except (OSError, ValueError):
+            values.append(0)
+    return max(values) >= 1

@@ -51,9 +51,44 @@ def node_report(target: KeepalivedTarget, configs: dict[str, str | None]) -> dic
     the sha256 of each load balancer configuration in place (``configs``)."""
     opts = target.settings.options
     return {"node": opts.node, "running": ctl.running(opts.pid_file) is not None,
-            "drained": ctl.drain_value(opts.drain_file) != 0,
+            "drained": ctl.drain_value(opts.drain_file) != 0, "fit": fit(target),
             "vrrp": {name: e["state"] for name, e in ctl.read_states(target.settings.state_dir).items()},
             "configs": configs}
+
+
+def fit(target: KeepalivedTarget) -> bool | None:
+    """Whether the last ``lbctl check`` of ``check_target`` (its check.json) passed and is
+    recent (keepalived runs it every ``check_interval``); None without a check target."""
+    opts = target.settings.options
+    lb = target.siblings.get(opts.check_target)
+    if lb is None:
+        return None
+    try:
+        entry = json.loads((Path(lb.state_dir) / "check.json").read_text())
+        age = time.time() - float(entry["checked"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+    return bool(entry.get("fit")) and age <= (opts.check_interval_ms * (opts.check_fall + 1)
+                                              + opts.script_timeout_ms) / 1000
+
+
+def unready(target: KeepalivedTarget, peers: dict[str, dict]) -> list[str]:
+    """Why the peers cannot take the VIPs over now: unreachable, keepalived stopped,
+    drained, their load balancer unfit, or another configuration than this node's (in place here)."""
+    mine = target.configs()
+    why = []
+    for name, report in peers.items():
+        if "error" in report:
+            why.append(f"peer {name} is unreachable ({report['error']})")
+        elif report.get("running") is False:
+            why.append(f"peer {name}'s keepalived is not running")
+        elif report.get("drained"):
+            why.append(f"peer {name} is drained itself")
+        elif report.get("fit") is False:
+            why.append(f"peer {name}'s load balancer fails its check")
+        elif differ := mismatched(mine, {name: report}):
+            why.append(f"peer {name} serves another {', '.join(differ)} configuration")
+    return why
 
 
 def peer_reports(target: KeepalivedTarget) -> dict[str, dict]:
@@ -77,14 +112,17 @@ def mismatched(mine: dict[str, str | None], peers: dict[str, dict]) -> list[str]
 
 
 def drain(target: KeepalivedTarget, timeout: float) -> str:
-    """Lower this node's priority below its peers' and wait until it holds no VIP and
-    a peer does; undone if that does not happen within ``timeout``.
+    """If every peer with a ``status_url`` is ready (``unready``), lower this node's priority
+    below its peers' and wait until it holds no VIP and a peer does; undone if that does
+    not happen within ``timeout``.
 
-    :raises LbctlError: keepalived does not run, or the peer did not take over in time.
+    :raises LbctlError: keepalived does not run, a peer is not ready, or it did not take over in time.
     """
     opts = target.settings.options
     if ctl.running(opts.pid_file) is None:
         raise LbctlError(f"{target.name}: keepalived is not running (pid file {opts.pid_file}): nothing to drain")
+    if why := unready(target, peer_reports(target)):  # before the priority changes: nothing moved yet
+        raise LbctlError(f"{target.name}: not draining node {opts.node}: {'; '.join(why)}")
     ctl.set_drain(opts.drain_file, FAULT_DRAIN if opts.nopreempt else 1 - opts.me.priority)
     settle = 3 * opts.advert_int_ms / 1000 + 1  # master-down: a live peer has taken over by then
     try:

@@ -10,6 +10,7 @@ environment variable or a file, lbctl.config.secrets) is kept here.  Pure.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,11 +21,13 @@ from lbctl.config import values as val
 SHARED = False
 KEYS = ("node", "nodes", "interface", "groups", "router_id", "advert_int", "vrrp_version", "nopreempt",
         "preempt_delay", "auth_pass_env", "auth_pass_file", "check_target", "check_interval", "check_fall",
-        "check_rise", "check_weight", "script_timeout", "lbctl", "lbctl_config", "pid_file", "drain_file")
+        "check_rise", "check_weight", "script_timeout", "track_process", "lbctl", "lbctl_config", "pid_file",
+        "drain_file")
 PATHS = ("lbctl", "lbctl_config", "pid_file", "drain_file")  # relative to lbctl.yml, rendered absolute
 NODE_KEYS = ("address", "priority", "status_url")
 GROUP_KEYS = ("router_id", "listeners")
 INTERFACE = re.compile(r"[A-Za-z0-9_.@-]{1,15}", re.ASCII)  # Linux: IFNAMSIZ - 1
+WORD = re.compile(r'[^"\\\x00-\x1f\x7f]{1,4096}')  # one word of a track_process line, rendered quoted
 STATUS_URL = re.compile(r"https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?", re.ASCII)
 
 
@@ -63,6 +66,7 @@ class KeepalivedOptions:
     check_fall: int = 2
     check_rise: int = 2
     check_weight: int | None = None  # 0: a failed check puts the node in FAULT; None: see ``weight``
+    track_process: tuple[str, ...] | None = None  # the load balancer's command line; None: from check_target
     lbctl: str = "/usr/local/bin/lbctl"
     lbctl_config: str = "/etc/lbctl/lbctl.yml"
     pid_file: str = "/run/keepalived.pid"
@@ -135,6 +139,7 @@ def parse(data: Mapping[str, Any], path: str, base: Path) -> KeepalivedSettings:
         check_fall=val.optional(data, "check_fall", path, val.integer, d.check_fall, 1, 100),
         check_rise=val.optional(data, "check_rise", path, val.integer, d.check_rise, 1, 100),
         check_weight=val.optional(data, "check_weight", path, val.integer, d.check_weight, -253, 0),
+        track_process=_track(data.get("track_process"), f"{path}.track_process"),
         **{k: val.optional({k: val.resolve_text(base, data.get(k))}, k, path, val.rendered_path, getattr(d, k))
            for k in PATHS})
     _consistent(opts, path)
@@ -166,6 +171,23 @@ def _groups(data: Mapping, path: str) -> tuple[Group, ...]:
     if sum(not g.listeners for g in groups) > 1:
         raise val.fail(f"{path}.groups", "may leave listeners out of one group only (it takes the rest)")
     return groups
+
+
+def _track(raw: Any, path: str) -> tuple[str, ...] | None:
+    """``false``: no process tracked; a string: the first words of the load balancer's
+    command line (the program as started, then its parameters); absent: from check_target."""
+    if raw is None or raw is False:
+        return None if raw is None else ()
+    if not isinstance(raw, str):
+        raise val.fail(path, "must be the first words of the load balancer's command line, or false", raw)
+    try:
+        words = tuple(shlex.split(raw))
+    except ValueError as exc:
+        raise val.fail(path, f"cannot be split into words ({exc})", raw) from None
+    bad = next((w for w in words if not WORD.fullmatch(w)), None)
+    if not words or bad is not None:
+        raise val.fail(path, "must be words without double quotes, backslashes or control characters", raw)
+    return words
 
 
 def _advert(data: Mapping, path: str, version: int) -> int:

@@ -5,14 +5,13 @@ with ``keepalived -t``, swaps it and reloads with SIGHUP, confirmed by keepalive
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from lbctl import drift, guard, model
-from lbctl.errors import ConfigError, VerifyError
+from lbctl.errors import ConfigError, ValidationError, VerifyError
 from lbctl.targets import files, procfs
 from lbctl.targets.base import Change
 from lbctl.targets.filetarget import FileTarget
-from lbctl.targets.keepalived import binary, ctl
+from lbctl.targets.keepalived import binary, ctl, tracked
 
 # keepalived reads the first eight characters of a PASS password; lbctl renders it quoted.
 AUTH_PASS = re.compile(r"[A-Za-z0-9_.,:;!?@#%&*+=/~^-]{1,8}", re.ASCII)
@@ -22,11 +21,19 @@ LISTENERS = re.compile(r"#\s*listeners:\s*(.*)")
 class KeepalivedTarget(FileTarget):
     kind = "keepalived"
     live_note = "keepalived serves virtual IPs; its VRRP state is shown with the target"
-    siblings: dict[str, Path] = {}  # the other file targets' configs (Session.target): compared with the peers'
+    siblings: dict = {}  # name: config.Target of the other file targets (Session.target)
 
     def configs(self) -> dict[str, str | None]:
-        """The sha256 of each sibling's configuration in place."""
-        return {name: files.sha256_file(path) for name, path in sorted(self.siblings.items())}
+        """The sha256 of each sibling's configuration in place (compared with the peers')."""
+        return {name: files.sha256_file(t.config) for name, t in sorted(self.siblings.items())}
+
+    def tracked(self) -> tuple[str, ...]:
+        """What ``vrrp_track_process`` watches: ``track_process``, else the check target's process."""
+        opts = self.settings.options
+        lb = self.siblings.get(opts.check_target)
+        if opts.track_process is not None or lb is None:
+            return opts.track_process or ()
+        return tracked.default(lb.kind, lb.binary, lb.config)
 
     def plan(self, desired: model.Desired) -> Change:
         return self.plan_text(self.render(desired, cache=self.local()))
@@ -41,7 +48,7 @@ class KeepalivedTarget(FileTarget):
         if password is not None and not AUTH_PASS.fullmatch(password):
             raise ConfigError(f"targets.{self.name}.auth_pass: must be 1 to 8 letters, digits or punctuation "
                               "without quotes or spaces (keepalived reads 8 characters of a PASS password)")
-        return {"target": self.name, "auth_pass": password}
+        return {"target": self.name, "auth_pass": password, "track": self.tracked()}
 
     def node_report(self) -> dict:
         """What this node says of itself to its peers (``/vrrp/<target>`` of lbctl watch)."""
@@ -57,6 +64,11 @@ class KeepalivedTarget(FileTarget):
         return served(text)
 
     def check(self, change: Change) -> None:
+        interface = self.settings.options.interface
+        if ":" not in self.settings.options.me.address and not ctl.arp_quiet(interface):  # IPv6: no ARP
+            raise ValidationError(f"{self.name}: net.ipv4.conf.all.arp_ignore (and .{interface}) is 0: this node "
+                                  "would answer ARP for the VIPs it keeps on lo; set it to 1 "
+                                  "(docs/high-availability.md#listeners-bind-the-vip-on-both-nodes)")
         staged = self.staged(change)
         try:
             binary.check(staged, self.settings.binary, self.settings.check_timeout_ms / 1000)

@@ -30,7 +30,8 @@ def view(desired: model.Desired, options, _env, local):
         raise ConfigError("a keepalived target's nodes come from lbctl.yml: lbctl render -c lbctl.yml -t TARGET")
     local = local or {}
     data = {"instances": instances(desired, options), "me": options.me, "peers": options.peers,
-            "target": local.get("target", "keepalived"), "auth_pass": local.get("auth_pass"), "advert": seconds(options.advert_int_ms),
+            "target": local.get("target", "keepalived"), "auth_pass": local.get("auth_pass"),
+            "track": local.get("track", ()), "advert": seconds(options.advert_int_ms),
             "check_interval": seconds(options.check_interval_ms),
             "check_timeout": seconds(options.script_timeout_ms),
             "preempt_delay": seconds(options.preempt_delay_ms), "weight": options.weight}

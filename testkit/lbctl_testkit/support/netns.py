@@ -74,8 +74,10 @@ class Lab:
             ip("link", "set", f"v{node}", "master", "br0", "up", netns=self.ns("sw"))
             ip("addr", "add", f"{address}/24", "dev", "eth0", netns=self.ns(node))
             ip("link", "set", "eth0", "up", netns=self.ns(node))
-            if node != "c":  # the listeners bind the VIP on both nodes, held or not
-                self.run(node, ["sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1"])
+            if node != "c":  # the listeners bind the VIP on both nodes, held or not; a VIP held
+                # on lo after a switchover (lbctl vrrp-notify) is not announced by ARP
+                self.run(node, ["sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1", "net.ipv4.conf.all.arp_ignore=1",
+                                "net.ipv4.conf.all.arp_announce=2"])
                 self.own_root(node)
 
     def own_root(self, node: str) -> None:
@@ -108,6 +110,18 @@ class Lab:
         out = open(log, "ab")
         proc = subprocess.Popen(["ip", "netns", "exec", self.ns(node), *argv], stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        self.procs.append((proc, out))
+        return proc
+
+    def start_outside(self, node: str, argv: list[str], log: Path) -> subprocess.Popen:
+        """A process in the host's network namespace that sees ``node``'s files at ``root``
+        (a mount namespace of its own): keepalived, which must open the kernel's process
+        events there (they exist in no other) and enters ``node``'s namespace itself (``-s``)."""
+        mount = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+        out = open(log, "ab")
+        proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, "sh",
+                                 str(self.directory / node), str(self.root), *argv],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs.append((proc, out))
         return proc
 

@@ -48,6 +48,12 @@ class Node:
         (self.dir / "inventory.yml").write_text(yaml.safe_dump(inventory()))
         self.write_config(**vrrp)
 
+    @property
+    def haproxy_cfg(self) -> Path:
+        """One name per node: the two HAProxy processes share one /proc, and keepalived tells its
+        own by the configuration file in its command line (same content: the configs match)."""
+        return self.lab.root / f"haproxy-{self.name}.cfg"
+
     def write_config(self, **vrrp) -> None:
         d = self.lab.root
         nodes = {n: {"address": ADDRESSES[n], "priority": p} for n, p in (("a", 150), ("b", 100))}
@@ -61,7 +67,7 @@ class Node:
                       # a loaded test machine: one lbctl check may take seconds, and a timed-out one fails
                       "check_interval": "2s", "script_timeout": "20s", **vrrp}
         (self.dir / "vrrp.pass").write_text("pair-pw\n")
-        edge = {"kind": "haproxy", "config": str(d / "haproxy.cfg"), "binary": find_binary("haproxy"),
+        edge = {"kind": "haproxy", "config": str(self.haproxy_cfg), "binary": find_binary("haproxy"),
                 "master_socket": str(d / "master.sock"), "master_log": str(d / "haproxy.log"),
                 "stats_socket": str(d / "stats.sock"), "state_file": str(d / "haproxy.state"),
                 "hard_stop_after": "5s"}
@@ -82,8 +88,9 @@ class Node:
     def start(self) -> None:
         self.start_haproxy()
         root = self.lab.root
-        self.keepalived = self.lab.start(self.name, [
-            find_binary("keepalived"), "-n", "-l", "-D", "--vrrp", "-f", str(root / "keepalived.conf"),
+        self.keepalived = self.lab.start_outside(self.name, [
+            find_binary("keepalived"), "-n", "-l", "-D", "--vrrp", "-s", self.lab.ns(self.name),
+            "-f", str(root / "keepalived.conf"),
             "-p", str(root / "keepalived.pid"), "-r", str(root / "keepalived-vrrp.pid")],
             self.dir / "keepalived.log")
         if self.watch:
@@ -93,7 +100,7 @@ class Node:
     def start_haproxy(self) -> None:
         d = self.lab.root
         self.haproxy = self.lab.start(self.name, [
-            find_binary("haproxy"), "-W", "-f", str(d / "haproxy.cfg"), "-S", f"{d / 'master.sock'},level,admin",
+            find_binary("haproxy"), "-Ws", "-f", str(self.haproxy_cfg), "-S", f"{d / 'master.sock'},level,admin",
             "-p", str(d / "haproxy.pid")], self.dir / "haproxy.log")
         wait_until(lambda: self.cli("check", "-t", "edge", check=False).returncode == 0, 30, f"{self.name}'s haproxy")
 
@@ -135,10 +142,12 @@ def settle(master: Node, backup: Node) -> None:
 class Client:
     """``vipclient`` in the client namespace, in the background; ``results()`` stops it."""
 
-    def __init__(self, lab: Lab, name: str, interval: float = 0.02, seconds: float = 60, keepalive: bool = False):
+    def __init__(self, lab: Lab, name: str, interval: float = 0.02, seconds: float = 60, keepalive: bool = False,
+                 retry: bool = False, timeout: float | None = None):
         self.lab, self.out = lab, lab.directory / f"client-{name}.json"
         argv = [sys.executable, "-m", "lbctl_testkit.support.vipclient", f"http://{VIP}:{PORT}/", str(seconds),
-                str(interval), str(self.out)] + (["--keepalive"] if keepalive else [])
+                str(interval), str(self.out)] + (["--keepalive"] if keepalive else []) + (["--retry"] if retry else []) \
+            + ([f"--timeout={timeout}"] if timeout else [])
         env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'testkit'}"}
         self.proc = lab.start("c", argv, lab.directory / f"client-{name}.log", env=env)
         wait_until(lambda: Path(f"{self.out}.started").exists() or self.proc.poll() is not None, 30,

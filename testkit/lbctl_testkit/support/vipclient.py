@@ -1,25 +1,42 @@
 """A bounded client of a virtual IP, run in the client's namespace:
-``python -m lbctl_testkit.support.vipclient URL SECONDS INTERVAL OUT [--keepalive]``.
+``python -m lbctl_testkit.support.vipclient URL SECONDS INTERVAL OUT [--keepalive] [--retry] [--timeout=S]``.
 
 A GET every INTERVAL seconds for SECONDS seconds (a new connection each, or one
-kept alive and made again after a failure; a request whose connection was reset is
-sent once more on a new one, as HTTP clients do for a GET, and marked ``retried``), or until a file ``OUT.stop`` appears;
+kept alive and made again after a failure), or until a file ``OUT.stop`` appears;
 touches ``OUT.started`` at its first answer and keeps in ``OUT.last`` the body of
-the last answer (the node that answered); then writes ``OUT``: one JSON list of ``[start, seconds taken, body or null, retried]``
-per request (``time.monotonic``, comparable across namespaces on one machine)."""
+the last answer (the node that answered); then writes ``OUT``: one JSON list of
+``[start, seconds taken, body or null, retried]`` per request (``time.monotonic``,
+comparable across namespaces on one machine).
+
+It does not retry: a request that has no answer is failed.  With ``--retry`` a
+request whose connection was reset is sent once more on a new one, as HTTP clients
+do for a GET (RFC 9110, 9.2.2), and marked ``retried``."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# A request fails if it has no answer within this time: above one SYN retransmission (1 s),
-# as a client would wait, so that a connection begun as the VIP moved is slow, not lost.
+# A request fails if it has no answer within this time (--timeout: a test on a loaded
+# machine waits longer, so that only a lost SYN, response or connection fails it).
 TIMEOUT = 2.0
+# A connection fails if not made within this time: a SYN lost while the VIP had no
+# holder is sent again only after 1 s (Linux), and a client that waited for that
+# would measure that second, not the failover; a new connection is tried instead.
+CONNECT_TIMEOUT = 0.25
+RESET = (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected)
+
+
+class Connection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.host, self.port), CONNECT_TIMEOUT)
+        self.sock.settimeout(self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def get(conn: http.client.HTTPConnection, path: str, keepalive: bool) -> str | None:
@@ -29,32 +46,36 @@ def get(conn: http.client.HTTPConnection, path: str, keepalive: bool) -> str | N
     return answer.read().decode().strip() if answer.status == 200 else None
 
 
-def main(url: str, seconds: float, interval: float, out: Path, keepalive: bool) -> None:
+def attempt(conn, url, keepalive: bool, retry: bool, timeout: float):
+    """``(connection or None, body or None, retried)``."""
     u = urlsplit(url)
+    try:
+        conn = conn or Connection(u.hostname, u.port, timeout=timeout)
+        return conn, get(conn, u.path or "/", keepalive), False
+    except RESET:
+        conn.close()
+        if not retry:
+            return None, None, False
+    except (OSError, http.client.HTTPException):
+        conn.close() if conn is not None else None
+        return None, None, False
+    conn = Connection(u.hostname, u.port, timeout=timeout)
+    try:
+        return conn, get(conn, u.path or "/", keepalive), True
+    except (OSError, http.client.HTTPException):
+        conn.close()
+        return None, None, True
+
+
+def main(url: str, seconds: float, interval: float, out: Path, keepalive: bool, retry: bool,
+         timeout: float = TIMEOUT) -> None:
     stop_file, started = Path(f"{out}.stop"), Path(f"{out}.started")
     end, results, conn, last = time.monotonic() + seconds, [], None, None
     while time.monotonic() < end and not stop_file.exists():
-        start, retried = time.monotonic(), False
-        try:
-            conn = conn or http.client.HTTPConnection(u.hostname, u.port, timeout=TIMEOUT)
-            body = get(conn, u.path or "/", keepalive)
-        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
-            # A connection the old master held when the VIP moved is reset by the new one.
-            # As HTTP clients do for an idempotent request whose connection was closed or
-            # reset (RFC 9110, 9.2.2): once more, on a new connection.  Counted apart.
+        start = time.monotonic()
+        conn, body, retried = attempt(conn, url, keepalive, retry, timeout)
+        if (body is None or not keepalive) and conn is not None:
             conn.close()
-            conn, retried = None, True
-            body = None
-        except (OSError, http.client.HTTPException):
-            body = None
-        if retried:
-            try:
-                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=TIMEOUT)
-                body = get(conn, u.path or "/", keepalive)
-            except (OSError, http.client.HTTPException):
-                body = None
-        if body is None or not keepalive:
-            conn.close() if conn is not None else None
             conn = None
         results.append([start, time.monotonic() - start, body, retried])
         if body is not None and not started.exists():
@@ -68,4 +89,6 @@ def main(url: str, seconds: float, interval: float, out: Path, keepalive: bool) 
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4]), "--keepalive" in sys.argv[5:])
+    flags = sys.argv[5:]
+    main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4]), "--keepalive" in flags,
+         "--retry" in flags, next((float(f.split("=", 1)[1]) for f in flags if f.startswith("--timeout=")), TIMEOUT))
