@@ -130,6 +130,7 @@ def test_a_large_plain_inventory_takes_the_fast_path(tmp_path, monkeypatch):
 def jinja_only(monkeypatch, *args, **kwargs) -> str:
     with monkeypatch.context() as m:
         m.setattr(lines.Backends, "text", lambda self, pool, mode: None)
+        m.setattr(lines.Backends, "run_text", lambda self, run, mode, fields: None)
         return render(*args, **kwargs)
 
 
@@ -243,3 +244,37 @@ def test_pool_settings_are_checked_once_per_set_but_by_type_too():
     raw = {"pools": {"a": {"maxconn": 1}, "b": {"maxconn": 1.0}}}
     assert outcome(lambda: inventory.from_raw(raw))[1] == \
         "pools.b.maxconn: must be an integer from 1 to 1000000 (got 1.0)"
+
+
+# Many pools, few distinct settings: consecutive pools of one shape are made as a run
+# (lines.Backends.joined), and a run breaks at a pool without members, members of
+# mixed states, an IPv6 address or another mode (a tcp listener's pools).
+run_member_st = st.builds(model.Member, name=name_st, address=st.sampled_from(["10.0.0.1", "10.0.0.2", "h.internal", "::1"]),
+                          port=st.sampled_from([80, 8080]), state=st.sampled_from(["enabled", "enabled", "drain", "backup"]))
+run_pool_st = st.builds(
+    lambda members, settings: model.Pool("", members, **settings),
+    st.lists(run_member_st, max_size=3, unique_by=lambda m: m.name).map(tuple),
+    st.sampled_from([{}, {}, {"balance": "leastconn"}, {"health": model.HealthCheck("http", "/h")}, {"maxconn": 5}]))
+
+
+@hsettings(max_examples=150, deadline=None, derandomize=True)
+@given(pools=st.lists(run_pool_st, min_size=1, max_size=12), tcp=st.sets(st.integers(0, 11), max_size=3))
+def test_runs_of_pools_render_as_jinja(pools, tcp):
+    pools = tuple(model.replace(p, name=f"p{i:02}") for i, p in enumerate(pools))
+    listeners = tuple(model.Listener(f"t{i}", 9000 + i, mode="tcp", default_pool=f"p{i:02}") for i in sorted(tcp)
+                      if i < len(pools) and not pools[i].sticky_cookie)
+    desired = model.Desired(listeners, pools)
+    options = config.options("haproxy")
+    mp = pytest.MonkeyPatch()
+    try:
+        expected = jinja_only(mp, desired, "haproxy", options)
+    finally:
+        mp.undo()
+    assert render(desired, "haproxy", options) == expected
+
+
+def test_a_run_of_plain_pools_is_made_at_once(monkeypatch):
+    members = tuple(model.Member(f"m{i}", f"10.0.0.{i}", 80) for i in range(1, 4))
+    desired = model.Desired(pools=tuple(model.Pool(f"p{i}", members) for i in range(20)))
+    monkeypatch.setattr(lines.Backends, "text", lambda self, pool, mode: pytest.fail("a pool was made on its own"))
+    assert render(desired, "haproxy", config.options("haproxy")).count("    server m1 10.0.0.1:80 weight 1\n") == 20
