@@ -147,16 +147,46 @@ def parts(raw: Any) -> Parts:
     defaults = v.fields(data.get("defaults") or {}, "defaults", DEFAULT_KEYS)
     pool_defaults = v.fields(defaults.get("pool") or {}, "defaults.pool", POOL_KEYS[:-2])  # not dns: a name is one pool's
     listener_defaults = v.fields(defaults.get("listener") or {}, "defaults.listener", ("address", "client_timeout"))
-    pools = dict(v.named(data.get("pools") or {}, "pools", lambda n, b, p: (n, b)))
+    pools = named_bodies(data.get("pools") or {})
     listeners = v.named(data.get("listeners") or {}, "listeners",
                         lambda n, b, p: listener(n, b, p, listener_defaults))
     return Parts(pool_defaults, pools, listeners, plain_pools(pools))
 
 
+def named_bodies(raw: Any) -> dict[str, Any]:
+    """The pools' bodies by name, sorted, their names checked (all at once when they are
+    strings: a file of 10,000 pools); ``v.named`` gives the error for a bad one."""
+    names = list(raw) if type(raw) is dict else None
+    if names and all(type(n) is str for n in names) and _NAMES.fullmatch("\n".join(names) + "\n"):
+        if "\n" not in "".join(names):  # the pattern's lines are then the names
+            return dict(sorted(raw.items()))
+    return dict(v.named(raw, "pools", lambda n, b, p: (n, b)))
+
+
 def from_raw(raw: Any) -> model.Desired:
     """Build the model from parsed inventory data (paths in errors are relative to it)."""
     p = parts(raw)
-    return v.canonical(p.listeners, tuple(p.pool(name) for name in sorted(p.pools)))
+    return v.canonical(p.listeners, all_pools(p))
+
+
+def all_pools(p: Parts) -> tuple[model.Pool, ...]:
+    """Every pool of ``p``, sorted by name: ``p.pool(name)`` each, but for pools that
+    have only plain members (``p.plain``) and no settings of their own, which share
+    the first such pool's settings."""
+    names = sorted(p.pools)
+    shared = None
+    out = []
+    for name in names:
+        body, built = p.pools[name], p.plain.get(name)
+        if built is None or type(body) is not dict or len(body) != 1:
+            out.append(p.pool(name))
+        elif shared is None:
+            first = p.pool(name)
+            out.append(first)
+            shared = msgspec.structs.astuple(first)[2:]
+        else:
+            out.append(model.Pool(name, tuple(built), *shared))
+    return tuple(out)
 
 
 def pool(name: str, raw: Any, path: str, defaults: Mapping, built: list[model.Member] | None = None) -> model.Pool:

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from lbctl import config, inventory, model
+from lbctl import validate as v
 from lbctl.errors import ConfigError
 from lbctl.render import lines, render
 from lbctl.render.environment import jinja_environment
@@ -56,7 +57,8 @@ pool_body = st.one_of(
     st.sampled_from([None, {}, {"members": None}, {"members": "x"}, {"bogus": 1}]),
 )
 documents = st.builds(lambda pools: {"pools": pools},
-                      st.dictionaries(st.sampled_from(["a", "b", "c", "bad name"]), pool_body, max_size=3))
+                      st.dictionaries(st.sampled_from(["a", "b", "c", "d", "bad name", "x\n", "\ny", 4]), pool_body,
+                                      max_size=4))
 
 
 def one_by_one(monkeypatch, load):
@@ -65,6 +67,7 @@ def one_by_one(monkeypatch, load):
         m.setattr(inventory, "decoded", lambda text: None)
         m.setattr(inventory, "plain_pools", lambda bodies: {})
         m.setattr(inventory, "plain_members", lambda raw: None)
+        m.setattr(inventory, "named_bodies", lambda raw: dict(v.named(raw, "pools", lambda n, b, p: (n, b))))
         return outcome(load)
 
 
