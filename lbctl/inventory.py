@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from itertools import accumulate, chain, repeat
 from operator import attrgetter, lt
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Any, Literal, Mapping
 
 import msgspec
 
@@ -41,27 +41,30 @@ class MemberIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=Fals
 
     name: str | None = None
     address: str
-    port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
-    weight: Annotated[int, msgspec.Meta(ge=model.WEIGHT_MIN, le=model.WEIGHT_MAX)] | None = None
+    port: model.PORT
+    weight: model.WEIGHT | None = None
     state: Literal[model.MEMBER_STATES] | None = None
     tags: list[str] | None = None
     meta: dict[str, str] | None = None
 
 
-# A pool body's values: a JSON array can only be the members (anything else is refused, so json.loads decides).
-_PoolValue = str | int | float | bool | None | dict[str, Any] | list[MemberIn]
+TOP_KEYS = ("version", "defaults", "listeners", "pools")
 
 
-class _Document(msgspec.Struct, forbid_unknown_fields=True):
-    version: Any = msgspec.UNSET
-    defaults: Any = msgspec.UNSET
-    listeners: Any = msgspec.UNSET
-    pools: dict[str, dict[str, _PoolValue] | None] | None = msgspec.UNSET
+def document(member: type) -> msgspec.json.Decoder:
+    """A decoder of inventories whose members decode as ``member``."""
+    # A pool body's values: a JSON array can only be the members (anything else is refused, so json.loads decides).
+    value = str | int | float | bool | None | dict[str, Any] | list[member]
+    pools = dict[str, dict[str, value] | None] | None
+    fields = [(key, pools if key == "pools" else Any, msgspec.UNSET) for key in TOP_KEYS]
+    return msgspec.json.Decoder(msgspec.defstruct("Document", fields, forbid_unknown_fields=True))
 
 
-TOP_KEYS = _Document.__struct_fields__
 MEMBER_KEYS = MemberIn.__struct_fields__
-_decoder = msgspec.json.Decoder(_Document)
+# Members straight into the model's struct (named, no null, no tags or meta: the plain
+# kind, see ``plain``), else into ``MemberIn``s.
+_decoders = (document(model.Member), document(MemberIn))
+DECODED = (MemberIn, model.Member)  # the types a JSON inventory's members decode into
 LISTENER_KEYS = ("address", "port", "mode", "default_pool", "routes", "tls", "client_timeout", "accept_routes")
 ROUTE_KEYS = ("host", "path", "pool")
 TLS_KEYS = ("cert", "key")
@@ -116,11 +119,15 @@ def decoded(text: bytes) -> dict | None:
     """The JSON document as ``json.loads`` gives it, with members as ``MemberIn``s;
     None when msgspec refuses it (``json.loads`` then decides and reports errors).
     Where msgspec accepts, it decodes every value as ``json.loads`` does."""
-    try:
-        doc = _decoder.decode(text)
-    except msgspec.MsgspecError:
-        return None
-    return {key: getattr(doc, key) for key in TOP_KEYS if getattr(doc, key) is not msgspec.UNSET}
+    # Only a key spelled "tags" or "meta" (no escapes) can fill a member's tags or meta.
+    plain_only = b"\\" not in text and b'"tags"' not in text and b'"meta"' not in text
+    for decoder in _decoders[0 if plain_only else 1:]:
+        try:
+            doc = decoder.decode(text)
+        except msgspec.MsgspecError:
+            continue
+        return {key: getattr(doc, key) for key in TOP_KEYS if getattr(doc, key) is not msgspec.UNSET}
+    return None
 
 
 @dataclass(frozen=True)
@@ -284,6 +291,8 @@ def plain(items: list[MemberIn]) -> tuple[list[str], list[str], list[model.Membe
         b"".join(map(socket.inet_pton, repeat(socket.AF_INET), addresses))  # v.is_ipv4, for all at once
     except (OSError, ValueError):
         return None
+    if type(items[0]) is model.Member:  # decoded as such: nothing to build
+        return names, addresses, items
     member_ = model.Member
     return names, addresses, [member_(m.name, m.address, m.port, m.weight or 1, m.state or "enabled") for m in items]
 
@@ -298,7 +307,7 @@ def plain_pools(bodies: Mapping[str, Any]) -> dict[str, list[model.Member]]:
     plain, checked at once over the whole inventory; {} if any is not, and then
     ``members`` checks each pool on its own."""
     lists = {name: b["members"] for name, b in bodies.items()
-             if type(b) is dict and type(b.get("members")) is list and b["members"] and type(b["members"][0]) is MemberIn}
+             if type(b) is dict and type(b.get("members")) is list and b["members"] and type(b["members"][0]) in DECODED}
     found = plain(list(chain.from_iterable(lists.values())))
     if found is None or not found[0]:
         return {}
@@ -322,7 +331,7 @@ def plain_members(raw: Any) -> list[model.Member] | None:
     one by one."""
     if type(raw) is not list or not raw:
         return None
-    if type(raw[0]) is not MemberIn:
+    if type(raw[0]) not in DECODED:
         try:
             raw = msgspec.convert(raw, list[MemberIn])
         except msgspec.ValidationError:
@@ -351,8 +360,8 @@ _MEMBER_KEYSET = frozenset(MEMBER_KEYS)
 def member(raw: Any, base: str, index: int) -> model.Member:
     # The common, valid case is checked inline; anything else goes through the
     # validators for its error.
-    if type(raw) is MemberIn:  # decoded from JSON, not plain: see plain_members
-        raw = msgspec.structs.asdict(raw)
+    if type(raw) in DECODED:  # decoded from JSON, not plain: see plain_members
+        raw = {k: x for k, x in msgspec.structs.asdict(raw).items() if x != ()}  # a Member's tags and meta: ()
     if type(raw) is not dict or not raw.keys() <= _MEMBER_KEYSET:
         v.fields(raw, f"{base}[{index}]", MEMBER_KEYS)
     addr, port = raw.get("address"), raw.get("port")

@@ -115,6 +115,28 @@ def test_json_that_msgspec_refuses_is_read_by_json_loads(tmp_path):
     assert "unknown key 'pool'" in outcome(lambda: inventory.load(path))[1]
 
 
+def test_plain_json_members_decode_as_the_model_and_the_rest_as_member_in():
+    def first(text: str):
+        return type(inventory.decoded(text.encode())["pools"]["a"]["members"][0])
+    plain = '{"name": "m", "address": "10.0.0.1", "port": 80'
+    assert first('{"pools": {"a": {"members": [%s}]}}}' % plain) is model.Member
+    # no name, a null, tags or meta (even a key spelled with an escape): the general decoder
+    for other in ('{"address": "10.0.0.1", "port": 80}', plain + ', "weight": null}', plain + ', "tags": ["a"]}',
+                  plain + ', "meta": {}}', plain + ', "t\\u0061gs": ["a"]}', plain + ', "m\\u0065ta": {"k": "v"}}'):
+        assert first('{"pools": {"a": {"members": [%s]}}}' % other) is inventory.MemberIn, other
+
+
+@pytest.mark.parametrize("member,error", [
+    ('"t\\u0061gs": ["bad tag"]', "pools.a.members[0].tags[0]: must be a tag"),
+    ('"m\\u0065ta": {"k": "bad;"}', "pools.a.members[0].meta.k: must be printable text"),
+    ('"st\\u0061te": "bogus"', "pools.a.members[0].state: must be one of"),
+])
+def test_escaped_keys_are_checked_as_any_other(tmp_path, member, error):
+    path = tmp_path / "inventory.json"
+    path.write_text('{"pools": {"a": {"members": [{"name": "m", "address": "10.0.0.1", "port": 80, %s}]}}}' % member)
+    assert error in outcome(lambda: inventory.load(path))[1]
+
+
 def test_a_large_plain_inventory_takes_the_fast_path(tmp_path, monkeypatch):
     doc = {"pools": {f"p{i}": {"members": [{"name": f"m{m}", "address": f"10.0.{i}.{m + 1}", "port": 80}
                                           for m in range(5)]} for i in range(50)}}
