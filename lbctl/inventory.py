@@ -61,8 +61,8 @@ def document(member: type) -> msgspec.json.Decoder:
 
 
 MEMBER_KEYS = MemberIn.__struct_fields__
-# Members straight into the model's struct (named, no null, no tags or meta: the plain
-# kind, see ``plain``), else into ``MemberIn``s.
+# Members straight into the model's struct (named, no null, no meta: see ``decoded``),
+# else into ``MemberIn``s.
 _decoders = (document(model.Member), document(MemberIn))
 DECODED = (MemberIn, model.Member)  # the types a JSON inventory's members decode into
 LISTENER_KEYS = ("address", "port", "mode", "default_pool", "routes", "tls", "client_timeout", "accept_routes")
@@ -119,8 +119,9 @@ def decoded(text: bytes) -> dict | None:
     """The JSON document as ``json.loads`` gives it, with members as ``MemberIn``s;
     None when msgspec refuses it (``json.loads`` then decides and reports errors).
     Where msgspec accepts, it decodes every value as ``json.loads`` does."""
-    # Only a key spelled "tags" or "meta" (no escapes) can fill a member's tags or meta.
-    plain_only = b"\\" not in text and b'"tags"' not in text and b'"meta"' not in text
+    # A member's meta decodes as the model's pairs, which a JSON object is not (json.loads
+    # and the validators decide); only a key spelled "meta" (no escapes) can be one.
+    plain_only = b"\\" not in text and b'"meta"' not in text
     for decoder in _decoders[0 if plain_only else 1:]:
         try:
             doc = decoder.decode(text)
@@ -361,7 +362,8 @@ def member(raw: Any, base: str, index: int) -> model.Member:
     # The common, valid case is checked inline; anything else goes through the
     # validators for its error.
     if type(raw) in DECODED:  # decoded from JSON, not plain: see plain_members
-        raw = {k: x for k, x in msgspec.structs.asdict(raw).items() if x != ()}  # a Member's tags and meta: ()
+        # A Member's meta is () (see ``decoded``); its tags, a tuple, are checked as the list they were.
+        raw = {k: list(x) if type(x) is tuple else x for k, x in msgspec.structs.asdict(raw).items() if x != ()}
     if type(raw) is not dict or not raw.keys() <= _MEMBER_KEYSET:
         v.fields(raw, f"{base}[{index}]", MEMBER_KEYS)
     addr, port = raw.get("address"), raw.get("port")

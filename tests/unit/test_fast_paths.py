@@ -120,9 +120,10 @@ def test_plain_json_members_decode_as_the_model_and_the_rest_as_member_in():
         return type(inventory.decoded(text.encode())["pools"]["a"]["members"][0])
     plain = '{"name": "m", "address": "10.0.0.1", "port": 80'
     assert first('{"pools": {"a": {"members": [%s}]}}}' % plain) is model.Member
-    # no name, a null, tags or meta (even a key spelled with an escape): the general decoder
-    for other in ('{"address": "10.0.0.1", "port": 80}', plain + ', "weight": null}', plain + ', "tags": ["a"]}',
-                  plain + ', "meta": {}}', plain + ', "t\\u0061gs": ["a"]}', plain + ', "m\\u0065ta": {"k": "v"}}'):
+    assert first('{"pools": {"a": {"members": [%s, "tags": ["b", "a"]}]}}}' % plain) is model.Member
+    # no name, a null, meta, any escape (a key spelled with one): the general decoder
+    for other in ('{"address": "10.0.0.1", "port": 80}', plain + ', "weight": null}', plain + ', "meta": {}}',
+                  plain + ', "t\\u0061gs": ["a"]}', plain + ', "m\\u0065ta": {"k": "v"}}'):
         assert first('{"pools": {"a": {"members": [%s]}}}' % other) is inventory.MemberIn, other
 
 
@@ -130,6 +131,8 @@ def test_plain_json_members_decode_as_the_model_and_the_rest_as_member_in():
     ('"t\\u0061gs": ["bad tag"]', "pools.a.members[0].tags[0]: must be a tag"),
     ('"m\\u0065ta": {"k": "bad;"}', "pools.a.members[0].meta.k: must be printable text"),
     ('"st\\u0061te": "bogus"', "pools.a.members[0].state: must be one of"),
+    ('"tags": ["b", "bad tag"]', "pools.a.members[0].tags[1]: must be a tag"),
+    ('"meta": []', "pools.a.members[0].meta: must be a mapping"),
 ])
 def test_escaped_keys_are_checked_as_any_other(tmp_path, member, error):
     path = tmp_path / "inventory.json"
