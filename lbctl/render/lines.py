@@ -344,17 +344,17 @@ class Backends:
     def run_text(self, run: Sequence[model.Pool], mode: str, fields: tuple) -> str | None:
         """The backends of pools of one mode and settings, or None if the run has a pool
         without members, members of more than one state, or an address with ':'."""
-        members = list(chain.from_iterable(map(get_members, run)))
-        states = set(map(get_state, members))
-        if len(states) != 1 or not all(map(get_members, run)):
+        lists = list(map(get_members, run))
+        states = set(map(get_state, chain.from_iterable(lists)))
+        if len(states) != 1 or not all(lists):
             return None
         shape = self.shape(mode, fields, run[0], (states.pop(), False))
         if shape is None:
             return None
         text = shape.backends(run)
         # No value printed in a hole holds ':' (so no address is IPv6) if the text has
-        # only the pieces' own: names, ports and weights cannot, an address may.
-        if text.count(":") != len(run) * shape.colons + len(members) * shape.line_colons:
+        # only the pieces' own (a validated name, port or weight has none).
+        if text.count(":") != len(run) * shape.colons + sum(map(len, lists)) * shape.line_colons:
             return None
         return text
 
