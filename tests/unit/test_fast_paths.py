@@ -162,6 +162,17 @@ def jinja_only(monkeypatch, *args, **kwargs) -> str:
         return render(*args, **kwargs)
 
 
+def assert_renders_as_jinja(desired: model.Desired) -> None:
+    """With the packaged templates: the patterns give what Jinja2 gives for every pool."""
+    options = config.options("haproxy")
+    mp = pytest.MonkeyPatch()
+    try:
+        expected = jinja_only(mp, desired, "haproxy", options)
+    finally:
+        mp.undo()
+    assert render(desired, "haproxy", options) == expected
+
+
 name_st = st.sampled_from(["a", "b-1", "c.2", "d_3"])
 member_st = st.builds(
     model.Member, name=name_st,
@@ -180,13 +191,7 @@ pool_st = st.builds(
 @given(pools=st.lists(pool_st, max_size=4, unique_by=lambda p: p.name))
 def test_patterns_render_as_jinja(pools):
     desired = model.Desired(pools=tuple(sorted(pools, key=lambda p: p.name)))
-    options = config.options("haproxy")
-    mp = pytest.MonkeyPatch()
-    try:
-        expected = jinja_only(mp, desired, "haproxy", options)
-    finally:
-        mp.undo()
-    assert render(desired, "haproxy", options) == expected
+    assert_renders_as_jinja(desired)
 
 
 PACKAGED = (Path(__file__).resolve().parents[2] / "templates" / "haproxy-backend.j2").read_text()
@@ -292,13 +297,7 @@ def test_runs_of_pools_render_as_jinja(pools, tcp):
     listeners = tuple(model.Listener(f"t{i}", 9000 + i, mode="tcp", default_pool=f"p{i:02}") for i in sorted(tcp)
                       if i < len(pools) and not pools[i].sticky_cookie)
     desired = model.Desired(listeners, pools)
-    options = config.options("haproxy")
-    mp = pytest.MonkeyPatch()
-    try:
-        expected = jinja_only(mp, desired, "haproxy", options)
-    finally:
-        mp.undo()
-    assert render(desired, "haproxy", options) == expected
+    assert_renders_as_jinja(desired)
 
 
 def test_a_run_of_plain_pools_is_made_at_once(monkeypatch):
