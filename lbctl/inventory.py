@@ -309,18 +309,21 @@ def plain_pools(bodies: Mapping[str, Any]) -> dict[str, list[model.Member]]:
     ``members`` checks each pool on its own."""
     lists = {name: b["members"] for name, b in bodies.items()
              if type(b) is dict and type(b.get("members")) is list and b["members"] and type(b["members"][0]) in DECODED}
-    found = plain(list(chain.from_iterable(lists.values())))
+    items = list(chain.from_iterable(lists.values()))
+    found = plain(items)
     if found is None or not found[0]:
         return {}
     names, addresses, built = found
-    spans = list(zip(lists, [0, *accumulate(map(len, lists.values()))], accumulate(map(len, lists.values()))))
+    ends = list(accumulate(map(len, lists.values())))
+    spans = list(zip(lists, [0, *ends], ends))
     # The usual case: names already in order within each pool (so none repeats)
     # and no address used twice anywhere (so no endpoint repeats).
     ascending = list(map(lt, names, names[1:]))  # operator.lt: twice as fast as str.__lt__
-    for _, _, end in spans[:-1]:
+    for end in ends[:-1]:
         ascending[end - 1] = True  # the last member of a pool and the first of the next
     if all(ascending) and len(set(addresses)) == len(addresses):
-        return {name: built[start:end] for name, start, end in spans}
+        # decoded as the model (``plain`` built nothing): each pool's list is its members
+        return lists if built is items else {name: built[start:end] for name, start, end in spans}
     ports = [m.port for m in built]
     return {name: sorted(built[start:end], key=_by_name) for name, start, end in spans
             if not repeats(names[start:end], addresses[start:end], ports[start:end])}
