@@ -116,7 +116,8 @@ def read(path: Path) -> Any:
 
 
 def decoded(text: bytes) -> dict | None:
-    """The JSON document as ``json.loads`` gives it, with members as ``MemberIn``s;
+    """The JSON document as ``json.loads`` gives it, with members as ``model.Member``s
+    (all of them, when the file allows) or ``MemberIn``s;
     None when msgspec refuses it (``json.loads`` then decides and reports errors).
     Where msgspec accepts, it decodes every value as ``json.loads`` does."""
     # A member's meta decodes as the model's pairs, which a JSON object is not (json.loads
@@ -279,10 +280,10 @@ _NAMES = re.compile(rf"(?:{v.IDENT.pattern}\n)*", re.ASCII)  # v.IDENT, for many
 _by_name = attrgetter("name")
 
 
-def plain(items: list[MemberIn]) -> tuple[list[str], list[str], list[model.Member]] | None:
+def plain(items: list[MemberIn] | list[model.Member]) -> tuple[list[str], list[str], list[model.Member]] | None:
     """The names, addresses and built members of ``items`` if every one is plain:
     a valid name, an IPv4 address, no tags or meta; else None.  In C but for one
-    Python loop to build the members."""
+    Python loop to build the members (``items`` themselves, if decoded as the model)."""
     names = [m.name for m in items]
     joined = "\n".join(names) + "\n" if None not in names else ""
     if not _NAMES.fullmatch(joined) or joined.count("\n") != len(names) or any(m.tags or m.meta for m in items):
