@@ -4,8 +4,9 @@ The format is documented in docs/inventory.md.  Errors name the file, the path
 inside it and the reason, on one line; unknown keys are errors.
 
 Members have a fast path, for inventories of 100,000 of them: a JSON file is
-decoded by msgspec in C straight into typed ``MemberIn`` structs (keys, types
-and ranges checked on the way), and a pool whose members are all of the plain
+decoded by msgspec in C straight into the model's ``Member`` structs, or into
+``MemberIn`` ones when the file has members the model cannot hold as they are
+(keys, types and ranges checked on the way), and a pool whose members are all of the plain
 kind (a name, an IPv4 address, no tags or meta, no repeats) is checked in bulk
 and built without a Python call per field.  Anything else (a value msgspec
 refuses, a host name, tags, an error) takes the one-by-one path, which accepts
