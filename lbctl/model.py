@@ -31,7 +31,7 @@ class Member(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     inventory can hold 100,000 members, and a struct is built, hashed and
     compared several times faster (in C).  ``replace`` stands in for
     ``dataclasses.replace``.  The types' ranges and choices hold only for what
-    msgspec decodes (a JSON inventory's plain members, lbctl/inventory.py); a
+    msgspec decodes (a JSON inventory's plain members, lbctl/bulk.py); a
     member built in Python is checked by lbctl/validate.py first.
     """
 
