@@ -3,11 +3,12 @@
 The format is documented in docs/inventory.md.  Errors name the file, the path
 inside it and the reason, on one line; unknown keys are errors.
 
-Members have a fast path, for inventories of 100,000 of them: a JSON file is
-decoded by msgspec in C straight into typed ``MemberIn`` structs (keys, types
-and ranges checked on the way), and a pool whose members are all of the plain
-kind (a name, an IPv4 address, no tags or meta, no repeats) is checked in bulk
-and built without a Python call per field.  Anything else (a value msgspec
+Members have a fast path, for inventories of 100,000 of them (lbctl/bulk.py): a
+JSON file is decoded by msgspec in C straight into the model's ``Member``
+structs, or into ``MemberIn`` ones when the file has members the model cannot
+hold as they are (keys, types and ranges checked on the way), and a pool whose
+members are all of the plain kind (a name, an IPv4 address, no tags or meta, no
+repeats) is checked in bulk and built without a Python call per field.  Anything else (a value msgspec
 refuses, a host name, tags, an error) takes the one-by-one path, which accepts
 the same inputs, builds the same model and gives the same errors.
 """
@@ -16,52 +17,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
-import socket
 from dataclasses import dataclass
-from itertools import accumulate, chain, repeat
-from operator import attrgetter, lt
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Any, Mapping
 
 import msgspec
 
-from lbctl import model
+from lbctl import bulk, model
 from lbctl import validate as v
+from lbctl.bulk import DECODED, TOP_KEYS, MemberIn, decoded, plain_members, plain_pools, repeats
 from lbctl.errors import ConfigError
 
 DEFAULT_KEYS = ("pool", "listener")
 POOL_KEYS = ("balance", "health", "connect_timeout", "server_timeout", "sticky_cookie", "maxconn", "dns", "members")
 HEALTH_KEYS = ("type", "path", "host", "expect_status", "interval", "rise", "fall")
-
-
-class MemberIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
-    """A member as an inventory (or discovery) writes it, with its keys, types and
-    ranges checked; the values are checked further by ``member`` or ``plain_members``."""
-
-    name: str | None = None
-    address: str
-    port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
-    weight: Annotated[int, msgspec.Meta(ge=model.WEIGHT_MIN, le=model.WEIGHT_MAX)] | None = None
-    state: Literal[model.MEMBER_STATES] | None = None
-    tags: list[str] | None = None
-    meta: dict[str, str] | None = None
-
-
-# A pool body's values: a JSON array can only be the members (anything else is refused, so json.loads decides).
-_PoolValue = str | int | float | bool | None | dict[str, Any] | list[MemberIn]
-
-
-class _Document(msgspec.Struct, forbid_unknown_fields=True):
-    version: Any = msgspec.UNSET
-    defaults: Any = msgspec.UNSET
-    listeners: Any = msgspec.UNSET
-    pools: dict[str, dict[str, _PoolValue] | None] | None = msgspec.UNSET
-
-
-TOP_KEYS = _Document.__struct_fields__
 MEMBER_KEYS = MemberIn.__struct_fields__
-_decoder = msgspec.json.Decoder(_Document)
 LISTENER_KEYS = ("address", "port", "mode", "default_pool", "routes", "tls", "client_timeout", "accept_routes")
 ROUTE_KEYS = ("host", "path", "pool")
 TLS_KEYS = ("cert", "key")
@@ -112,17 +82,6 @@ def read(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML{where}: {reason}") from None
 
 
-def decoded(text: bytes) -> dict | None:
-    """The JSON document as ``json.loads`` gives it, with members as ``MemberIn``s;
-    None when msgspec refuses it (``json.loads`` then decides and reports errors).
-    Where msgspec accepts, it decodes every value as ``json.loads`` does."""
-    try:
-        doc = _decoder.decode(text)
-    except msgspec.MsgspecError:
-        return None
-    return {key: getattr(doc, key) for key in TOP_KEYS if getattr(doc, key) is not msgspec.UNSET}
-
-
 @dataclass(frozen=True)
 class Parts:
     """An inventory before its pools are built: discovery fills pools into it."""
@@ -147,16 +106,46 @@ def parts(raw: Any) -> Parts:
     defaults = v.fields(data.get("defaults") or {}, "defaults", DEFAULT_KEYS)
     pool_defaults = v.fields(defaults.get("pool") or {}, "defaults.pool", POOL_KEYS[:-2])  # not dns: a name is one pool's
     listener_defaults = v.fields(defaults.get("listener") or {}, "defaults.listener", ("address", "client_timeout"))
-    pools = dict(v.named(data.get("pools") or {}, "pools", lambda n, b, p: (n, b)))
+    pools = named_bodies(data.get("pools") or {})
     listeners = v.named(data.get("listeners") or {}, "listeners",
                         lambda n, b, p: listener(n, b, p, listener_defaults))
     return Parts(pool_defaults, pools, listeners, plain_pools(pools))
 
 
+def named_bodies(raw: Any) -> dict[str, Any]:
+    """The pools' bodies by name, sorted, their names checked (all at once when they are
+    strings: a file of 10,000 pools); ``v.named`` gives the error for a bad one."""
+    names = list(raw) if type(raw) is dict else None
+    if names and all(type(n) is str for n in names) and bulk.NAMES.fullmatch("\n".join(names) + "\n"):
+        if "\n" not in "".join(names):  # the pattern's lines are then the names
+            return dict(sorted(raw.items()))
+    return dict(v.named(raw, "pools", lambda n, b, p: (n, b)))
+
+
 def from_raw(raw: Any) -> model.Desired:
     """Build the model from parsed inventory data (paths in errors are relative to it)."""
     p = parts(raw)
-    return v.canonical(p.listeners, tuple(p.pool(name) for name in sorted(p.pools)))
+    return v.canonical(p.listeners, all_pools(p))
+
+
+def all_pools(p: Parts) -> tuple[model.Pool, ...]:
+    """Every pool of ``p``, sorted by name: ``p.pool(name)`` each, but for pools that
+    have only plain members (``p.plain``) and no settings of their own, which share
+    the first such pool's settings."""
+    names = sorted(p.pools)
+    shared = None
+    out = []
+    for name in names:
+        body, built = p.pools[name], p.plain.get(name)
+        if built is None or type(body) is not dict or len(body) != 1:
+            out.append(p.pool(name))
+        elif shared is None:
+            first = p.pool(name)
+            out.append(first)
+            shared = msgspec.structs.astuple(first)[2:]
+        else:
+            out.append(model.Pool(name, tuple(built), *shared))
+    return tuple(out)
 
 
 def pool(name: str, raw: Any, path: str, defaults: Mapping, built: list[model.Member] | None = None) -> model.Pool:
@@ -233,74 +222,8 @@ def members(raw: Any, path: str) -> tuple[model.Member, ...]:
         built = [member(item, path, i) for i, item in enumerate(v.sequence(raw, path))]
         if repeats([m.name for m in built], [m.address for m in built], [m.port for m in built]):
             duplicates(built, path)
-    built.sort(key=_by_name)
+    built.sort(key=bulk.by_name)
     return tuple(built)
-
-
-_NAMES = re.compile(rf"(?:{v.IDENT.pattern}\n)*", re.ASCII)  # v.IDENT, for many names at once, one a line
-_by_name = attrgetter("name")
-
-
-def plain(items: list[MemberIn]) -> tuple[list[str], list[str], list[model.Member]] | None:
-    """The names, addresses and built members of ``items`` if every one is plain:
-    a valid name, an IPv4 address, no tags or meta; else None.  In C but for one
-    Python loop to build the members."""
-    names = [m.name for m in items]
-    joined = "\n".join(names) + "\n" if None not in names else ""
-    if not _NAMES.fullmatch(joined) or joined.count("\n") != len(names) or any(m.tags or m.meta for m in items):
-        return None
-    addresses = [m.address for m in items]
-    try:
-        b"".join(map(socket.inet_pton, repeat(socket.AF_INET), addresses))  # v.is_ipv4, for all at once
-    except (OSError, ValueError):
-        return None
-    member_ = model.Member
-    return names, addresses, [member_(m.name, m.address, m.port, m.weight or 1, m.state or "enabled") for m in items]
-
-
-def repeats(names: list[str], addresses: list[str], ports: list[int]) -> bool:
-    """Whether a name or an endpoint repeats (``duplicates`` then says which)."""
-    return len(set(names)) != len(names) or len(set(zip(addresses, ports))) != len(names)
-
-
-def plain_pools(bodies: Mapping[str, Any]) -> dict[str, list[model.Member]]:
-    """The members of the pools decoded from JSON, sorted, when all of them are
-    plain, checked at once over the whole inventory; {} if any is not, and then
-    ``members`` checks each pool on its own."""
-    lists = {name: b["members"] for name, b in bodies.items()
-             if type(b) is dict and type(b.get("members")) is list and b["members"] and type(b["members"][0]) is MemberIn}
-    found = plain(list(chain.from_iterable(lists.values())))
-    if found is None or not found[0]:
-        return {}
-    names, addresses, built = found
-    spans = list(zip(lists, [0, *accumulate(map(len, lists.values()))], accumulate(map(len, lists.values()))))
-    # The usual case: names already in order within each pool (so none repeats)
-    # and no address used twice anywhere (so no endpoint repeats).
-    ascending = list(map(lt, names, names[1:]))  # operator.lt: twice as fast as str.__lt__
-    for _, _, end in spans[:-1]:
-        ascending[end - 1] = True  # the last member of a pool and the first of the next
-    if all(ascending) and len(set(addresses)) == len(addresses):
-        return {name: built[start:end] for name, start, end in spans}
-    ports = [m.port for m in built]
-    return {name: sorted(built[start:end], key=_by_name) for name, start, end in spans
-            if not repeats(names[start:end], addresses[start:end], ports[start:end])}
-
-
-def plain_members(raw: Any) -> list[model.Member] | None:
-    """The members of one pool, when all are plain and none repeats a name or an
-    endpoint; None for anything else, which ``member`` then builds (or refuses)
-    one by one."""
-    if type(raw) is not list or not raw:
-        return None
-    if type(raw[0]) is not MemberIn:
-        try:
-            raw = msgspec.convert(raw, list[MemberIn])
-        except msgspec.ValidationError:
-            return None
-    found = plain(raw)
-    if found is None or repeats(found[0], found[1], [m.port for m in raw]):
-        return None
-    return found[2]
 
 
 def duplicates(built: list[model.Member], path: str) -> None:
@@ -321,8 +244,9 @@ _MEMBER_KEYSET = frozenset(MEMBER_KEYS)
 def member(raw: Any, base: str, index: int) -> model.Member:
     # The common, valid case is checked inline; anything else goes through the
     # validators for its error.
-    if type(raw) is MemberIn:  # decoded from JSON, not plain: see plain_members
-        raw = msgspec.structs.asdict(raw)
+    if type(raw) in DECODED:  # decoded from JSON, not plain: see plain_members
+        # A Member's meta is () (see ``decoded``); its tags, a tuple, are checked as the list they were.
+        raw = {k: list(x) if type(x) is tuple else x for k, x in msgspec.structs.asdict(raw).items() if x != ()}
     if type(raw) is not dict or not raw.keys() <= _MEMBER_KEYSET:
         v.fields(raw, f"{base}[{index}]", MEMBER_KEYS)
     addr, port = raw.get("address"), raw.get("port")

@@ -8,7 +8,7 @@ output.  The domain defaults live here, once.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Annotated, Iterable, Literal
 
 import msgspec
 
@@ -20,20 +20,26 @@ WEIGHT_MIN, WEIGHT_MAX = 1, 256  # the range both HAProxy (0-256) and nginx (>=1
 DNS_TYPES = ("A", "AAAA", "SRV", "CNAME")  # what a pool may publish (docs/dns.md)
 
 
-class Member(msgspec.Struct, frozen=True, gc=False):
+PORT = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+WEIGHT = Annotated[int, msgspec.Meta(ge=WEIGHT_MIN, le=WEIGHT_MAX)]
+
+
+class Member(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     """One backend instance.  ``state``: enabled | drain | maint | backup.
 
     The model's classes are msgspec structs rather than dataclasses: an
     inventory can hold 100,000 members, and a struct is built, hashed and
     compared several times faster (in C).  ``replace`` stands in for
-    ``dataclasses.replace``.
+    ``dataclasses.replace``.  The types' ranges and choices hold only for what
+    msgspec decodes (a JSON inventory's plain members, lbctl/bulk.py); a
+    member built in Python is checked by lbctl/validate.py first.
     """
 
     name: str
     address: str
-    port: int
-    weight: int = 1
-    state: str = "enabled"
+    port: PORT
+    weight: WEIGHT = 1
+    state: Literal[MEMBER_STATES] = "enabled"
     tags: tuple[str, ...] = ()
     meta: tuple[tuple[str, str], ...] = ()
 

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from lbctl import config, inventory, model
+from lbctl import validate as v
 from lbctl.errors import ConfigError
 from lbctl.render import lines, render
 from lbctl.render.environment import jinja_environment
@@ -56,7 +57,8 @@ pool_body = st.one_of(
     st.sampled_from([None, {}, {"members": None}, {"members": "x"}, {"bogus": 1}]),
 )
 documents = st.builds(lambda pools: {"pools": pools},
-                      st.dictionaries(st.sampled_from(["a", "b", "c", "bad name"]), pool_body, max_size=3))
+                      st.dictionaries(st.sampled_from(["a", "b", "c", "d", "bad name", "x\n", "\ny", 4]), pool_body,
+                                      max_size=4))
 
 
 def one_by_one(monkeypatch, load):
@@ -65,6 +67,7 @@ def one_by_one(monkeypatch, load):
         m.setattr(inventory, "decoded", lambda text: None)
         m.setattr(inventory, "plain_pools", lambda bodies: {})
         m.setattr(inventory, "plain_members", lambda raw: None)
+        m.setattr(inventory, "named_bodies", lambda raw: dict(v.named(raw, "pools", lambda n, b, p: (n, b))))
         return outcome(load)
 
 
@@ -112,6 +115,31 @@ def test_json_that_msgspec_refuses_is_read_by_json_loads(tmp_path):
     assert "unknown key 'pool'" in outcome(lambda: inventory.load(path))[1]
 
 
+def test_plain_json_members_decode_as_the_model_and_the_rest_as_member_in():
+    def first(text: str):
+        return type(inventory.decoded(text.encode())["pools"]["a"]["members"][0])
+    plain = '{"name": "m", "address": "10.0.0.1", "port": 80'
+    assert first('{"pools": {"a": {"members": [%s}]}}}' % plain) is model.Member
+    assert first('{"pools": {"a": {"members": [%s, "tags": ["b", "a"]}]}}}' % plain) is model.Member
+    # no name, a null, meta, any escape (a key spelled with one): the general decoder
+    for other in ('{"address": "10.0.0.1", "port": 80}', plain + ', "weight": null}', plain + ', "meta": {}}',
+                  plain + ', "t\\u0061gs": ["a"]}', plain + ', "m\\u0065ta": {"k": "v"}}'):
+        assert first('{"pools": {"a": {"members": [%s]}}}' % other) is inventory.MemberIn, other
+
+
+@pytest.mark.parametrize("member,error", [
+    ('"t\\u0061gs": ["bad tag"]', "pools.a.members[0].tags[0]: must be a tag"),
+    ('"m\\u0065ta": {"k": "bad;"}', "pools.a.members[0].meta.k: must be printable text"),
+    ('"st\\u0061te": "bogus"', "pools.a.members[0].state: must be one of"),
+    ('"tags": ["b", "bad tag"]', "pools.a.members[0].tags[1]: must be a tag"),
+    ('"meta": []', "pools.a.members[0].meta: must be a mapping"),
+])
+def test_escaped_keys_are_checked_as_any_other(tmp_path, member, error):
+    path = tmp_path / "inventory.json"
+    path.write_text('{"pools": {"a": {"members": [{"name": "m", "address": "10.0.0.1", "port": 80, %s}]}}}' % member)
+    assert error in outcome(lambda: inventory.load(path))[1]
+
+
 def test_a_large_plain_inventory_takes_the_fast_path(tmp_path, monkeypatch):
     doc = {"pools": {f"p{i}": {"members": [{"name": f"m{m}", "address": f"10.0.{i}.{m + 1}", "port": 80}
                                           for m in range(5)]} for i in range(50)}}
@@ -130,7 +158,19 @@ def test_a_large_plain_inventory_takes_the_fast_path(tmp_path, monkeypatch):
 def jinja_only(monkeypatch, *args, **kwargs) -> str:
     with monkeypatch.context() as m:
         m.setattr(lines.Backends, "text", lambda self, pool, mode: None)
+        m.setattr(lines.Backends, "run_text", lambda self, run, mode, fields: None)
         return render(*args, **kwargs)
+
+
+def assert_renders_as_jinja(desired: model.Desired) -> None:
+    """With the packaged templates: the patterns give what Jinja2 gives for every pool."""
+    options = config.options("haproxy")
+    mp = pytest.MonkeyPatch()
+    try:
+        expected = jinja_only(mp, desired, "haproxy", options)
+    finally:
+        mp.undo()
+    assert render(desired, "haproxy", options) == expected
 
 
 name_st = st.sampled_from(["a", "b-1", "c.2", "d_3"])
@@ -151,13 +191,7 @@ pool_st = st.builds(
 @given(pools=st.lists(pool_st, max_size=4, unique_by=lambda p: p.name))
 def test_patterns_render_as_jinja(pools):
     desired = model.Desired(pools=tuple(sorted(pools, key=lambda p: p.name)))
-    options = config.options("haproxy")
-    mp = pytest.MonkeyPatch()
-    try:
-        expected = jinja_only(mp, desired, "haproxy", options)
-    finally:
-        mp.undo()
-    assert render(desired, "haproxy", options) == expected
+    assert_renders_as_jinja(desired)
 
 
 PACKAGED = (Path(__file__).resolve().parents[2] / "templates" / "haproxy-backend.j2").read_text()
@@ -243,3 +277,31 @@ def test_pool_settings_are_checked_once_per_set_but_by_type_too():
     raw = {"pools": {"a": {"maxconn": 1}, "b": {"maxconn": 1.0}}}
     assert outcome(lambda: inventory.from_raw(raw))[1] == \
         "pools.b.maxconn: must be an integer from 1 to 1000000 (got 1.0)"
+
+
+# Many pools, few distinct settings: consecutive pools of one shape are made as a run
+# (lines.Backends.joined), and a run breaks at a pool without members, members of
+# mixed states, an IPv6 address or another mode (a tcp listener's pools).
+run_member_st = st.builds(model.Member, name=name_st, address=st.sampled_from(["10.0.0.1", "10.0.0.2", "h.internal", "::1"]),
+                          port=st.sampled_from([80, 8080]), state=st.sampled_from(["enabled", "enabled", "drain", "backup"]))
+run_pool_st = st.builds(
+    lambda members, settings: model.Pool("", members, **settings),
+    st.lists(run_member_st, max_size=3, unique_by=lambda m: m.name).map(tuple),
+    st.sampled_from([{}, {}, {"balance": "leastconn"}, {"health": model.HealthCheck("http", "/h")}, {"maxconn": 5}]))
+
+
+@hsettings(max_examples=150, deadline=None, derandomize=True)
+@given(pools=st.lists(run_pool_st, min_size=1, max_size=12), tcp=st.sets(st.integers(0, 11), max_size=3))
+def test_runs_of_pools_render_as_jinja(pools, tcp):
+    pools = tuple(model.replace(p, name=f"p{i:02}") for i, p in enumerate(pools))
+    listeners = tuple(model.Listener(f"t{i}", 9000 + i, mode="tcp", default_pool=f"p{i:02}") for i in sorted(tcp)
+                      if i < len(pools) and not pools[i].sticky_cookie)
+    desired = model.Desired(listeners, pools)
+    assert_renders_as_jinja(desired)
+
+
+def test_a_run_of_plain_pools_is_made_at_once(monkeypatch):
+    members = tuple(model.Member(f"m{i}", f"10.0.0.{i}", 80) for i in range(1, 4))
+    desired = model.Desired(pools=tuple(model.Pool(f"p{i}", members) for i in range(20)))
+    monkeypatch.setattr(lines.Backends, "text", lambda self, pool, mode: pytest.fail("a pool was made on its own"))
+    assert render(desired, "haproxy", config.options("haproxy")).count("    server m1 10.0.0.1:80 weight 1\n") == 20

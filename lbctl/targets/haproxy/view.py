@@ -23,8 +23,13 @@ def view(desired: model.Desired, options, env: jinja2.Environment, cache: dict |
     # one at a time as ``backend_text(p)``, or all of them as ``{{ backends }}``.
     data["backend_text"] = backend_text = backend_texts(env, data["modes"], options, {} if cache is None else cache)
     # All of them joined here, in Python (a call per pool from the template costs jinja's
-    # call checks), and only if the template prints them (an override may not).
-    data["backends"] = Printed(lambda: "".join(map(backend_text, desired.pools)))
+    # call checks), and only if the template prints them (an override may not).  Without
+    # a cache to keep (lbctl render), runs of pools of one shape are made at once.
+    if cache is None:
+        patterns = lines.backends(env, BACKEND, options)
+        data["backends"] = Printed(lambda: patterns.joined(desired.pools, data["modes"], backend_text))
+    else:
+        data["backends"] = Printed(lambda: "".join(map(backend_text, desired.pools)))
 
     def keep() -> None:
         if cache is not None:
