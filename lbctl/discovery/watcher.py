@@ -62,6 +62,7 @@ class ConsulWatcher:
         self.hunted: set[int] = set()  # catalog indexes that no check explains
         self.sweep_next = 0.0
         self.recent: dict[str, None] = {}  # services whose data changed, the last one last
+        self.read_at: dict[int, None] = {}  # the indexes the last RECENT reads answered with
         self.busy: set[str] = set()  # being read
         self.again: dict[str, bool] = {}  # asked for while being read (urgent or not)
         self.failing: dict[str, float] = {}  # query → when it last failed
@@ -213,6 +214,9 @@ class ConsulWatcher:
         with self.lock:
             self._answered("services")
             self.busy.discard(name)
+            self.read_at[index] = None
+            if len(self.read_at) > RECENT:
+                del self.read_at[next(iter(self.read_at))]
             if index in self.hunted:
                 self.hunted.discard(index)
                 if not self.hunted:
@@ -255,7 +259,8 @@ class ConsulWatcher:
                 del self.bumps[index]
             elif self.marks.index >= index or now >= deadline:
                 del self.bumps[index]
-                unexplained.append(index)
+                if index not in self.read_at:  # else a read already had this write: nothing to look for
+                    unexplained.append(index)
         if unexplained:
             log.info("consul catalog index %d moved without a check change: looking for the service it changed",
                      max(unexplained))
