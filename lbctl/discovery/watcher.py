@@ -15,7 +15,8 @@ change the check feed explains (``checks.Marks``: an instance without checks, an
 edit of address, port, meta or weights alone) has the services with check-less
 instances read at once, then a hunt: the other services, changed-last first, at
 ``SWEEP_RATE`` reads a second behind the changes, until one answers with that
-index (one raft index is one write, to one service).
+index (one raft index is one write, to one service).  An index a read already
+answered with is not looked for: that read had the write.
 """
 
 from __future__ import annotations
