@@ -63,7 +63,7 @@ class ConsulWatcher:
         self.hunted: set[int] = set()  # catalog indexes that no check explains
         self.sweep_next = 0.0
         self.recent: dict[str, None] = {}  # services whose data changed, the last one last
-        self.read_at: dict[int, None] = {}  # the indexes the last RECENT reads answered with
+        self.read_at: dict[int, None] = {}  # the last RECENT indexes reads answered with
         self.busy: set[str] = set()  # being read
         self.again: dict[str, bool] = {}  # asked for while being read (urgent or not)
         self.failing: dict[str, float] = {}  # query → when it last failed
@@ -215,7 +215,8 @@ class ConsulWatcher:
         with self.lock:
             self._answered("services")
             self.busy.discard(name)
-            self.read_at[index] = None
+            self.read_at.pop(index, None)
+            self.read_at[index] = None  # the last one last
             if len(self.read_at) > RECENT:
                 del self.read_at[next(iter(self.read_at))]
             if index in self.hunted:
