@@ -139,6 +139,7 @@ class Client:
         adapter.poolmanager.pool_classes_by_scheme = {"http": OpenFirstHTTP, "https": OpenFirstHTTPS}
         self.api.http.session.mount("http://", adapter)
         self.api.http.session.mount("https://", adapter)
+        settle_environment(self.api.http)
         self.where = f"consul {settings.scheme}://{settings.host}:{settings.port}"
         self.armed: set[str] = set()  # paths whose first blocking query went out
         self.closed = threading.Event()
@@ -215,6 +216,23 @@ class Client:
     def close(self) -> None:
         self.closed.set()
         self.api.http.session.close()
+
+
+def settle_environment(http: Any) -> None:
+    """Read what requests takes from the environment (proxies and ``NO_PROXY``,
+    ``REQUESTS_CA_BUNDLE``, ``~/.netrc``) once, for the agent's address, instead of on
+    every request: there each is a ``stat()`` or more (three per request, with a CA
+    bundle set), and every system call hands the GIL to the watch's other threads.  The
+    environment lbctl started with is the one it keeps."""
+    session, url = http.session, http.base_uri
+    merged = session.merge_environment_settings(url, {}, None, http.verify, None)
+    auth = requests.utils.get_netrc_auth(url)
+    session.trust_env = False
+    session.proxies = merged["proxies"]
+    if auth:
+        session.auth = auth
+    if http.scheme == "https":  # a CA bundle named in the environment, as requests would take it
+        http.verify = merged["verify"]
 
 
 def answer(response: Any, decode: Callable[[bytes], Any]) -> tuple[str | None, Any]:

@@ -15,7 +15,8 @@ change the check feed explains (``checks.Marks``: an instance without checks, an
 edit of address, port, meta or weights alone) has the services with check-less
 instances read at once, then a hunt: the other services, changed-last first, at
 ``SWEEP_RATE`` reads a second behind the changes, until one answers with that
-index (one raft index is one write, to one service).
+index (one raft index is one write, to one service).  An index a read already
+answered with is not looked for: that read had the write.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class ConsulWatcher:
         self.hunted: set[int] = set()  # catalog indexes that no check explains
         self.sweep_next = 0.0
         self.recent: dict[str, None] = {}  # services whose data changed, the last one last
+        self.read_at: dict[int, None] = {}  # the last RECENT indexes reads answered with
         self.busy: set[str] = set()  # being read
         self.again: dict[str, bool] = {}  # asked for while being read (urgent or not)
         self.failing: dict[str, float] = {}  # query → when it last failed
@@ -213,6 +215,10 @@ class ConsulWatcher:
         with self.lock:
             self._answered("services")
             self.busy.discard(name)
+            self.read_at.pop(index, None)
+            self.read_at[index] = None  # the last one last
+            if len(self.read_at) > RECENT:
+                del self.read_at[next(iter(self.read_at))]
             if index in self.hunted:
                 self.hunted.discard(index)
                 if not self.hunted:
@@ -255,7 +261,8 @@ class ConsulWatcher:
                 del self.bumps[index]
             elif self.marks.index >= index or now >= deadline:
                 del self.bumps[index]
-                unexplained.append(index)
+                if index not in self.read_at:  # else a read already had this write: nothing to look for
+                    unexplained.append(index)
         if unexplained:
             log.info("consul catalog index %d moved without a check change: looking for the service it changed",
                      max(unexplained))

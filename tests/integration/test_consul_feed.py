@@ -14,6 +14,7 @@ import pytest
 from lbctl.config import consul as consul_config
 from lbctl.discovery.consul import Client
 from lbctl.discovery.watcher import ConsulWatcher
+from lbctl.errors import DiscoveryError
 from lbctl_testkit.emulators.consul import ConsulEmulator
 from lbctl.watch.metrics import Metrics
 from lbctl_testkit.support import wait_until
@@ -175,3 +176,53 @@ def test_render_skips_a_hostile_name_and_renders_the_rest(tmp_path, emu):
     assert all(f"backend svc-{s}\n" in result.stdout for s in range(3))
     assert "consul service '../agent/self' skipped" in result.stderr
     assert not any("agent" in p for p in emu.requests)
+
+
+def dead_port() -> int:
+    """A loopback port nothing listens on (a proxy that refuses every connection)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def plain_client(emu: ConsulEmulator) -> Client:
+    return Client(consul_config.consul({"address": f"127.0.0.1:{emu.port}", "services": ["svc-0"]}, Path(".")),
+                  retry_max=0.1)
+
+
+def test_the_proxy_environment_is_read_once_when_the_client_is_made(emu, monkeypatch):
+    fill(emu, 1)
+    for var in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    proxy = f"http://127.0.0.1:{dead_port()}"
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("http_proxy", proxy)
+    refused = plain_client(emu)  # made with the proxy in the environment: it goes through it, as requests does
+    with pytest.raises(DiscoveryError):
+        refused.health("svc-0")
+    refused.close()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    client = plain_client(emu)  # made with the agent's address exempted
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.delenv("no_proxy")  # the environment changes afterwards: the client keeps what it read
+    try:
+        assert {e["Service"]["ID"] for e in client.health("svc-0")[1]} == {"svc-0-0", "svc-0-1"}
+    finally:
+        client.close()
+
+
+def test_credentials_in_netrc_are_read_once_when_the_client_is_made(emu, monkeypatch, tmp_path):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login lb password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    client = plain_client(emu)
+    netrc.unlink()
+    try:
+        assert client.api.http.session.auth == ("lb", "secret")  # what requests would send, read before the first request
+        assert client.health("svc-0")[0] >= 1
+    finally:
+        client.close()

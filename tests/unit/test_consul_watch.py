@@ -61,6 +61,18 @@ def test_client_tls_and_token_settings_reach_py_consul(tmp_path, monkeypatch):
     assert Client(plain).api.http.verify is True  # on by default
 
 
+def test_a_ca_bundle_named_in_the_environment_is_taken_once_as_requests_would(tmp_path, monkeypatch):
+    from lbctl.config import consul as consul_config
+    from lbctl.discovery.consul import Client
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "env-ca.pem"))
+    https = {"address": "consul.example.com:8501", "scheme": "https", "services": ["web"]}
+    http = Client(consul_config.consul(https, tmp_path)).api.http
+    assert http.verify == str(tmp_path / "env-ca.pem") and http.session.trust_env is False
+    off = consul_config.consul({**https, "tls": {"verify": False}}, tmp_path)
+    assert Client(off).api.http.verify is False  # verification off stays off
+
+
 def test_the_throttle_lets_a_burst_of_two_through_then_one_per_interval():
     now = [100.0]
     bucket = Bucket(0.1, clock=lambda: now[0])
