@@ -247,6 +247,20 @@ def route_lines(table: list[dict], refused: list) -> str:
 
 @cli.command()
 @target_options
+@click.option("--listen", default="127.0.0.1:9106", show_default=True,
+              help="Serve the page on HOST:PORT (off loopback only with ui.auth in lbctl.yml).")
+@verbose_option
+def ui(config_path, target_name, listen) -> None:
+    """Serve the operator page (and /api/v1/status) for the config's targets until Ctrl-C,
+    without lbctl watch: the source is read again at most every few seconds."""
+    from lbctl.config import values
+    from lbctl.ui import oneshot
+
+    oneshot.run(Session.configured(config_path, target_name), values.host_port(listen, "--listen"))
+
+
+@cli.command()
+@target_options
 @verbose_option
 def approve(config_path, target_name) -> None:
     """Let the change the removal guard refused last through, once (lbctl watch

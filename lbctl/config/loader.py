@@ -20,7 +20,7 @@ from lbctl.config import consul, watch
 from lbctl.config import values as val
 from lbctl.errors import ConfigError
 
-TOP_KEYS = ("source", "templates", "state_dir", "targets", "watch", "election", "audit_log", "metrics", "guard")
+TOP_KEYS = ("source", "templates", "state_dir", "targets", "watch", "election", "audit_log", "metrics", "guard", "ui")
 SOURCE_KEYS = ("inventory", "consul")
 PROBE_KEYS = ("url", "expect_status", "host", "timeout")
 DEVICE_KEYS = ("kind", "lock_timeout", "shared")  # what every target has
@@ -82,6 +82,7 @@ class Config:
     audit_log: Path | None = None
     metrics_listen: tuple[str, int] | None = None
     guard: guard.Policy = guard.Policy()  # the removal guard's limits; the commands add --force
+    ui_auth: watch.UiAuth | None = None  # who may read the operator page (lbctl.ui)
 
 
 DEFAULT_STATE_DIR = Path("/var/lib/lbctl")
@@ -136,7 +137,7 @@ def from_raw(raw: Any, base: Path, path: Path | None = None) -> Config:
     return Config(path, val.file_in(base, source, "inventory", "source"), str(templates) if templates else None,
                   state_dir, targets, source_consul, watch.watch(data.get("watch")), election,
                   val.file_in(base, data, "audit_log", ""), watch.metrics_listen(data.get("metrics")),
-                  watch.guard_policy(data.get("guard")))
+                  watch.guard_policy(data.get("guard")), watch.ui_auth(data.get("ui"), base))
 
 
 def target(name: str, raw: Any, path: str, base: Path, state_dir: Path) -> Target:

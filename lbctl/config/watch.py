@@ -1,17 +1,22 @@
-"""Settings of ``lbctl watch`` (``watch``), the removal guard (``guard``) and the
-metrics server (``metrics``) in lbctl.yml.  Every default is a field default here."""
+"""Settings of ``lbctl watch`` (``watch``), the removal guard (``guard``), the
+metrics server (``metrics``) and the operator page's access (``ui``) in lbctl.yml.
+Every default is a field default here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lbctl import guard
+from lbctl.config import secrets
 from lbctl.config import values as val
 
 WATCH_KEYS = ("min_wait", "max_wait", "retry_max", "route_grace")
 GUARD_KEYS = ("max_removal", "min_members")
 METRICS_KEYS = ("listen",)
+UI_KEYS = ("auth",)
+AUTH_KEYS = ("token_env", "token_file", "user", "password_env", "password_file")
 
 
 @dataclass(frozen=True)
@@ -51,3 +56,36 @@ def metrics_listen(raw: Any, path: str = "metrics") -> tuple[str, int] | None:
     """``metrics: {listen: 127.0.0.1:9105}``: where ``lbctl watch`` serves /metrics, if anywhere."""
     data = val.section(raw or {}, path, METRICS_KEYS)
     return val.host_port(data["listen"], f"{path}.listen") if data.get("listen") else None
+
+
+@dataclass(frozen=True)
+class UiAuth:
+    """How the operator page and /api/v1/status are protected: a bearer token, or basic
+    auth (``user`` and a password), the secret kept where lbctl.yml says (lbctl.config.secrets)."""
+
+    user: str | None  # None: a bearer token
+    env: str | None
+    file: Path | None
+
+    def secret(self) -> str:
+        """:raises ConfigError: the variable is not set, the file cannot be read or is empty."""
+        return secrets.read(self.env, self.file, "ui.auth", "password" if self.user else "token")
+
+
+def ui_auth(raw: Any, base: Path, path: str = "ui") -> UiAuth | None:
+    """``ui: {auth: {token_file: F}}`` or ``ui: {auth: {user: U, password_file: F}}`` (``_env``: a variable)."""
+    data = val.section(raw or {}, path, UI_KEYS)
+    if data.get("auth") is None:
+        return None
+    where = f"{path}.auth"
+    auth = val.section(data["auth"], where, AUTH_KEYS)
+    if auth.get("user") is None:
+        if auth.get("password_env") is not None or auth.get("password_file") is not None:
+            raise val.fail(where, "a password needs a user (or use token_env/token_file for a bearer token)")
+        env, file = secrets.where(auth, "token", where, base, required=True)
+        return UiAuth(None, env, file)
+    if auth.get("token_env") is not None or auth.get("token_file") is not None:
+        raise val.fail(where, "takes either a token or a user and password, not both")
+    user = val.ident(auth["user"], f"{where}.user")
+    env, file = secrets.where(auth, "password", where, base, required=True)
+    return UiAuth(user, env, file)

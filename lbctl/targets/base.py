@@ -75,6 +75,16 @@ class Target(abc.ABC):
     shared: bool = False  # shared with other controllers: only the elected leader writes (lbctl watch)
     state: TargetState  # lock, last-apply record, pending-reload marker
     recheck_after: float | None = None  # set by ``plan`` when a later sync will have work (drains)
+    live_note: ClassVar[str] = "member states are not reported by this kind"  # what the operator page says
+
+    def live_members(self) -> dict[str, dict[str, dict]] | None:
+        """What the running load balancer reports of each member, for the operator page:
+        ``{pool: {member: {"live": up|down|maint|drain|unknown, "check": str, "sessions": int|None}}}``;
+        None when the kind cannot tell (``live_note`` says why).
+
+        :raises LbctlError: the load balancer cannot be reached.
+        """
+        return None
 
     def start_hint(self) -> str:
         """How an operator starts the load balancer, for messages when it is not

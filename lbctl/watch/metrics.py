@@ -1,5 +1,5 @@
 """Prometheus metrics and the ``/metrics``, ``/healthz``, ``/readyz`` and ``/vrrp/<target>`` endpoints
-of ``lbctl watch`` (prometheus-client, which speaks the exposition format)."""
+of ``lbctl watch`` (prometheus-client, which speaks the exposition format), beside the operator page."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import json
 import threading
 import time
 from math import nan
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Callable, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from lbctl import model, redact
+from lbctl import model
+from lbctl.ui import server
 
 ROLLBACKS = ("rolled-back", "rollback-failed")
 
@@ -42,6 +43,7 @@ class Metrics:
                                 registry=r)
         self.route_count = Gauge("lbctl_routes", "Routes served, by source (inventory or service)", ["source"],
                                  registry=r)
+        self.refused_routes: tuple = ()  # the last ``discovery.routes.Refusal``s, for the operator page
         self.routes_refused = Gauge("lbctl_routes_refused", "Routes services declare that are not served, by reason "
                                     "(conflict: another service or the inventory holds it; not-accepted: no listener "
                                     "accepts it)", ["reason"], registry=r)
@@ -84,7 +86,7 @@ class Metrics:
         served = [r for lst in listeners for r in lst.routes]
         self.route_count.labels("inventory").set(sum(r.service is None for r in served))
         self.route_count.labels("service").set(sum(r.service is not None for r in served))
-        refused = list(refused)
+        refused = self.refused_routes = tuple(refused)
         self.routes_refused.labels("conflict").set(sum(r.conflict for r in refused))
         self.routes_refused.labels("not-accepted").set(sum(not r.conflict for r in refused))
 
@@ -105,41 +107,35 @@ class Metrics:
 
 
 class StatusServer(ThreadingHTTPServer):
-    """``/metrics``; ``/healthz`` (the loop is alive); ``/readyz`` (synced and fresh)."""
+    """``/metrics``; ``/healthz`` (the loop is alive); ``/readyz`` (synced and fresh); and,
+    given a ``page``, the operator page and ``/api/v1/status`` (lbctl.ui.server)."""
 
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], metrics: Metrics, alive: Callable[[], bool],
-                 ready: Callable[[], tuple[bool, str]]) -> None:
-        self.metrics, self.alive, self.ready = metrics, alive, ready
+                 ready: Callable[[], tuple[bool, str]], page: server.Page | None = None) -> None:
+        self.metrics, self.alive, self.ready, self.page = metrics, alive, ready, page
         super().__init__(address, Handler)
         threading.Thread(target=self.serve_forever, name="status server", daemon=True).start()
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(server.Handler):
+    """The page's paths (lbctl.ui.server.Handler), then these; never authenticated (Prometheus,
+    probes and keepalived peers read them)."""
+
     server: StatusServer
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server API
-        if self.path == "/metrics":
+    def other(self) -> None:
+        path = self.path.partition("?")[0]
+        if path == "/metrics":
             self.answer(200, self.server.metrics.text(), CONTENT_TYPE_LATEST)
-        elif self.path == "/healthz":
+        elif path == "/healthz":
             ok = self.server.alive()
             self.answer(200 if ok else 503, b"ok\n" if ok else b"the watch loop is stuck\n")
-        elif self.path == "/readyz":
+        elif path == "/readyz":
             ok, why = self.server.ready()
             self.answer(200 if ok else 503, (why + "\n").encode())
-        elif self.path.startswith("/vrrp/") and (report := self.server.metrics.vrrp_report(self.path[6:])):
+        elif path.startswith("/vrrp/") and (report := self.server.metrics.vrrp_report(path[6:])):
             self.answer(200, (json.dumps(report) + "\n").encode(), "application/json")
         else:
-            self.answer(404, b"not found: try /metrics, /healthz, /readyz or /vrrp/<keepalived target>\n")
-
-    def answer(self, status: int, body: bytes, kind: str = "text/plain; charset=utf-8") -> None:
-        body = redact.mask(body.decode()).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+            self.answer(404, b"not found: try /, /api/v1/status, /metrics, /healthz, /readyz or /vrrp/<keepalived target>\n")

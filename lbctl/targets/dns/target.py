@@ -58,6 +58,7 @@ class DnsTarget(Restorable):
     """A zone on its primary: its ``Change.detail`` is a ``Detail``."""
 
     kind = "dns"
+    live_note = "a DNS target publishes records; it has no member states"
     reloaded = "answers with the new records (asked directly)"
 
     def __init__(self, settings: cfg.Target, render: Any = None, *,

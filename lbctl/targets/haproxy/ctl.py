@@ -267,3 +267,38 @@ def dump_server_state(stats_socket: str | os.PathLike[str], state_file: str | os
     text = socket_command(stats_socket, "show servers state", timeout)
     parse_servers_state(text)  # refuse to write something haproxy would not load
     return atomic_write(state_file, text)
+
+
+STAT_STATES = (("UP", "up"), ("DOWN", "down"), ("MAINT", "maint"), ("DRAIN", "drain"), ("NOLB", "drain"),
+               ("no check", "up"))
+
+
+def parse_stat(text: str) -> dict[str, dict[str, dict]]:
+    """The servers of ``show stat`` (CSV, ``# pxname,svname,...`` header) as
+    ``{backend: {server: {"live", "status", "check", "sessions"}}}``.
+
+    :raises CommandError: no CSV header (an error message instead).
+    """
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("# pxname,"):
+        raise CommandError(f"unexpected 'show stat' answer: {(lines or [''])[0]!r}")
+    header = lines[0][2:].split(",")
+    col = {name: i for i, name in enumerate(header)}
+    servers: dict[str, dict[str, dict]] = {}
+    for line in lines[1:]:
+        row = line.split(",")
+        if len(row) < len(header) or row[col["svname"]] in ("FRONTEND", "BACKEND"):
+            continue
+        status = row[col["status"]]
+        live = next((word for prefix, word in STAT_STATES if status.startswith(prefix)), "unknown")
+        check = " ".join(x for x in (row[col["check_status"]], row[col["check_code"]]) if x)
+        last = row[col["last_chk"]] if "last_chk" in col else ""
+        servers.setdefault(row[col["pxname"]], {})[row[col["svname"]]] = {
+            "live": live, "status": status, "check": f"{check}: {last}" if last else check,
+            "sessions": int(row[col["scur"]] or 0)}
+    return servers
+
+
+def show_stat(stats_socket: str | os.PathLike[str], timeout: float = 5.0) -> dict[str, dict[str, dict]]:
+    """Every server's live state (``show stat -1 4 -1``: servers only).  :raises CommandError: as parse_stat."""
+    return parse_stat(socket_command(stats_socket, "show stat -1 4 -1", timeout))

@@ -18,7 +18,8 @@ from lbctl.targets.base import Change, RuntimeChanges
 from lbctl.targets.filetarget import FileTarget
 from lbctl.targets.haproxy import server_drift, slots
 from lbctl.targets.haproxy import cfg as haproxy_cfg
-from lbctl.targets.haproxy.ctl import MasterCLI, ProcInfo, parse_servers_state, show_servers_state, socket_command
+from lbctl.targets.haproxy.ctl import (MasterCLI, ProcInfo, parse_servers_state, show_servers_state, show_stat,
+                                       socket_command)
 
 log = logging.getLogger("lbctl.haproxy")
 
@@ -276,6 +277,9 @@ class HAProxyTarget(FileTarget, RuntimeChanges):
             return {"running": False}
         return {"running": True, "master_pid": proc.master_pid, "reloads": proc.reloads, "failed": proc.failed,
                 "workers": list(proc.worker_pids), "old_workers": [p.pid for p in proc.old_workers]}
+
+    def live_members(self) -> dict[str, dict[str, dict]]:
+        return show_stat(self.settings.options.stats_socket)
 
     def status(self) -> dict:
         out = super().status()

@@ -21,6 +21,7 @@ LISTENERS = re.compile(r"#\s*listeners:\s*(.*)")
 
 class KeepalivedTarget(FileTarget):
     kind = "keepalived"
+    live_note = "keepalived serves virtual IPs; its VRRP state is shown with the target"
     siblings: dict[str, Path] = {}  # the other file targets' configs (Session.target): compared with the peers'
 
     def configs(self) -> dict[str, str | None]:

@@ -20,6 +20,7 @@ from lbctl.targets.stage import stage_tree
 
 class NginxTarget(FileTarget):
     kind = "nginx"
+    live_note = "not reported by nginx open source (no upstream state API); lbctl's probes cover the listeners"
 
     def served(self, text: str | None) -> guard.Served:
         return served(text)
