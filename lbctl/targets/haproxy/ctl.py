@@ -8,6 +8,7 @@ reload still bumps ``reloads`` but sets ``failed: 1`` and keeps the old worker.
 
 from __future__ import annotations
 
+import csv
 import errno
 import os
 import re
@@ -285,8 +286,7 @@ def parse_stat(text: str) -> dict[str, dict[str, dict]]:
     header = lines[0][2:].split(",")
     col = {name: i for i, name in enumerate(header)}
     servers: dict[str, dict[str, dict]] = {}
-    for line in lines[1:]:
-        row = line.split(",")
+    for row in csv.reader(lines[1:]):  # quoted fields: last_chk holds a server's own words (HTTP reason)
         if len(row) < len(header) or row[col["svname"]] in ("FRONTEND", "BACKEND"):
             continue
         status = row[col["status"]]
