@@ -10,6 +10,7 @@ WINDOW_S = 3600
 BUCKET_S = 300  # applies and rollbacks are counted per five minutes
 WIDTH, HEIGHT = 600, 120  # the SVG's view box
 ROLLBACKS = ("rolled-back", "rollback-failed")
+POINTS = 300  # the newest applies drawn (the counts take every one)
 
 
 def epoch(text: str | None) -> float | None:
@@ -35,6 +36,7 @@ def summary(audit: tuple[dict, ...], now: float) -> dict:
             points.append({"age_s": round(now - at, 1), "duration_s": float(entry["duration_s"]),
                            "result": str(entry.get("result")), "target": str(entry.get("target")),
                            "x": round(min(WIDTH, (at - since) / WINDOW_S * WIDTH), 1)})
+    points = points[-POINTS:]
     top = max((p["duration_s"] for p in points), default=0.0) or 1.0
     for p in points:
         p["y"] = round(HEIGHT - p["duration_s"] / top * (HEIGHT - 10), 1)

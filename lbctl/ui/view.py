@@ -123,7 +123,9 @@ def pool_view(pool: model.Pool, known: Known, reporting: list[str]) -> dict:
 
 
 def member_view(m: model.Member, live: dict[str, dict]) -> dict:
-    by_target = {target: servers[m.name] for target, servers in live.items() if m.name in servers}
+    endpoint = f"{m.address}:{m.port}"  # a runtime slot serves it under another name
+    by_target = {target: servers[m.name if m.name in servers else endpoint] for target, servers in live.items()
+                 if m.name in servers or endpoint in servers}
     first = next(iter(by_target.values()), None)
     return {"name": m.name, "address": m.address, "port": m.port, "weight": m.weight, "want": m.state,
             "tags": list(m.tags), "meta": dict(m.meta),

@@ -1,13 +1,17 @@
 """The operator page of a real ``lbctl watch`` (Consul emulator, real HAProxy): member
 states read live from HAProxy's stats socket, a failing member shown down with HAProxy's
-own check result, a new member within a refresh, and the history from the audit log."""
+own check result, and the history from the audit log; and ``lbctl ui`` without a watch."""
 
 from __future__ import annotations
 
 import json
+import signal
 import urllib.request
 
-from lbctl_testkit.support import free_port, requires_haproxy, wait_until
+import pytest
+
+from lbctl_testkit.support import Backend, free_port, requires_haproxy, wait_until
+from lbctl_testkit.support.stack import Stack
 from lbctl_testkit.support.world import running_world
 
 pytestmark = requires_haproxy
@@ -29,9 +33,10 @@ def page(port: int) -> str:
         return answer.read().decode()
 
 
-def test_the_page_shows_live_member_states_from_haproxy(tmp_path):
+@pytest.mark.parametrize("slots", [0, 2], ids=["servers", "runtime-slots"])  # slots: b is served by slotN
+def test_the_page_shows_live_member_states_from_haproxy(tmp_path, slots):
     port = free_port()
-    with running_world(tmp_path) as world:
+    with running_world(tmp_path, slots=slots) as world:
         assert world.stop_watch() == 0
         world.stack.settings["audit_log"] = str(tmp_path / "audit.log")
         world.stack.write_config()
@@ -57,3 +62,35 @@ def test_the_page_shows_live_member_states_from_haproxy(tmp_path):
         assert edge["name"] == "edge" and edge["kind"] == "haproxy" and edge["live"] == "reported"
         assert edge["config_hash"] and status["source"]["kind"] == "consul"
         assert status["history"] and status["history"][0]["target"] == "edge"
+
+
+def test_lbctl_ui_serves_the_page_without_watch_until_ctrl_c(tmp_path):
+    port = free_port()
+    stack = Stack(tmp_path, "haproxy")
+    with Backend("a") as a, Backend("b") as b:
+        stack.inventory([("a", a.port)])
+        assert stack.run("apply").exit_code == 0
+        with stack.running():
+            proc = stack.spawn("ui", "--listen", f"127.0.0.1:{port}")
+            try:
+                first = wait_until(lambda: members(api(port)), 10, "lbctl ui to answer", ignore=(OSError,))
+                assert set(first) == {"a"} and api(port)["source"]["kind"] == "inventory"
+                wait_until(lambda: members(api(port))["a"]["live"] == "up", 10, "a up from HAProxy's stats socket")
+                stack.inventory([("a", a.port), ("b", b.port)])  # lbctl ui re-reads the inventory by itself
+                wait_until(lambda: set(members(api(port))) == {"a", "b"}, 15, "b on the page")
+                assert members(api(port))["b"]["live"] == "unknown"  # not applied: HAProxy does not serve it
+            finally:
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=20)
+            assert proc.returncode == 0, err
+            assert f"serving the operator page on http://127.0.0.1:{port}/" in err
+
+
+def test_lbctl_ui_refuses_a_non_loopback_address_without_auth(tmp_path):
+    stack = Stack(tmp_path, "haproxy")
+    stack.inventory([("a", 9)])
+    result = stack.run("ui", "--listen", "0.0.0.0:9")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "lbctl: error: refusing to serve the operator page on 0.0.0.0:9 without ui.auth in lbctl.yml (a token or a "
+        "user and password); or listen on 127.0.0.1"]

@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -272,33 +273,59 @@ def dump_server_state(stats_socket: str | os.PathLike[str], state_file: str | os
 
 STAT_STATES = (("UP", "up"), ("DOWN", "down"), ("MAINT", "maint"), ("DRAIN", "drain"), ("NOLB", "drain"),
                ("no check", "up"))
+STAT_COLUMNS = ("scur", "status", "check_status", "check_code", "last_chk")
 
 
-def parse_stat(text: str) -> dict[str, dict[str, dict]]:
-    """The servers of ``show stat`` (CSV, ``# pxname,svname,...`` header) as
-    ``{backend: {server: {"live", "status", "check", "sessions"}}}``.
+def stat_state(status: str) -> str:
+    """``show stat``'s status (``UP``, ``DOWN 1/2``, ``MAINT (via b/s)``, ``no check`` ...) as up, down, maint, drain."""
+    return next((word for prefix, word in STAT_STATES if status.startswith(prefix)), "unknown")
+
+
+class StatRows(Mapping):
+    """One backend's servers from ``show stat``, each row parsed when it is read (a page
+    shows a few hundred of 50,000): ``{"live", "status", "check", "sessions"}``.  ``aliases``:
+    other names of a server (``ADDR:PORT`` of the member a runtime slot serves)."""
+
+    def __init__(self, columns: tuple[int | None, ...], rows: dict[str, str]) -> None:
+        self.columns, self.rows = columns, rows
+        self.aliases: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> dict:
+        # csv: a field with a comma or a quote is quoted; last_chk holds a server's own words (an HTTP reason)
+        row = next(csv.reader([self.rows[self.aliases.get(name, name)]]))
+        scur, status, check, code, last = (row[i] if i is not None and i < len(row) else "" for i in self.columns)
+        result = f"{check} {code}".strip()
+        return {"live": stat_state(status), "status": status, "check": f"{result}: {last}" if last else result,
+                "sessions": int(scur) if scur.isdigit() else None}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.rows or name in self.aliases
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def parse_stat(text: str) -> dict[str, StatRows]:
+    """The servers of ``show stat`` (CSV, ``# pxname,svname,...`` header) by backend and
+    name; one cheap pass (two fields a line), the rest parsed when read.
 
     :raises CommandError: no CSV header (an error message instead).
     """
     lines = text.splitlines()
-    if not lines or not lines[0].startswith("# pxname,"):
+    if not lines or not lines[0].startswith("# pxname,svname,"):
         raise CommandError(f"unexpected 'show stat' answer: {(lines or [''])[0]!r}")
     header = lines[0][2:].split(",")
-    col = {name: i for i, name in enumerate(header)}
-    servers: dict[str, dict[str, dict]] = {}
-    for row in csv.reader(lines[1:]):  # quoted fields: last_chk holds a server's own words (HTTP reason)
-        if len(row) < len(header) or row[col["svname"]] in ("FRONTEND", "BACKEND"):
-            continue
-        status = row[col["status"]]
-        live = next((word for prefix, word in STAT_STATES if status.startswith(prefix)), "unknown")
-        check = " ".join(x for x in (row[col["check_status"]], row[col["check_code"]]) if x)
-        last = row[col["last_chk"]] if "last_chk" in col else ""
-        servers.setdefault(row[col["pxname"]], {})[row[col["svname"]]] = {
-            "live": live, "status": status, "check": f"{check}: {last}" if last else check,
-            "sessions": int(row[col["scur"]] or 0)}
-    return servers
+    columns = tuple(header.index(c) if c in header else None for c in STAT_COLUMNS)
+    backends: dict[str, dict[str, str]] = {}
+    for line in lines[1:]:
+        fields = line.split(",", 2)
+        if len(fields) == 3 and fields[1] not in ("FRONTEND", "BACKEND"):
+            backends.setdefault(fields[0], {})[fields[1]] = line
+    return {name: StatRows(columns, rows) for name, rows in backends.items()}
 
-
-def show_stat(stats_socket: str | os.PathLike[str], timeout: float = 5.0) -> dict[str, dict[str, dict]]:
+def show_stat(stats_socket: str | os.PathLike[str], timeout: float = 5.0) -> dict[str, StatRows]:
     """Every server's live state (``show stat -1 4 -1``: servers only).  :raises CommandError: as parse_stat."""
     return parse_stat(socket_command(stats_socket, "show stat -1 4 -1", timeout))
