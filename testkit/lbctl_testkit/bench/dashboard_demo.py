@@ -98,7 +98,7 @@ def shoot(url: str, path: Path) -> None:
                      "one auto refresh")
         if browser.errors():
             raise RuntimeError(f"console errors: {browser.errors()}")
-        shot = browser.screenshot(path.stem)
+        shot = browser.screenshot(path.stem, height=1800)  # the history's oldest apply (a new file) is long
         if shot != path:
             shot.replace(path)
     log(f"{path}: {path.stat().st_size // 1024} KB")

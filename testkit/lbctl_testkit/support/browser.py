@@ -114,12 +114,12 @@ class Browser:
         return [e["message"] for e in self.console()
                 if e["level"] == "SEVERE" and not CSP_MESSAGE.search(e["message"]) and not FAVICON.match(e["message"])]
 
-    def screenshot(self, name: str) -> Path:
-        """The whole page (not just the window) as ``<artifacts>/<name>.png``."""
+    def screenshot(self, name: str, height: int | None = None) -> Path:
+        """The page as ``<artifacts>/<name>.png``: its top ``height`` pixels, or all of it."""
         path = self.artifacts / f"{name}.png"
-        width, height = self.js("return [document.documentElement.scrollWidth,"
-                                " document.documentElement.scrollHeight]")
-        self.driver.set_window_size(max(width, 800), min(max(height, 600), 16000))
+        width, full = self.js("return [document.documentElement.scrollWidth,"
+                              " document.documentElement.scrollHeight]")
+        self.driver.set_window_size(max(width, 800), height or min(max(full, 600), 16000))
         self.driver.save_screenshot(str(path))
         return path
 
