@@ -169,7 +169,9 @@ def test_hostile_discovery_data_is_shown_as_text_and_never_runs(dashboard, brows
     browser.wait(lambda d: browser.csp_violations(), 5, "the CSP violation in the console")
 
 
-def test_filter_and_pages_at_hundreds_of_pools(tmp_path, browser):
+@pytest.fixture
+def many_pools(tmp_path):
+    """The page of ``lbctl watch`` with 300 more pools (services tagged ``edge``)."""
     port = free_port()
     source = {"filter": 'ServiceTags contains "edge"'}
     with running_world(tmp_path, source=source, watch_args=("--listen", f"127.0.0.1:{port}")) as world:
@@ -180,17 +182,21 @@ def test_filter_and_pages_at_hundreds_of_pools(tmp_path, browser):
         url = f"http://127.0.0.1:{port}/"
         wait_until(lambda: "svc-299" in http_get(url + "?q=svc-299").body, 60, "300 more pools on the page",
                    ignore=(OSError,))
-        browser.open(url)
-        first = browser.wait(lambda d: browser.js(POOLS), 10, "the first page of pools")
-        assert len(first) == 100
-        browser.find("nav.pages a[rel=next]")[0].click()
-        second = browser.wait(lambda d: "page=2" in d.current_url and browser.js(POOLS), 10, "page 2")
-        assert len(second) == 100 and not set(first) & set(second)
-        assert browser.find("nav.pages a[rel=prev]")
-        field = browser.find("#filter input[name=q]")[0]
-        field.clear()
-        field.send_keys("svc-12")
-        field.submit()
-        shown = browser.wait(lambda d: "q=svc-12" in d.current_url and browser.js(POOLS), 10, "the filtered page")
-        assert sorted(shown) == [f"svc-{n}" for n in range(120, 130)]
-        assert browser.errors() == []
+        yield url
+
+
+def test_filter_and_pages_at_hundreds_of_pools(many_pools, browser):
+    browser.open(many_pools)
+    first = browser.wait(lambda d: browser.js(POOLS), 10, "the first page of pools")
+    assert len(first) == 100
+    browser.find("nav.pages a[rel=next]")[0].click()
+    second = browser.wait(lambda d: "page=2" in d.current_url and browser.js(POOLS), 10, "page 2")
+    assert len(second) == 100 and not set(first) & set(second)
+    assert browser.find("nav.pages a[rel=prev]")
+    field = browser.find("#filter input[name=q]")[0]
+    field.clear()
+    field.send_keys("svc-12")
+    field.submit()
+    shown = browser.wait(lambda d: "q=svc-12" in d.current_url and browser.js(POOLS), 10, "the filtered page")
+    assert sorted(shown) == [f"svc-{n}" for n in range(120, 130)]
+    assert browser.errors() == []
