@@ -165,7 +165,7 @@ def apply(config_path, inventory_path, target_name, template_dir, as_json, force
 @click.option("-v", "--verbose", is_flag=True, callback=remember_verbose,
               help="Log every step, not only changes and problems.")
 @click.option("--log-format", type=click.Choice(["human", "json"]), default="human", help="Log lines for people or JSON.")
-@click.option("--listen", help="Serve /metrics, /healthz and /readyz on HOST:PORT (default: metrics.listen).")
+@click.option("--listen", help="Serve /metrics, /healthz, /readyz and the operator page (/, /api/v1/status) on HOST:PORT (default: metrics.listen).")
 def watch(config_path, inventory_path, target_name, template_dir, force, verbose, log_format, listen) -> None:
     """Keep the targets in step with the source until SIGTERM (SIGHUP re-reads the config)."""
     from lbctl.watch import daemon

@@ -511,3 +511,19 @@ def test_the_guard_refuses_to_remove_a_serving_pool_from_the_device(emu, make):
     assert emu.dump()["pools"] == before
     assert deploy.deploy(target, desired(("web", [("web-1", "10.0.0.1", 80), ("web-2", "10.0.0.2", 80)])),
                          policy=guard.Policy(allow=frozenset({"api"}))).result == "applied"
+
+
+# -- live member states (the operator page) ---------------------------------------------------
+def test_live_members_report_the_monitor_and_the_admin_state(emu, make):
+    target = make()
+    drained = desired(("web", [("web-1", "10.0.0.1", 80), ("web-2", "10.0.0.2", 80), ("web-3", "10.0.0.3", 80,
+                                                                                     {"state": "drain"})]),
+                      ("api", [("api-1", "10.0.1.1", 9000, {"state": "maint"})]))
+    assert sync(target, drained).result == "applied"
+    emu.set_member_health("/Common/web", "10.0.0.2:80", "down")
+    emu.clear_requests()
+    live = target.live_members()
+    assert [(r.method, r.path) for r in emu.requests] == [("GET", "/mgmt/tm/ltm/pool")]  # one read, every pool
+    web = {member: (s["live"], s["check"]) for member, s in live["web"].items()}
+    assert web == {"10.0.0.1:80": ("up", "up"), "10.0.0.2:80": ("down", "down"), "10.0.0.3:80": ("drain", "up")}
+    assert live["api"]["10.0.1.1:9000"]["live"] == "maint"

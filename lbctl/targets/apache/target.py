@@ -85,6 +85,12 @@ class ApacheTarget(BalancerManagerChanges, FileTarget):
         restarted = time.clock_gettime(time.CLOCK_BOOTTIME) - gen.uptime  # the clock of procfs.started
         return drift.Process((gen.parent_pid, "generation", gen.config_generation), min([restarted, *starts]))
 
+    def live_members(self) -> dict[str, dict[str, dict]]:
+        """balancer-manager's workers by ``host:port`` (the page finds members by address).
+        :raises CommandError: balancer-manager does not answer."""
+        return {name: {f"{w.host}:{w.port}": worker_live(w) for w in b.workers}
+                for name, b in self.manager.read().items()}
+
     def process_status(self) -> dict:
         opts = self.settings.options
         try:
@@ -121,3 +127,12 @@ def served(text: str | None) -> guard.Served:
         elif m := LISTENER.match(line):
             listeners.add(m.group(1))
     return guard.Served(frozenset(listeners), {name: frozenset(m) for name, m in pools.items()})
+
+
+def worker_live(w) -> dict:
+    """A balancer-manager worker (``balancers.Worker``) as the page shows it: its status
+    words (``Init Ok``, ``Init Drn``, ``Init HcFl``) as up, down, maint or drain."""
+    words = set(w.status.split())
+    live = ("maint" if words & {"Dis", "Stop"} else "down" if words & {"Err", "HcFl"} else
+            "drain" if "Drn" in words else "up" if "Ok" in words else "unknown")
+    return {"live": live, "status": w.status, "check": w.status, "sessions": None}

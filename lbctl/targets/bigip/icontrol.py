@@ -162,7 +162,7 @@ class BigIP:
         """Every pool (with its members) and custom http/tcp monitor in ``partition``."""
         raw = self.request("GET", "/tm/ltm/pool", params=f"$filter=partition+eq+{partition}&expandSubcollections=true"
                            ).json()
-        pools = {p["name"]: bm.parse_pool(p) for p in raw.get("items", []) if _in(p, partition)}
+        pools = {p["name"]: bm.parse_pool(p) for p in raw.get("items", []) if in_partition(p, partition)}
         found = self.read_monitors(partition) if monitors else {}
         if not pools and partition != "Common":  # an empty read: is the partition there at all?
             if self.request("GET", f"/tm/auth/partition/{partition}", accept=(404,)).status_code == 404:
@@ -175,7 +175,7 @@ class BigIP:
         for mtype in MONITOR_TYPES:
             items = self.request("GET", f"/tm/ltm/monitor/{mtype}", params=f"$filter=partition+eq+{partition}"
                                  ).json().get("items", [])
-            found.update({m["name"]: bm.parse_monitor(m, mtype) for m in items if _in(m, partition)})
+            found.update({m["name"]: bm.parse_monitor(m, mtype) for m in items if in_partition(m, partition)})
         return found
 
     def read_pools(self, partition: str, names: Iterable[str]) -> dict[str, bm.PoolSpec]:
@@ -195,7 +195,7 @@ class BigIP:
             if need == "nodes":
                 items = self.request("GET", "/tm/ltm/node", params=f"$filter=partition+eq+{state.partition}"
                                      ).json().get("items", [])
-                changes["nodes"] = {n["name"]: n.get("description", "") for n in items if _in(n, state.partition)}
+                changes["nodes"] = {n["name"]: n.get("description", "") for n in items if in_partition(n, state.partition)}
             elif need == "virtuals":
                 items = self.request("GET", "/tm/ltm/virtual", params="$select=fullPath,pool").json().get("items", [])
                 prefix = f"/{state.partition}/"
@@ -380,7 +380,7 @@ def _json(resp: requests.Response) -> Any:
         return None
 
 
-def _in(item: dict, partition: str) -> bool:
+def in_partition(item: dict, partition: str) -> bool:
     """In the partition itself, not in a folder of it (AS3 keeps its objects in folders)."""
     return item.get("partition", partition) == partition and not item.get("subPath")
 

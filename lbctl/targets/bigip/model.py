@@ -208,6 +208,23 @@ def parse_pool(raw: Mapping[str, Any]) -> PoolSpec:
                     description=raw.get("description", ""), members=members)
 
 
+LIVE_STATES = {"up": "up", "fqdn-up": "up", "unchecked": "up", "down": "down", "user-down": "maint"}
+
+
+def live_states(raw_pool: Mapping[str, Any]) -> dict[str, dict]:
+    """A pool's members as the device reports them, by ``address:port``, for the operator page:
+    ``state`` is the monitor's result (``up``, ``down``, ``unchecked``) or ``user-down`` (forced
+    offline); a ``user-disabled`` session takes no new sessions (drain)."""
+    out = {}
+    for raw in (raw_pool.get("membersReference") or {}).get("items") or []:
+        spec = parse_member(raw)
+        state, session = raw.get("state", ""), raw.get("session", "")
+        live = LIVE_STATES.get(state, "unknown")
+        out[f"{spec.address}:{spec.port}"] = {"live": "drain" if live == "up" and session == "user-disabled" else live,
+                                              "status": f"{state} {session}".strip(), "check": state, "sessions": None}
+    return out
+
+
 def parse_member(raw: Mapping[str, Any]) -> MemberSpec:
     name = raw["name"]
     sep = "." if name.count(":") > 1 else ":"

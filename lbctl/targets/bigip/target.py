@@ -288,6 +288,13 @@ class BigIPTarget(Target):
                       Detail(back, previous=previous, undo=True))
 
     # -- status ------------------------------------------------------------------------------
+    def live_members(self) -> dict[str, dict[str, dict]]:
+        """Each member's monitor state and session, from one read of the partition's pools.
+        :raises LbctlError: the device cannot be reached."""
+        raw = self.device.request("GET", "/tm/ltm/pool", params=f"$filter=partition+eq+{self.partition}"
+                                  "&expandSubcollections=true").json()
+        return {p["name"]: bm.live_states(p) for p in raw.get("items", []) if icontrol.in_partition(p, self.partition)}
+
     def running(self) -> bool:
         try:
             return self.device.root is not None
