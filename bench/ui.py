@@ -35,8 +35,10 @@ the history) and saves the page as a PNG: the screenshot of docs/dashboard.md::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -112,6 +114,31 @@ def measure(args, url: str, d: Path, watch_pid: int) -> tuple[list[dict], dict]:
     return loads, filtered
 
 
+def start(args, d: Path, cleanup: contextlib.ExitStack) -> tuple[str, subprocess.Popen]:
+    """The emulator, a probe backend, ``lbctl apply``, HAProxy and ``lbctl watch --listen``, each
+    stopped by ``cleanup``; once the page shows every pool: its URL and the watch."""
+    log(f"emulator: {args.pools} services x {args.members} instances")
+    emu = Emulator(args.pools, args.members, procs.duration(args.wait))
+    cleanup.callback(emu.stop)
+    backends, ports = ok_backends(1)
+    cleanup.callback(backends.kill)
+    listen, page = free_port(), free_port()
+    write_inventory(d, listen, ports[0])
+    services = [service_name(i) for i in range(args.pools)]
+    config = write_config(d / "lbctl.yml", lbctl_config(d, emu.port, services, args.wait, listen))
+    t = time.monotonic()
+    apply(d, config)
+    log(f"lbctl apply: {time.monotonic() - t:.1f}s; starting haproxy and lbctl watch --listen")
+    cleanup.callback(stop_group, start_haproxy(d, d / "haproxy.cfg"))
+    watch = popen([sys.executable, "-m", "lbctl", "watch", "-c", str(config), "--listen", f"{HOST}:{page}"],
+                  d / "watch.log", cwd=d)
+    cleanup.callback(stop_group, watch)
+    watching(emu, watch)
+    url = f"http://{HOST}:{page}/"
+    wait_for(lambda: page_ready(url, args.pools + 1), first_timeout(args.pools), "the page to show every pool")
+    return url, watch
+
+
 def run() -> None:
     args = parse_args()
     if args.screenshot:
@@ -120,24 +147,9 @@ def run() -> None:
         return screenshot(Path(args.screenshot).resolve(), args.keep)
     started = time.monotonic()
     d = Path(tempfile.mkdtemp(prefix="lbctl-ui-"))
-    emu = backends = haproxy = watch = None
-    try:
-        log(f"emulator: {args.pools} services x {args.members} instances")
-        emu = Emulator(args.pools, args.members, procs.duration(args.wait))
-        backends, ports = ok_backends(1)
-        listen, page = free_port(), free_port()
-        write_inventory(d, listen, ports[0])
-        services = [service_name(i) for i in range(args.pools)]
-        config = write_config(d / "lbctl.yml", lbctl_config(d, emu.port, services, args.wait, listen))
-        t = time.monotonic()
-        apply(d, config)
-        log(f"lbctl apply: {time.monotonic() - t:.1f}s; starting haproxy and lbctl watch --listen")
-        haproxy = start_haproxy(d, d / "haproxy.cfg")
-        url = f"http://{HOST}:{page}/"
-        watch = popen([sys.executable, "-m", "lbctl", "watch", "-c", str(config), "--listen", f"{HOST}:{page}"],
-                      d / "watch.log", cwd=d)
-        watching(emu, watch)
-        wait_for(lambda: page_ready(url, args.pools + 1), first_timeout(args.pools), "the page to show every pool")
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(procs.keep_or_remove, d, args.keep)
+        url, watch = start(args, d, cleanup)
         load_before = loadavg()
         loads, filtered = measure(args, url, d, watch.pid)
         detail = {"loads": loads, "filtered": filtered, "loadavg_1m": {"before": load_before, "after": loadavg()},
@@ -148,15 +160,6 @@ def run() -> None:
                      **{f"{k}_ms": median(loads, k) for k in TIMINGS},
                      "lbctl_cpu_ms": median(loads, "lbctl_cpu_ms"), "haproxy_cpu_ms": median(loads, "haproxy_cpu_ms"),
                      "page_bytes": median(loads, "bytes"), "filtered_load_ms": filtered["loadEventEnd"]})
-    finally:
-        stop_group(watch)
-        stop_group(haproxy)
-        if backends is not None:
-            backends.kill()
-            backends.join(5)
-        if emu is not None:
-            emu.stop()
-        procs.keep_or_remove(d, args.keep)
 
 
 def page_ready(url: str, pools: int) -> bool:
