@@ -73,11 +73,14 @@ def members(browser) -> dict[str, dict]:
     return {r["member"]: r for r in browser.js(MEMBERS)}
 
 
-def member_is(browser, name: str, **want: str):
-    """A condition: the row of ``name`` shows every attribute of ``want``."""
+def member_is(browser, name: str, check: tuple[str, ...] = (), **want: str):
+    """A condition: the row of ``name`` shows every attribute of ``want`` and one of ``check``
+    in its check cell (HAProxy shows a check in progress as ``* L7STS`` without its result)."""
     def cond(_driver):
         row = members(browser).get(name)
-        return row if row and all(row[k] == v for k, v in want.items()) else None
+        if row and all(row[k] == v for k, v in want.items()) and (not check or any(c in row["check"] for c in check)):
+            return row
+        return None
     return cond
 
 
@@ -103,8 +106,8 @@ def test_a_failing_member_shows_as_down_with_its_check_result(dashboard, browser
         browser.wait(member_is(browser, name, live="up"), 15, f"{name}, up")
     # b's backend stops: HAProxy's own health check fails
     world.backends["b"].close()
-    row = browser.wait(member_is(browser, "app-b", live="down"), 15, "app-b down after HAProxy's check")
-    assert any(s in row["check"] for s in ("L4CON", "Connection refused")), row
+    browser.wait(member_is(browser, "app-b", ("L4CON", "Connection refused"), live="down"), 15,
+                 "app-b down after HAProxy's check, with its result")
     # c's Consul check fails: lbctl takes it out (HAProxy keeps it in its slot, in maintenance)
     world.consul.set_check("service:app-c", "critical", output="HTTP GET http://127.0.0.1/health: 503")
     browser.wait(member_is(browser, "app-c", want="maint", live="maint"), 15, "app-c out after its Consul check")
@@ -112,6 +115,13 @@ def test_a_failing_member_shows_as_down_with_its_check_result(dashboard, browser
     shot = browser.screenshot("dashboard-member-down")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
     assert browser.errors() == []
+
+
+def api_member(url: str, name: str, check: str) -> dict | None:
+    """Member ``name`` in ``/api/v1/status`` once its check shows ``check``."""
+    api = json.loads(http_get(f"{url}api/v1/status?q={name}").body)
+    [member] = [m for p in api["pools"]["items"] for m in p["members"] if m["name"] == name]
+    return member if check in member["check"] else None
 
 
 @contextlib.contextmanager
@@ -149,19 +159,18 @@ def test_hostile_discovery_data_is_shown_as_text_and_never_runs(dashboard, brows
         assert browser.js(INJECTED) == 0 and browser.csp_violations() == []
         browser.open(dashboard.url + "?q=app-h")
         browser.js(MARK)
-        row = browser.wait(member_is(browser, "app-h", live="down"), 15, "app-h down (HAProxy's check)")
-        assert HOSTILE_REASON in row["check"], row  # the backend's own words, as text
+        # the backend's own words, as text
+        browser.wait(member_is(browser, "app-h", (HOSTILE_REASON,), live="down"), 15, "app-h down with its reason")
         tags = browser.js("return document.querySelector('tr.member[data-member=\"app-h\"] .tags').textContent")
         assert all(tag in tags for tag in HOSTILE_TAGS), tags
         refreshed = browser.js(REFRESHED)
-        browser.wait(lambda d: browser.js(REFRESHED) > refreshed, 15, "an auto refresh (a server-escaped fragment)")
-        assert HOSTILE_REASON in members(browser)["app-h"]["check"]
+        browser.wait(lambda d: browser.js(REFRESHED) > refreshed and member_is(browser, "app-h", (HOSTILE_REASON,))(d),
+                     15, "an auto refresh (a server-escaped fragment) with the reason")
         assert browser.js(INJECTED) == 0
         assert browser.js(MARKED)
         assert browser.errors() == [] and browser.csp_violations() == []
-        api = json.loads(http_get(dashboard.url + "api/v1/status?q=app-h").body)
-        [member] = [m for p in api["pools"]["items"] for m in p["members"] if m["name"] == "app-h"]
-        assert list(member["meta"].values()) == list(HOSTILE) and HOSTILE_REASON in member["check"]
+        member = wait_until(lambda: api_member(dashboard.url, "app-h", HOSTILE_REASON), 15, "app-h in the API")
+        assert list(member["meta"].values()) == list(HOSTILE)
     # the Content-Security-Policy is the second wall: an inline script put into the page anyway is refused
     browser.js("const s = document.createElement('script'); s.textContent = 'window.pwned = 1';"
                " document.body.appendChild(s)")
