@@ -85,7 +85,9 @@ def target_view(t: dict, known: Known) -> dict:
 def running_text(proc: dict) -> str:
     if not proc:
         return ""
-    return f"running, master {proc.get('master_pid')}" if proc.get("running") else "not running"
+    if not proc.get("running"):
+        return "not running"
+    return f"running, master {proc['master_pid']}" if proc.get("master_pid") else "running"
 
 
 def listeners_view(desired: model.Desired | None, needle: str) -> list[dict]:

@@ -114,3 +114,13 @@ def test_the_chart_counts_the_last_hour_and_draws_durations():
     assert fast["x"] == 300.0 and slow["x"] == 590.0
     assert sum(b["applies"] for b in c["buckets"]) == 1 and c["buckets"][-1]["rollbacks"] == 1
     assert chart.summary((), NOW)["max_duration_s"] is None
+
+
+def test_the_process_line():
+    def line(process: dict) -> str:
+        return view.status(known(1, targets=({"target": "t", "kind": "haproxy", "process": process},)),
+                           NOW)["targets"][0]["process"]
+
+    assert line({"running": True, "master_pid": 42, "workers": [43]}) == "running, master 42"
+    assert line({"running": True}) == "running" and line({"running": False}) == "not running"
+    assert line({"summary": "unreachable: refused"}) == "unreachable: refused" and line({}) == ""
