@@ -9,9 +9,10 @@ SUDO=""
 
 # Debian's haproxy, nginx (plus nginx's stream module for tcp listeners), apache2, and BIND 9
 # (named: the authoritative server the dns target's tests update), keepalived and iproute2
-# (the VRRP pair tests in network namespaces).
+# (the VRRP pair tests in network namespaces), chromium and chromium-driver (the operator
+# page's tests drive the headless browser through selenium and Debian's chromedriver).
 # policy-rc.d keeps the packages from starting them as system services.
-packages="haproxy nginx libnginx-mod-stream apache2 openssl ca-certificates bind9 keepalived iproute2"
+packages="haproxy nginx libnginx-mod-stream apache2 openssl ca-certificates bind9 keepalived iproute2 chromium chromium-driver"
 if ! dpkg -s $packages >/dev/null 2>&1; then
     guard=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -8,6 +8,7 @@ reload still bumps ``reloads`` but sets ``failed: 1`` and keeps the old worker.
 
 from __future__ import annotations
 
+import csv
 import errno
 import os
 import re
@@ -290,7 +291,8 @@ class StatRows(Mapping):
         self.aliases: dict[str, str] = {}
 
     def __getitem__(self, name: str) -> dict:
-        row = self.rows[self.aliases.get(name, name)].split(",")
+        # csv: a field with a comma or a quote is quoted; last_chk holds a server's own words (an HTTP reason)
+        row = next(csv.reader([self.rows[self.aliases.get(name, name)]]))
         scur, status, check, code, last = (row[i] if i is not None and i < len(row) else "" for i in self.columns)
         result = f"{check} {code}".strip()
         return {"live": stat_state(status), "status": status, "check": f"{result}: {last}" if last else result,

@@ -11,5 +11,6 @@
 - ``election``: election hooks on the emulator, restartable controllers, the audit log;
 - ``cluster``: the failover bench's controllers as a group (one leader, applies, stale writes);
 - ``reload_target``: one HAProxy or nginx under ``lbctl apply``, and its old processes;
+- ``dashboard_demo``: a small realistic set-up for the operator page's screenshot (``bench/ui.py --screenshot``);
 - ``lbctl_api``: the lbctl internals the benches drive, imported in one place.
 """

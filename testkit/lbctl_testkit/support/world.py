@@ -55,11 +55,12 @@ class World:
 @contextlib.contextmanager
 def running_world(directory: Path, backends: str = "abcd", guard: dict | None = None,
                   source: dict | None = None, listener: dict | None = None, watch: dict | None = None,
-                  kind: str = "haproxy", **target) -> Iterator[World]:
+                  kind: str = "haproxy", watch_args: tuple[str, ...] = (), **target) -> Iterator[World]:
     """Instance ``app-a`` registered and applied, the load balancer (HAProxy unless ``kind``)
     and ``lbctl watch`` running (with lbctl.yml's ``guard`` section if given, else the tests'
     lenient one; ``source``: more ``source.consul`` settings; ``listener``: more settings of
-    the inventory's listener ``web``; ``watch``: more ``watch`` settings)."""
+    the inventory's listener ``web``; ``watch``: more ``watch`` settings; ``watch_args``: more
+    ``lbctl watch`` options, such as ``--listen``)."""
     with contextlib.ExitStack() as stack_:
         consul = stack_.enter_context(ConsulEmulator(default_wait=5, max_wait=5, check_update_interval=0))
         servers = {n: stack_.enter_context(Backend(n)) for n in backends}
@@ -77,7 +78,7 @@ def running_world(directory: Path, backends: str = "abcd", guard: dict | None = 
         w.register("a")
         assert stack.run("apply").exit_code == 0
         stack_.enter_context(stack.running())
-        w.start_watch()
+        w.start_watch(*watch_args)
         try:
             wait_until(lambda: w.consul.blocking_queries, 10, "the watcher to block on Consul")
             yield w
