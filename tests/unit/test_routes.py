@@ -12,6 +12,7 @@ from lbctl.discovery import consul_model as cm, merge, routes
 from lbctl.errors import ConfigError
 from lbctl.render import render
 from lbctl.targets.haproxy import cfg
+from lbctl.targets.apache import target as apache_target
 from lbctl.targets.nginx import target as nginx_target, view as nginx_view
 from lbctl.watch.metrics import Metrics
 
@@ -226,6 +227,10 @@ def test_haproxy_and_nginx_render_service_routes_and_read_them_back():
     text = render(desired, "nginx", config.options("nginx"))
     assert "server_name *.x.apps.example.com;" in text and "server_name shop.apps.example.com;" in text
     assert nginx_target.served(text).routed == {"shop", "wild"}
+    http = model.replace(desired, listeners=tuple(lst for lst in desired.listeners if lst.mode == "http"))
+    text = render(http, "apache", config.options("apache"))  # apache serves no tcp listener
+    assert apache_target.served(text).routed == {"shop", "wild"}
+    assert set(apache_target.served(text).pools) >= {"shop", "wild"}
 
 
 def test_many_long_host_names_size_nginx_hash():

@@ -12,16 +12,25 @@ Its guards and traps (httpd 2.4 ``modules/proxy/mod_proxy_balancer.c``; measured
   back tells, so every change is read back and compared (the last POST asks for
   ``xml``: its answer is the state after the change).
 
-lbctl never adds members through it (docs/apache.md#runtime-changes): Apache adds
-a member to the balancer of the VirtualHost serving balancer-manager only.
+- a member added (``b_nwrkr``) starts disabled, goes only into the balancer copy of
+  the VirtualHost serving the request, and fails (400, or 200) once the balancer's
+  ``growth`` slots are used: it is added, then set, then read back like the rest.
+
+Each listener VirtualHost serves its own balancer-manager (vhosts.py): a Manager is
+one of them, reached on loopback with its ServerName as Host.  It keeps one
+keep-alive session and the last state it read (nonces last as long as the
+generation): a change reads the page only when it knows none, or once more when
+the read-back disagrees (a graceful restart in between gives new nonces).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Iterable
 from urllib.parse import urlencode
 
 import requests
+import urllib3
 
 from lbctl.errors import CommandError
 from lbctl.targets.apache import balancers
@@ -31,23 +40,33 @@ BODY_MAX = 1024  # bytes of a POST body mod_proxy_balancer reads
 
 
 class Manager:
-    """balancer-manager at ``address`` (``HOST:PORT``, the loopback-only VirtualHost
-    serving ``/balancer-manager``)."""
+    """balancer-manager at ``address`` (``HOST:PORT`` on this machine) and ``path``, in
+    the VirtualHost named ``host`` (None: the address's first)."""
 
-    def __init__(self, address: str, timeout: float = 5.0) -> None:
+    def __init__(self, address: str, timeout: float = 5.0, host: str | None = None,
+                 path: str = "/balancer-manager", tls: bool = False) -> None:
         self.address = address
-        self.url = f"http://{address}/balancer-manager"
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://{address}{path}"
         self.timeout = timeout
         self.session = requests.Session()
-        self.session.headers["Referer"] = self.url  # same-site, or Apache ignores the parameters
+        self.session.verify = not tls  # loopback to this machine's own listener: its certificate names others
+        if host:
+            self.session.headers["Host"] = host
+        # same-site (the Host's name), or Apache ignores the parameters (AH10187)
+        self.session.headers["Referer"] = f"{scheme}://{host or address}{path}"
+        self.host = host
+        self.state: dict[str, Balancer] | None = None  # the last state read, with its nonces
 
     def where(self) -> str:
-        return f"apache balancer-manager {self.url}"
+        return f"apache balancer-manager {self.url}" + (f" (VirtualHost {self.host})" if self.host else "")
 
     def request(self, method: str, **kwargs) -> requests.Response:
         """One request; :raises CommandError: no answer, or neither 200 nor 400."""
         try:
-            answer = self.session.request(method, self.url, timeout=self.timeout, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                answer = self.session.request(method, self.url, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise CommandError(f"{self.where()} does not answer: {type(exc).__name__}") from None
         if answer.status_code not in (200, 400):  # 400: a refused change, told by the read-back
@@ -59,7 +78,12 @@ class Manager:
 
         :raises CommandError: unreachable, or not a balancer-manager.
         """
-        return balancers.parse_xml(self.request("GET", params={"xml": "1"}).text)
+        self.state = balancers.parse_xml(self.request("GET", params={"xml": "1"}).text)
+        return self.state
+
+    def current(self) -> dict[str, Balancer]:
+        """The state last read (or read back), else read now."""
+        return self.state if self.state is not None else self.read()
 
     def post(self, form: dict[str, str]) -> str:
         """Send ``form``; the page Apache answers (``?xml=1``'s when the form has ``xml``).
@@ -73,25 +97,37 @@ class Manager:
         return self.request("POST", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}).text
 
     def apply(self, ops: Iterable[Op], state: dict[str, Balancer] | None = None) -> dict[str, Balancer]:
-        """Make every op so (each an existing worker), then read the state back; the
-        state read back.  ``state``: a fresh ``read()`` (for the nonces and the
-        workers' names as Apache spells them), or None to read it first.
+        """Make every op so (adding the workers ops mark ``add``), then read the state back;
+        the state read back.  ``state``: a fresh ``read()`` (for the nonces and the
+        workers' names as Apache spells them), or None for the one known (``current``),
+        read once more if the read-back disagrees with a change made on it.
 
         :raises CommandError: unreachable, or the read-back disagrees (one line
             naming the balancer and member).
         """
         ops = list(ops)
-        state = state if state is not None else self.read()
+        if state is not None or self.state is None:
+            return self.change(ops, state if state is not None else self.read())
+        try:
+            return self.change(ops, self.state)
+        except CommandError:
+            return self.change(ops, self.read())
+
+    def change(self, ops: list[Op], state: dict[str, Balancer]) -> dict[str, Balancer]:
         page = None
+        self.state = None  # until read back
         for op in ops:
             nonce = self.nonce(state, op)
             current = state[op.balancer].worker(*endpoint(op.url))
+            if op.add and current is None:
+                self.post({"b": op.balancer, "nonce": nonce, "b_nwrkr": op.url, "b_wyes": "1"})
             url = current.url if current is not None else op.url
             # xml: Apache answers with the state after the change (the read-back, with no request more)
             page = self.post({**balancers.fields(Op(op.balancer, url, op.route, op.loadfactor, op.flags), nonce),
                               "xml": "1"})
         after = balancers.parse_xml(page) if page is not None else state
         check(self.where(), ops, after)
+        self.state = after
         return after
 
     def nonce(self, state: dict[str, Balancer], op: Op) -> str:

@@ -62,6 +62,7 @@ class ApacheTarget(BalancerManagerChanges, FileTarget):
 
     def graceful(self) -> None:
         opts = self.settings.options
+        self.forget_states()
         apache_ctl.graceful(opts.pid_file, opts.manager, opts.error_log, timeout=self.settings.reload_timeout_ms / 1000)
 
     def verify_process(self) -> None:
@@ -101,18 +102,23 @@ class ApacheTarget(BalancerManagerChanges, FileTarget):
 BALANCER = re.compile(r'<Proxy\s+"balancer://([^"]+)">')
 MEMBER = re.compile(r'BalancerMember\s+"\S+"\s+route=(\S+)(.*)')
 LISTENER = re.compile(r"#\s*listener\s+([^,\s]+)")
+SERVICE_POOL = "# only routes services declare send here"  # in a <Proxy> (model.service_pools)
 
 
 def served(text: str | None) -> guard.Served:
     """What an httpd.conf lbctl rendered serves, for the removal guard: its listeners (the
     ``# listener NAME`` comments) and per balancer the members not disabled (``+D``),
-    known by their route (the member's name).  Pure."""
-    listeners, pools, balancer = set(), {}, None
+    known by their route (the member's name); the balancers only services' routes send
+    to (their ``SERVICE_POOL`` comment).  Each VirtualHost's copy of a balancer lists the
+    same members.  Pure."""
+    listeners, pools, routed, balancer = set(), {}, set(), None
     for line in (text or "").splitlines():
         line = line.strip()
         if balancer is not None and (m := MEMBER.match(line)):
             if "status=+D" not in m.group(2).split():
                 pools[balancer].add(m.group(1))
+        elif balancer is not None and line == SERVICE_POOL:
+            routed.add(balancer)
         elif line.startswith("</Proxy>"):
             balancer = None
         elif m := BALANCER.match(line):
@@ -120,4 +126,4 @@ def served(text: str | None) -> guard.Served:
             pools[balancer] = set()
         elif m := LISTENER.match(line):
             listeners.add(m.group(1))
-    return guard.Served(frozenset(listeners), {name: frozenset(m) for name, m in pools.items()})
+    return guard.Served(frozenset(listeners), {name: frozenset(m) for name, m in pools.items()}, frozenset(routed))
