@@ -17,7 +17,7 @@ import msgspec
 from lbctl import model
 from lbctl.errors import CommandError, LbctlError, ReloadError, RollbackError
 from lbctl.targets.apache import runtime, view, vhosts, worker_drift
-from lbctl.targets.apache.manager import Manager
+from lbctl.targets.apache.manager import Manager, NoSpareSlot
 from lbctl.targets.base import Change, Checkpoint, RuntimeChanges
 from lbctl.targets.state import read_json
 
@@ -117,7 +117,7 @@ class BalancerManagerChanges(RuntimeChanges):
         if (change.live, change.candidate) == self.refused or change.live is None:
             return False
         self.refused = (change.live, change.candidate)
-        if not self.settings.runtime_api:
+        if not self.settings.options.runtime_api:
             return False
         if self.make(change.live, change.candidate):
             return False
@@ -132,6 +132,9 @@ class BalancerManagerChanges(RuntimeChanges):
             return self.graceful_needed("the model of the file in place is not known")
         if before == after:
             return self.graceful_needed("the file changes but not the model (templates or options)")
+        why = runtime.beyond_members(before, after)
+        if why:
+            return self.graceful_needed(why)
         hosts = self.managers(live)
         if not hosts:
             return self.graceful_needed("no VirtualHost serves a balancer-manager")
@@ -146,6 +149,8 @@ class BalancerManagerChanges(RuntimeChanges):
             for manager, ops in plans:
                 if ops:
                     manager.apply(ops)
+        except NoSpareSlot as exc:
+            return self.graceful_needed(str(exc))  # one renders fresh slots
         except CommandError as exc:
             log.warning("%s: %s; restarting gracefully instead", self.name, exc)
             return str(exc)
@@ -197,7 +202,7 @@ class BalancerManagerChanges(RuntimeChanges):
             return None
         total = sum(len(each) for _, each in found)
         count = f"{total} worker{'s' if total > 1 else ''}"
-        repairs = [(m, worker_drift.repairs(each)) for m, each in found] if self.settings.runtime_api else [(None, None)]
+        repairs = [(m, worker_drift.repairs(each)) for m, each in found] if self.settings.options.runtime_api else [(None, None)]
         if all(ops is not None for _, ops in repairs):
             try:
                 for manager, ops in repairs:

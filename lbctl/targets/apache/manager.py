@@ -39,6 +39,10 @@ from lbctl.targets.apache.balancers import Balancer, Op, endpoint
 BODY_MAX = 1024  # bytes of a POST body mod_proxy_balancer reads
 
 
+class NoSpareSlot(CommandError):
+    """Apache did not add a member: the balancer's ``growth`` slots are used up."""
+
+
 class Manager:
     """balancer-manager at ``address`` (``HOST:PORT`` on this machine) and ``path``, in
     the VirtualHost named ``host`` (None: the address's first)."""
@@ -151,4 +155,4 @@ def check(where: str, ops: list[Op], state: dict[str, Balancer]) -> None:
         worker = balancer.worker(*endpoint(op.url)) if balancer is not None else None
         wrong = balancers.disagreement(op, worker)
         if wrong:
-            raise CommandError(f"{where}: {op.describe()} {wrong}")
+            raise (NoSpareSlot if op.add and worker is None else CommandError)(f"{where}: {op.describe()} {wrong}")
