@@ -185,5 +185,5 @@ def test_without_a_same_site_referer_or_nonce_nothing_changes(stack):
 def test_an_unreachable_manager_is_a_one_line_error():
     manager = Manager(f"127.0.0.1:{free_port()}", timeout=1)
     with pytest.raises(CommandError, match=r"^apache balancer-manager http://127\.0\.0\.1:\d+/balancer-manager "
-                                           r"does not answer: ConnectionError$"):
+                                           r"does not answer: ConnectionRefusedError$"):
         manager.read()

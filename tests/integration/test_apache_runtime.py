@@ -119,7 +119,8 @@ def test_a_new_member_takes_traffic_in_every_virtual_host_without_a_graceful(apa
     assert [spread(p, h) for p, h in hosts] == [Counter(c=30)] * 3
     apache.apply("a", "b", force=True)  # c removed, a and b back: in every copy
     assert [set(spread(p, h)) for p, h in hosts] == [{"a", "b"}] * 3
-    assert apache.generation() == before  # not one graceful restart
+    # not one graceful restart (the parent's generation; under load it may start a child more)
+    assert apache.generation()[::2] == before[::2]
     assert apache.stack.run("plan").output == f"{apache.stack.live}: no changes\n"
 
 

@@ -25,12 +25,10 @@ the read-back disagrees (a graceful restart in between gives new nonces).
 
 from __future__ import annotations
 
-import warnings
+import http.client
+import ssl
 from typing import Iterable
 from urllib.parse import urlencode
-
-import requests
-import urllib3
 
 from lbctl.errors import CommandError
 from lbctl.targets.apache import balancers
@@ -45,44 +43,59 @@ class NoSpareSlot(CommandError):
 
 class Manager:
     """balancer-manager at ``address`` (``HOST:PORT`` on this machine) and ``path``, in
-    the VirtualHost named ``host`` (None: the address's first)."""
+    the VirtualHost named ``host`` (None: the address's first), over one keep-alive
+    connection (http.client: a runtime change's few milliseconds are mostly this client's)."""
 
     def __init__(self, address: str, timeout: float = 5.0, host: str | None = None,
                  path: str = "/balancer-manager", tls: bool = False) -> None:
-        self.address = address
+        self.address, self.path, self.tls, self.timeout, self.host = address, path, tls, timeout, host
         scheme = "https" if tls else "http"
         self.url = f"{scheme}://{address}{path}"
-        self.timeout = timeout
-        self.session = requests.Session()
-        self.session.verify = not tls  # loopback to this machine's own listener: its certificate names others
-        if host:
-            self.session.headers["Host"] = host
         # same-site (the Host's name), or Apache ignores the parameters (AH10187)
-        self.session.headers["Referer"] = f"{scheme}://{host or address}{path}"
-        self.host = host
+        self.headers = {"Host": host or address, "Referer": f"{scheme}://{host or address}{path}"}
+        self.connection: http.client.HTTPConnection | None = None
         self.state: dict[str, Balancer] | None = None  # the last state read, with its nonces
 
     def where(self) -> str:
         return f"apache balancer-manager {self.url}" + (f" (VirtualHost {self.host})" if self.host else "")
 
-    def request(self, method: str, **kwargs) -> requests.Response:
-        """One request; :raises CommandError: no answer, or neither 200 nor 400."""
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                answer = self.session.request(method, self.url, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise CommandError(f"{self.where()} does not answer: {type(exc).__name__}") from None
-        if answer.status_code not in (200, 400):  # 400: a refused change, told by the read-back
-            raise CommandError(f"{self.where()} answered HTTP {answer.status_code}")
-        return answer
+    def connect(self) -> http.client.HTTPConnection:
+        host, _, port = self.address.rpartition(":")
+        if not self.tls:
+            return http.client.HTTPConnection(host.strip("[]"), int(port), timeout=self.timeout)
+        context = ssl.create_default_context()
+        context.check_hostname = False  # this machine's own listener, on loopback: its certificate names others
+        context.verify_mode = ssl.CERT_NONE
+        return http.client.HTTPSConnection(host.strip("[]"), int(port), timeout=self.timeout, context=context)
+
+    def request(self, method: str, query: str = "", body: str | None = None) -> str:
+        """One request, the page answered; once more on a new connection when the kept one
+        was closed (Apache's KeepAliveTimeout: every change sets absolute values, so a
+        repeated one is harmless).  :raises CommandError: no answer, or neither 200 nor 400."""
+        headers = {**self.headers, **({"Content-Type": "application/x-www-form-urlencoded"} if body else {})}
+        for attempt in (1, 2):
+            fresh = self.connection is None
+            self.connection = self.connection or self.connect()
+            try:
+                self.connection.request(method, self.path + query, body, headers)
+                answer = self.connection.getresponse()
+                page = answer.read().decode(errors="replace")
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                self.connection.close()
+                self.connection = None
+                if fresh or attempt == 2:
+                    raise CommandError(f"{self.where()} does not answer: {type(exc).__name__}") from None
+        if answer.status not in (200, 400):  # 400: a refused change, told by the read-back
+            raise CommandError(f"{self.where()} answered HTTP {answer.status}")
+        return page
 
     def read(self) -> dict[str, Balancer]:
         """Every balancer and its workers, by balancer name.
 
         :raises CommandError: unreachable, or not a balancer-manager.
         """
-        self.state = balancers.parse_xml(self.request("GET", params={"xml": "1"}).text)
+        self.state = balancers.parse_xml(self.request("GET", "?xml=1"))
         return self.state
 
     def current(self) -> dict[str, Balancer]:
@@ -98,7 +111,7 @@ class Manager:
         if len(body) > BODY_MAX:
             raise CommandError(f"{self.where()}: a change to balancer://{form.get('b')} is {len(body)} bytes, "
                                f"over the {BODY_MAX} Apache reads")
-        return self.request("POST", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}).text
+        return self.request("POST", body=body)
 
     def apply(self, ops: Iterable[Op], state: dict[str, Balancer] | None = None) -> dict[str, Balancer]:
         """Make every op so (adding the workers ops mark ``add``), then read the state back;

@@ -69,6 +69,14 @@ class ApacheTarget(BalancerManagerChanges, FileTarget):
         if not self.running():
             raise VerifyError(f"{self.name}: apache is not running (pid file {self.settings.options.pid_file})")
 
+    def running(self) -> bool:
+        """By the parent the pid file names: no server-status request (a runtime change's path)."""
+        pid_file = self.settings.options.pid_file
+        if apache_ctl.is_running(pid_file):
+            return True
+        self.refuse_unnamed(("apache", "httpd"), pid_file)
+        return False
+
     def process(self) -> drift.Process | None:
         """Known by its parent and configuration generation, which only a restart changes (its
         children come and go with the load); by its children when server-status does not answer."""
