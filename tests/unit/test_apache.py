@@ -128,6 +128,16 @@ def test_each_virtual_host_holds_its_balancers_and_a_loopback_manager_lbctl_find
     assert served(text).pools == {"app": {"m1"}, "api": {"a1"}, "spare": {"s1"}}
 
 
+def test_lbctl_reaches_any_address_listeners_on_loopback_and_tls_ones_over_tls():
+    assert [vhosts.connect_to(b) for b in ("0.0.0.0:80", "[::]:80", "10.0.0.5:443", "[2001:db8::1]:80")] == [
+        "127.0.0.1:80", "[::1]:80", "10.0.0.5:443", "[2001:db8::1]:80"]
+    text = ('<VirtualHost 10.0.0.5:443>\n    ServerName shop.example\n    SSLEngine on\n    <Proxy "balancer://shop">\n'
+            f'    </Proxy>\n    <Location "{view.MANAGER_PATH}">\n    </Location>\n</VirtualHost>\n'
+            '<VirtualHost 10.0.0.5:80>\n    <Proxy "balancer://shop">\n    </Proxy>\n</VirtualHost>\n')
+    assert vhosts.managed(text, view.MANAGER_PATH) == [
+        vhosts.VirtualHost("10.0.0.5:443", "shop.example", view.MANAGER_PATH, True, ("shop",))]  # not: no manager
+
+
 def test_without_the_runtime_api_no_listener_serves_a_manager_and_no_slot_is_spare():
     text = rendered(desired(), runtime_api=False)
     assert "SetHandler balancer-manager" not in text and view.MANAGER_PATH not in text and "growth=" not in text
