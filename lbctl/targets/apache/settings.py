@@ -40,7 +40,7 @@ class ApacheOptions:
     max_request_workers: int = 150
     manager: str = f"127.0.0.1:{MANAGER_PORT}"
     runtime_api: bool = True  # member changes through balancer-manager, without a graceful restart
-    growth: int = 8  # spare member slots per balancer, for members added at runtime (0: none)
+    growth: int = 8  # spare member slots per balancer, for members added at runtime (0: none; Apache takes 1-100)
 
     @property
     def processes(self) -> int:
@@ -77,7 +77,7 @@ KEYS = ("main_config", "write_delay") + OPTION_KEYS
 CHECKS = {**{name: (val.rendered_path,) for name in PATH_OPTIONS},
           "threads_per_child": (val.integer, 1, 1000), "max_request_workers": (val.integer, 1, 100_000),
           "layout": (val.choice, LAYOUTS), "user": (val.ident,), "group": (val.ident,),
-          "manager": (loopback,), "runtime_api": (val.boolean,), "growth": (val.integer, 0, 1000)}
+          "manager": (loopback,), "runtime_api": (val.boolean,), "growth": (val.integer, 0, 100)}
 
 
 def options(raw: Mapping[str, Any] | None = None, path: str = "options") -> ApacheOptions:
