@@ -9,9 +9,12 @@ put back."""
 from __future__ import annotations
 
 import json
+import subprocess
+import warnings
 from collections import Counter
 
 import pytest
+import requests
 
 from lbctl.targets.apache import ctl as apache_ctl
 from lbctl.targets.apache import view
@@ -122,6 +125,26 @@ def test_a_new_member_takes_traffic_in_every_virtual_host_without_a_graceful(apa
     # not one graceful restart (the parent's generation; under load it may start a child more)
     assert apache.generation()[::2] == before[::2]
     assert apache.stack.run("plan").output == f"{apache.stack.live}: no changes\n"
+
+
+def test_a_tls_listener_is_changed_through_its_own_manager_over_tls(apache, tmp_path):
+    cert, secure = tmp_path / "cert.pem", free_port()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=shop.example",
+                    "-keyout", str(cert), "-out", str(cert), "-days", "1"], check=True, capture_output=True)
+    apache.listeners = {**apache.listeners, "secure": {"address": "127.0.0.1", "port": secure, "default_pool": "app",
+                                                       "tls": {"cert": str(cert)}}}
+    apache.apply("a", "b", expect="and apache restarted gracefully")
+    before = apache.generation()
+    apache.apply(("a", {"state": "maint"}), "b", "c", force=True)  # c added, a out: in both copies
+    tls = Manager(f"127.0.0.1:{secure}", host="lbctl-default.invalid", path=view.MANAGER_PATH, tls=True)
+    assert [(w.route, w.flags) for w in tls.read()["app"].workers] == [("a", frozenset("D")), ("b", frozenset()),
+                                                                         ("c", frozenset())]
+    with requests.Session() as session, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an unverified certificate: the test's own
+        answers = Counter(session.get(f"https://127.0.0.1:{secure}/", verify=False, timeout=5,
+                                      headers={"Connection": "close"}).headers.get("x-backend") for _ in range(20))
+    assert set(answers) == {"b", "c"}
+    assert apache.generation()[::2] == before[::2]
 
 
 def test_when_the_spare_slots_are_used_up_a_graceful_renders_fresh_ones(apache, tmp_path):

@@ -39,7 +39,7 @@ class Setup:
         self.inventory_path = directory / "inventory.yml"
         self.live = directory / {"haproxy": "haproxy.cfg", "apache": "httpd.conf"}.get(kind, "nginx.conf")
         self.proc: subprocess.Popen | None = None
-        self.manager = f"{HOST}:{free_port()}"  # apache: server-status (and balancer-manager)
+        self.manager = f"{HOST}:{free_port()}"  # apache: server-status (balancer-manager: each listener's)
         target = {"kind": kind, "config": str(self.live), "binary": binary("apache2" if kind == "apache" else kind),
                   "probes": [{"url": f"http://{HOST}:{self.port}/"}],
                   "lock_timeout": "30s", "reload_timeout": "15s"}
