@@ -202,8 +202,8 @@ class BalancerManagerChanges(RuntimeChanges):
             return None
         total = sum(len(each) for _, each in found)
         count = f"{total} worker{'s' if total > 1 else ''}"
-        repairs = [(m, worker_drift.repairs(each)) for m, each in found] if self.settings.options.runtime_api else [(None, None)]
-        if all(ops is not None for _, ops in repairs):
+        repairs = [(m, worker_drift.repairs(each)) for m, each in found]
+        if self.settings.options.runtime_api and all(ops is not None for _, ops in repairs):
             try:
                 for manager, ops in repairs:
                     manager.apply(ops)

@@ -127,7 +127,9 @@ class Manager:
             return self.change(ops, state if state is not None else self.read())
         try:
             return self.change(ops, self.state)
-        except CommandError:
+        except NoSpareSlot:
+            raise
+        except CommandError:  # a restart lbctl did not make, say: new nonces
             return self.change(ops, self.read())
 
     def change(self, ops: list[Op], state: dict[str, Balancer]) -> dict[str, Balancer]:

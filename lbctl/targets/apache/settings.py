@@ -59,6 +59,7 @@ class ApacheSettings:
     main_config: Path | None = None
     write_delay_ms: int = 1000  # lbctl watch: how long the file may lag a runtime change (writes coalesce)
 
+
 def loopback(value: Any, path: str) -> str:
     """``host:port`` on a loopback address (127.0.0.0/8 or ::1): the balancer-manager's."""
     host, port = val.host_port(value, path)
