@@ -52,6 +52,8 @@ class Setup:
         elif kind == "apache":
             target.update(apache_options(directory, int(self.manager.rsplit(":", 1)[1])), threads_per_child=25,
                           max_request_workers=100)
+            if not runtime_api:
+                target["growth"] = 0  # no spare slots: every member added takes a graceful restart
         else:
             target.update(pid_file=str(directory / "nginx.pid"), error_log=str(directory / "error.log"),
                           temp_dir=str(directory / "tmp"), worker_processes=2,
