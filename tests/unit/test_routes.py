@@ -279,7 +279,7 @@ def test_the_guard_lets_one_service_go_but_not_many():
     assert guard.refusals(before, served({"d": 1}), guard.Policy(allow=frozenset({"a", "b"}))) == []
 
 
-@pytest.mark.parametrize("kind", ["haproxy", "nginx"])
+@pytest.mark.parametrize("kind", ["haproxy", "nginx", "apache"])
 def test_a_pool_the_inventory_also_routes_to_is_guarded_as_any_pool(kind):
     inv = parts(default_pool="app", routes=[{"path": "/s/", "pool": "api"}])
     inv = inventory.Parts(inv.pool_defaults, {**inv.pools, "api": {}}, inv.listeners)
@@ -287,8 +287,10 @@ def test_a_pool_the_inventory_also_routes_to_is_guarded_as_any_pool(kind):
         "app": [entry("app-1", {"lb-route": "a.apps.example.com"})],
         "api": [entry("api-1", {"lb-route": "b.apps.example.com"})],
         "shop": [entry("shop-1", {"lb-route": "c.apps.example.com"})]}, cm.Policy())
+    if kind == "apache":  # it serves no tcp listener
+        desired = model.replace(desired, listeners=tuple(lst for lst in desired.listeners if lst.mode == "http"))
     text = render(desired, kind, config.options(kind))
-    read = (cfg.served if kind == "haproxy" else nginx_target.served)(text)
+    read = {"haproxy": cfg.served, "nginx": nginx_target.served, "apache": apache_target.served}[kind](text)
     assert read.routed == guard.served(desired).routed == {"shop"} == model.service_pools(desired.listeners)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from lbctl import drift, guard
 from lbctl.errors import ApplyError, CommandError, VerifyError
 from lbctl.targets import procfs
-from lbctl.targets.apache import binary
+from lbctl.targets.apache import binary, view
 from lbctl.targets.apache import ctl as apache_ctl
 from lbctl.targets.apache.live import BalancerManagerChanges
 from lbctl.targets.base import Change
@@ -110,14 +110,13 @@ class ApacheTarget(BalancerManagerChanges, FileTarget):
 BALANCER = re.compile(r'<Proxy\s+"balancer://([^"]+)">')
 MEMBER = re.compile(r'BalancerMember\s+"\S+"\s+route=(\S+)(.*)')
 LISTENER = re.compile(r"#\s*listener\s+([^,\s]+)")
-SERVICE_POOL = "# only routes services declare send here"  # in a <Proxy> (model.service_pools)
 
 
 def served(text: str | None) -> guard.Served:
     """What an httpd.conf lbctl rendered serves, for the removal guard: its listeners (the
     ``# listener NAME`` comments) and per balancer the members not disabled (``+D``),
     known by their route (the member's name); the balancers only services' routes send
-    to (their ``SERVICE_POOL`` comment).  Each VirtualHost's copy of a balancer lists the
+    to (their ``view.SERVICE_MARK`` comment).  Each VirtualHost's copy of a balancer lists the
     same members.  Pure."""
     listeners, pools, routed, balancer = set(), {}, set(), None
     for line in (text or "").splitlines():
@@ -125,7 +124,7 @@ def served(text: str | None) -> guard.Served:
         if balancer is not None and (m := MEMBER.match(line)):
             if "status=+D" not in m.group(2).split():
                 pools[balancer].add(m.group(1))
-        elif balancer is not None and line == SERVICE_POOL:
+        elif balancer is not None and line == view.SERVICE_MARK:
             routed.add(balancer)
         elif line.startswith("</Proxy>"):
             balancer = None

@@ -21,6 +21,8 @@ ROUTE_MAX = 63
 # Where each listener VirtualHost serves its balancer-manager (loopback only): no route can
 # claim it, as route paths cannot hold '!' (lbctl.validate.URL_PATH).
 MANAGER_PATH = "/!lbctl/balancer-manager"
+# In the <Proxy> of a pool only routes services declare send to (model.service_pools): the guard reads it back.
+SERVICE_MARK = "# only routes services declare send here"
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ def apache(desired: model.Desired, options) -> dict:
     used = {b.name for v in hosts for b in v.balancers}
     return {
         "service_pools": model.service_pools(desired.listeners),
+        "service_mark": SERVICE_MARK,
         "unused": [b for b in balancers.values() if b.name not in used],
         "growth": options.growth if options.runtime_api else 0,
         "manager_path": MANAGER_PATH if options.runtime_api else None,
