@@ -127,6 +127,20 @@ def test_a_new_member_takes_traffic_in_every_virtual_host_without_a_graceful(apa
     assert apache.stack.run("plan").output == f"{apache.stack.live}: no changes\n"
 
 
+def test_a_listener_without_a_default_pool_still_serves_its_manager(apache):
+    """Its ``/`` answers 503 (mod_alias, which would take the manager's path first): all but that path."""
+    apache.listeners = {"web": {"address": "127.0.0.1", "port": apache.stack.port,
+                                "routes": [{"path": "/app/", "pool": "app"}]}}
+    apache.stack.settings["targets"]["edge"]["probes"] = [{"url": f"http://127.0.0.1:{apache.stack.port}/app/"}]
+    apache.stack.write_config()
+    apache.apply("a", "b", expect="and apache restarted gracefully")
+    before = apache.generation()
+    apache.apply("a", ("b", {"weight": 3}))
+    assert apache.worker("b").loadfactor == 3.0 and apache.generation()[::2] == before[::2]
+    assert [http_get(f"http://127.0.0.1:{apache.stack.port}{path}").status for path in ("/", "/x", "/!lbctl/")] == \
+        [503, 503, 503]
+
+
 def test_a_tls_listener_is_changed_through_its_own_manager_over_tls(apache, tmp_path):
     cert, secure = tmp_path / "cert.pem", free_port()
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=shop.example",

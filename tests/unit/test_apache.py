@@ -149,7 +149,10 @@ def test_a_listener_without_default_answers_503_elsewhere():
     raw = desired()
     del raw["listeners"]["web"]["default_pool"]
     raw["listeners"]["web"]["routes"] = [{"path": "/app/", "pool": "app"}]
-    assert '    ProxyPass "/app/" "balancer://app/app/"\n    Redirect 503 "/"\n' in rendered(raw)
+    # everything but the balancer-manager's path (mod_alias would answer for it first)
+    assert '    ProxyPass "/app/" "balancer://app/app/"\n    RedirectMatch 503 "^/(?!!lbctl/balancer-manager)"\n' \
+        in rendered(raw)
+    assert '    ProxyPass "/app/" "balancer://app/app/"\n    Redirect 503 "/"\n' in rendered(raw, runtime_api=False)
 
 
 def test_served_reads_listeners_and_enabled_members_back():
