@@ -40,7 +40,10 @@ each flips one member's weight or drain state through lbctl's deploy path as ``l
 makes it, through balancer-manager (``runtime_series``); the report's ``runtime`` says how
 long each took to be live (read back; p50 and p99), how many failed, and how many graceful
 restarts happened meanwhile (0 expected).  With ``--kind apache`` the last line has
-``runtime_p99_ms``.
+``runtime_p99_ms``.  The applies rotate members, which lbctl adds through balancer-manager
+in spare slots (``growth``): the bench sets ``growth: 0`` so that every apply is a graceful
+restart; ``--apache-runtime-members`` keeps lbctl's default, and the applies' member
+adds and removals then go through balancer-manager (``applies_by``: runtime).
 
 The harness is ``lbctl_testkit.bench`` (``reload_target``, ``load``, ``backends``, ``runtime_series``); everything it
 starts is stopped at the end, on SIGTERM and Ctrl-C too.
@@ -139,7 +142,8 @@ def first_apply(kind: str, setup: Setup) -> list[str]:
 
 def bench_target(kind: str, backend_ports: list[int], args: argparse.Namespace, ctx) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"lbctl-bench-reload-{kind}-") as tmp:
-        setup = Setup(kind, Path(tmp), backend_ports, args.templates, args.haproxy_runtime_api)
+        runtime = args.apache_runtime_members if kind == "apache" else args.haproxy_runtime_api
+        setup = Setup(kind, Path(tmp), backend_ports, args.templates, runtime)
         rendered = first_apply(kind, setup)
         stop = ctx.Event()
         loaders: list[tuple[str, mp.Process, object]] = []
@@ -233,6 +237,9 @@ def run() -> None:
     parser.add_argument("--haproxy-runtime-api", action="store_true",
                         help="leave lbctl's haproxy runtime_api on: member changes without reloads "
                              "(default: runtime_api false, so that every apply reloads)")
+    parser.add_argument("--apache-runtime-members", action="store_true",
+                        help="leave lbctl's apache growth (spare member slots) on: the applies' member rotations go "
+                             "through balancer-manager (default: growth 0, so that every apply is a graceful restart)")
     parser.add_argument("--templates", help="lbctl.yml 'templates': override packaged templates (control runs)")
     parser.add_argument("--runtime-changes", type=int, default=200,
                         help="apache: weight and drain changes through balancer-manager after the applies (0: none)")

@@ -182,8 +182,28 @@ def test_without_a_same_site_referer_or_nonce_nothing_changes(stack):
 
 
 
+def test_a_change_reads_the_page_once_more_when_a_restart_gave_new_nonces(stack, tmp_path):
+    """The client keeps the last state (one request a change); a graceful restart it did
+    not see makes Apache ignore the stale nonce: the read-back tells, and it reads again."""
+    old = stack.manager.read()["web"].nonce
+    os.kill(int((tmp_path / "httpd.pid").read_text()), signal.SIGUSR1)
+    wait_until(lambda: Manager(stack.manager.address).read()["web"].nonce != old, 10, "the graceful's new nonce",
+               ignore=(CommandError,))
+    assert stack.manager.state["web"].nonce == old  # what it knows is stale
+    stack.manager.set("web", stack.url("b2"), "b2", 3)
+    assert stack.manager.state["web"].nonce != old and stack.worker("b2").loadfactor == 3.0
+
+
+def test_one_kept_connection_serves_every_request(stack):
+    stack.manager.read()
+    kept = stack.manager.connection.sock
+    for weight in (2, 3, 1):
+        stack.manager.set("web", stack.url("b2"), "b2", weight)
+    assert stack.manager.connection.sock is kept
+
+
 def test_an_unreachable_manager_is_a_one_line_error():
     manager = Manager(f"127.0.0.1:{free_port()}", timeout=1)
     with pytest.raises(CommandError, match=r"^apache balancer-manager http://127\.0\.0\.1:\d+/balancer-manager "
-                                           r"does not answer: ConnectionError$"):
+                                           r"does not answer: ConnectionRefusedError$"):
         manager.read()

@@ -19,8 +19,8 @@ from lbctl_testkit.support.stack import Stack
 pytestmark = pytest.mark.integration
 KINDS = [pytest.param("haproxy", marks=requires_haproxy), pytest.param("nginx", marks=requires_nginx),
          pytest.param("apache", marks=requires_apache)]
-RELOADED = {"haproxy": "through the runtime API, without a reload", "nginx": "and nginx reloaded",
-            "apache": "and apache restarted gracefully"}
+RUNTIME = "through the runtime API, without a reload"  # HAProxy's Runtime API, Apache's balancer-managers
+RELOADED = {"haproxy": RUNTIME, "nginx": "and nginx reloaded", "apache": RUNTIME}
 CHECK = {"haproxy": ["-c", "-q", "-f"], "nginx": ["-t", "-q", "-c"], "apache": ["-t", "-f"]}
 TEMPLATE = {"haproxy": "haproxy.cfg.j2", "nginx": "nginx.conf.j2", "apache": "apache.conf.j2"}
 
@@ -106,8 +106,8 @@ def test_failing_probe_rolls_back(stack, backends):
         result = stack.run("apply")
     assert result.exit_code == 1
     assert result.output.startswith(f"lbctl: error: probe http://127.0.0.1:{stack.port}/ failed: status ")
-    undone = ("undid the runtime change (read back): the previous configuration is live again" if stack.kind == "haproxy"
-              else "restored the previous configuration, which is live again")  # haproxy: no reload happened
+    undone = ("undid the runtime change (read back): the previous configuration is live again"
+              if RELOADED[stack.kind] == RUNTIME else "restored the previous configuration, which is live again")
     assert undone in result.output
     assert stack.live.read_text() == before
     assert stack.spread(10) == {"a": 10}

@@ -10,7 +10,7 @@ from lbctl import config, inventory
 from lbctl.errors import ConfigError
 from lbctl.render import render
 from lbctl.targets import start
-from lbctl.targets.apache import view
+from lbctl.targets.apache import view, vhosts
 from lbctl.targets.apache.target import served
 
 
@@ -84,7 +84,7 @@ def test_member_states_weights_and_checks_map_to_balancer_member_flags():
         f'BalancerMember "http://127.0.0.1:9000" route=e loadfactor=10 {common}',
         f'BalancerMember "http://127.0.0.1:9002" route=m loadfactor=30 status=+D {common}',
     ]
-    assert "    ProxySet lbmethod=bybusyness stickysession=SID\n" in text
+    assert "        ProxySet lbmethod=bybusyness stickysession=SID growth=8\n" in text
     assert "ProxyHCExpr lbctl_204 {%{REQUEST_STATUS} == 204}\n" in text
     assert "BalancerPersist Off\n" in text and "ServerLimit 6\n" in text
 
@@ -99,20 +99,60 @@ def test_routes_in_order_most_specific_first_per_virtual_host():
     assert proxied == [
         "ServerName localhost",
         "ServerName lbctl-default.invalid",
+        f'ProxyPass "{view.MANAGER_PATH}" "!"',  # first: no route claims it
         'ProxyPass "/api/v1" "balancer://api/api/v1"', 'ProxyPass "/api" "balancer://app/api"',
         'ProxyPass "/" "balancer://app/"',
         "ServerName api.example.com",  # the host's own route takes all its paths first, as in HAProxy
+        f'ProxyPass "{view.MANAGER_PATH}" "!"',
         'ProxyPass "/api/v1" "balancer://api/api/v1"', 'ProxyPass "/api" "balancer://api/api"',
         'ProxyPass "/" "balancer://api/"',
         "ServerName lbctl-manager",
     ]
 
 
+def test_each_virtual_host_holds_its_balancers_and_a_loopback_manager_lbctl_finds():
+    raw = desired()
+    raw["pools"]["api"] = {"members": [{"name": "a1", "address": "127.0.0.1", "port": 9100}]}
+    raw["pools"]["spare"] = {"members": [{"name": "s1", "address": "127.0.0.1", "port": 9200}]}
+    raw["listeners"]["web"]["address"] = "0.0.0.0"
+    raw["listeners"]["web"]["routes"] = [{"host": "api.example.com", "pool": "api"}]
+    text = rendered(raw)
+    assert "BalancerInherit Off\n" in text
+    found = vhosts.managed(text, view.MANAGER_PATH)
+    assert found == [vhosts.VirtualHost("127.0.0.1:18080", "lbctl-default.invalid", view.MANAGER_PATH, False, ("app",)),
+                     vhosts.VirtualHost("127.0.0.1:18080", "api.example.com", view.MANAGER_PATH, False, ("api",))]
+    # the manager's path is excluded from proxying before any route, and loopback only
+    assert text.count(f'    ProxyPass "{view.MANAGER_PATH}" "!"\n    <Location "{view.MANAGER_PATH}">\n'
+                      "        SetHandler balancer-manager\n        Require local\n") == 2
+    assert text.index('<Proxy "balancer://spare">') < text.index("<VirtualHost")  # routed nowhere: once, outside
+    assert served(text).pools == {"app": {"m1"}, "api": {"a1"}, "spare": {"s1"}}
+
+
+def test_lbctl_reaches_any_address_listeners_on_loopback_and_tls_ones_over_tls():
+    assert [vhosts.connect_to(b) for b in ("0.0.0.0:80", "[::]:80", "10.0.0.5:443", "[2001:db8::1]:80")] == [
+        "127.0.0.1:80", "[::1]:80", "10.0.0.5:443", "[2001:db8::1]:80"]
+    text = ('<VirtualHost 10.0.0.5:443>\n    ServerName shop.example\n    SSLEngine on\n    <Proxy "balancer://shop">\n'
+            f'    </Proxy>\n    <Location "{view.MANAGER_PATH}">\n    </Location>\n</VirtualHost>\n'
+            '<VirtualHost 10.0.0.5:80>\n    <Proxy "balancer://shop">\n    </Proxy>\n</VirtualHost>\n')
+    assert vhosts.managed(text, view.MANAGER_PATH) == [
+        vhosts.VirtualHost("10.0.0.5:443", "shop.example", view.MANAGER_PATH, True, ("shop",))]  # not: no manager
+
+
+def test_without_the_runtime_api_no_listener_serves_a_manager_and_no_slot_is_spare():
+    text = rendered(desired(), runtime_api=False)
+    assert "SetHandler balancer-manager" not in text and view.MANAGER_PATH not in text and "growth=" not in text
+    assert vhosts.managed(text, view.MANAGER_PATH) == []
+    assert "ProxySet lbmethod=byrequests growth=3\n" in rendered(desired(), growth=3)
+
+
 def test_a_listener_without_default_answers_503_elsewhere():
     raw = desired()
     del raw["listeners"]["web"]["default_pool"]
     raw["listeners"]["web"]["routes"] = [{"path": "/app/", "pool": "app"}]
-    assert '    ProxyPass "/app/" "balancer://app/app/"\n    Redirect 503 "/"\n' in rendered(raw)
+    # everything but the balancer-manager's path (mod_alias would answer for it first)
+    assert '    ProxyPass "/app/" "balancer://app/app/"\n    RedirectMatch 503 "^/(?!!lbctl/balancer-manager)"\n' \
+        in rendered(raw)
+    assert '    ProxyPass "/app/" "balancer://app/app/"\n    Redirect 503 "/"\n' in rendered(raw, runtime_api=False)
 
 
 def test_served_reads_listeners_and_enabled_members_back():
@@ -128,7 +168,8 @@ def test_served_reads_listeners_and_enabled_members_back():
 @pytest.mark.parametrize("raw,message", [
     ({"manager": "10.0.0.1:8405"}, "targets.edge.manager: must be a loopback address and port"),
     ({"manager": "127.0.0.1"}, "targets.edge.manager: must be host:port"),
-    ({"growth": 4}, "targets.edge: unknown key 'growth'"),
+    ({"growth": -1}, "targets.edge.growth: must be"),
+    ({"runtime_api": "yes"}, "targets.edge.runtime_api: must be true or false"),
     ({"user": "root; Listen 1"}, "targets.edge.user: must be a name"),
     ({"run_dir": "/run/a b"}, "targets.edge.run_dir: "),
 ])

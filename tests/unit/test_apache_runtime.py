@@ -5,7 +5,7 @@ import pytest
 
 from lbctl import model
 from lbctl.targets.apache import runtime, view
-from lbctl.targets.apache.balancers import Balancer, Worker
+from lbctl.targets.apache.balancers import Balancer, Op, Worker
 
 
 def member(name, port, **kw):
@@ -64,10 +64,17 @@ def test_a_renamed_member_keeps_its_worker():
     assert ops_of(desired(A, B), desired(A, member("b2", 82))) == [("app", "http://10.0.0.1:82", "b2", 1, "")]
 
 
-def test_a_new_member_needs_a_graceful():
-    assert runtime.plan(desired(A, B), desired(A, B, C), RUNNING) is None
-    assert runtime.why_not(desired(A, B), desired(A, B, C), RUNNING) == \
-        "balancer://app: member c (http://10.0.0.1:83) is new (balancer-manager cannot add it to every VirtualHost)"
+def test_a_new_member_is_added_within_spare_slots_else_needs_a_graceful():
+    assert runtime.plan(desired(A, B), desired(A, B, C), RUNNING) == [
+        Op("app", "http://10.0.0.1:83", "c", 1, frozenset(), add=True)]
+    assert runtime.why_not(desired(A, B), desired(A, B, C), RUNNING, adds=False) == \
+        "balancer://app: member c (http://10.0.0.1:83) is new and the balancers have no spare slots (growth 0)"
+
+
+def test_a_virtual_host_gets_the_ops_of_the_balancers_it_holds_only():
+    after = desired(A, model.replace(B, weight=3))
+    assert runtime.planned(desired(A, B), after, RUNNING, held=("other",)) == ([], None)
+    assert runtime.planned(desired(A, B), after, {}, held=("app",))[1] == "balancer://app does not run"
 
 
 @pytest.mark.parametrize("change", [

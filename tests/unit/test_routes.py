@@ -12,6 +12,7 @@ from lbctl.discovery import consul_model as cm, merge, routes
 from lbctl.errors import ConfigError
 from lbctl.render import render
 from lbctl.targets.haproxy import cfg
+from lbctl.targets.apache import target as apache_target
 from lbctl.targets.nginx import target as nginx_target, view as nginx_view
 from lbctl.watch.metrics import Metrics
 
@@ -226,6 +227,10 @@ def test_haproxy_and_nginx_render_service_routes_and_read_them_back():
     text = render(desired, "nginx", config.options("nginx"))
     assert "server_name *.x.apps.example.com;" in text and "server_name shop.apps.example.com;" in text
     assert nginx_target.served(text).routed == {"shop", "wild"}
+    http = model.replace(desired, listeners=tuple(lst for lst in desired.listeners if lst.mode == "http"))
+    text = render(http, "apache", config.options("apache"))  # apache serves no tcp listener
+    assert apache_target.served(text).routed == {"shop", "wild"}
+    assert set(apache_target.served(text).pools) >= {"shop", "wild"}
 
 
 def test_many_long_host_names_size_nginx_hash():
@@ -274,7 +279,7 @@ def test_the_guard_lets_one_service_go_but_not_many():
     assert guard.refusals(before, served({"d": 1}), guard.Policy(allow=frozenset({"a", "b"}))) == []
 
 
-@pytest.mark.parametrize("kind", ["haproxy", "nginx"])
+@pytest.mark.parametrize("kind", ["haproxy", "nginx", "apache"])
 def test_a_pool_the_inventory_also_routes_to_is_guarded_as_any_pool(kind):
     inv = parts(default_pool="app", routes=[{"path": "/s/", "pool": "api"}])
     inv = inventory.Parts(inv.pool_defaults, {**inv.pools, "api": {}}, inv.listeners)
@@ -282,8 +287,10 @@ def test_a_pool_the_inventory_also_routes_to_is_guarded_as_any_pool(kind):
         "app": [entry("app-1", {"lb-route": "a.apps.example.com"})],
         "api": [entry("api-1", {"lb-route": "b.apps.example.com"})],
         "shop": [entry("shop-1", {"lb-route": "c.apps.example.com"})]}, cm.Policy())
+    if kind == "apache":  # it serves no tcp listener
+        desired = model.replace(desired, listeners=tuple(lst for lst in desired.listeners if lst.mode == "http"))
     text = render(desired, kind, config.options(kind))
-    read = (cfg.served if kind == "haproxy" else nginx_target.served)(text)
+    read = {"haproxy": cfg.served, "nginx": nginx_target.served, "apache": apache_target.served}[kind](text)
     assert read.routed == guard.served(desired).routed == {"shop"} == model.service_pools(desired.listeners)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from lbctl.errors import CommandError
 from lbctl.targets.apache.balancers import Worker
-from lbctl.targets.apache.target import worker_live
+from lbctl.targets.apache.live import worker_live
 from lbctl.targets.haproxy.ctl import parse_stat
 from lbctl.ui import live
 

@@ -57,14 +57,15 @@ class Balancer:
 
 @dataclass(frozen=True)
 class Op:
-    """One existing member of one balancer made to be: ``route``, ``loadfactor`` and
-    exactly ``flags`` among ``MANAGED`` set."""
+    """One member of one balancer made to be: ``route``, ``loadfactor`` and exactly
+    ``flags`` among ``MANAGED`` set; ``add``: added first if the balancer has no such worker."""
 
     balancer: str
     url: str
     route: str
     loadfactor: int
     flags: frozenset[str] = field(default=frozenset())
+    add: bool = False
 
     def describe(self) -> str:
         """``balancer://web member r1 (http://10.0.0.1:80)``, for messages."""
@@ -122,7 +123,8 @@ def fields(op: Op, nonce: str) -> dict[str, str]:
 def disagreement(op: Op, worker: Worker | None) -> str | None:
     """What the read-back ``worker`` shows that ``op`` did not ask for, or None."""
     if worker is None:
-        return "is not in the balancer"
+        return ("could not be added (no spare member slot left: the balancer's growth is used up)"
+                if op.add else "is not in the balancer")
     got = []
     if worker.route != op.route:
         got.append(f"route {worker.route!r}")

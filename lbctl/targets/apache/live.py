@@ -16,8 +16,8 @@ import msgspec
 
 from lbctl import model
 from lbctl.errors import CommandError, LbctlError, ReloadError, RollbackError
-from lbctl.targets.apache import runtime, worker_drift
-from lbctl.targets.apache.manager import Manager
+from lbctl.targets.apache import runtime, view, vhosts, worker_drift
+from lbctl.targets.apache.manager import Manager, NoSpareSlot
 from lbctl.targets.base import Change, Checkpoint, RuntimeChanges
 from lbctl.targets.state import read_json
 
@@ -39,12 +39,43 @@ class BalancerManagerChanges(RuntimeChanges):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.manager = Manager(self.settings.options.manager)
+        self.sessions: dict[tuple, Manager] = {}  # one keep-alive client per VirtualHost's balancer-manager
         self.write_delay = self.settings.write_delay_ms / 1000
         self.models: dict[str, model.Desired] = {}  # sha256 of a text lbctl rendered -> its model
 
     def graceful(self) -> None:
         raise NotImplementedError
+
+    def managers(self, text: str | None) -> list[tuple[vhosts.VirtualHost, Manager]]:
+        """The balancer-managers of the VirtualHosts of ``text`` (the file Apache runs)."""
+        out = []
+        for v in vhosts.managed(text, view.MANAGER_PATH):
+            key = (v.address, v.host, v.tls)
+            if key not in self.sessions:
+                self.sessions[key] = Manager(v.address, host=v.host, path=v.path, tls=v.tls)
+            out.append((v, self.sessions[key]))
+        return out
+
+    def live_members(self) -> dict[str, dict[str, dict]]:
+        """The workers of each balancer by ``host:port`` (the page finds members by
+        address), as the first VirtualHost holding it serves them; over connections of
+        its own (the page's thread must not share the runtime path's).
+
+        :raises CommandError: a balancer-manager does not answer."""
+        out: dict[str, dict[str, dict]] = {}
+        for v in vhosts.managed(self.running_text(), view.MANAGER_PATH):
+            manager = Manager(v.address, host=v.host, path=v.path, tls=v.tls)
+            try:
+                for name, b in manager.read().items():
+                    out.setdefault(name, {f"{w.host}:{w.port}": worker_live(w) for w in b.workers})
+            finally:
+                manager.close()
+        return out
+
+    def forget_states(self) -> None:
+        """After a restart: every nonce and runtime-added worker is gone."""
+        for manager in self.sessions.values():
+            manager.state = None
 
     # -- models of rendered texts ----------------------------------------------------
 
@@ -102,7 +133,7 @@ class BalancerManagerChanges(RuntimeChanges):
         if (change.live, change.candidate) == self.refused or change.live is None:
             return False
         self.refused = (change.live, change.candidate)
-        if not self.settings.runtime_api:
+        if not self.settings.options.runtime_api:
             return False
         if self.make(change.live, change.candidate):
             return False
@@ -117,12 +148,25 @@ class BalancerManagerChanges(RuntimeChanges):
             return self.graceful_needed("the model of the file in place is not known")
         if before == after:
             return self.graceful_needed("the file changes but not the model (templates or options)")
+        why = runtime.beyond_members(before, after)
+        if why:
+            return self.graceful_needed(why)
+        hosts = self.managers(live)
+        if not hosts:
+            return self.graceful_needed("no VirtualHost serves a balancer-manager")
         try:
-            state = self.manager.read()
-            ops, why = runtime.planned(before, after, state)
-            if ops is None:
-                return self.graceful_needed(why or "")
-            self.manager.apply(ops, state)
+            plans = []
+            for host, manager in hosts:
+                ops, why = runtime.planned(before, after, manager.current(), host.balancers,
+                                           adds=self.settings.options.growth > 0)
+                if ops is None:
+                    return self.graceful_needed(f"{host.describe()}: {why}")
+                plans.append((manager, ops))
+            for manager, ops in plans:
+                if ops:
+                    manager.apply(ops)
+        except NoSpareSlot as exc:
+            return self.graceful_needed(str(exc))  # one renders fresh slots
         except CommandError as exc:
             log.warning("%s: %s; restarting gracefully instead", self.name, exc)
             return str(exc)
@@ -146,14 +190,17 @@ class BalancerManagerChanges(RuntimeChanges):
         except ReloadError as exc:
             raise RollbackError(str(exc)) from None
 
-    def runtime_differences(self) -> list[worker_drift.Difference]:
-        """:raises CommandError: balancer-manager does not answer."""
+    def runtime_differences(self) -> list[tuple[Manager, list[worker_drift.Difference]]]:
+        """Per VirtualHost's balancer-manager, where its balancers differ from the file.
+
+        :raises CommandError: a balancer-manager does not answer."""
         text = self.running_text()
-        return worker_drift.compare(text, self.manager.read()) if text is not None else []
+        return [(manager, worker_drift.compare(text, manager.read(), host.balancers, host.describe()))
+                for host, manager in self.managers(text)] if text is not None else []
 
     def runtime_drift(self) -> list[str]:
         try:
-            found = self.runtime_differences()
+            found = [d for _, each in self.runtime_differences() for d in each]
         except CommandError as exc:
             self.runtime_drifted = False
             return [f"cannot compare the running balancers with {self.path}: {exc}"]
@@ -164,19 +211,30 @@ class BalancerManagerChanges(RuntimeChanges):
         """Through balancer-manager when the file's workers all run (read back: nothing
         may differ after), else by a graceful restart."""
         try:
-            found = self.runtime_differences()
+            found = [(m, each) for m, each in self.runtime_differences() if each]
         except CommandError:
             return None  # drift says why
         if not found:
             return None
-        count = f"{len(found)} worker{'s' if len(found) > 1 else ''}"
-        ops = worker_drift.repairs(found) if self.settings.runtime_api else None
-        if ops is not None:
+        total = sum(len(each) for _, each in found)
+        count = f"{total} worker{'s' if total > 1 else ''}"
+        repairs = [(m, worker_drift.repairs(each)) for m, each in found]
+        if self.settings.options.runtime_api and all(ops is not None for _, ops in repairs):
             try:
-                self.manager.apply(ops)
-                if not self.runtime_differences():
+                for manager, ops in repairs:
+                    manager.apply(ops)
+                if not any(each for _, each in self.runtime_differences()):
                     return f"put back {count} that differed from {self.path} through balancer-manager"
             except CommandError as exc:
                 log.warning("%s: balancer-manager failed (%s); restarting gracefully instead", self.name, exc)
         self.graceful()
         return f"restarted apache gracefully to put back {count} that differed from {self.path}"
+
+
+def worker_live(w) -> dict:
+    """A balancer-manager worker (``balancers.Worker``) as the page shows it: its status
+    words (``Init Ok``, ``Init Drn``, ``Init HcFl``) as up, down, maint or drain."""
+    words = set(w.status.split())
+    live = ("maint" if words & {"Dis", "Stop"} else "down" if words & {"Err", "HcFl"} else
+            "drain" if "Drn" in words else "up" if "Ok" in words else "unknown")
+    return {"live": live, "status": w.status, "check": w.status, "sessions": None}

@@ -12,16 +12,23 @@ Its guards and traps (httpd 2.4 ``modules/proxy/mod_proxy_balancer.c``; measured
   back tells, so every change is read back and compared (the last POST asks for
   ``xml``: its answer is the state after the change).
 
-lbctl never adds members through it (docs/apache.md#runtime-changes): Apache adds
-a member to the balancer of the VirtualHost serving balancer-manager only.
+- a member added (``b_nwrkr``) starts disabled, goes only into the balancer copy of
+  the VirtualHost serving the request, and fails (400, or 200) once the balancer's
+  ``growth`` slots are used: it is added, then set, then read back like the rest.
+
+Each listener VirtualHost serves its own balancer-manager (vhosts.py): a Manager is
+one of them, reached on loopback with its ServerName as Host.  It keeps one
+keep-alive session and the last state it read (nonces last as long as the
+generation): a change reads the page only when it knows none, or once more when
+the read-back disagrees (a graceful restart in between gives new nonces).
 """
 
 from __future__ import annotations
 
+import http.client
+import ssl
 from typing import Iterable
 from urllib.parse import urlencode
-
-import requests
 
 from lbctl.errors import CommandError
 from lbctl.targets.apache import balancers
@@ -30,36 +37,75 @@ from lbctl.targets.apache.balancers import Balancer, Op, endpoint
 BODY_MAX = 1024  # bytes of a POST body mod_proxy_balancer reads
 
 
-class Manager:
-    """balancer-manager at ``address`` (``HOST:PORT``, the loopback-only VirtualHost
-    serving ``/balancer-manager``)."""
+class NoSpareSlot(CommandError):
+    """Apache did not add a member: the balancer's ``growth`` slots are used up."""
 
-    def __init__(self, address: str, timeout: float = 5.0) -> None:
-        self.address = address
-        self.url = f"http://{address}/balancer-manager"
-        self.timeout = timeout
-        self.session = requests.Session()
-        self.session.headers["Referer"] = self.url  # same-site, or Apache ignores the parameters
+
+class Manager:
+    """balancer-manager at ``address`` (``HOST:PORT`` on this machine) and ``path``, in
+    the VirtualHost named ``host`` (None: the address's first), over one keep-alive
+    connection (http.client: a runtime change's few milliseconds are mostly this client's)."""
+
+    def __init__(self, address: str, timeout: float = 5.0, host: str | None = None,
+                 path: str = "/balancer-manager", tls: bool = False) -> None:
+        self.address, self.path, self.tls, self.timeout, self.host = address, path, tls, timeout, host
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://{address}{path}"
+        # same-site (the Host's name), or Apache ignores the parameters (AH10187)
+        self.headers = {"Host": host or address, "Referer": f"{scheme}://{host or address}{path}"}
+        self.connection: http.client.HTTPConnection | None = None
+        self.state: dict[str, Balancer] | None = None  # the last state read, with its nonces
 
     def where(self) -> str:
-        return f"apache balancer-manager {self.url}"
+        return f"apache balancer-manager {self.url}" + (f" (VirtualHost {self.host})" if self.host else "")
 
-    def request(self, method: str, **kwargs) -> requests.Response:
-        """One request; :raises CommandError: no answer, or neither 200 nor 400."""
-        try:
-            answer = self.session.request(method, self.url, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise CommandError(f"{self.where()} does not answer: {type(exc).__name__}") from None
-        if answer.status_code not in (200, 400):  # 400: a refused change, told by the read-back
-            raise CommandError(f"{self.where()} answered HTTP {answer.status_code}")
-        return answer
+    def connect(self) -> http.client.HTTPConnection:
+        host, _, port = self.address.rpartition(":")
+        if not self.tls:
+            return http.client.HTTPConnection(host.strip("[]"), int(port), timeout=self.timeout)
+        context = ssl.create_default_context()
+        context.check_hostname = False  # this machine's own listener, on loopback: its certificate names others
+        context.verify_mode = ssl.CERT_NONE
+        return http.client.HTTPSConnection(host.strip("[]"), int(port), timeout=self.timeout, context=context)
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+    def request(self, method: str, query: str = "", body: str | None = None) -> str:
+        """One request, the page answered; once more on a new connection when the kept one
+        was closed (Apache's KeepAliveTimeout: every change sets absolute values, so a
+        repeated one is harmless).  :raises CommandError: no answer, or neither 200 nor 400."""
+        headers = {**self.headers, **({"Content-Type": "application/x-www-form-urlencoded"} if body else {})}
+        for attempt in (1, 2):
+            fresh = self.connection is None
+            self.connection = self.connection or self.connect()
+            try:
+                self.connection.request(method, self.path + query, body, headers)
+                answer = self.connection.getresponse()
+                page = answer.read().decode(errors="replace")
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                self.connection.close()
+                self.connection = None
+                if fresh or attempt == 2:
+                    raise CommandError(f"{self.where()} does not answer: {type(exc).__name__}") from None
+        if answer.status not in (200, 400):  # 400: a refused change, told by the read-back
+            raise CommandError(f"{self.where()} answered HTTP {answer.status}")
+        return page
 
     def read(self) -> dict[str, Balancer]:
         """Every balancer and its workers, by balancer name.
 
         :raises CommandError: unreachable, or not a balancer-manager.
         """
-        return balancers.parse_xml(self.request("GET", params={"xml": "1"}).text)
+        self.state = balancers.parse_xml(self.request("GET", "?xml=1"))
+        return self.state
+
+    def current(self) -> dict[str, Balancer]:
+        """The state last read (or read back), else read now."""
+        return self.state if self.state is not None else self.read()
 
     def post(self, form: dict[str, str]) -> str:
         """Send ``form``; the page Apache answers (``?xml=1``'s when the form has ``xml``).
@@ -70,28 +116,42 @@ class Manager:
         if len(body) > BODY_MAX:
             raise CommandError(f"{self.where()}: a change to balancer://{form.get('b')} is {len(body)} bytes, "
                                f"over the {BODY_MAX} Apache reads")
-        return self.request("POST", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}).text
+        return self.request("POST", body=body)
 
     def apply(self, ops: Iterable[Op], state: dict[str, Balancer] | None = None) -> dict[str, Balancer]:
-        """Make every op so (each an existing worker), then read the state back; the
-        state read back.  ``state``: a fresh ``read()`` (for the nonces and the
-        workers' names as Apache spells them), or None to read it first.
+        """Make every op so (adding the workers ops mark ``add``), then read the state back;
+        the state read back.  ``state``: a fresh ``read()`` (for the nonces and the
+        workers' names as Apache spells them), or None for the one known (``current``),
+        read once more if the read-back disagrees with a change made on it.
 
         :raises CommandError: unreachable, or the read-back disagrees (one line
             naming the balancer and member).
         """
         ops = list(ops)
-        state = state if state is not None else self.read()
+        if state is not None or self.state is None:
+            return self.change(ops, state if state is not None else self.read())
+        try:
+            return self.change(ops, self.state)
+        except NoSpareSlot:
+            raise
+        except CommandError:  # a restart lbctl did not make, say: new nonces
+            return self.change(ops, self.read())
+
+    def change(self, ops: list[Op], state: dict[str, Balancer]) -> dict[str, Balancer]:
         page = None
+        self.state = None  # until read back
         for op in ops:
             nonce = self.nonce(state, op)
             current = state[op.balancer].worker(*endpoint(op.url))
+            if op.add and current is None:
+                self.post({"b": op.balancer, "nonce": nonce, "b_nwrkr": op.url, "b_wyes": "1"})
             url = current.url if current is not None else op.url
             # xml: Apache answers with the state after the change (the read-back, with no request more)
             page = self.post({**balancers.fields(Op(op.balancer, url, op.route, op.loadfactor, op.flags), nonce),
                               "xml": "1"})
         after = balancers.parse_xml(page) if page is not None else state
         check(self.where(), ops, after)
+        self.state = after
         return after
 
     def nonce(self, state: dict[str, Balancer], op: Op) -> str:
@@ -115,4 +175,4 @@ def check(where: str, ops: list[Op], state: dict[str, Balancer]) -> None:
         worker = balancer.worker(*endpoint(op.url)) if balancer is not None else None
         wrong = balancers.disagreement(op, worker)
         if wrong:
-            raise CommandError(f"{where}: {op.describe()} {wrong}")
+            raise (NoSpareSlot if op.add and worker is None else CommandError)(f"{where}: {op.describe()} {wrong}")

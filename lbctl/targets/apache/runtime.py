@@ -23,20 +23,20 @@ Decisions (docs/apache.md#runtime-changes):
   cleared, so it takes no request and no sticky session; it keeps its slot until
   the next graceful, which starts from the file (``BalancerPersist Off``), where it
   is gone.
-- A new member (one whose URL the balancer does not have) needs a graceful.
-  balancer-manager can add one within ``ProxySet growth``, but only to the balancers of
-  the VirtualHost serving it: the listeners' VirtualHosts keep their own copy of
-  each balancer, and their children other than the one that served the add never
-  see the new member (measured on 2.4.71: with the old member disabled, those
-  children answer 503).  A member that comes back on the URL of one removed at
-  runtime is that worker enabled again.
+- A new member (one whose URL the balancer does not have) is added, within
+  ``ProxySet growth`` spare slots, then set: each VirtualHost holds its own copy of
+  the balancers it routes to, so ``planned`` is asked once per VirtualHost (``held``:
+  its balancers) and lbctl adds it to every copy.  With no spare slots (``growth``
+  0), or when Apache refuses the add (its slots used up: the read-back tells), a
+  graceful renders fresh slots.  A member that comes back on the URL of one removed
+  at runtime is that worker enabled again.
 - What runs must agree with ``before``: every member of a changed pool runs under
   its URL, or a graceful puts the file back in force.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Collection, Mapping
 
 from lbctl import model
 from lbctl.targets.apache import view
@@ -58,9 +58,10 @@ def plan(before: model.Desired, after: model.Desired, running: Mapping[str, Bala
     return ops
 
 
-def why_not(before: model.Desired, after: model.Desired, running: Mapping[str, Balancer]) -> str | None:
+def why_not(before: model.Desired, after: model.Desired, running: Mapping[str, Balancer],
+            adds: bool = True) -> str | None:
     """Why ``plan`` gives None, or None when it gives operations."""
-    return planned(before, after, running)[1]
+    return planned(before, after, running, adds=adds)[1]
 
 
 def beyond_members(before: model.Desired, after: model.Desired) -> str | None:
@@ -75,20 +76,22 @@ def beyond_members(before: model.Desired, after: model.Desired) -> str | None:
     return None
 
 
-def planned(before: model.Desired, after: model.Desired,
-            running: Mapping[str, Balancer]) -> tuple[list[Op] | None, str | None]:
+def planned(before: model.Desired, after: model.Desired, running: Mapping[str, Balancer],
+            held: Collection[str] | None = None, adds: bool = True) -> tuple[list[Op] | None, str | None]:
+    """``plan`` and why not; ``held``: the balancers of the VirtualHost ``running`` is
+    (None: all); ``adds``: whether new members may be added (spare slots rendered)."""
     why = beyond_members(before, after)
     if why:
         return None, why
     ops: list[Op] = []
     for old, new in zip(before.pools, after.pools):
-        if old is new or old == new:
-            continue
         name = view.balancer_name(new.name)
+        if old is new or old == new or (held is not None and name not in held):
+            continue
         balancer = running.get(name)
         if balancer is None:
             return None, f"balancer://{name} does not run"
-        found = pool_ops(old, new, balancer)
+        found = pool_ops(old, new, balancer, adds)
         if isinstance(found, str):
             return None, f"balancer://{name}: {found}"
         ops += found
@@ -96,7 +99,7 @@ def planned(before: model.Desired, after: model.Desired,
     return sorted(ops, key=lambda op: op.route != "" or op.flags != REMOVED), None
 
 
-def pool_ops(old: model.Pool, new: model.Pool, balancer: Balancer) -> list[Op] | str:
+def pool_ops(old: model.Pool, new: model.Pool, balancer: Balancer, adds: bool = True) -> list[Op] | str:
     """The operations for one pool's members, or why a graceful is needed."""
     olds = {m.name: m for m in old.members}
     news = {m.name: m for m in new.members}
@@ -115,10 +118,10 @@ def pool_ops(old: model.Pool, new: model.Pool, balancer: Balancer) -> list[Op] |
         was = olds.get(m.name)
         if was is not None and (was.address, was.port) != (m.address, m.port):
             return f"member {m.name} moved to {url(m)} (a worker's URL cannot change)"
-        if was is None and balancer.worker(m.address, m.port) is None:
-            return f"member {m.name} ({url(m)}) is new (balancer-manager cannot add it to every VirtualHost)"
+        if was is None and balancer.worker(m.address, m.port) is None and not adds:
+            return f"member {m.name} ({url(m)}) is new and the balancers have no spare slots (growth 0)"
         if not 1 <= m.weight <= view.LOADFACTOR_MAX:
             return f"member {m.name}'s weight {m.weight} is beyond Apache's load factors 1-{view.LOADFACTOR_MAX}"
         if was != m:
-            ops.append(Op(balancer.name, url(m), view.route(m.name), m.weight, STATE_FLAGS[m.state]))
+            ops.append(Op(balancer.name, url(m), view.route(m.name), m.weight, STATE_FLAGS[m.state], add=True))
     return ops

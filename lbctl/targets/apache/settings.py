@@ -39,6 +39,8 @@ class ApacheOptions:
     threads_per_child: int = 25
     max_request_workers: int = 150
     manager: str = f"127.0.0.1:{MANAGER_PORT}"
+    runtime_api: bool = True  # member changes through balancer-manager, without a graceful restart
+    growth: int = 8  # spare member slots per balancer, for members added at runtime (0: none; Apache takes 1-100)
 
     @property
     def processes(self) -> int:
@@ -55,7 +57,6 @@ class ApacheOptions:
 class ApacheSettings:
     options: ApacheOptions = field(default_factory=ApacheOptions)
     main_config: Path | None = None
-    runtime_api: bool = True  # member changes through balancer-manager, without a graceful restart
     write_delay_ms: int = 1000  # lbctl watch: how long the file may lag a runtime change (writes coalesce)
 
 
@@ -73,11 +74,11 @@ def loopback(value: Any, path: str) -> str:
 
 PATH_OPTIONS = ("pid_file", "error_log", "run_dir", "module_dir")  # relative to lbctl.yml
 OPTION_KEYS = tuple(f.name for f in fields(ApacheOptions) if f.name != "layout")
-KEYS = ("main_config", "runtime_api", "write_delay") + OPTION_KEYS
+KEYS = ("main_config", "write_delay") + OPTION_KEYS
 CHECKS = {**{name: (val.rendered_path,) for name in PATH_OPTIONS},
           "threads_per_child": (val.integer, 1, 1000), "max_request_workers": (val.integer, 1, 100_000),
           "layout": (val.choice, LAYOUTS), "user": (val.ident,), "group": (val.ident,),
-          "manager": (loopback,)}
+          "manager": (loopback,), "runtime_api": (val.boolean,), "growth": (val.integer, 0, 100)}
 
 
 def options(raw: Mapping[str, Any] | None = None, path: str = "options") -> ApacheOptions:
@@ -92,5 +93,4 @@ def parse(data: Mapping[str, Any], path: str, base: Path) -> ApacheSettings:
     """
     d = ApacheSettings()
     return ApacheSettings(*val.layout_options(data, path, base, OPTION_KEYS, PATH_OPTIONS, options),
-                          val.optional(data, "runtime_api", path, val.boolean, d.runtime_api),
                           val.optional(data, "write_delay", path, val.duration, d.write_delay_ms))

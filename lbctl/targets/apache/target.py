@@ -12,7 +12,7 @@ from pathlib import Path
 from lbctl import drift, guard
 from lbctl.errors import ApplyError, CommandError, VerifyError
 from lbctl.targets import procfs
-from lbctl.targets.apache import binary
+from lbctl.targets.apache import binary, view
 from lbctl.targets.apache import ctl as apache_ctl
 from lbctl.targets.apache.live import BalancerManagerChanges
 from lbctl.targets.base import Change
@@ -62,11 +62,20 @@ class ApacheTarget(BalancerManagerChanges, FileTarget):
 
     def graceful(self) -> None:
         opts = self.settings.options
+        self.forget_states()
         apache_ctl.graceful(opts.pid_file, opts.manager, opts.error_log, timeout=self.settings.reload_timeout_ms / 1000)
 
     def verify_process(self) -> None:
         if not self.running():
             raise VerifyError(f"{self.name}: apache is not running (pid file {self.settings.options.pid_file})")
+
+    def running(self) -> bool:
+        """By the parent the pid file names: no server-status request (a runtime change's path)."""
+        pid_file = self.settings.options.pid_file
+        if apache_ctl.is_running(pid_file):
+            return True
+        self.refuse_unnamed(("apache", "httpd"), pid_file)
+        return False
 
     def process(self) -> drift.Process | None:
         """Known by its parent and configuration generation, which only a restart changes (its
@@ -84,12 +93,6 @@ class ApacheTarget(BalancerManagerChanges, FileTarget):
         # make it earlier: the safe side, a file then looks ahead and the next apply reloads).
         restarted = time.clock_gettime(time.CLOCK_BOOTTIME) - gen.uptime  # the clock of procfs.started
         return drift.Process((gen.parent_pid, "generation", gen.config_generation), min([restarted, *starts]))
-
-    def live_members(self) -> dict[str, dict[str, dict]]:
-        """balancer-manager's workers by ``host:port`` (the page finds members by address).
-        :raises CommandError: balancer-manager does not answer."""
-        return {name: {f"{w.host}:{w.port}": worker_live(w) for w in b.workers}
-                for name, b in self.manager.read().items()}
 
     def process_status(self) -> dict:
         opts = self.settings.options
@@ -112,13 +115,17 @@ LISTENER = re.compile(r"#\s*listener\s+([^,\s]+)")
 def served(text: str | None) -> guard.Served:
     """What an httpd.conf lbctl rendered serves, for the removal guard: its listeners (the
     ``# listener NAME`` comments) and per balancer the members not disabled (``+D``),
-    known by their route (the member's name).  Pure."""
-    listeners, pools, balancer = set(), {}, None
+    known by their route (the member's name); the balancers only services' routes send
+    to (their ``view.SERVICE_MARK`` comment).  Each VirtualHost's copy of a balancer lists the
+    same members.  Pure."""
+    listeners, pools, routed, balancer = set(), {}, set(), None
     for line in (text or "").splitlines():
         line = line.strip()
         if balancer is not None and (m := MEMBER.match(line)):
             if "status=+D" not in m.group(2).split():
                 pools[balancer].add(m.group(1))
+        elif balancer is not None and line == view.SERVICE_MARK:
+            routed.add(balancer)
         elif line.startswith("</Proxy>"):
             balancer = None
         elif m := BALANCER.match(line):
@@ -126,13 +133,5 @@ def served(text: str | None) -> guard.Served:
             pools[balancer] = set()
         elif m := LISTENER.match(line):
             listeners.add(m.group(1))
-    return guard.Served(frozenset(listeners), {name: frozenset(m) for name, m in pools.items()})
+    return guard.Served(frozenset(listeners), {name: frozenset(m) for name, m in pools.items()}, frozenset(routed))
 
-
-def worker_live(w) -> dict:
-    """A balancer-manager worker (``balancers.Worker``) as the page shows it: its status
-    words (``Init Ok``, ``Init Drn``, ``Init HcFl``) as up, down, maint or drain."""
-    words = set(w.status.split())
-    live = ("maint" if words & {"Dis", "Stop"} else "down" if words & {"Err", "HcFl"} else
-            "drain" if "Drn" in words else "up" if "Ok" in words else "unknown")
-    return {"live": live, "status": w.status, "check": w.status, "sessions": None}

@@ -18,6 +18,11 @@ LOADFACTOR_MAX = 100  # mod_proxy's loadfactor is 1 to 100
 # balancer's name (balancer://<pool>, 95 bytes) and a route (63 bytes).
 BALANCER_NAME_MAX = 95 - len("balancer://")
 ROUTE_MAX = 63
+# Where each listener VirtualHost serves its balancer-manager (loopback only): no route can
+# claim it, as route paths cannot hold '!' (lbctl.validate.URL_PATH).
+MANAGER_PATH = "/!lbctl/balancer-manager"
+# In the <Proxy> of a pool only routes services declare send to (model.service_pools): the guard reads it back.
+SERVICE_MARK = "# only routes services declare send here"
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,12 @@ class VirtualHost:
     locations: tuple[Location, ...]
 
     @property
+    def balancers(self) -> list[Balancer]:
+        """The balancers it routes to: its own copies (``BalancerInherit Off``), each once."""
+        found = {loc.balancer.name: loc.balancer for loc in self.locations if loc.balancer}
+        return list(found.values())
+
+    @property
     def sticky(self) -> list[Balancer]:
         """The sticky balancers it routes to (each needs its route cookie set)."""
         found = {loc.balancer.name: loc.balancer for loc in self.locations if loc.balancer and loc.balancer.pool.sticky_cookie}
@@ -76,8 +87,13 @@ def apache(desired: model.Desired, options) -> dict:
     _check_names(balancers)
     hosts = [v for lst in desired.listeners for v in _virtual_hosts(lst, balancers)]
     checks = [p.health for p in desired.pools]
+    used = {b.name for v in hosts for b in v.balancers}
     return {
-        "balancers": list(balancers.values()),
+        "service_pools": model.service_pools(desired.listeners),
+        "service_mark": SERVICE_MARK,
+        "unused": [b for b in balancers.values() if b.name not in used],
+        "growth": options.growth if options.runtime_api else 0,
+        "manager_path": MANAGER_PATH if options.runtime_api else None,
         "vhosts": hosts,
         "listens": list(dict.fromkeys(_bind(lst) for lst in desired.listeners)),
         "status_exprs": sorted({h.expect_status for h in checks if h.type == "http"}),

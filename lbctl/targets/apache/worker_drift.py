@@ -12,7 +12,7 @@ goes at the next graceful restart.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lbctl.targets.apache.balancers import MANAGED, PREFIX, Balancer, Op, Worker, endpoint
 
@@ -42,6 +42,7 @@ class Difference:
     what: str
     file: Member | None
     running: Worker | None
+    where: str = ""  # the VirtualHost whose copy of the balancer it is
 
 
 def members(text: str) -> dict[str, list[Member]]:
@@ -77,10 +78,18 @@ def differences(member: Member, worker: Worker) -> list[str]:
     return out
 
 
-def compare(text: str, running: dict[str, Balancer]) -> list[Difference]:
-    """The workers that differ, in the file's order, then those that only run."""
+def compare(text: str, running: dict[str, Balancer], held: tuple[str, ...] | None = None,
+            where: str = "") -> list[Difference]:
+    """The workers that differ, in the file's order, then those that only run; ``held``:
+    the balancers of the VirtualHost ``running`` is (None: all), named ``where``."""
+    return [replace(d, where=where) for d in differing(text, running, held)]
+
+
+def differing(text: str, running: dict[str, Balancer], held: tuple[str, ...] | None) -> list[Difference]:
     out = []
     for name, listed in members(text).items():
+        if held is not None and name not in held:
+            continue
         balancer = running.get(name)
         if balancer is None:
             out.append(Difference(name, "", "is in the file but not running", None, None))
@@ -102,7 +111,8 @@ def compare(text: str, running: dict[str, Balancer]) -> list[Difference]:
 def report(path: str, found: list[Difference]) -> list[str]:
     """One drift line per worker, the first ``SHOWN``, then a count of the others."""
     lines = [f"running apache differs from {path}: {PREFIX}{d.balancer}"
-             f"{' member ' + d.url if d.url else ''} {d.what}" for d in found[:SHOWN]]
+             f"{' member ' + d.url if d.url else ''} {d.what}{' in ' + d.where if d.where else ''}"
+             for d in found[:SHOWN]]
     if len(found) > SHOWN:
         lines.append(f"running apache differs from {path} in {len(found) - SHOWN} more workers")
     return lines

@@ -39,7 +39,7 @@ class Setup:
         self.inventory_path = directory / "inventory.yml"
         self.live = directory / {"haproxy": "haproxy.cfg", "apache": "httpd.conf"}.get(kind, "nginx.conf")
         self.proc: subprocess.Popen | None = None
-        self.manager = f"{HOST}:{free_port()}"  # apache: server-status (and balancer-manager)
+        self.manager = f"{HOST}:{free_port()}"  # apache: server-status (balancer-manager: each listener's)
         target = {"kind": kind, "config": str(self.live), "binary": binary("apache2" if kind == "apache" else kind),
                   "probes": [{"url": f"http://{HOST}:{self.port}/"}],
                   "lock_timeout": "30s", "reload_timeout": "15s"}
@@ -52,6 +52,8 @@ class Setup:
         elif kind == "apache":
             target.update(apache_options(directory, int(self.manager.rsplit(":", 1)[1])), threads_per_child=25,
                           max_request_workers=100)
+            if not runtime_api:
+                target["growth"] = 0  # no spare slots: every member added takes a graceful restart
         else:
             target.update(pid_file=str(directory / "nginx.pid"), error_log=str(directory / "error.log"),
                           temp_dir=str(directory / "tmp"), worker_processes=2,
