@@ -247,3 +247,14 @@ def test_a_change_of_options_with_the_members_takes_a_graceful(apache):
     apache.apply("a", ("b", {"weight": 2}), expect="and apache restarted gracefully")
     assert "ThreadsPerChild 20" in apache.stack.live.read_text() and apache.generation()[2] > before[2]
     assert apache.worker("b").loadfactor == 2.0
+
+
+def test_the_page_reads_each_worker_from_the_listeners_balancer_manager(apache):
+    from lbctl.session import Session
+    apache.apply("a", ("b", {"state": "maint"}))
+    session = Session.configured(str(apache.stack.config_path), None)
+    target = session.target(session.selected[0])
+    live = target.live_members()["app"]
+    port = {name: apache.backends[name].port for name in ("a", "b")}
+    assert {k: v["live"] for k, v in live.items()} == {f"127.0.0.1:{port['a']}": "up",
+                                                        f"127.0.0.1:{port['b']}": "maint"}
