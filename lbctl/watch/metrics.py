@@ -133,6 +133,15 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.answer(404, b"not found: try /metrics, /healthz, /readyz or /vrrp/<keepalived target>\n")
 
+    def do_POST(self) -> None:  # noqa: N802 - a peer's drain-node --restore (docs/high-availability.md)
+        name = self.path[6:].removesuffix("/handover") if self.path.endswith("/handover") else ""
+        target = next((t for t in self.server.metrics.vrrp_targets if t.name == name), None)
+        if not self.path.startswith("/vrrp/") or target is None:
+            self.answer(404, b"not found: try POST /vrrp/<keepalived target>/handover\n")
+            return
+        status, report = target.hand_over(self.client_address[0])
+        self.answer(status, (json.dumps(report) + "\n").encode(), "application/json")
+
     def answer(self, status: int, body: bytes, kind: str = "text/plain; charset=utf-8") -> None:
         body = redact.mask(body.decode()).encode()
         self.send_response(status)

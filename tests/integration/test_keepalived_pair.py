@@ -7,12 +7,13 @@ Gaps are recorded (``$LBCTL_VRRP_FIGURES``), never asserted: the machine may be 
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
 from lbctl_testkit.support import requires_haproxy, wait_until
-from lbctl_testkit.support.netns import Lab
-from lbctl_testkit.support.pair import TAKEOVER, Client, Node, record, settle, start_pair
+from lbctl_testkit.support.netns import ADDRESSES, Lab
+from lbctl_testkit.support.pair import TAKEOVER, WATCH_PORT, Client, Node, record, settle, start_pair
 from lbctl_testkit.support.netns import stop
 from lbctl_testkit.support.procs import requires_keepalived
 
@@ -136,23 +137,44 @@ def test_drain_node_switches_over_and_back_without_a_failed_request(lab):
     assert figures["failed"] == 0 and figures["retried"] == 0, figures
 
 
-def test_drain_node_keep_alive_connections_are_reset_at_the_move(lab):
-    """What VRRP cannot move: a kept-alive connection to the old node.  Measured, and each
-    switch costs at most that one connection (a client that resends a GET does not fail)."""
-    a, b = start_pair(lab)
-    plain = Client(lab, "drain-keep", keepalive=True, timeout=SLOW)
-    resending = Client(lab, "drain-keep-retry", keepalive=True, retry=True, timeout=SLOW)
-    a.cli("drain-node", "-t", "vip", "--timeout", "30")
-    plain.reached("b")
-    resending.reached("b")
-    a.cli("drain-node", "-t", "vip", "--restore", "--timeout", "30")
-    settle(a, b)
-    plain.reached("a")
-    resending.reached("a")
-    figures = record(lab.directory, "planned switchover, keep-alive, no retry", plain.results())
-    assert figures["failed"] <= 2, figures
-    figures = record(lab.directory, "planned switchover, keep-alive, GET resent once on a reset", resending.results())
-    assert figures["failed"] == 0, figures
+def test_drain_node_keep_alive_clients_lose_nothing_either(lab):
+    """VRRP moves addresses, not connections: a connection kept alive to the old node would
+    be reset by the new one.  drain-node first has the old node's HAProxy answer
+    ``Connection: close`` (its drain_map) and waits for its connections to go; --restore
+    asks the peer's lbctl watch to do the same.  A keep-alive client that never retries
+    loses nothing over three drains and restores, and keeps its connections alive between."""
+    a, b = start_pair(lab, watch=True)
+    client = Client(lab, "drain-keep", keepalive=True, timeout=SLOW)
+    for _ in range(SWITCHOVERS):
+        out = a.cli("drain-node", "-t", "vip", "--timeout", "30").stdout
+        assert "edge closed its client connections" in out, out
+        client.reached("b")
+        out = a.cli("drain-node", "-t", "vip", "--restore", "--timeout", "30").stdout
+        assert "peer b: edge closed its client connections" in out and "edge keeps connections alive again" in out, out
+        settle(a, b)
+        client.reached("a")
+    results = client.results()
+    figures = record(lab.directory, f"planned switchover x{SWITCHOVERS} (drain-node and --restore), keep-alive",
+                     results)
+    assert served_by(results)[:2 * SWITCHOVERS + 1] == ["a", "b"] * SWITCHOVERS + ["a"], served_by(results)
+    assert figures["failed"] == 0 and figures["retried"] == 0, figures
+    assert (a.dir / "drain.map").read_text() == "", "a keeps connections alive once restored"
+    assert (b.dir / "drain.map").read_text() == "drain 1\n", "b, BACKUP, closes them until it is MASTER again"
+    reopened = [e for e in b.audit() if e.get("result") == "MASTER" and "keeps connections alive again" in e["message"]]
+    assert len(reopened) == SWITCHOVERS, b.audit()
+
+
+def test_only_a_peer_may_ask_for_a_handover(lab):
+    a, b = start_pair(lab, watch=True)
+    wait_until(lambda: "peer b: vip BACKUP" in a.cli("status", "-t", "vip", check=False).stdout, TAKEOVER,
+               "a to see b")
+    ask = ("import sys,urllib.request,urllib.error\n"
+           "try: urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=b'', method='POST'), timeout=5)\n"
+           "except urllib.error.HTTPError as e: print(e.code, e.read().decode())\n")
+    out = lab.run("c", [sys.executable, "-c", ask, f"http://{ADDRESSES['a']}:{WATCH_PORT}/vrrp/vip/handover"],
+                  timeout=30).stdout
+    assert out.startswith("403") and "is not a peer of node a" in out, out
+    assert (a.dir / "drain.map").read_text() == ""
 
 
 def test_drain_node_refuses_while_the_peer_is_not_ready(lab):

@@ -267,3 +267,19 @@ def dump_server_state(stats_socket: str | os.PathLike[str], state_file: str | os
     text = socket_command(stats_socket, "show servers state", timeout)
     parse_servers_state(text)  # refuse to write something haproxy would not load
     return atomic_write(state_file, text)
+
+
+DRAIN_KEY = "drain"  # what the rendered ``map(drain_map)`` looks up (templates/haproxy.cfg.j2)
+
+
+def set_drain_map(stats_socket: str, drain_map: str, closing: bool) -> None:
+    """Write ``drain_map`` (``drain 1`` while closing, else empty: what a reload or a restart
+    reads) and make the running workers match it (``clear map``, ``add map``: Runtime API).
+
+    :raises CommandError: the stats socket does not answer, or refused the commands.
+    """
+    atomic_write(Path(drain_map), f"{DRAIN_KEY} 1\n" if closing else "")
+    commands = [f"clear map {drain_map}"] + ([f"add map {drain_map} {DRAIN_KEY} 1"] if closing else [])
+    answer = socket_command(stats_socket, ";".join(commands)).strip()
+    if answer:  # both commands say nothing when they succeed
+        raise CommandError(f"haproxy socket {stats_socket}: {';'.join(commands)!r} answered {answer!r}")

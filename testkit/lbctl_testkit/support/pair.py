@@ -70,7 +70,7 @@ class Node:
         edge = {"kind": "haproxy", "config": str(self.haproxy_cfg), "binary": find_binary("haproxy"),
                 "master_socket": str(d / "master.sock"), "master_log": str(d / "haproxy.log"),
                 "stats_socket": str(d / "stats.sock"), "state_file": str(d / "haproxy.state"),
-                "hard_stop_after": "5s"}
+                "drain_map": str(d / "drain.map"), "hard_stop_after": "5s"}
         (self.dir / "lbctl.yml").write_text(yaml.safe_dump({
             "source": {"inventory": "inventory.yml"}, "state_dir": "state", "audit_log": "audit.log",
             "targets": {"edge": edge, "vip": keepalived}}))
