@@ -141,7 +141,7 @@ def parse(data: Mapping[str, Any], path: str, base: Path) -> KeepalivedSettings:
         check_rise=val.optional(data, "check_rise", path, val.integer, d.check_rise, 1, 100),
         check_weight=val.optional(data, "check_weight", path, val.integer, d.check_weight, -253, 0),
         track_process=_track(data.get("track_process"), f"{path}.track_process"),
-        drain_time_ms=val.optional(data, "drain_time", path, val.duration, d.drain_time_ms),
+        drain_time_ms=val.optional(data, "drain_time", path, val.duration, d.drain_time_ms, True),
         **{k: val.optional({k: val.resolve_text(base, data.get(k))}, k, path, val.rendered_path, getattr(d, k))
            for k in PATHS})
     _consistent(opts, path)
