@@ -1,5 +1,6 @@
 """What /proc says about processes: pid files, titles, children, when they started, and
-which ones run a given configuration file (to tell "not running" from "running but unreachable")."""
+which ones run a given configuration file (to tell "not running" from "running but unreachable"),
+and the TCP connections established to given addresses."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Kept-alive client connections at a planned switchover (docs/high-availability.md#a-planned-switchover).
+"""Kept-alive client connections at a planned switchover (docs/high-availability.md#planned-switchover-lbctl-drain-node).
 
 VRRP moves addresses, not connections: a connection kept alive to the node that
 gives a VIP up is reset by the node that takes it.  So before the VIPs move, the

@@ -149,7 +149,13 @@ def restore(target: KeepalivedTarget, timeout: float) -> str:
     notes = handover.ask_peers(target) if takes_back else []
     ctl.set_drain(opts.drain_file, 0)
     if takes_back:
-        _wait(lambda: _all(target, "MASTER"), timeout, 0)
+        try:
+            _wait(lambda: _all(target, "MASTER"), timeout, 0)
+        except LbctlError:
+            asked = ", ".join(p.name for p in opts.peers if p.status_url)
+            raise LbctlError(f"{target.name}: node {opts.node} is not MASTER within {timeout:g}s of its restore"
+                             + (f"; {asked} answer Connection: close until next MASTER (or "
+                                f"lbctl drain-node --restore there)" if asked else "")) from None
     notes.append(handover.reopen(target))  # also when it stays BACKUP (nopreempt, a lower priority)
     return "; ".join([f"{target.name}: node {opts.node} restored to priority {opts.me.priority}: {_states(target)}",
                       *filter(None, notes)])
