@@ -27,8 +27,8 @@ def notified(target: KeepalivedTarget, args: tuple[str, ...]) -> dict:
             or not args[3].isdigit():
         raise ConfigError(f"vrrp-notify: expected INSTANCE|GROUP NAME STATE PRIORITY from keepalived "
                           f"(got {' '.join(args)!r})")
-    entry = ctl.record_state(target.settings.state_dir, args[1], args[2], int(args[3]))
     note = handover.reopen(target) if args[2] == "MASTER" else ""  # closed by a drain or a handover
+    entry = ctl.record_state(target.settings.state_dir, args[1], args[2], int(args[3]))
     return {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "target": target.name,
             "action": "vrrp", "node": target.settings.options.node, "instance": args[1],
             "result": args[2], "priority": entry["priority"],
