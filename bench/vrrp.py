@@ -31,7 +31,9 @@ line is one JSON object::
 ``failovers``, ``gap_p50_s``, ``gap_max_s`` (unplanned rounds), ``failed`` and
 ``requests`` (all rounds), ``planned_failed`` (both clients, and apart:
 ``planned_failed_new_connection``, ``planned_failed_keep_alive``), and per kind the
-same figures with ``failed_new_connection`` and ``failed_keep_alive`` apart.
+same figures with ``failed_new_connection`` and ``failed_keep_alive`` apart, and
+``failed_reused``: those on a connection kept alive from the request before (what
+VRRP cannot move; a planned switchover closes them first).
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ def figures(runs: list[list[list]]) -> dict:
     return {"rounds": len(runs) // 2, "gap_p50_s": round(statistics.median(gaps), 3) if gaps else None,
             "gap_max_s": round(max(gaps, default=0), 3), "failed": failed(runs),
             "failed_new_connection": failed(runs[0::2]), "failed_keep_alive": failed(runs[1::2]),
+            "failed_reused": sum(x[2] is None and x[4] for r in runs for x in r),
             "requests": sum(len(r) for r in runs)}
 
 
