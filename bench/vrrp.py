@@ -14,19 +14,26 @@ SIGTERM and Ctrl-C too).  Needs root.
   hears of it from the kernel: FAULT); then started again, and the master takes
   the VIP back;
 * ``planned``: ``lbctl drain-node``, then ``lbctl drain-node --restore`` (each
-  node's ``lbctl watch`` runs: drain-node asks the peer whether it is ready).
+  node's ``lbctl watch`` runs: drain-node asks the peer whether it is ready, and
+  --restore asks it to close its client connections first; each node's HAProxy
+  has a ``drain_map``).
 
 A round's gap is the longest time a client went without an answer (a request
 fails after 2 s without one, a connection not made within 0.25 s).  The clients
-never retry: a request without an answer is failed.  A kept-alive connection to
-the old master when the VIP moves is reset by the new one (VRRP moves addresses,
-not connections): counted in ``failed_keep_alive``.  The last stdout line is one JSON object::
+never retry: a request without an answer is failed.  In an unplanned failover a
+kept-alive connection to the old master when the VIP moves is reset by the new one
+(VRRP moves addresses, not connections): counted in ``failed_keep_alive``; a planned
+one closes those connections first (docs/high-availability.md).  The last stdout
+line is one JSON object::
 
     python bench/vrrp.py [--failovers 20] [--vrrpv3]
 
 ``failovers``, ``gap_p50_s``, ``gap_max_s`` (unplanned rounds), ``failed`` and
-``requests`` (all rounds), ``planned_failed``, and per kind the same figures with
-``failed_new_connection`` and ``failed_keep_alive`` apart.
+``requests`` (all rounds), ``planned_failed`` (both clients, and apart:
+``planned_failed_new_connection``, ``planned_failed_keep_alive``), and per kind the
+same figures with ``failed_new_connection`` and ``failed_keep_alive`` apart, and
+``failed_reused``: those on a connection kept alive from the request before (what
+VRRP cannot move; a planned switchover closes them first).
 """
 
 from __future__ import annotations
@@ -87,6 +94,7 @@ def figures(runs: list[list[list]]) -> dict:
     return {"rounds": len(runs) // 2, "gap_p50_s": round(statistics.median(gaps), 3) if gaps else None,
             "gap_max_s": round(max(gaps, default=0), 3), "failed": failed(runs),
             "failed_new_connection": failed(runs[0::2]), "failed_keep_alive": failed(runs[1::2]),
+            "failed_reused": sum(x[2] is None and x[4] for r in runs for x in r),
             "requests": sum(len(r) for r in runs)}
 
 
@@ -116,6 +124,8 @@ def main() -> None:
               "failed": sum(k["failed"] for k in per_kind.values()),
               "requests": sum(k["requests"] for k in per_kind.values()),
               "planned_failed": per_kind["planned"]["failed"],
+              "planned_failed_new_connection": per_kind["planned"]["failed_new_connection"],
+              "planned_failed_keep_alive": per_kind["planned"]["failed_keep_alive"],
               "vrrpv3": args.vrrpv3, "kinds": per_kind}
     print(json.dumps(result))
 

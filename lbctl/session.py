@@ -156,6 +156,7 @@ class Session:
         if hasattr(target, "siblings") and self.config is not None:  # keepalived: the files it compares with its peers'
             target.siblings = {t.name: t for t in self.config.targets.values()
                                if t.config is not None and t.kind != settings_.kind}
+            target.make_target = self.target  # drain-node: its check target's runtime (keep-alive)
         if self.config is not None and self.config.audit_log:
             from lbctl.audit import AuditLog
 

@@ -116,6 +116,12 @@ class Target(abc.ABC):
         """What the live configuration and the candidate serve (``served`` of each)."""
         return self.served(change.live), self.served(change.candidate)
 
+    def keep_alive(self, allowed: bool) -> bool:
+        """Let clients keep connections alive (normal), or answer every response with
+        ``Connection: close`` from now on (lbctl drain-node, docs/high-availability.md).
+        False: this target cannot switch it at runtime.  :raises CommandError: it could not reach it."""
+        return False
+
     @abc.abstractmethod
     def check(self, change: Change) -> None:
         """Validate the candidate with the target's own checker; the live config is untouched.

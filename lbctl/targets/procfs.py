@@ -1,9 +1,12 @@
 """What /proc says about processes: pid files, titles, children, when they started, and
-which ones run a given configuration file (to tell "not running" from "running but unreachable")."""
+which ones run a given configuration file (to tell "not running" from "running but unreachable"),
+and the TCP connections established to given addresses."""
 
 from __future__ import annotations
 
 import os
+import socket
+import sys
 import time
 from pathlib import Path
 
@@ -97,3 +100,33 @@ def _ppid(pid: int) -> int | None:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[2])
     except (OSError, ValueError, IndexError):
         return None
+
+
+ESTABLISHED = "01"  # a TCP state in /proc/net/tcp (include/net/tcp_states.h)
+
+
+def established(addresses: set[str], net: Path = Path("/proc/net")) -> set[tuple[str, str]]:
+    """The TCP connections established to one of ``addresses`` (IPv4 or IPv6, as
+    ``ipaddress`` prints them) in this network namespace: ``(local, remote)`` address:port pairs."""
+    found = set()
+    for name, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+        try:
+            rows = (net / name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 3 and fields[3] == ESTABLISHED:
+                local, remote = (_endpoint(f, family) for f in fields[1:3])
+                if local.rsplit(":", 1)[0].strip("[]") in addresses:
+                    found.add((local, remote))
+    return found
+
+
+def _endpoint(text: str, family: int) -> str:
+    """``0A12C612:1F90`` (the kernel's bytes of each 32-bit word, in host order) as ``198.18.1.10:8080``."""
+    address, port = text.split(":")
+    raw = bytes.fromhex(address)
+    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)) if sys.byteorder == "little" else raw
+    host = socket.inet_ntop(family, raw)
+    return f"{host}:{int(port, 16)}" if family == socket.AF_INET else f"[{host}]:{int(port, 16)}"

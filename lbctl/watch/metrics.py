@@ -139,3 +139,16 @@ class Handler(server.Handler):
             self.answer(200, (json.dumps(report) + "\n").encode(), "application/json")
         else:
             self.answer(404, b"not found: try /, /api/v1/status, /metrics, /healthz, /readyz or /vrrp/<keepalived target>\n")
+
+    def do_POST(self) -> None:  # noqa: N802 - a peer's drain-node --restore (docs/high-availability.md)
+        if not (self.path.startswith("/vrrp/") and self.path.endswith("/handover")):
+            self.refuse()  # everything else is read-only
+            return
+        name = self.path[6:].removesuffix("/handover")
+        target = next((t for t in self.server.metrics.vrrp_targets if t.name == name), None)
+        if target is None:
+            self.answer(404, b"not found: try POST /vrrp/<keepalived target>/handover\n")
+            return
+        status, report = target.hand_over(self.client_address[0])
+        self.answer(status, (json.dumps(report) + "\n").encode(), "application/json")
+

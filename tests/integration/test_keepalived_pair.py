@@ -7,12 +7,13 @@ Gaps are recorded (``$LBCTL_VRRP_FIGURES``), never asserted: the machine may be 
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
 from lbctl_testkit.support import requires_haproxy, wait_until
-from lbctl_testkit.support.netns import Lab
-from lbctl_testkit.support.pair import TAKEOVER, Client, Node, record, settle, start_pair
+from lbctl_testkit.support.netns import ADDRESSES, Lab
+from lbctl_testkit.support.pair import TAKEOVER, WATCH_PORT, Client, Node, record, settle, start_pair
 from lbctl_testkit.support.netns import stop
 from lbctl_testkit.support.procs import requires_keepalived
 
@@ -29,7 +30,7 @@ def lab(tmp_path):
 def served_by(results: list[list]) -> list[str]:
     """The nodes that answered, in order, each once per run of answers."""
     out = []
-    for _, _, body, _ in results:
+    for _, _, body, *_ in results:
         if body is not None and (not out or out[-1] != body):
             out.append(body)
     return out
@@ -37,8 +38,11 @@ def served_by(results: list[list]) -> list[str]:
 
 def test_the_pair_elects_the_higher_priority_and_records_it(lab):
     a, b = start_pair(lab)
+    # the state is kept, then the audit log written: wait for it
+    wait_until(lambda: [e["result"] for e in a.audit() if e.get("action") == "vrrp"][-1:] == ["MASTER"], TAKEOVER,
+               "a's audit log to say MASTER")
     entries = [e for e in a.audit() if e.get("action") == "vrrp"]
-    assert [e["result"] for e in entries][-1] == "MASTER" and entries[-1]["node"] == "a"
+    assert entries[-1]["node"] == "a"
     assert a.cli("check", "-t", "edge").returncode == 0
     status = a.cli("status", "-t", "vip").stdout
     assert "node a: vip MASTER" in status, status
@@ -113,46 +117,62 @@ def test_a_failing_check_moves_the_vip_without_a_failed_request(lab):
 
 SWITCHOVERS = 3
 SLOW = 15.0  # seconds a request may take on a loaded machine: lost, not slow, is what fails
+RESETS = ("ConnectionResetError", "BrokenPipeError", "RemoteDisconnected")  # on a new connection
 
 
 def test_drain_node_switches_over_and_back_without_a_failed_request(lab):
-    """A client that never retries, a new connection every 20 ms: not one request fails
-    over three drains and restores (each a VIP move both ways).  A connection not made
-    within 0.25 s fails (a lost SYN); a slow answer on this loaded machine does not."""
+    """Two clients that never retry, a request every 20 ms each: one on a new connection
+    each time, one keeping its connection alive.  Not one request fails over three drains
+    and restores (each a VIP move both ways).  VRRP moves addresses, not connections: a
+    connection kept alive to the old node would be reset by the new one, so drain-node
+    first has the old node's HAProxy answer ``Connection: close`` (its drain_map) and
+    waits for its connections to go, and --restore asks the peer's lbctl watch to do the
+    same: no request fails on a connection kept alive (without drain_map: one per move).
+    A connection not made within 0.25 s fails (a lost SYN): none does; a slow answer on
+    this loaded machine does not.  What VRRP leaves (docs/high-availability.md, "What
+    remains"): a connection the client opened to the old node in the instant it takes in
+    the gratuitous ARP has its request reset by the new node; on this loaded machine the
+    client may sit in that instant for milliseconds, so such a reset (a new connection,
+    at most one per move) is counted, not failed."""
     a, b = start_pair(lab, watch=True)
-    client = Client(lab, "drain", timeout=SLOW)
+    clients = {"new connection": Client(lab, "drain", timeout=SLOW),
+               "keep-alive": Client(lab, "drain-keep", keepalive=True, timeout=SLOW)}
     for _ in range(SWITCHOVERS):
         out = a.cli("drain-node", "-t", "vip", "--timeout", "30").stdout
-        assert "drained" in out and b.holds() and not a.holds()
+        assert "drained" in out and "edge closed its client connections" in out and b.holds() and not a.holds(), out
         assert "(drained)" in a.cli("status", "-t", "vip").stdout
-        client.reached("b")
-        a.cli("drain-node", "-t", "vip", "--restore", "--timeout", "30")
+        for client in clients.values():
+            client.reached("b")
+        out = a.cli("drain-node", "-t", "vip", "--restore", "--timeout", "30").stdout
+        assert "peer b: edge closed its client connections" in out and "edge keeps connections alive again" in out, out
         settle(a, b)
-        client.reached("a")
-    results = client.results()
-    figures = record(lab.directory, f"planned switchover x{SWITCHOVERS} (drain-node and --restore), new connection",
-                     results)
-    assert served_by(results)[:2 * SWITCHOVERS + 1] == ["a", "b"] * SWITCHOVERS + ["a"], served_by(results)
-    assert figures["failed"] == 0 and figures["retried"] == 0, figures
+        for client in clients.values():
+            client.reached("a")
+    for load, client in clients.items():
+        results = client.results()
+        figures = record(lab.directory, f"planned switchover x{SWITCHOVERS} (drain-node and --restore), {load}",
+                         results)
+        assert served_by(results)[:2 * SWITCHOVERS + 1] == ["a", "b"] * SWITCHOVERS + ["a"], served_by(results)
+        assert figures["failed_reused"] == 0 and figures["retried"] == 0, figures
+        assert set(figures["failed_how"]) <= set(RESETS) and figures["failed"] <= 2 * SWITCHOVERS, figures
+    assert any(r[4] for r in results), "the keep-alive client kept its connections alive between the moves"
+    assert (a.dir / "drain.map").read_text() == "", "a keeps connections alive once restored"
+    assert (b.dir / "drain.map").read_text() == "drain 1\n", "b, BACKUP, closes them until it is MASTER again"
+    reopened = [e for e in b.audit() if e.get("result") == "MASTER" and "keeps connections alive again" in e["message"]]
+    assert len(reopened) == SWITCHOVERS, b.audit()
 
 
-def test_drain_node_keep_alive_connections_are_reset_at_the_move(lab):
-    """What VRRP cannot move: a kept-alive connection to the old node.  Measured, and each
-    switch costs at most that one connection (a client that resends a GET does not fail)."""
-    a, b = start_pair(lab)
-    plain = Client(lab, "drain-keep", keepalive=True, timeout=SLOW)
-    resending = Client(lab, "drain-keep-retry", keepalive=True, retry=True, timeout=SLOW)
-    a.cli("drain-node", "-t", "vip", "--timeout", "30")
-    plain.reached("b")
-    resending.reached("b")
-    a.cli("drain-node", "-t", "vip", "--restore", "--timeout", "30")
-    settle(a, b)
-    plain.reached("a")
-    resending.reached("a")
-    figures = record(lab.directory, "planned switchover, keep-alive, no retry", plain.results())
-    assert figures["failed"] <= 2, figures
-    figures = record(lab.directory, "planned switchover, keep-alive, GET resent once on a reset", resending.results())
-    assert figures["failed"] == 0, figures
+def test_only_a_peer_may_ask_for_a_handover(lab):
+    a, b = start_pair(lab, watch=True)
+    wait_until(lambda: "peer b: vip BACKUP" in a.cli("status", "-t", "vip", check=False).stdout, TAKEOVER,
+               "a to see b")
+    ask = ("import sys,urllib.request,urllib.error\n"
+           "try: urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=b'', method='POST'), timeout=5)\n"
+           "except urllib.error.HTTPError as e: print(e.code, e.read().decode())\n")
+    out = lab.run("c", [sys.executable, "-c", ask, f"http://{ADDRESSES['a']}:{WATCH_PORT}/vrrp/vip/handover"],
+                  timeout=30).stdout
+    assert out.startswith("403") and "is not a peer of node a" in out, out
+    assert (a.dir / "drain.map").read_text() == ""
 
 
 def test_drain_node_refuses_while_the_peer_is_not_ready(lab):

@@ -329,3 +329,19 @@ def parse_stat(text: str) -> dict[str, StatRows]:
 def show_stat(stats_socket: str | os.PathLike[str], timeout: float = 5.0) -> dict[str, StatRows]:
     """Every server's live state (``show stat -1 4 -1``: servers only).  :raises CommandError: as parse_stat."""
     return parse_stat(socket_command(stats_socket, "show stat -1 4 -1", timeout))
+
+
+DRAIN_KEY = "drain"  # what the rendered ``map(drain_map)`` looks up (templates/haproxy.cfg.j2)
+
+
+def set_drain_map(stats_socket: str, drain_map: str, closing: bool) -> None:
+    """Write ``drain_map`` (``drain 1`` while closing, else empty: what a reload or a restart
+    reads) and make the running workers match it (``clear map``, ``add map``: Runtime API).
+
+    :raises CommandError: the stats socket does not answer, or refused the commands.
+    """
+    atomic_write(Path(drain_map), f"{DRAIN_KEY} 1\n" if closing else "")
+    commands = [f"clear map {drain_map}"] + ([f"add map {drain_map} {DRAIN_KEY} 1"] if closing else [])
+    answer = socket_command(stats_socket, ";".join(commands)).strip()
+    if answer:  # both commands say nothing when they succeed
+        raise CommandError(f"haproxy socket {stats_socket}: {';'.join(commands)!r} answered {answer!r}")

@@ -30,6 +30,9 @@ class HAProxyOptions:
     hard_stop_after_ms: int = 120_000
     mworker_max_reloads: int = 5
     http_keep_alive_ms: int = 10_000
+    # A map file (``drain 1`` or empty) every HTTP response checks: while it holds ``drain``,
+    # the answer says ``Connection: close`` (lbctl drain-node, docs/high-availability.md)
+    drain_map: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,10 @@ class HAProxySettings:
     write_delay_ms: int = 1000  # lbctl watch: how long the file may lag a runtime API change (writes coalesce)
 
 
-PATH_OPTIONS = ("stats_socket", "state_file")  # relative to lbctl.yml
+PATH_OPTIONS = ("stats_socket", "state_file", "drain_map")  # relative to lbctl.yml
 OPTION_KEYS = tuple(f.name.removesuffix("_ms") for f in fields(HAProxyOptions))
 KEYS = ("master_socket", "master_log", "runtime_api", "slots", "write_delay") + OPTION_KEYS
-CHECKS = {"stats_socket": (val.rendered_path,), "state_file": (val.rendered_path,),
+CHECKS = {"stats_socket": (val.rendered_path,), "state_file": (val.rendered_path,), "drain_map": (val.rendered_path,),
           "maxconn": (val.integer, 1, 10_000_000), "mworker_max_reloads": (val.integer, 1, 1000)}
 
 

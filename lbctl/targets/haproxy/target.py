@@ -8,9 +8,11 @@ members are servers named after them, added and deleted as dynamic servers, or
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 
 from lbctl import drift, guard, model
 from lbctl.errors import CommandError, LbctlError, ReloadError, RollbackError, VerifyError
@@ -19,8 +21,8 @@ from lbctl.targets.base import Change, RuntimeChanges
 from lbctl.targets.filetarget import FileTarget
 from lbctl.targets.haproxy import server_drift, slots
 from lbctl.targets.haproxy import cfg as haproxy_cfg
-from lbctl.targets.haproxy.ctl import (MasterCLI, ProcInfo, parse_servers_state, show_servers_state, show_stat,
-                                       socket_command)
+from lbctl.targets.haproxy.ctl import (MasterCLI, ProcInfo, parse_servers_state, set_drain_map, show_servers_state,
+                                       show_stat, socket_command)
 
 log = logging.getLogger("lbctl.haproxy")
 
@@ -148,8 +150,18 @@ class HAProxyTarget(FileTarget, RuntimeChanges):
                                          for before, after in found[0] if after is not None):
                 self.checked = change.candidate
                 return
+        drain_map = self.settings.options.drain_map
+        if drain_map and not os.path.exists(drain_map):  # HAProxy refuses a map file that is not there
+            files.atomic_write(Path(drain_map), "")
         self.check_beside(change)
         self.checked = change.candidate
+
+    def keep_alive(self, allowed: bool) -> bool:
+        """Through ``drain_map`` (rendered into every HTTP frontend), if set."""
+        drain_map = self.settings.options.drain_map
+        if drain_map:
+            set_drain_map(self.settings.options.stats_socket, drain_map, closing=not allowed)
+        return bool(drain_map)
 
     def reload(self, change: Change) -> None:
         if self.runtime(change):

@@ -119,3 +119,9 @@ def arp_quiet(interface: str, sysctl: Path = Path("/proc/sys/net/ipv4/conf")) ->
         except (OSError, ValueError):
             values.append(0)
     return max(values) >= 1
+
+
+def vips(text: str) -> set[str]:
+    """The virtual IPs of a keepalived.conf lbctl rendered (its ``static_ipaddress`` block).  Pure."""
+    block = text.split("static_ipaddress {", 1)[1].split("}", 1)[0] if "static_ipaddress {" in text else ""
+    return {line.split()[0].split("/")[0] for line in block.splitlines() if line.strip()}

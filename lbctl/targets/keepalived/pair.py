@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from lbctl.errors import ConfigError, LbctlError
-from lbctl.targets.keepalived import ctl
+from lbctl.targets.keepalived import ctl, handover
 from lbctl.targets.keepalived.target import KeepalivedTarget
 
 FAULT_DRAIN = -254  # below -253: keepalived puts the instance in FAULT (the way out with nopreempt)
@@ -27,11 +27,13 @@ def notified(target: KeepalivedTarget, args: tuple[str, ...]) -> dict:
             or not args[3].isdigit():
         raise ConfigError(f"vrrp-notify: expected INSTANCE|GROUP NAME STATE PRIORITY from keepalived "
                           f"(got {' '.join(args)!r})")
+    note = handover.reopen(target) if args[2] == "MASTER" else ""  # closed by a drain or a handover
     entry = ctl.record_state(target.settings.state_dir, args[1], args[2], int(args[3]))
     return {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "target": target.name,
             "action": "vrrp", "node": target.settings.options.node, "instance": args[1],
             "result": args[2], "priority": entry["priority"],
-            "message": f"{target.name}: node {target.settings.options.node} is {args[2]} for {args[1]}"}
+            "message": f"{target.name}: node {target.settings.options.node} is {args[2]} for {args[1]}"
+                       + (f"; {note}" if note else "")}
 
 
 def follow(target: KeepalivedTarget, fifo: Path, record: Callable[[dict], None]) -> None:
@@ -112,9 +114,9 @@ def mismatched(mine: dict[str, str | None], peers: dict[str, dict]) -> list[str]
 
 
 def drain(target: KeepalivedTarget, timeout: float) -> str:
-    """If every peer with a ``status_url`` is ready (``unready``), lower this node's priority
-    below its peers' and wait until it holds no VIP and a peer does; undone if that does
-    not happen within ``timeout``.
+    """If every peer with a ``status_url`` is ready (``unready``), close this node's kept-alive
+    connections (handover.py), then lower its priority below its peers' and wait until it
+    holds no VIP and a peer does; undone if that does not happen within ``timeout``.
 
     :raises LbctlError: keepalived does not run, a peer is not ready, or it did not take over in time.
     """
@@ -123,27 +125,40 @@ def drain(target: KeepalivedTarget, timeout: float) -> str:
         raise LbctlError(f"{target.name}: keepalived is not running (pid file {opts.pid_file}): nothing to drain")
     if why := unready(target, peer_reports(target)):  # before the priority changes: nothing moved yet
         raise LbctlError(f"{target.name}: not draining node {opts.node}: {'; '.join(why)}")
+    closed = handover.close_connections(target)
     ctl.set_drain(opts.drain_file, FAULT_DRAIN if opts.nopreempt else 1 - opts.me.priority)
     settle = 3 * opts.advert_int_ms / 1000 + 1  # master-down: a live peer has taken over by then
     try:
         _wait(lambda: _released(target) and _peer_took_over(target), timeout, settle)
     except LbctlError:
         ctl.set_drain(opts.drain_file, 0)
+        handover.reopen(target)
         raise LbctlError(f"{target.name}: no peer took the virtual IPs within {timeout:g}s; "
                          f"node {opts.node} is back at priority {opts.me.priority}") from None
     how = ("a peer says it holds the virtual IPs" if peer_reports(target) else
            "no peer has a status_url to confirm it holds the virtual IPs" if opts.nopreempt else
            "a peer holds the virtual IPs (its adverts keep this node BACKUP)")
-    return f"{target.name}: node {opts.node} drained: {_states(target)}; {how}"
+    return f"{target.name}: node {opts.node} drained: {_states(target)}; {how}; {closed}"
 
 
 def restore(target: KeepalivedTarget, timeout: float) -> str:
-    """Put this node's priority back; with preemption and the highest priority, wait until it is master again."""
+    """Put this node's priority back; with preemption and the highest priority, first ask the
+    peers to close their kept-alive connections (handover.py), then wait until it is master again."""
     opts = target.settings.options
+    takes_back = not opts.nopreempt and opts.me.priority == max(n.priority for n in opts.nodes)
+    notes = handover.ask_peers(target) if takes_back else []
     ctl.set_drain(opts.drain_file, 0)
-    if not opts.nopreempt and opts.me.priority == max(n.priority for n in opts.nodes):
-        _wait(lambda: _all(target, "MASTER"), timeout, 0)
-    return f"{target.name}: node {opts.node} restored to priority {opts.me.priority}: {_states(target)}"
+    if takes_back:
+        try:
+            _wait(lambda: _all(target, "MASTER"), timeout, 0)
+        except LbctlError:
+            asked = ", ".join(p.name for p in opts.peers if p.status_url)
+            raise LbctlError(f"{target.name}: node {opts.node} is not MASTER within {timeout:g}s of its restore"
+                             + (f"; {asked} answer Connection: close until next MASTER (or "
+                                f"lbctl drain-node --restore there)" if asked else "")) from None
+    notes.append(handover.reopen(target))  # also when it stays BACKUP (nopreempt, a lower priority)
+    return "; ".join([f"{target.name}: node {opts.node} restored to priority {opts.me.priority}: {_states(target)}",
+                      *filter(None, notes)])
 
 
 def _wait(done, timeout: float, settle: float) -> None:

@@ -21,8 +21,8 @@ from lbctl.config import values as val
 SHARED = False
 KEYS = ("node", "nodes", "interface", "groups", "router_id", "advert_int", "vrrp_version", "nopreempt",
         "preempt_delay", "auth_pass_env", "auth_pass_file", "check_target", "check_interval", "check_fall",
-        "check_rise", "check_weight", "script_timeout", "track_process", "lbctl", "lbctl_config", "pid_file",
-        "drain_file")
+        "check_rise", "check_weight", "script_timeout", "track_process", "drain_time", "lbctl", "lbctl_config",
+        "pid_file", "drain_file")
 PATHS = ("lbctl", "lbctl_config", "pid_file", "drain_file")  # relative to lbctl.yml, rendered absolute
 NODE_KEYS = ("address", "priority", "status_url")
 GROUP_KEYS = ("router_id", "listeners")
@@ -67,6 +67,7 @@ class KeepalivedOptions:
     check_rise: int = 2
     check_weight: int | None = None  # 0: a failed check puts the node in FAULT; None: see ``weight``
     track_process: tuple[str, ...] | None = None  # the load balancer's command line; None: from check_target
+    drain_time_ms: int = 15_000  # drain-node: the longest wait for kept-alive connections to close
     lbctl: str = "/usr/local/bin/lbctl"
     lbctl_config: str = "/etc/lbctl/lbctl.yml"
     pid_file: str = "/run/keepalived.pid"
@@ -140,6 +141,7 @@ def parse(data: Mapping[str, Any], path: str, base: Path) -> KeepalivedSettings:
         check_rise=val.optional(data, "check_rise", path, val.integer, d.check_rise, 1, 100),
         check_weight=val.optional(data, "check_weight", path, val.integer, d.check_weight, -253, 0),
         track_process=_track(data.get("track_process"), f"{path}.track_process"),
+        drain_time_ms=val.optional(data, "drain_time", path, val.duration, d.drain_time_ms, True),
         **{k: val.optional({k: val.resolve_text(base, data.get(k))}, k, path, val.rendered_path, getattr(d, k))
            for k in PATHS})
     _consistent(opts, path)

@@ -23,6 +23,13 @@ class KeepalivedTarget(FileTarget):
     live_note = "keepalived serves virtual IPs; its VRRP state is shown with the target"
     siblings: dict = {}  # name: config.Target of the other file targets (Session.target)
 
+    make_target = None  # config.Target -> Target (Session.target)
+
+    def load_balancer(self):
+        """The ``check_target``'s Target (its runtime), or None."""
+        lb = self.siblings.get(self.settings.options.check_target)
+        return None if lb is None or self.make_target is None else self.make_target(lb)
+
     def configs(self) -> dict[str, str | None]:
         """The sha256 of each sibling's configuration in place (compared with the peers')."""
         return {name: files.sha256_file(t.config) for name, t in sorted(self.siblings.items())}
@@ -55,6 +62,12 @@ class KeepalivedTarget(FileTarget):
         from lbctl.targets.keepalived import pair
 
         return pair.node_report(self, self.configs())
+
+    def hand_over(self, client: str) -> tuple[int, dict]:
+        """A peer's ``POST /vrrp/<target>/handover`` (lbctl watch): handover.py."""
+        from lbctl.targets.keepalived import handover
+
+        return handover.hand_over(self, client)
 
     def vrrp_states(self) -> dict[str, int]:
         """Each instance's last notified state as ``lbctl_vrrp_state``'s number."""

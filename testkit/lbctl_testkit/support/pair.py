@@ -70,7 +70,7 @@ class Node:
         edge = {"kind": "haproxy", "config": str(self.haproxy_cfg), "binary": find_binary("haproxy"),
                 "master_socket": str(d / "master.sock"), "master_log": str(d / "haproxy.log"),
                 "stats_socket": str(d / "stats.sock"), "state_file": str(d / "haproxy.state"),
-                "hard_stop_after": "5s"}
+                "drain_map": str(d / "drain.map"), "hard_stop_after": "5s"}
         (self.dir / "lbctl.yml").write_text(yaml.safe_dump({
             "source": {"inventory": "inventory.yml"}, "state_dir": "state", "audit_log": "audit.log",
             "targets": {"edge": edge, "vip": keepalived}}))
@@ -171,15 +171,19 @@ def gap(results: list[list]) -> float:
     answered requests in a row (failed ones between them), less the usual spacing.
     A connection begun as the VIP moved waits for its SYN to be sent again (1 s on
     Linux), so a client sees that second even when the VIP moved in less."""
-    ends = [start + took for start, took, body, _ in results if body is not None]
+    ends = [start + took for start, took, body, *_ in results if body is not None]
     spacing = sorted(b - a for a, b in zip(ends, ends[1:]))
     usual = spacing[len(spacing) // 2] if spacing else 0.0
     return max((b - a - usual for a, b in zip(ends, ends[1:])), default=0.0)
 
 
 def record(directory: Path, name: str, results: list[list]) -> dict:
-    """The figures of one failover, also appended to ``$LBCTL_VRRP_FIGURES`` if set (for docs)."""
-    figures = {"event": name, "requests": len(results), "failed": sum(r[2] is None for r in results),
+    """The figures of one failover (``failed_how``: each failed request's exception), also
+    appended to ``$LBCTL_VRRP_FIGURES`` if set (for docs)."""
+    failed = [r for r in results if r[2] is None]
+    figures = {"event": name, "requests": len(results), "failed": len(failed),
+               "failed_reused": sum(r[4] for r in failed),  # on a connection kept alive from the request before
+               "failed_how": sorted(f"{r[5]}{' (reused)' if r[4] else ''}" for r in failed),
                "retried": sum(r[3] for r in results),
                "gap_s": round(gap(results), 3), "slowest_s": round(max((r[1] for r in results), default=0), 3), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if os.environ.get("LBCTL_VRRP_FIGURES"):

@@ -5,8 +5,9 @@ A GET every INTERVAL seconds for SECONDS seconds (a new connection each, or one
 kept alive and made again after a failure), or until a file ``OUT.stop`` appears;
 touches ``OUT.started`` at its first answer and keeps in ``OUT.last`` the body of
 the last answer (the node that answered); then writes ``OUT``: one JSON list of
-``[start, seconds taken, body or null, retried]`` per request (``time.monotonic``,
-comparable across namespaces on one machine).
+``[start, seconds taken, body or null, retried, reused, error]`` per request (``time.monotonic``,
+comparable across namespaces on one machine), whether it went on a connection kept
+alive from the previous one, and why it failed (the exception's name) or null.
 
 It does not retry: a request that has no answer is failed.  With ``--retry`` a
 request whose connection was reset is sent once more on a new one, as HTTP clients
@@ -47,24 +48,24 @@ def get(conn: http.client.HTTPConnection, path: str, keepalive: bool) -> str | N
 
 
 def attempt(conn, url, keepalive: bool, retry: bool, timeout: float):
-    """``(connection or None, body or None, retried)``."""
+    """``(connection or None, body or None, retried, why it failed or None)``."""
     u = urlsplit(url)
     try:
         conn = conn or Connection(u.hostname, u.port, timeout=timeout)
-        return conn, get(conn, u.path or "/", keepalive), False
-    except RESET:
+        return conn, get(conn, u.path or "/", keepalive), False, None
+    except RESET as exc:
         conn.close()
         if not retry:
-            return None, None, False
-    except (OSError, http.client.HTTPException):
+            return None, None, False, type(exc).__name__
+    except (OSError, http.client.HTTPException) as exc:
         conn.close() if conn is not None else None
-        return None, None, False
+        return None, None, False, type(exc).__name__
     conn = Connection(u.hostname, u.port, timeout=timeout)
     try:
-        return conn, get(conn, u.path or "/", keepalive), True
-    except (OSError, http.client.HTTPException):
+        return conn, get(conn, u.path or "/", keepalive), True, None
+    except (OSError, http.client.HTTPException) as exc:
         conn.close()
-        return None, None, True
+        return None, None, True, type(exc).__name__
 
 
 def main(url: str, seconds: float, interval: float, out: Path, keepalive: bool, retry: bool,
@@ -73,11 +74,12 @@ def main(url: str, seconds: float, interval: float, out: Path, keepalive: bool, 
     end, results, conn, last = time.monotonic() + seconds, [], None, None
     while time.monotonic() < end and not stop_file.exists():
         start = time.monotonic()
-        conn, body, retried = attempt(conn, url, keepalive, retry, timeout)
+        reused = conn is not None and conn.sock is not None  # kept alive from the previous request
+        conn, body, retried, error = attempt(conn, url, keepalive, retry, timeout)
         if (body is None or not keepalive) and conn is not None:
             conn.close()
             conn = None
-        results.append([start, time.monotonic() - start, body, retried])
+        results.append([start, time.monotonic() - start, body, retried, reused, error])
         if body is not None and not started.exists():
             started.touch()
         if body is not None and body != last:  # who answers now: the test waits on it
