@@ -9,6 +9,7 @@ Documented field by field in docs/dashboard.md.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -18,6 +19,8 @@ from lbctl.ui import chart
 SCHEMA = 1
 PER_PAGE = 100
 HISTORY = 50  # audit entries shown, newest first
+DIFF_SHOWN = 5  # changed lines shown per apply; the rest are counted
+UNRECORDED = re.compile(r"\.\.\. (\d+) more lines")  # how the audit log ends a diff it cut (deploy.changed)
 LIVE_STATES = ("up", "down", "maint", "drain", "unknown")
 
 
@@ -74,8 +77,9 @@ def target_view(t: dict, known: Known) -> dict:
     return {
         "name": t["target"], "kind": t["kind"], "config": t.get("config"), "config_hash": t.get("sha256"),
         "drift": list(t.get("drift") or ()), "role": t.get("role", known.role), "vrrp": t.get("vrrp"),
-        "last_apply": None if last is None else {k: last.get(k) for k in ("time", "action", "result", "message",
-                                                                            "changed", "duration_s")},
+        "last_apply": None if last is None else {**{k: last.get(k) for k in ("time", "action", "result", "message",
+                                                                               "duration_s")},
+                                                 "changed": diff_summary(last.get("changed"))},
         "refused": known.refusals.get(t["target"]) or (t.get("refused") or {}).get("message"),
         "process": (t.get("process") or {}).get("summary") or running_text(t.get("process") or {}),
         "live": "reported" if isinstance(live, dict) else (live or t.get("live_note") or "not reported"),
@@ -139,7 +143,23 @@ def member_view(m: model.Member, live: dict[str, dict]) -> dict:
 
 def history(audit: tuple[dict, ...]) -> list[dict]:
     """The newest ``HISTORY`` entries, newest first, each with its diff summary (``changed``)."""
-    keys = ("time", "target", "action", "result", "message", "changed", "duration_s", "hash_before", "hash_after",
-            "leader")
-    return [{k: e.get(k) for k in keys} for e in reversed(audit[-HISTORY:])]
+    keys = ("time", "target", "action", "result", "message", "duration_s", "hash_before", "hash_after", "leader")
+    return [{**{k: e.get(k) for k in keys}, "changed": diff_summary(e.get("changed"))}
+            for e in reversed(audit[-HISTORY:])]
+
+
+def diff_summary(changed) -> dict | None:
+    """An apply's changed lines as counts and the first ``DIFF_SHOWN`` lines (a first apply
+    changes the whole file): ``lines`` in all (the audit log keeps the first 50 and counts the
+    rest), ``added``/``removed`` among the kept ones, ``first`` and how many ``more``."""
+    kept = [str(line) for line in changed or ()]
+    cut = UNRECORDED.fullmatch(kept[-1]) if kept else None
+    if cut:
+        kept = kept[:-1]
+    if not kept:
+        return None
+    total = len(kept) + (int(cut.group(1)) if cut else 0)
+    return {"lines": total, "added": sum(line.startswith("+") for line in kept),
+            "removed": sum(line.startswith("-") for line in kept), "first": kept[:DIFF_SHOWN],
+            "more": total - min(len(kept), DIFF_SHOWN)}
 
