@@ -1,8 +1,9 @@
 """What the operator page reads, and how often: the process's state (``State``, handed
 over by ``lbctl watch`` or ``lbctl ui``), each target's status and live member states,
 and the tail of the audit log.  The reads that touch a load balancer or a file are
-cached (``Cached``) and shared between requests: at 50,000 HAProxy servers one
-``show stat`` a second serves every reader."""
+cached (``Cached``) and shared between requests; the live member states are read for the
+pools a page shows only (at 10,000 HAProxy backends, ``show stat <backend>`` for each of a
+page's 100, not ``show stat`` of 50,000 servers), once a second for every reader of that page."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from lbctl import model, redact
 from lbctl.console import target_status
@@ -39,6 +40,7 @@ class State:
     data_age: float | None = None
     source: str = "inventory"
     leading: bool | None = None  # None: no election
+    why: Callable[[Iterable[str]], Mapping[str, Mapping[str, dict]]] | None = None  # discovery's failing checks
 
 
 class Cached:
@@ -66,7 +68,8 @@ class Reader:
     def __init__(self, state: Callable[[], State], clock: Callable[[], float] = time.monotonic) -> None:
         self.state = state
         self.statuses = Cached(lambda targets: tuple(status_of(t) for t in targets), STATUS_TTL, clock)
-        self.live = Cached(lambda targets: {t.name: live_of(t) for t in targets}, LIVE_TTL, clock)
+        # keyed by the targets and the pools a page shows: a page costs its own pools' members
+        self.live = Cached(lambda key: {t.name: live_of(t, key[1]) for t in key[0]}, LIVE_TTL, clock)
         self.audit = Cached(tail, LIVE_TTL, clock)
 
     def known(self) -> view.Known:
@@ -74,9 +77,9 @@ class Reader:
         statuses = self.statuses.get(s.targets)
         role = "leader" if s.leading is None or s.leading else "follower"
         targets = tuple({**st, "role": role if t.shared else "leader"} for t, st in zip(s.targets, statuses))
-        return view.Known(s.desired, s.static, s.discovered, targets, self.live.get(s.targets),
+        return view.Known(s.desired, s.static, s.discovered, targets, lambda pools: self.live.get((s.targets, pools)),
                           self.audit.get(s.audit_log) if s.audit_log else (), s.refused_routes, s.refusals,
-                          s.data_age, s.source, role)
+                          s.data_age, s.source, role, s.why or view.no_checks)
 
 
 def status_of(target) -> dict:
@@ -95,10 +98,10 @@ def status_of(target) -> dict:
     return out
 
 
-def live_of(target) -> dict | str | None:
-    """The target's live member states, or why it cannot say (a text), or None (the kind cannot tell)."""
+def live_of(target, pools: tuple[str, ...]) -> dict | str | None:
+    """The target's live member states (of ``pools``), or why it cannot say (a text), or None (the kind cannot tell)."""
     try:
-        return target.live_members()
+        return target.live_members(pools)
     except (LbctlError, OSError) as exc:
         return f"cannot read member states: {redact.mask(str(exc))}"
 

@@ -140,3 +140,20 @@ def test_the_process_line():
     assert line({"running": True, "master_pid": 42, "workers": [43]}) == "running, master 42"
     assert line({"running": True}) == "running" and line({"running": False}) == "not running"
     assert line({"summary": "unreachable: refused"}) == "unreachable: refused" and line({}) == ""
+
+
+def test_a_member_kept_out_by_its_discovery_check_says_why_for_the_shown_pools_only():
+    asked = []
+
+    def why(names):
+        asked.append(list(names))
+        return {"pool001": {"pool001-m0": {"name": "http <b>", "status": "critical", "output": "HTTP 503 <i>"}}}
+
+    live = {"edge": {"pool001": {"pool001-m0": {"live": "maint", "check": "L7STS 503"}}}}
+    s = view.status(known(250, why=why, discovered=frozenset({"pool001", "pool002", "pool200"}), live=live), NOW)
+    assert asked == [["pool001", "pool002"]]  # the discovered pools of page 1, asked once
+    m0, m1 = s["pools"]["items"][1]["members"]
+    assert m0["discovery_check"] == {"name": "http <b>", "status": "critical", "output": "HTTP 503 <i>"}
+    assert m0["check"] == "L7STS 503" and m1["discovery_check"] is None
+    html = page.html(s, 5)
+    assert 'L7STS 503<span class="discovery-check">; consul: http &lt;b&gt; critical: HTTP 503 &lt;i&gt;</span>' in html

@@ -85,11 +85,13 @@ class ApacheTarget(BalancerManagerChanges, FileTarget):
         restarted = time.clock_gettime(time.CLOCK_BOOTTIME) - gen.uptime  # the clock of procfs.started
         return drift.Process((gen.parent_pid, "generation", gen.config_generation), min([restarted, *starts]))
 
-    def live_members(self) -> dict[str, dict[str, dict]]:
-        """balancer-manager's workers by ``host:port`` (the page finds members by address).
+    def live_members(self, pools=None) -> dict[str, dict[str, dict]]:
+        """balancer-manager's workers by ``host:port`` (the page finds members by address), of
+        ``pools`` only if given (one page read has them all).
         :raises CommandError: balancer-manager does not answer."""
+        wanted = None if pools is None else set(pools)
         return {name: {f"{w.host}:{w.port}": worker_live(w) for w in b.workers}
-                for name, b in self.manager.read().items()}
+                for name, b in self.manager.read().items() if wanted is None or name in wanted}
 
     def process_status(self) -> dict:
         opts = self.settings.options
