@@ -8,6 +8,7 @@ page's 100, not ``show stat`` of 50,000 servers), once a second for every reader
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -20,9 +21,13 @@ from lbctl.console import target_status
 from lbctl.errors import LbctlError
 from lbctl.ui import view
 
+log = logging.getLogger(__name__)
+
 AUDIT_TAIL = 512 * 1024  # bytes of the audit log read (about the last 1,500 entries)
 LIVE_TTL = 1.0  # seconds a live read is shared
-STATUS_TTL = 2.0  # seconds a target's status (hash, drift, process) is shared
+# seconds a target's status (hash, drift, process) is shared; when older, a request gets it
+# and a new one is read in the background (a drift check compares every running server)
+STATUS_TTL = 10.0
 
 
 @dataclass(frozen=True)
@@ -45,21 +50,44 @@ class State:
 
 class Cached:
     """``compute(key)`` at most once every ``ttl`` seconds per ``key``, shared by threads: a
-    request that finds it stale computes it while the others wait for that answer."""
+    request that finds it stale computes it while the others wait for that answer.  With
+    ``background``, a stale value of the same key is answered at once while one thread
+    computes the next (only the first answer for a key is waited for)."""
 
-    def __init__(self, compute: Callable[[Any], Any], ttl: float, clock: Callable[[], float] = time.monotonic):
-        self.compute, self.ttl, self.clock = compute, ttl, clock
+    def __init__(self, compute: Callable[[Any], Any], ttl: float, clock: Callable[[], float] = time.monotonic,
+                 background: bool = False):
+        self.compute, self.ttl, self.clock, self.background = compute, ttl, clock, background
         self.lock = threading.Lock()
         self.key: Any = None
         self.value: Any = None
         self.at: float | None = None
+        self.refreshing: threading.Thread | None = None
 
     def get(self, key: Any) -> Any:
         with self.lock:
             now = self.clock()
-            if self.at is None or key != self.key or now - self.at >= self.ttl:
-                self.value, self.key, self.at = self.compute(key), key, now
+            if self.at is not None and key == self.key and now - self.at < self.ttl:
+                return self.value
+            if self.background and self.at is not None and key == self.key:
+                if self.refreshing is None:
+                    self.refreshing = threading.Thread(target=self.refresh, args=(key,), daemon=True,
+                                                       name="lbctl-ui-refresh")
+                    self.refreshing.start()
+                return self.value
+            self.value, self.key, self.at = self.compute(key), key, now
             return self.value
+
+    def refresh(self, key: Any) -> None:
+        value = None
+        try:
+            value = self.compute(key)
+        except Exception:  # the last value stays; the next stale request tries again
+            log.exception("the operator page's background read failed")
+        finally:
+            with self.lock:
+                self.refreshing = None
+                if value is not None and key == self.key:
+                    self.value, self.at = value, self.clock()
 
 
 class Reader:
@@ -67,7 +95,8 @@ class Reader:
 
     def __init__(self, state: Callable[[], State], clock: Callable[[], float] = time.monotonic) -> None:
         self.state = state
-        self.statuses = Cached(lambda targets: tuple(status_of(t) for t in targets), STATUS_TTL, clock)
+        self.statuses = Cached(lambda targets: tuple(status_of(t) for t in targets), STATUS_TTL, clock,
+                               background=True)
         # keyed by the targets and the pools a page shows: a page costs its own pools' members
         self.live = Cached(lambda key: {t.name: live_of(t, key[1]) for t in key[0]}, LIVE_TTL, clock)
         self.audit = Cached(tail, LIVE_TTL, clock)

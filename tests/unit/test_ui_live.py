@@ -122,3 +122,25 @@ def test_the_slots_of_some_backends_parse_their_sections_only():
             "\nbackend b\n    server slot1 10.0.0.2:80\nfrontend f\n    bind :80\n")
     assert slots.in_use(text, ["b", "nope"]) == {"b": {"used": {"slot1": "10.0.0.2:80"}, "free": []}}
     assert slots.in_use(text, ["a"]) == {k: v for k, v in slots.in_use(text).items() if k == "a"}
+
+
+def test_a_stale_status_is_answered_at_once_while_the_next_is_read_in_the_background():
+    import threading
+
+    now, calls, release = [0.0], [], threading.Event()
+
+    def slow(key):
+        calls.append(key)
+        if len(calls) > 1:
+            release.wait(10)
+        return len(calls)
+
+    cached = live.Cached(slow, 10.0, lambda: now[0], background=True)
+    assert cached.get("t") == 1  # the first answer is waited for
+    now[0] = 11.0
+    assert cached.get("t") == 1 and cached.get("t") == 1  # stale: answered at once, one read under way
+    thread = cached.refreshing
+    release.set()
+    thread.join(5)
+    assert cached.get("t") == 2 and calls == ["t", "t"]
+    assert cached.get("other") == 3  # another key: waited for
