@@ -165,3 +165,40 @@ def options(service: str, entries: Any) -> tuple[dict, list[str]]:
             node = node.setdefault(part, {})
         node[path[-1]] = value
     return out, problems
+
+
+OUTPUT_MAX = 300  # characters of a failing check's output kept for the operator page
+
+
+def failing(entries: Any) -> dict[str, dict]:
+    """Why each instance that is not passing is not: member name (as ``members`` names it)
+    → its worst check (``name``, ``status``, ``output`` cut to ``OUTPUT_MAX`` characters),
+    untrusted text for the operator page only.  Never part of the model: a new output
+    causes no apply."""
+    found = []
+    for entry in entries if isinstance(entries, list) else ():
+        svc = entry.get("Service") if isinstance(entry, dict) else None
+        if not isinstance(svc, dict) or not isinstance(svc.get("ID"), str):
+            continue
+        node = entry.get("Node") if isinstance(entry.get("Node"), dict) else {}
+        worst = worst_check(entry.get("Checks"))
+        found.append((svc["ID"], str(node.get("Node", "")), worst))
+    ids = [sid for sid, _, _ in found]
+    return {sid if ids.count(sid) == 1 else f"{sid}.{node}": worst for sid, node, worst in found if worst}
+
+
+def worst_check(checks: Any) -> dict | None:
+    """The check that sets the instance's ``status`` (maintenance, then critical, then warning)."""
+    rank = {"maintenance": 3, **STATUS_ORDER}
+    best, best_rank = None, 0
+    for check in checks if isinstance(checks, list) else ():
+        if not isinstance(check, dict):
+            continue
+        cid = str(check.get("CheckID", ""))
+        st = "maintenance" if cid == "_node_maintenance" or cid.startswith("_service_maintenance:") \
+            else check.get("Status") if check.get("Status") in STATUS_ORDER else "critical"
+        if rank[st] > best_rank:
+            text = str(check.get("Output") or check.get("Notes") or "")
+            best_rank, best = rank[st], {"name": str(check.get("Name") or cid), "status": st,
+                                         "output": text if len(text) <= OUTPUT_MAX else text[:OUTPUT_MAX - 1] + "…"}
+    return best

@@ -47,6 +47,7 @@ class ConsulWatcher:
         self.lock = threading.Condition()
         self.stopped = threading.Event()
         self.entries: dict[str, list] = {}
+        self.why: dict[str, dict[str, dict]] = {}  # service → member → its failing check (the operator page)
         self.wanted: set[str] = set()
         self.catalog: dict[str, frozenset] | None = None  # name → tags, as last read
         self.raw_catalog: dict = {}  # the catalog's last answer, as decoded
@@ -99,6 +100,11 @@ class ConsulWatcher:
         with self.lock:
             names = self.wanted if names is None else self.wanted.intersection(names)
             return {name: self.entries[name] for name in names if name in self.entries}
+
+    def failing_checks(self, names: Iterable[str]) -> dict[str, dict[str, dict]]:
+        """Of the services ``names``: member → the check that keeps it out (``consul_model.failing``)."""
+        with self.lock:
+            return {name: self.why[name] for name in names if name in self.why}
 
     def age(self) -> float | None:
         """Seconds since Consul last answered (None before the first answer)."""
@@ -184,7 +190,7 @@ class ConsulWatcher:
                     self.busy.discard(name)
                     self._queue({name}, urgent=False)  # again, after the changes (the back-off is shared)
                 continue
-            self._read(name, index, consul_model.slim(entries))
+            self._read(name, index, consul_model.slim(entries), consul_model.failing(entries))
 
     def _next(self) -> str | None:
         with self.lock:
@@ -211,7 +217,7 @@ class ConsulWatcher:
                 self.lock.wait(timeout)
         return None
 
-    def _read(self, name: str, index: int, entries: list) -> None:
+    def _read(self, name: str, index: int, entries: list, why: dict[str, dict] | None = None) -> None:
         with self.lock:
             self._answered("services")
             self.busy.discard(name)
@@ -229,6 +235,10 @@ class ConsulWatcher:
                 return  # no longer watched: a late answer
             changed = self.entries.get(name) != entries
             self.entries[name] = entries
+            if why:  # not in the entries: a new check output alone changes nothing to apply
+                self.why[name] = why
+            else:
+                self.why.pop(name, None)
             self._place(name, entries)
             if changed:
                 self.recent.pop(name, None)
@@ -300,6 +310,7 @@ class ConsulWatcher:
 
     def _forget(self, name: str) -> None:
         self.entries.pop(name, None)
+        self.why.pop(name, None)
         self.urgent.pop(name, None)
         self.sweep.pop(name, None)
         self.hunt.pop(name, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Protocol, TypeVar
 
@@ -77,8 +78,9 @@ class Target(abc.ABC):
     recheck_after: float | None = None  # set by ``plan`` when a later sync will have work (drains)
     live_note: ClassVar[str] = "member states are not reported by this kind"  # what the operator page says
 
-    def live_members(self) -> dict[str, dict[str, dict]] | None:
-        """What the running load balancer reports of each member, for the operator page:
+    def live_members(self, pools: Iterable[str] | None = None) -> dict[str, dict[str, dict]] | None:
+        """What the running load balancer reports of each member (of ``pools`` only, if given:
+        the page's), for the operator page:
         ``{pool: {member: {"live": up|down|maint|drain|unknown, "check": str, "sessions": int|None}}}``;
         None when the kind cannot tell (``live_note`` says why).
 

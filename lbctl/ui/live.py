@@ -1,27 +1,33 @@
 """What the operator page reads, and how often: the process's state (``State``, handed
 over by ``lbctl watch`` or ``lbctl ui``), each target's status and live member states,
 and the tail of the audit log.  The reads that touch a load balancer or a file are
-cached (``Cached``) and shared between requests: at 50,000 HAProxy servers one
-``show stat`` a second serves every reader."""
+cached (``Cached``) and shared between requests; the live member states are read for the
+pools a page shows only (at 10,000 HAProxy backends, ``show stat <backend>`` for each of a
+page's 100, not ``show stat`` of 50,000 servers), once a second for every reader of that page."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from lbctl import model, redact
 from lbctl.console import target_status
 from lbctl.errors import LbctlError
 from lbctl.ui import view
 
+log = logging.getLogger(__name__)
+
 AUDIT_TAIL = 512 * 1024  # bytes of the audit log read (about the last 1,500 entries)
 LIVE_TTL = 1.0  # seconds a live read is shared
-STATUS_TTL = 2.0  # seconds a target's status (hash, drift, process) is shared
+# seconds a target's status (hash, drift, process) is shared; when older, a request gets it
+# and a new one is read in the background (a drift check compares every running server)
+STATUS_TTL = 10.0
 
 
 @dataclass(frozen=True)
@@ -39,25 +45,49 @@ class State:
     data_age: float | None = None
     source: str = "inventory"
     leading: bool | None = None  # None: no election
+    why: Callable[[Iterable[str]], Mapping[str, Mapping[str, dict]]] | None = None  # discovery's failing checks
 
 
 class Cached:
     """``compute(key)`` at most once every ``ttl`` seconds per ``key``, shared by threads: a
-    request that finds it stale computes it while the others wait for that answer."""
+    request that finds it stale computes it while the others wait for that answer.  With
+    ``background``, a stale value of the same key is answered at once while one thread
+    computes the next (only the first answer for a key is waited for)."""
 
-    def __init__(self, compute: Callable[[Any], Any], ttl: float, clock: Callable[[], float] = time.monotonic):
-        self.compute, self.ttl, self.clock = compute, ttl, clock
+    def __init__(self, compute: Callable[[Any], Any], ttl: float, clock: Callable[[], float] = time.monotonic,
+                 background: bool = False):
+        self.compute, self.ttl, self.clock, self.background = compute, ttl, clock, background
         self.lock = threading.Lock()
         self.key: Any = None
         self.value: Any = None
         self.at: float | None = None
+        self.refreshing: threading.Thread | None = None
 
     def get(self, key: Any) -> Any:
         with self.lock:
             now = self.clock()
-            if self.at is None or key != self.key or now - self.at >= self.ttl:
-                self.value, self.key, self.at = self.compute(key), key, now
+            if self.at is not None and key == self.key and now - self.at < self.ttl:
+                return self.value
+            if self.background and self.at is not None and key == self.key:
+                if self.refreshing is None:
+                    self.refreshing = threading.Thread(target=self.refresh, args=(key,), daemon=True,
+                                                       name="lbctl-ui-refresh")
+                    self.refreshing.start()
+                return self.value
+            self.value, self.key, self.at = self.compute(key), key, now
             return self.value
+
+    def refresh(self, key: Any) -> None:
+        value = None
+        try:
+            value = self.compute(key)
+        except Exception:  # the last value stays; the next stale request tries again
+            log.exception("the operator page's background read failed")
+        finally:
+            with self.lock:
+                self.refreshing = None
+                if value is not None and key == self.key:
+                    self.value, self.at = value, self.clock()
 
 
 class Reader:
@@ -65,8 +95,10 @@ class Reader:
 
     def __init__(self, state: Callable[[], State], clock: Callable[[], float] = time.monotonic) -> None:
         self.state = state
-        self.statuses = Cached(lambda targets: tuple(status_of(t) for t in targets), STATUS_TTL, clock)
-        self.live = Cached(lambda targets: {t.name: live_of(t) for t in targets}, LIVE_TTL, clock)
+        self.statuses = Cached(lambda targets: tuple(status_of(t) for t in targets), STATUS_TTL, clock,
+                               background=True)
+        # keyed by the targets and the pools a page shows: a page costs its own pools' members
+        self.live = Cached(lambda key: {t.name: live_of(t, key[1]) for t in key[0]}, LIVE_TTL, clock)
         self.audit = Cached(tail, LIVE_TTL, clock)
 
     def known(self) -> view.Known:
@@ -74,9 +106,9 @@ class Reader:
         statuses = self.statuses.get(s.targets)
         role = "leader" if s.leading is None or s.leading else "follower"
         targets = tuple({**st, "role": role if t.shared else "leader"} for t, st in zip(s.targets, statuses))
-        return view.Known(s.desired, s.static, s.discovered, targets, self.live.get(s.targets),
+        return view.Known(s.desired, s.static, s.discovered, targets, lambda pools: self.live.get((s.targets, pools)),
                           self.audit.get(s.audit_log) if s.audit_log else (), s.refused_routes, s.refusals,
-                          s.data_age, s.source, role)
+                          s.data_age, s.source, role, s.why or view.no_checks)
 
 
 def status_of(target) -> dict:
@@ -95,10 +127,10 @@ def status_of(target) -> dict:
     return out
 
 
-def live_of(target) -> dict | str | None:
-    """The target's live member states, or why it cannot say (a text), or None (the kind cannot tell)."""
+def live_of(target, pools: tuple[str, ...]) -> dict | str | None:
+    """The target's live member states (of ``pools``), or why it cannot say (a text), or None (the kind cannot tell)."""
     try:
-        return target.live_members()
+        return target.live_members(pools)
     except (LbctlError, OSError) as exc:
         return f"cannot read member states: {redact.mask(str(exc))}"
 

@@ -9,8 +9,9 @@ Documented field by field in docs/dashboard.md.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Iterable, Mapping
 
 from lbctl import model
 from lbctl.ui import chart
@@ -18,7 +19,13 @@ from lbctl.ui import chart
 SCHEMA = 1
 PER_PAGE = 100
 HISTORY = 50  # audit entries shown, newest first
+DIFF_SHOWN = 5  # changed lines shown per apply; the rest are counted
+UNRECORDED = re.compile(r"\.\.\. (\d+) more lines")  # how the audit log ends a diff it cut (deploy.changed)
 LIVE_STATES = ("up", "down", "maint", "drain", "unknown")
+
+
+def no_checks(pools: Iterable[str]) -> dict:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -30,13 +37,17 @@ class Known:
     static: frozenset[str] = frozenset()  # pools the inventory declares (their settings come from there)
     discovered: frozenset[str] = frozenset()  # pools whose members come from a Consul service
     targets: tuple[dict, ...] = ()  # per target: ``lbctl status --json`` plus role, vrrp, live_note
-    live: Mapping[str, dict | str | None] = field(default_factory=dict)  # target -> members, error text, None
+    # target -> members, error text or None; or a function of the pools shown that gives it (read for those only)
+    live: Mapping[str, dict | str | None] | Callable[[tuple[str, ...]], Mapping] = field(default_factory=dict)
     audit: tuple[dict, ...] = ()  # audit log entries, oldest first
     refused_routes: tuple = ()  # ``discovery.routes.Refusal``s
     refusals: Mapping[str, str] = field(default_factory=dict)  # target -> the guard's refusal held back
     data_age: float | None = None  # seconds since discovery last answered (None: never, or an inventory)
     source: str = "inventory"  # consul or inventory
     role: str = "leader"  # leader or follower (an election); leader without one
+    # pool names -> pool -> member -> the discovery check that keeps it out (name, status, output);
+    # asked for the pools shown only
+    why: Callable[[Iterable[str]], Mapping[str, Mapping[str, dict]]] = no_checks
 
 
 def status(known: Known, now: float, q: str = "", page: int = 1, per_page: int = PER_PAGE) -> dict:
@@ -48,7 +59,9 @@ def status(known: Known, now: float, q: str = "", page: int = 1, per_page: int =
     pages = max(1, -(-len(pools) // per_page))
     page = min(max(1, page), pages)
     shown = pools[(page - 1) * per_page:page * per_page]
-    reporting = [name for name, live in known.live.items() if isinstance(live, dict)]
+    live = known.live(tuple(p.name for p in shown)) if callable(known.live) else known.live
+    reporting = {name: states for name, states in live.items() if isinstance(states, dict)}
+    why = known.why([p.name for p in shown if p.name in known.discovered])
     return {
         "schema": SCHEMA,
         "query": q,
@@ -57,25 +70,25 @@ def status(known: Known, now: float, q: str = "", page: int = 1, per_page: int =
         "per_page": per_page,
         "source": {"kind": known.source, "data_age_s": None if known.data_age is None else round(known.data_age, 3)},
         "role": known.role,
-        "targets": [target_view(t, known) for t in known.targets],
+        "targets": [target_view(t, known, live.get(t["target"])) for t in known.targets],
         "listeners": listeners_view(known.desired, needle),
         "routes_refused": [refused_view(r) for r in known.refused_routes],
         "guard_refusals": [{"target": t, "message": m} for t, m in sorted(known.refusals.items())],
         "pools": {"total": len(known.desired.pools) if known.desired else 0, "matched": len(pools),
-                  "items": [pool_view(p, known, reporting) for p in shown]},
+                  "items": [pool_view(p, known, reporting, why.get(p.name, {})) for p in shown]},
         "history": history(known.audit),
         "chart": chart.summary(known.audit, now),
     }
 
 
-def target_view(t: dict, known: Known) -> dict:
+def target_view(t: dict, known: Known, live) -> dict:
     last = t.get("last_apply") or None
-    live = known.live.get(t["target"])
     return {
         "name": t["target"], "kind": t["kind"], "config": t.get("config"), "config_hash": t.get("sha256"),
         "drift": list(t.get("drift") or ()), "role": t.get("role", known.role), "vrrp": t.get("vrrp"),
-        "last_apply": None if last is None else {k: last.get(k) for k in ("time", "action", "result", "message",
-                                                                            "changed", "duration_s")},
+        "last_apply": None if last is None else {**{k: last.get(k) for k in ("time", "action", "result", "message",
+                                                                               "duration_s")},
+                                                 "changed": diff_summary(last.get("changed"))},
         "refused": known.refusals.get(t["target"]) or (t.get("refused") or {}).get("message"),
         "process": (t.get("process") or {}).get("summary") or running_text(t.get("process") or {}),
         "live": "reported" if isinstance(live, dict) else (live or t.get("live_note") or "not reported"),
@@ -111,9 +124,9 @@ def refused_view(r) -> dict:
             "holder": r.holder, "conflict": r.conflict}
 
 
-def pool_view(pool: model.Pool, known: Known, reporting: list[str]) -> dict:
-    live = {name: known.live[name].get(pool.name, {}) for name in reporting}
-    members = [member_view(m, live) for m in pool.members]
+def pool_view(pool: model.Pool, known: Known, reporting: Mapping[str, Mapping], why: Mapping[str, dict]) -> dict:
+    live = {name: states.get(pool.name, {}) for name, states in reporting.items()}
+    members = [member_view(m, live, why.get(m.name)) for m in pool.members]
     counts = {state: 0 for state in LIVE_STATES}
     for m in members:
         counts[m["live"]] += 1
@@ -124,7 +137,7 @@ def pool_view(pool: model.Pool, known: Known, reporting: list[str]) -> dict:
             "counts": counts, "members": members}
 
 
-def member_view(m: model.Member, live: dict[str, dict]) -> dict:
+def member_view(m: model.Member, live: dict[str, dict], why: dict | None = None) -> dict:
     endpoint = f"{m.address}:{m.port}"  # a runtime slot serves it under another name
     by_target = {target: servers[m.name if m.name in servers else endpoint] for target, servers in live.items()
                  if m.name in servers or endpoint in servers}
@@ -134,12 +147,29 @@ def member_view(m: model.Member, live: dict[str, dict]) -> dict:
             "live": first["live"] if first else "unknown",
             "check": first.get("check", "") if first else "",
             "sessions": first.get("sessions") if first else None,
+            "discovery_check": None if why is None else {k: str(why.get(k, "")) for k in ("name", "status", "output")},
             "by_target": by_target}
 
 
 def history(audit: tuple[dict, ...]) -> list[dict]:
     """The newest ``HISTORY`` entries, newest first, each with its diff summary (``changed``)."""
-    keys = ("time", "target", "action", "result", "message", "changed", "duration_s", "hash_before", "hash_after",
-            "leader")
-    return [{k: e.get(k) for k in keys} for e in reversed(audit[-HISTORY:])]
+    keys = ("time", "target", "action", "result", "message", "duration_s", "hash_before", "hash_after", "leader")
+    return [{**{k: e.get(k) for k in keys}, "changed": diff_summary(e.get("changed"))}
+            for e in reversed(audit[-HISTORY:])]
+
+
+def diff_summary(changed) -> dict | None:
+    """An apply's changed lines as counts and the first ``DIFF_SHOWN`` lines (a first apply
+    changes the whole file): ``lines`` in all (the audit log keeps the first 50 and counts the
+    rest), ``added``/``removed`` among the kept ones, ``first`` and how many ``more``."""
+    kept = [str(line) for line in changed or ()]
+    cut = UNRECORDED.fullmatch(kept[-1]) if kept else None
+    if cut:
+        kept = kept[:-1]
+    if not kept:
+        return None
+    total = len(kept) + (int(cut.group(1)) if cut else 0)
+    return {"lines": total, "added": sum(line.startswith("+") for line in kept),
+            "removed": sum(line.startswith("-") for line in kept), "first": kept[:DIFF_SHOWN],
+            "more": total - min(len(kept), DIFF_SHOWN)}
 

@@ -79,4 +79,5 @@ def page_state(ctl: controller.Controller) -> live.State:
                       setup.audit.path if setup.audit else None, ctl.metrics.refused_routes, dict(ctl.refusals),
                       watcher.age() if watcher is not None else None,
                       "consul" if setup.consul is not None else "inventory",
-                      election.leading if election is not None else None)
+                      election.leading if election is not None else None,
+                      watcher.failing_checks if watcher is not None else None)

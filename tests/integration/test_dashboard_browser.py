@@ -109,8 +109,15 @@ def test_a_failing_member_shows_as_down_with_its_check_result(dashboard, browser
     browser.wait(member_is(browser, "app-b", ("L4CON", "Connection refused"), live="down"), 15,
                  "app-b down after HAProxy's check, with its result")
     # c's Consul check fails: lbctl takes it out (HAProxy keeps it in its slot, in maintenance)
-    world.consul.set_check("service:app-c", "critical", output="HTTP GET http://127.0.0.1/health: 503")
-    browser.wait(member_is(browser, "app-c", want="maint", live="maint"), 15, "app-c out after its Consul check")
+    output = "HTTP GET http://127.0.0.1/health: 503 <b>Service Unavailable</b>"
+    world.consul.set_check("service:app-c", "critical", output=output)
+    # why: the Consul check's name, status and output, as text
+    row = browser.wait(member_is(browser, "app-c", (f"critical: {output}",), want="maint", live="maint"), 15,
+                       "app-c out after its Consul check, with the check's output")
+    assert row["check"].count("consul: ") == 1
+    status = json.loads(http_get(dashboard.url + "api/v1/status?q=app-c").body)
+    why = next(m for p in status["pools"]["items"] for m in p["members"] if m["name"] == "app-c")["discovery_check"]
+    assert why["status"] == "critical" and why["output"] == output
     assert members(browser)["app-a"]["live"] == "up"
     shot = browser.screenshot("dashboard-member-down")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

@@ -134,3 +134,21 @@ def test_servers_state_and_dump(env, tmp_path):
     assert hc.dump_server_state(stats, state_file) == state_file
     assert hc.parse_servers_state(state_file.read_text())[0].name == "web1"
     assert state_file.read_text().startswith("1\n# be_id be_name ")
+
+
+def test_show_stat_of_some_backends_reads_those_only(tmp_path):
+    """The operator page asks for the backends it shows: ``show stat <backend> 4 -1`` each,
+    chained with ';' on one connection (more than ``STAT_BATCH``: several), a missing one left out."""
+    servers = "".join(f"backend b{i}\n    server s1 127.0.0.1:{1000 + i}\n    server s2 127.0.0.1:{3000 + i}\n"
+                      for i in range(250))
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(f"global\n    stats socket {tmp_path}/stats.sock mode 600 level admin\ndefaults\n    mode http\n"
+                   "    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n" + servers)
+    with running_haproxy(cfg, tmp_path):
+        stats = tmp_path / "stats.sock"
+        wanted = [f"b{i}" for i in range(0, 250, 2)] + ["nope", "bad;name", "b0"]
+        got = hc.show_stat(stats, wanted)
+        assert set(got) == {f"b{i}" for i in range(0, 250, 2)}  # 125 backends: two connections
+        assert set(got["b4"]) == {"s1", "s2"} and got["b4"]["s1"]["live"] == "up"  # no check: up
+        assert hc.show_stat(stats, []) == {} and hc.show_stat(stats, ["nope"]) == {}
+        assert len(hc.show_stat(stats)) == 250

@@ -50,7 +50,7 @@ def test_lbctl_wheel_holds_no_emulator_nor_test_kit(wheel):
     assert [n for n in names if "emulator" in n or "testkit" in n or "support" in n] == []
     assert "lbctl/cli.py" in names and "lbctl/data/as3-schema.json" in names
     ui = {p.relative_to(ROOT).as_posix() for p in (ROOT / "lbctl" / "ui").rglob("*") if p.suffix in (".j2", ".js", ".css")}
-    assert len(ui) == 5 and ui - set(names) == set()  # the operator page's templates and assets
+    assert len(ui) == 6 and ui - set(names) == set()  # the operator page's templates and assets
     # every module of the checkout (a package missing from [tool.setuptools] packages is left out)
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "lbctl").rglob("*.py")}
     assert modules - set(names) == set()

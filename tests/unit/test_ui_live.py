@@ -72,3 +72,75 @@ def test_the_audit_tail_drops_a_cut_line_and_garbage(tmp_path, monkeypatch):
     got = [e["n"] for e in live.tail(path)]
     assert got == list(range(100 - len(got), 100)) and 0 < len(got) < 20
     assert live.tail(tmp_path / "missing") == ()
+
+
+class PageTarget:
+    """A target that says which pools the page asked it for."""
+
+    name, kind, shared = "edge", "haproxy", False
+
+    def __init__(self) -> None:
+        self.asked: list = []
+
+    def live_members(self, pools=None):
+        self.asked.append(pools)
+        return {p: {f"{p}-m0": {"live": "up", "check": "L7OK", "sessions": 0}} for p in pools or ()}
+
+
+def test_a_page_reads_the_live_states_of_its_own_pools_only(monkeypatch):
+    from lbctl import model
+    from lbctl.ui import view
+
+    monkeypatch.setattr(live, "status_of", lambda t: {"target": t.name, "kind": t.kind})
+    target = PageTarget()
+    pools = tuple(model.Pool(f"p{i:04d}", (model.Member(f"p{i:04d}-m0", "10.0.0.1", 80),)) for i in range(1000))
+    reader = live.Reader(lambda: live.State(model.Desired((), pools), (target,)))
+    s = view.status(reader.known(), 0.0, page=3)
+    assert target.asked == [tuple(f"p{i:04d}" for i in range(200, 300))]  # the 100 pools shown, not 1,000
+    assert s["pools"]["items"][0]["members"][0]["live"] == "up" and s["targets"][0]["live"] == "reported"
+    view.status(reader.known(), 0.0, page=3)
+    assert len(target.asked) == 1  # shared for a second
+    view.status(reader.known(), 0.0, q="p0999")
+    assert target.asked[-1] == ("p0999",)
+
+
+def test_show_stat_answers_chained_with_semicolons():
+    from lbctl.targets.haproxy.ctl import parse_stats
+
+    app = STAT.replace("app,", "other,").replace("web,FRONTEND", "x,FRONTEND")
+    got = parse_stats(STAT + "\nNo such proxy.\n\n" + app)
+    assert set(got) == {"app", "other"} and got["other"]["a"]["check"] == "L7OK 200: OK"
+    assert parse_stats("No such proxy.\n\n") == {}
+    with pytest.raises(CommandError, match="Permission denied"):
+        parse_stats("Permission denied\n")
+
+
+def test_the_slots_of_some_backends_parse_their_sections_only():
+    from lbctl.targets.haproxy import slots
+
+    text = ("global\n    maxconn 10\nbackend a\n    server slot1 10.0.0.1:80\n    server slot2 127.0.0.9:9 disabled\n"
+            "\nbackend b\n    server slot1 10.0.0.2:80\nfrontend f\n    bind :80\n")
+    assert slots.in_use(text, ["b", "nope"]) == {"b": {"used": {"slot1": "10.0.0.2:80"}, "free": []}}
+    assert slots.in_use(text, ["a"]) == {k: v for k, v in slots.in_use(text).items() if k == "a"}
+
+
+def test_a_stale_status_is_answered_at_once_while_the_next_is_read_in_the_background():
+    import threading
+
+    now, calls, release = [0.0], [], threading.Event()
+
+    def slow(key):
+        calls.append(key)
+        if len(calls) > 1:
+            release.wait(10)
+        return len(calls)
+
+    cached = live.Cached(slow, 10.0, lambda: now[0], background=True)
+    assert cached.get("t") == 1  # the first answer is waited for
+    now[0] = 11.0
+    assert cached.get("t") == 1 and cached.get("t") == 1  # stale: answered at once, one read under way
+    thread = cached.refreshing
+    release.set()
+    thread.join(5)
+    assert cached.get("t") == 2 and calls == ["t", "t"]
+    assert cached.get("other") == 3  # another key: waited for

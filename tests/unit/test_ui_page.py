@@ -113,3 +113,10 @@ def test_the_assets_are_shipped():
     assert kind.startswith("text/javascript") and b"dataset.refreshed" in js and b"fragment" in js
     assert page.asset("/ui/app.css")[1].startswith("text/css")
     assert page.asset("/ui/../view.py") is None
+
+
+def test_the_page_names_its_icon_so_the_browser_never_asks_for_favicon_ico():
+    parser = Tags()
+    parser.feed(rendered())
+    icons = [attrs for tag, attrs in parser.tags if tag == "link" and attrs.get("rel") == "icon"]
+    assert icons == [{"rel": "icon", "href": "data:,"}]  # an empty image: the CSP's img-src allows data:

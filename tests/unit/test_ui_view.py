@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from lbctl import model
 from lbctl.discovery.routes import Refusal
-from lbctl.ui import chart, view
+from lbctl.ui import chart, page, view
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc).timestamp()
 
@@ -97,7 +97,23 @@ def test_history_is_newest_first_with_what_changed():
     audit = tuple({"time": at(100 - i), "target": "edge", "action": "apply", "result": "applied",
                    "message": f"change {i}", "changed": [f"+ member m{i}"], "duration_s": 0.01} for i in range(60))
     h = view.status(known(1, audit=audit), NOW)["history"]
-    assert len(h) == view.HISTORY and h[0]["message"] == "change 59" and h[0]["changed"] == ["+ member m59"]
+    assert len(h) == view.HISTORY and h[0]["message"] == "change 59"
+    assert h[0]["changed"] == {"lines": 1, "added": 1, "removed": 0, "first": ["+ member m59"], "more": 0}
+
+
+def test_a_first_apply_is_summarized_not_listed():
+    # deploy.changed keeps the first 50 lines of a diff and counts the rest
+    whole = [f"+    server s{i} 10.0.0.{i}:80" for i in range(48)] + ["-# empty", "-global", "... 1950 more lines"]
+    audit = ({"time": at(5), "target": "edge", "action": "apply", "result": "applied", "message": "first",
+              "changed": whole},)
+    s = view.status(known(1, audit=audit, targets=({"target": "edge", "kind": "haproxy", "last_apply": audit[0]},)),
+                    NOW)
+    summary = {"lines": 2000, "added": 48, "removed": 2, "first": whole[:view.DIFF_SHOWN], "more": 1995}
+    assert s["history"][0]["changed"] == summary and s["targets"][0]["last_apply"]["changed"] == summary
+    html = page.html(s, 5)
+    assert "2000 changed lines: +48 \u22122" in html
+    assert "and 1995 more" in html and whole[view.DIFF_SHOWN] not in html and whole[0] in html
+    assert view.diff_summary([]) is None and view.diff_summary(None) is None
 
 
 def test_the_chart_counts_the_last_hour_and_draws_durations():
@@ -124,3 +140,20 @@ def test_the_process_line():
     assert line({"running": True, "master_pid": 42, "workers": [43]}) == "running, master 42"
     assert line({"running": True}) == "running" and line({"running": False}) == "not running"
     assert line({"summary": "unreachable: refused"}) == "unreachable: refused" and line({}) == ""
+
+
+def test_a_member_kept_out_by_its_discovery_check_says_why_for_the_shown_pools_only():
+    asked = []
+
+    def why(names):
+        asked.append(list(names))
+        return {"pool001": {"pool001-m0": {"name": "http <b>", "status": "critical", "output": "HTTP 503 <i>"}}}
+
+    live = {"edge": {"pool001": {"pool001-m0": {"live": "maint", "check": "L7STS 503"}}}}
+    s = view.status(known(250, why=why, discovered=frozenset({"pool001", "pool002", "pool200"}), live=live), NOW)
+    assert asked == [["pool001", "pool002"]]  # the discovered pools of page 1, asked once
+    m0, m1 = s["pools"]["items"][1]["members"]
+    assert m0["discovery_check"] == {"name": "http <b>", "status": "critical", "output": "HTTP 503 <i>"}
+    assert m0["check"] == "L7STS 503" and m1["discovery_check"] is None
+    html = page.html(s, 5)
+    assert 'L7STS 503<span class="discovery-check">; consul: http &lt;b&gt; critical: HTTP 503 &lt;i&gt;</span>' in html

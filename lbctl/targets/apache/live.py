@@ -56,18 +56,20 @@ class BalancerManagerChanges(RuntimeChanges):
             out.append((v, self.sessions[key]))
         return out
 
-    def live_members(self) -> dict[str, dict[str, dict]]:
-        """The workers of each balancer by ``host:port`` (the page finds members by
-        address), as the first VirtualHost holding it serves them; over connections of
-        its own (the page's thread must not share the runtime path's).
+    def live_members(self, pools=None) -> dict[str, dict[str, dict]]:
+        """The workers of each balancer (of ``pools`` only, if given) by ``host:port`` (the
+        page finds members by address), as the first VirtualHost holding it serves them;
+        over connections of its own (the page's thread must not share the runtime path's).
 
         :raises CommandError: a balancer-manager does not answer."""
+        wanted = None if pools is None else set(pools)
         out: dict[str, dict[str, dict]] = {}
         for v in vhosts.managed(self.running_text(), view.MANAGER_PATH):
             manager = Manager(v.address, host=v.host, path=v.path, tls=v.tls)
             try:
                 for name, b in manager.read().items():
-                    out.setdefault(name, {f"{w.host}:{w.port}": worker_live(w) for w in b.workers})
+                    if wanted is None or name in wanted:
+                        out.setdefault(name, {f"{w.host}:{w.port}": worker_live(w) for w in b.workers})
             finally:
                 manager.close()
         return out

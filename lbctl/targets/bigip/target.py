@@ -288,12 +288,14 @@ class BigIPTarget(Target):
                       Detail(back, previous=previous, undo=True))
 
     # -- status ------------------------------------------------------------------------------
-    def live_members(self) -> dict[str, dict[str, dict]]:
-        """Each member's monitor state and session, from one read of the partition's pools.
-        :raises LbctlError: the device cannot be reached."""
+    def live_members(self, pools=None) -> dict[str, dict[str, dict]]:
+        """Each member's monitor state and session, from one read of the partition's pools (of
+        ``pools`` only, if given, made into states).  :raises LbctlError: the device cannot be reached."""
         raw = self.device.request("GET", "/tm/ltm/pool", params=f"$filter=partition+eq+{self.partition}"
                                   "&expandSubcollections=true").json()
-        return {p["name"]: bm.live_states(p) for p in raw.get("items", []) if icontrol.in_partition(p, self.partition)}
+        wanted = None if pools is None else set(pools)
+        return {p["name"]: bm.live_states(p) for p in raw.get("items", [])
+                if icontrol.in_partition(p, self.partition) and (wanted is None or p.get("name") in wanted)}
 
     def running(self) -> bool:
         try:

@@ -15,7 +15,7 @@ import re
 import signal
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -317,18 +317,52 @@ def parse_stat(text: str) -> dict[str, StatRows]:
     lines = text.splitlines()
     if not lines or not lines[0].startswith("# pxname,svname,"):
         raise CommandError(f"unexpected 'show stat' answer: {(lines or [''])[0]!r}")
-    header = lines[0][2:].split(",")
+    return stat_rows(lines[0], lines[1:])
+
+
+def stat_rows(header_line: str, lines: list[str]) -> dict[str, StatRows]:
+    header = header_line[2:].split(",")
     columns = tuple(header.index(c) if c in header else None for c in STAT_COLUMNS)
     backends: dict[str, dict[str, str]] = {}
-    for line in lines[1:]:
+    for line in lines:
         fields = line.split(",", 2)
         if len(fields) == 3 and fields[1] not in ("FRONTEND", "BACKEND"):
             backends.setdefault(fields[0], {})[fields[1]] = line
     return {name: StatRows(columns, rows) for name, rows in backends.items()}
 
-def show_stat(stats_socket: str | os.PathLike[str], timeout: float = 5.0) -> dict[str, StatRows]:
-    """Every server's live state (``show stat -1 4 -1``: servers only).  :raises CommandError: as parse_stat."""
-    return parse_stat(socket_command(stats_socket, "show stat -1 4 -1", timeout))
+
+NO_PROXY = "No such proxy."  # HAProxy's answer to ``show stat <backend> ...`` for a backend it does not have
+BACKEND_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # a pool's name (validate.IDENT): safe in a CLI command
+STAT_BATCH = 100  # ``show stat`` commands chained with ';' on one connection
+
+
+def parse_stats(text: str) -> dict[str, StatRows]:
+    """Several ``show stat <backend> 4 -1`` answers one after the other (a header each,
+    ``No such proxy.`` for a backend HAProxy does not have).  :raises CommandError: another answer."""
+    header, rows = None, []
+    for line in text.splitlines():
+        if line.startswith("# pxname,svname,"):
+            header = header or line
+        elif line.strip() and line.strip() != NO_PROXY:
+            if "," not in line:
+                raise CommandError(f"unexpected 'show stat' answer: {line!r}")
+            rows.append(line)
+    return stat_rows(header, rows) if header else {}
+
+
+def show_stat(stats_socket: str | os.PathLike[str], backends: Iterable[str] | None = None,
+              timeout: float = 5.0) -> dict[str, StatRows]:
+    """The live state of every server (``show stat -1 4 -1``: servers only), or of the servers
+    of ``backends`` only (``show stat <backend> 4 -1`` each, ``STAT_BATCH`` to a connection:
+    a page of pools costs its servers, not all 50,000).  :raises CommandError: as parse_stat."""
+    if backends is None:
+        return parse_stat(socket_command(stats_socket, "show stat -1 4 -1", timeout))
+    names = [b for b in dict.fromkeys(backends) if BACKEND_NAME.fullmatch(b)]  # never a ';' or a space in a command
+    out: dict[str, StatRows] = {}
+    for i in range(0, len(names), STAT_BATCH):
+        cmd = "; ".join(f"show stat {name} 4 -1" for name in names[i:i + STAT_BATCH])
+        out.update(parse_stats(socket_command(stats_socket, cmd, timeout)))
+    return out
 
 
 DRAIN_KEY = "drain"  # what the rendered ``map(drain_map)`` looks up (templates/haproxy.cfg.j2)

@@ -40,6 +40,8 @@ def admin(row) -> str:
 
 def same_address(server: Server, row) -> bool:
     """Whether the running address is the file's (True when the file names a host)."""
+    if server.port == row.port and server.address == row.addr:
+        return True  # as written: no parse (50,000 servers a drift check)
     try:
         wanted = ipaddress.ip_address(server.address)
         running = ipaddress.ip_address(row.addr)

@@ -10,6 +10,8 @@ is ``disabled``.  When the slots run out, the pool grows to its members plus
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 from lbctl import model
@@ -17,6 +19,7 @@ from lbctl.targets.haproxy import cfg as haproxy_cfg
 from lbctl.model import replace
 
 PREFIX = "slot"
+SECTION_END = re.compile(r"\n(?=\S)")  # a line that starts a new section (not indented)
 
 
 def assign(desired: model.Desired, live: str | None, headroom: int,
@@ -81,8 +84,11 @@ def pool_slots(pool: model.Pool, live: list[haproxy_cfg.Server], headroom: int) 
         for n in names))
 
 
-def in_use(text: str) -> dict[str, dict]:
-    """Per backend: slots in use (slot → address:port) and free slots, from a rendered config."""
+def in_use(text: str, backends: Iterable[str] | None = None) -> dict[str, dict]:
+    """Per backend (of ``backends`` only, if given: their sections alone are parsed): slots in
+    use (slot → address:port) and free slots, from a rendered config."""
+    if backends is not None:
+        text = "".join(section(text, name) for name in backends)
     out: dict[str, dict] = {}
     for s in haproxy_cfg.parse(text)[1]:
         entry = out.setdefault(s.backend, {"used": {}, "free": []})
@@ -91,3 +97,12 @@ def in_use(text: str) -> dict[str, dict]:
         else:
             entry["used"][s.name] = f"{s.address}:{s.port}"
     return out
+
+
+def section(text: str, backend: str) -> str:
+    """The ``backend`` section of a rendered config (from its line to the next section), "" if none."""
+    start = text.find(f"\nbackend {backend}\n")
+    if start < 0:
+        return ""
+    end = SECTION_END.search(text, start + 1)
+    return text[start:end.start() + 1 if end else len(text)]

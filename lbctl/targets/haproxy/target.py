@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -291,10 +291,11 @@ class HAProxyTarget(FileTarget, RuntimeChanges):
         return {"running": True, "master_pid": proc.master_pid, "reloads": proc.reloads, "failed": proc.failed,
                 "workers": list(proc.worker_pids), "old_workers": [p.pid for p in proc.old_workers]}
 
-    def live_members(self) -> dict[str, Mapping[str, dict]]:
-        stats = show_stat(self.settings.options.stats_socket)
+    def live_members(self, pools: Iterable[str] | None = None) -> dict[str, Mapping[str, dict]]:
+        pools = None if pools is None else tuple(pools)
+        stats = show_stat(self.settings.options.stats_socket, pools)
         if self.settings.slots:  # a member in a runtime slot is served by server slotN: found by its address
-            for pool, seen in slots.in_use(self.live_text() or "").items():
+            for pool, seen in slots.in_use(self.live_text() or "", pools).items():
                 if pool in stats:
                     stats[pool].aliases.update({address: slot for slot, address in seen["used"].items()})
         return stats
