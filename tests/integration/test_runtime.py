@@ -234,8 +234,14 @@ def test_a_member_with_requests_in_flight_stays_in_maintenance_until_it_can_be_d
         def rows() -> dict:
             return {r.name: r for r in parse_servers_state(world.server_state())}
 
-        def slow_requests():  # round robin: two of them on app-b, held for 3 s
-            return [pool.submit(world.stack.get, "/slow?ms=3000") for _ in range(4)]
+        def slow_requests():  # round robin: two of them on app-b, held until released
+            for backend in world.backends.values():
+                backend.hold()
+            return [pool.submit(world.stack.get, "/hold") for _ in range(4)]
+
+        def release() -> None:
+            for backend in world.backends.values():
+                backend.release()
 
         def in_flight() -> int:  # app-b's current sessions (scur) in ``show stat``
             stat = socket_command(world.stack.dir / "stats.sock", "show stat").splitlines()
@@ -250,11 +256,14 @@ def test_a_member_with_requests_in_flight_stays_in_maintenance_until_it_can_be_d
         assert rows()["app-b"].maint  # HAProxy refused to delete it while a request is attached
         world.register("b")  # back while still there: filled again, not added twice
         wait_until(lambda: world.serves({"a", "b"}), 10, "app-b to take traffic again")
+        release()
         assert [f.result().status for f in flying] == [200] * 4
         flying = slow_requests()
         wait_until(in_flight, 10, "a request in flight on app-b")
         world.consul.remove_service("app-b")
         wait_until(lambda: world.serves({"a"}), 10, "app-b to stop taking traffic")
+        assert rows()["app-b"].maint
+        release()
         assert [f.result().status for f in flying] == [200] * 4
         world.register("c")  # the next change deletes it again, now that nothing is attached
         wait_until(lambda: "app-b" not in rows() and world.serves({"a", "c"}), 10, "app-b deleted, app-c added")

@@ -29,6 +29,8 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/slow":
             ms = int(parse_qs(url.query).get("ms", ["0"])[0])
             time.sleep(ms / 1000)  # the feature under test, not a wait for luck
+        elif url.path == "/hold":  # until ``Backend.release`` (at most a minute: never hangs a test)
+            self.server.gate.wait(60)
         body = self.server.name.encode()
         self.server.count()
         self.send_response(200)
@@ -58,6 +60,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, name: str, addr: tuple[str, int]) -> None:
         self.name = name
+        self.gate = threading.Event()  # what ``/hold`` waits for
         self.requests = 0
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
@@ -96,7 +99,8 @@ class Backend:
     """``with Backend("b1") as b:`` serves http://127.0.0.1:<b.port>/ until the block ends.
 
     Answers any path with 200, body ``<name>`` and ``X-Backend: <name>``;
-    ``/slow?ms=N`` waits N ms first. ``requests`` counts answered requests.
+    ``/slow?ms=N`` waits N ms first; ``/hold`` waits until ``release()`` (at most 60 s).
+    ``requests`` counts answered requests.
     """
 
     def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -105,6 +109,14 @@ class Backend:
         self.host, self.port = self._server.server_address[:2]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"backend-{name}", daemon=True)
+
+    def hold(self) -> None:
+        """``/hold`` requests wait from now on."""
+        self._server.gate.clear()
+
+    def release(self) -> None:
+        """The waiting ``/hold`` requests are answered, and later ones at once."""
+        self._server.gate.set()
 
     @property
     def url(self) -> str:
