@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from lbctl.errors import CommandError
-from lbctl.targets.haproxy.ctl import parse_servers_state, socket_command
+from lbctl.targets.haproxy.ctl import parse_servers_state, show_stat, socket_command
 from lbctl_testkit.support import Backend, requires_haproxy, wait_until
 from lbctl_testkit.support.stack import Stack
 from lbctl_testkit.support.world import running_world
@@ -244,10 +244,7 @@ def test_a_member_with_requests_in_flight_stays_in_maintenance_until_it_can_be_d
                 backend.release()
 
         def in_flight() -> int:  # app-b's current sessions (scur) in ``show stat``
-            stat = socket_command(world.stack.dir / "stats.sock", "show stat").splitlines()
-            header = stat[0].lstrip("# ").split(",")
-            row = next(dict(zip(header, line.split(","))) for line in stat if line.startswith("app,app-b,"))
-            return int(row["scur"])
+            return show_stat(world.stack.dir / "stats.sock", ["app"])["app"]["app-b"]["sessions"]
 
         flying = slow_requests()
         wait_until(in_flight, 10, "a request in flight on app-b")

@@ -87,8 +87,7 @@ class Manager:
                 page = answer.read().decode(errors="replace")
                 break
             except (OSError, http.client.HTTPException) as exc:
-                self.connection.close()
-                self.connection = None
+                self.close()
                 if fresh or attempt == 2:
                     raise CommandError(f"{self.where()} does not answer: {type(exc).__name__}") from None
         if answer.status not in (200, 400):  # 400: a refused change, told by the read-back
