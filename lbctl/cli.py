@@ -48,7 +48,7 @@ def render(config_path, inventory_path, target_name, template_dir, fmt, output) 
         from lbctl.render import render as render_config
 
         options = kinds.get(target_name).settings().options(None, "options")
-        text = render_config(inventory_desired(inventory_path), target_name, options, template_dir)
+        text = render_config(inventory_desired(inventory_path), target_name, options, template_dir, reuse=True)
     else:
         text = session_text(Session(config_path, inventory_path, target_name, template_dir), fmt)
     if output is None:
