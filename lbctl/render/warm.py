@@ -4,13 +4,14 @@ about a tenth of the command's time at 100,000 servers).
 
 What is saved is what Jinja2 gave for this very template text: each backend shape's
 header, member line and footer (lbctl/render/lines.py), and the main template's text
-around ``{{ backends }}``, the *frame*, for these listeners.  The file is named by a
-digest of everything else the text depends on: the template files found (their
-path and bytes, in the search path's order), the options, lbctl's version and the
-modules that probe, Jinja2's installed files and Python's version.  Any change to
-one of them names another file; other listeners, a pool of a shape not saved (or
-one that Jinja2 renders on its own: no members, mixed states, IPv6) make a render
-by Jinja2, which saves the patterns again.
+around ``{{ backends }}``, the *frame*, for these listeners.  The file (one per
+main template) holds, and is used only if it matches, everything else the text
+depends on (``key``): the template files found (their path and bytes, in the search
+path's order), the options, lbctl's version and the modules that probe, Jinja2's
+installed files and Python's version.  Any change to one of them, other
+listeners, a pool of a shape not saved (or one that Jinja2 renders on its own: no
+members, mixed states, IPv6) make a render by Jinja2, which saves the patterns
+again.  (No digest: comparing the text is cheaper than importing hashlib.)
 
 A template is saved only if its text cannot depend on anything else: the frame's
 template uses no variable but ``listeners``, ``opts`` and ``backends``, prints
@@ -23,8 +24,6 @@ write means rendering with Jinja2, never an error.  Output is byte-identical
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -38,7 +37,7 @@ from lbctl.render.paths import cache_dir, search_path
 
 FORMAT = 1  # of the saved file
 FRAME_VARIABLES = {"listeners", "opts", "backends"}  # all the main template may use to be saved
-CHANCE_WORDS = (b"random", b"lipsum")  # Jinja2's random filter and lipsum(): text that differs each time
+CHANCE_WORDS = ("random", "lipsum")  # Jinja2's random filter and lipsum(): text that differs each time
 BACKENDS_MARK = f"{lines.MARK}backends{lines.MARK}"
 HERE = Path(__file__).parent
 Hole = Literal["pool", "name", "address", "port", "weight"]
@@ -56,8 +55,8 @@ class SavedShape(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
 
 class Saved(msgspec.Struct, forbid_unknown_fields=True):
     format: int
-    digest: str  # the file's own name is its start
-    listeners: str  # digest of the listeners the frame was rendered for
+    key: str  # what the text depends on but the model (``key``)
+    listeners: str  # the listeners the frame was rendered for, as JSON
     frame: tuple[str, str]
     shapes: list[SavedShape]
 
@@ -78,8 +77,14 @@ def shape_key(key: tuple) -> str:
     return msgspec.json.encode(key).decode()
 
 
-def listeners_digest(listeners: tuple[model.Listener, ...]) -> str:
-    return hashlib.sha256(msgspec.json.encode(listeners)).hexdigest()
+def listeners_text(listeners: tuple[model.Listener, ...]) -> str:
+    return msgspec.json.encode(listeners).decode()
+
+
+def jinja_init() -> str | None:
+    """Where Jinja2 would be imported from (a package in ``sys.path``), without importing it."""
+    return next((p for p in (os.path.join(d or ".", "jinja2", "__init__.py") for d in sys.path) if os.path.isfile(p)),
+                None)
 
 
 def stamp(path: str | None) -> str:
@@ -91,24 +96,22 @@ def stamp(path: str | None) -> str:
     return f"{found.st_size}:{found.st_mtime_ns}" if found else "-"
 
 
-def digest(template_dir: str | None, names: tuple[str, ...], options, modules: tuple[str, ...]) -> str | None:
-    """The digest of what the templates ``names`` render to but the model; None if one
+def key(template_dir: str | None, names: tuple[str, ...], options, modules: tuple[str, ...]) -> str | None:
+    """What the templates ``names`` render to depends on but the model; None if one
     of them is not found or cannot be read (Jinja2 then says so), or may print chance."""
-    jinja = importlib.util.find_spec("jinja2")
-    parts = [f"{FORMAT} {__version__} {sys.version}", stamp(jinja.origin if jinja else None),
-             *map(stamp, modules), msgspec.json.encode(options).decode(), *search_path(template_dir)]
-    h = hashlib.sha256("\0".join(parts).encode())
     dirs = search_path(template_dir)
+    parts = [f"{FORMAT} {__version__} {sys.version}", stamp(jinja_init()), *map(stamp, modules),
+             msgspec.json.encode(options).decode(), *dirs]
     for name in names:
         path = next((p for p in (os.path.join(d, name) for d in dirs) if os.path.isfile(p)), None)
         try:
-            source = Path(path).read_bytes() if path else None
-        except OSError:
+            source = Path(path).read_bytes().decode() if path else None  # bytes: as they are, newlines too
+        except (OSError, ValueError):
             source = None
         if source is None or any(word in source for word in CHANCE_WORDS):
             return None
-        h.update(f"\0{path}\0{len(source)}\0".encode() + source)
-    return h.hexdigest()
+        parts += [path, source]
+    return "\0".join(parts)
 
 
 class SavedBackends(lines.Backends):
@@ -134,9 +137,9 @@ class Reuse:
     def __init__(self, template_dir: str | None, names: tuple[str, str], options, modules: tuple[str, ...]) -> None:
         self.names, self.options = names, options
         folder = cache_dir()
-        self.digest = digest(template_dir, names, options, (lines.__file__, __file__, str(HERE / "environment.py"),
-                                                            *modules)) if folder else None
-        self.path = folder / f"render-{self.digest[:32]}.json" if self.digest else None
+        self.key = key(template_dir, names, options, (lines.__file__, __file__, str(HERE / "environment.py"),
+                                                      *modules)) if folder else None
+        self.path = folder / f"render-{names[0]}.json" if self.key else None
 
     def text(self, desired: model.Desired) -> str | None:
         """The whole file from the saved patterns; None if they do not cover ``desired``."""
@@ -146,7 +149,7 @@ class Reuse:
             saved = DECODER.decode(self.path.read_bytes())
         except (OSError, msgspec.MsgspecError):
             return None
-        if saved.format != FORMAT or saved.digest != self.digest or saved.listeners != listeners_digest(desired.listeners):
+        if saved.format != FORMAT or saved.key != self.key or saved.listeners != listeners_text(desired.listeners):
             return None
         try:
             return SavedBackends(saved.shapes).joined(desired.pools, desired.pool_modes(), cold).join(saved.frame)
@@ -162,10 +165,11 @@ class Reuse:
             return
         shapes = [SavedShape(shape_key(k), s.head, s.line.pieces, s.line.fields, s.foot)
                   for k, s in patterns.shapes.items() if s is not None]
-        data = msgspec.json.encode(Saved(FORMAT, self.digest, listeners_digest(desired.listeners), frame, shapes))
+        data = msgspec.json.encode(Saved(FORMAT, self.key, listeners_text(desired.listeners), frame, shapes))
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            temp.write_bytes(data)
+            with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+                f.write(data)
             os.replace(temp, self.path)
         except OSError:
             temp.unlink(missing_ok=True)
