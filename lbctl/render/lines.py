@@ -22,7 +22,6 @@ reports it).
 
 from __future__ import annotations
 
-import dataclasses
 from itertools import chain, compress
 from operator import attrgetter, ne
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -212,13 +211,15 @@ def split(texts: list[str]) -> tuple[str, str, str] | None:
     return None
 
 
-@dataclasses.dataclass(frozen=True)
 class Pattern:
     """Text with holes, as the constant pieces between them and what fills each
-    hole: "pool" (the pool's name) or a member's field (one of ``HOLES``)."""
+    hole: "pool" (the pool's name) or a member's field (one of ``HOLES``).  (Plain
+    classes here, not dataclasses: making one costs about a millisecond at import.)"""
 
-    pieces: tuple[str, ...]
-    fields: tuple[str, ...]
+    __slots__ = ("pieces", "fields")
+
+    def __init__(self, pieces: tuple[str, ...], fields: tuple[str, ...]) -> None:
+        self.pieces, self.fields = pieces, fields
 
 
 def pattern(text: str, member: bool) -> Pattern | None:
@@ -282,18 +283,20 @@ def made_shape(head: Pattern, line: Pattern, foot: Pattern) -> Shape:
                  sum(p.count(":") for p in line.pieces), line)
 
 
-@dataclasses.dataclass(frozen=True)
 class Shape:
     """A pool shape with one member shape: the header's and footer's pieces, to be
     joined with the pool's name (their only hole), and the generated makers."""
 
-    head: tuple[str, ...]
-    foot: tuple[str, ...]
-    lines: Callable[[str, Sequence[model.Member]], str]
-    backends: Callable[[Sequence[model.Pool]], str]  # every pool's whole text (see ``Backends.joined``)
-    colons: int  # the ':' in a pool's header and footer (see ``Backends.joined``)
-    line_colons: int  # and in a member's line
-    line: Pattern  # what ``lines`` and ``backends`` were made from (kept by lbctl/render/warm.py)
+    __slots__ = ("head", "foot", "lines", "backends", "colons", "line_colons", "line")
+
+    def __init__(self, head: tuple[str, ...], foot: tuple[str, ...], lines: Callable[[str, Sequence[model.Member]], str],
+                 backends: Callable[[Sequence[model.Pool]], str], colons: int, line_colons: int, line: Pattern) -> None:
+        self.head, self.foot = head, foot
+        self.lines = lines
+        self.backends = backends  # every pool's whole text (see ``Backends.joined``)
+        self.colons = colons  # the ':' in a pool's header and footer (see ``Backends.joined``)
+        self.line_colons = line_colons  # and in a member's line
+        self.line = line  # what ``lines`` and ``backends`` were made from (kept by lbctl/render/warm.py)
 
 
 def backends(env: jinja2.Environment, name: str, options) -> Backends:

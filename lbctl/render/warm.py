@@ -4,14 +4,15 @@ about a tenth of the command's time at 100,000 servers).
 
 What is saved is what Jinja2 gave for this very template text: each backend shape's
 header, member line and footer (lbctl/render/lines.py), and the main template's text
-around ``{{ backends }}``, the *frame*, for these listeners.  The file (one per
-main template) holds, and is used only if it matches, everything else the text
+around ``{{ backends }}``, the *frame*, for these listeners.  The file (named by
+a checksum of it) holds, and is used only if it matches, everything else the text
 depends on (``key``): the template files found (their path and bytes, in the search
 path's order), the options, lbctl's version and the modules that probe, Jinja2's
 installed files and Python's version.  Any change to one of them, other
 listeners, a pool of a shape not saved (or one that Jinja2 renders on its own: no
 members, mixed states, IPv6) make a render by Jinja2, which saves the patterns
-again.  (No digest: comparing the text is cheaper than importing hashlib.)
+again.  (Compared as text: cheaper than importing hashlib for a digest.)  The
+newest ``KEEP`` files are kept.
 
 A template is saved only if its text cannot depend on anything else: the frame's
 template uses no variable but ``listeners``, ``opts`` and ``backends``, prints
@@ -24,6 +25,7 @@ write means rendering with Jinja2, never an error.  Output is byte-identical
 
 from __future__ import annotations
 
+import binascii
 import os
 import sys
 from pathlib import Path
@@ -40,6 +42,7 @@ FRAME_VARIABLES = {"listeners", "opts", "backends"}  # all the main template may
 CHANCE_WORDS = ("random", "lipsum")  # Jinja2's random filter and lipsum(): text that differs each time
 BACKENDS_MARK = f"{lines.MARK}backends{lines.MARK}"
 HERE = Path(__file__).parent
+KEEP = 16  # saved files (other template directories, options or versions of lbctl)
 Hole = Literal["pool", "name", "address", "port", "weight"]
 
 
@@ -139,7 +142,7 @@ class Reuse:
         folder = cache_dir()
         self.key = key(template_dir, names, options, (lines.__file__, __file__, str(HERE / "environment.py"),
                                                       *modules)) if folder else None
-        self.path = folder / f"render-{names[0]}.json" if self.key else None
+        self.path = folder / f"render-{binascii.crc32(self.key.encode()):08x}.json" if self.key else None
 
     def text(self, desired: model.Desired) -> str | None:
         """The whole file from the saved patterns; None if they do not cover ``desired``."""
@@ -171,6 +174,9 @@ class Reuse:
             with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
                 f.write(data)
             os.replace(temp, self.path)
+            saved = sorted(self.path.parent.glob("render-*.json"), key=lambda p: (p.stat().st_mtime_ns, p == self.path))
+            for old in saved[:-KEEP]:  # the oldest (this one is the newest, even in the same tick)
+                old.unlink()
         except OSError:
             temp.unlink(missing_ok=True)
 

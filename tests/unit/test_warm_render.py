@@ -105,7 +105,7 @@ def test_what_the_saved_patterns_give_is_what_jinja2_gives(cache):
             expected = render(desired, "haproxy", options)
             assert render(desired, "haproxy", options, reuse=True) == expected
             assert render(desired, "haproxy", options, reuse=True) == expected
-    assert [p.name for p in cache.glob("render-*")] == ["render-haproxy.cfg.j2.json"]
+    assert len(list(cache.glob("render-*.json"))) == 1
 
 
 def test_other_options_are_not_given_the_saved_patterns(cache):
@@ -153,3 +153,25 @@ def test_no_usable_cache_directory_is_no_error(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
     desired, options = desireds()[0], config.options("haproxy")
     assert render(desired, "haproxy", options, reuse=True) == render(desired, "haproxy", options)
+
+
+def test_each_template_directory_keeps_its_own_patterns(tmp_path):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "haproxy-backend.j2").write_text(PACKAGED.replace("balance {{ p.balance }}", "balance  {{ p.balance }}"))
+    packaged, _ = lbctl_render(tmp_path, inventory())
+    overridden, _ = lbctl_render(tmp_path, inventory(), "--templates", str(templates))
+    assert lbctl_render(tmp_path, inventory()) == (packaged, False)
+    assert lbctl_render(tmp_path, inventory(), "--templates", str(templates)) == (overridden, False)
+
+
+def test_only_the_newest_files_are_kept(cache, monkeypatch):
+    monkeypatch.setattr(warm, "KEEP", 2)
+    desired = desireds()[0]
+    for maxconn in (10, 11, 12):
+        assert f"maxconn {maxconn}\n" in render(desired, "haproxy", config.options("haproxy", {"maxconn": maxconn}),
+                                                 reuse=True)
+    assert len(list(cache.glob("render-*.json"))) == 2
+    other = config.options("haproxy", {"maxconn": 12})
+    assert warm.Reuse(None, ("haproxy.cfg.j2", "haproxy-backend.j2"), other,
+                      (str(Path(warm.__file__).parents[1] / "targets" / "haproxy" / "view.py"),)).text(desired)
