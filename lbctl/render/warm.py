@@ -101,10 +101,14 @@ def stamp(path: str | None) -> str:
 
 def key(template_dir: str | None, names: tuple[str, ...], options, modules: tuple[str, ...]) -> str | None:
     """What the templates ``names`` render to depends on but the model; None if one
-    of them is not found or cannot be read (Jinja2 then says so), or may print chance."""
+    of them is not found or cannot be read (Jinja2 then says so), or may print chance,
+    or the options are not plain data."""
     dirs = search_path(template_dir)
-    parts = [f"{FORMAT} {__version__} {sys.version}", stamp(jinja_init()), *map(stamp, modules),
-             msgspec.json.encode(options).decode(), *dirs]
+    try:
+        settings = msgspec.json.encode(options).decode()
+    except (TypeError, msgspec.EncodeError):
+        return None
+    parts = [f"{FORMAT} {__version__} {sys.version}", stamp(jinja_init()), *map(stamp, modules), settings, *dirs]
     for name in names:
         path = next((p for p in (os.path.join(d, name) for d in dirs) if os.path.isfile(p)), None)
         try:
