@@ -23,7 +23,8 @@ from lbctl.session import Session, guard_policy, inventory_desired, session_text
 
 # Each command imports what it uses: ``lbctl render`` of 100,000 servers should not
 # pay for loading the targets' control code, deploy, Consul, BIG-IP, metrics or the
-# watch loop (nor json: lbctl/render/warm.py), nor ``lbctl --help`` for Jinja2 (tests/unit/test_cli_imports.py).
+# watch loop, nor json (the --json outputs import it), nor ``lbctl --help`` for Jinja2
+# (tests/unit/test_cli_imports.py); a render from saved patterns not even Jinja2 (lbctl/render/warm.py).
 EXIT_CHANGES = 2
 
 
