@@ -7,7 +7,8 @@ and as CPU time (user + system, from the child's rusage): on a shared machine
 the CPU ratio is the steadier one.  One untimed ``lbctl render`` comes first, and
 lbctl runs without PYTHONDONTWRITEBYTECODE, so that its modules are timed from
 bytecode as in an installed package, not compiled from source every run (the
-untimed render also fills lbctl's cache of compiled templates).  The
+untimed render also fills lbctl's cache of compiled templates and the patterns it
+saves for the next render, docs/cli.md "Templates").  The
 last line printed is one JSON object.  The harness is ``lbctl_testkit.bench``.
 
     python bench/render.py [--servers 100000] [--members 10] [--runs 3]

@@ -6,8 +6,8 @@ model cannot hold as they are), and the checks of many plain members at once
 
 from __future__ import annotations
 
+import _socket  # as in lbctl.validate
 import re
-import socket
 from itertools import accumulate, chain, repeat
 from operator import attrgetter, lt
 from typing import Any, Literal, Mapping
@@ -80,7 +80,7 @@ def plain(items: list[MemberIn] | list[model.Member]) -> tuple[list[str], list[s
         return None
     addresses = [m.address for m in items]
     try:
-        b"".join(map(socket.inet_pton, repeat(socket.AF_INET), addresses))  # v.is_ipv4, for all at once
+        b"".join(map(_socket.inet_pton, repeat(_socket.AF_INET), addresses))  # v.is_ipv4, for all at once
     except (OSError, ValueError):
         return None
     if type(items[0]) is model.Member:  # decoded as such: nothing to build

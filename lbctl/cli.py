@@ -7,7 +7,6 @@ stderr, never a traceback), 2 ``plan`` found changes, 3 a rollback failed.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import time
 from dataclasses import replace
@@ -24,7 +23,8 @@ from lbctl.session import Session, guard_policy, inventory_desired, session_text
 
 # Each command imports what it uses: ``lbctl render`` of 100,000 servers should not
 # pay for loading the targets' control code, deploy, Consul, BIG-IP, metrics or the
-# watch loop, nor ``lbctl --help`` for Jinja2 (tests/unit/test_cli_imports.py).
+# watch loop, nor json (the --json outputs import it), nor ``lbctl --help`` for Jinja2
+# (tests/unit/test_cli_imports.py); a render from saved patterns not even Jinja2 (lbctl/render/warm.py).
 EXIT_CHANGES = 2
 
 
@@ -48,7 +48,7 @@ def render(config_path, inventory_path, target_name, template_dir, fmt, output) 
         from lbctl.render import render as render_config
 
         options = kinds.get(target_name).settings().options(None, "options")
-        text = render_config(inventory_desired(inventory_path), target_name, options, template_dir)
+        text = render_config(inventory_desired(inventory_path), target_name, options, template_dir, reuse=True)
     else:
         text = session_text(Session(config_path, inventory_path, target_name, template_dir), fmt)
     if output is None:
@@ -157,6 +157,8 @@ def apply(config_path, inventory_path, target_name, template_dir, as_json, force
         if not as_json:
             click.echo(outcome.message)
     if as_json:
+        import json
+
         click.echo(json.dumps({"changed": any(o["result"] != "unchanged" for o in outcomes), "targets": outcomes}))
 
 
@@ -207,6 +209,8 @@ def status(config_path, target_name, as_json, with_routes) -> None:
     states = [target_status(session.target(t)) for t in session.selected]
     table, refused = session.routes() if with_routes else ([], [])
     if as_json:
+        import json
+
         click.echo(json.dumps({"targets": states, "routes": table, "refused": [r.text() for r in refused]}
                               if with_routes else states, indent=1))
     else:
@@ -231,6 +235,8 @@ def routes(config_path, inventory_path, target_name, template_dir, as_json) -> N
     any_kind = None if config_path else "haproxy"  # the routes are the same for every target
     table, refused = Session(config_path, inventory_path, target_name or any_kind, template_dir).routes()
     if as_json:
+        import json
+
         click.echo(json.dumps({"routes": table, "refused": [{**asdict(r), "conflict": r.conflict} for r in refused]},
                               indent=1))
         return

@@ -16,7 +16,6 @@ the same inputs, builds the same model and gives the same errors.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -69,7 +68,9 @@ def read(path: Path) -> Any:
         fast = decoded(text)
         if fast is not None:
             return fast
-    import yaml  # here: a JSON inventory does not need it
+    import json  # here: what msgspec decodes needs neither
+
+    import yaml
 
     try:
         if path.suffix == ".json":

@@ -13,7 +13,6 @@ blank out ordinary words.  Documented in docs/configuration.md ("Secrets").
 from __future__ import annotations
 
 import base64
-import json
 import sys
 import threading
 from typing import Any, TextIO
@@ -30,6 +29,8 @@ def remember(value: str | None) -> None:
     """Mask ``value`` from now on, as written and as it looks in a URL or in JSON."""
     if not value or len(value) < MIN_LENGTH:
         return
+    import json  # here: a command that reads no secret (lbctl render) does not need it
+
     forms = {value, quote(value, safe=""), json.dumps(value)[1:-1]}
     with _lock:
         new = forms - _known

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
+import _socket  # socket.py's C core: inet_pton without socket.py's import (enums, selectors)
 from operator import attrgetter
 from typing import Any, Callable, Iterable, Mapping
 
@@ -113,7 +113,7 @@ def route_path(value: Any, path: str) -> str:
 def is_ipv4(text: str) -> bool:
     """Strict dotted quad (no leading zeros, no white space), at C speed."""
     try:
-        socket.inet_pton(socket.AF_INET, text)
+        _socket.inet_pton(_socket.AF_INET, text)
         return True
     except (OSError, ValueError):  # ValueError: an embedded NUL
         return False

@@ -4,21 +4,14 @@ cache of compiled templates in the user's own cache directory."""
 
 from __future__ import annotations
 
-import os
-import stat
 from functools import lru_cache
-from pathlib import Path
 
 import jinja2
 import jinja2.bccache
 
+from lbctl.render.paths import cache_dir, search_path
 
-def packaged_templates() -> Path:
-    """The templates shipped with lbctl: ``lbctl/templates`` in an installed wheel,
-    the top-level ``templates/`` in a source checkout."""
-    package = Path(__file__).resolve().parents[1]
-    installed = package / "templates"
-    return installed if installed.is_dir() else package.parent / "templates"
+__all__ = ["cache_dir", "jinja_environment", "duration", "seconds", "endpoint"]  # cache_dir: for the tests
 
 
 def duration(ms: int) -> str:
@@ -61,28 +54,11 @@ class CompiledCache(jinja2.bccache.FileSystemBytecodeCache):
             pass
 
 
-def cache_dir() -> Path | None:
-    """``$XDG_CACHE_HOME/lbctl/templates`` (default ``~/.cache``), made if missing, if
-    it is a directory of this user's that no one else may write to; else None (no
-    cache: what it holds is code lbctl runs)."""
-    try:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        path = base / "lbctl" / "templates"
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        found = os.lstat(path)
-    except (OSError, RuntimeError):  # RuntimeError: no home directory
-        return None
-    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.geteuid() or found.st_mode & 0o022:
-        return None
-    return path
-
-
 @lru_cache(maxsize=8)
 def jinja_environment(template_dir: str | None = None) -> jinja2.Environment:
-    dirs = [template_dir] if template_dir else []
     cached = cache_dir()
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([*dirs, str(packaged_templates())]),
+        loader=jinja2.FileSystemLoader(search_path(template_dir)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

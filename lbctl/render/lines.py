@@ -22,15 +22,14 @@ reports it).
 
 from __future__ import annotations
 
-import dataclasses
 from itertools import chain, compress
 from operator import attrgetter, ne
-from typing import Callable, Sequence
-
-import jinja2
-from jinja2 import nodes
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from lbctl import model
+
+if TYPE_CHECKING:
+    import jinja2
 
 MARK = "\x00"  # in no template's text and no validated value
 POOL_FIELDS = tuple(f for f in model.Pool.__struct_fields__ if f not in ("name", "members"))
@@ -163,6 +162,9 @@ class Modes:
 def eligible(env: jinja2.Environment, name: str) -> bool:
     """Whether template ``name`` can be probed: no ``loop``, namespace, include or import.
     A template without any of ``UNSAFE_WORDS`` has none (no need to parse it)."""
+    import jinja2  # here: a render from saved patterns (lbctl/render/warm.py) has no template
+    from jinja2 import nodes
+
     try:
         source = env.loader.get_source(env, name)[0]
         if not any(word in source for word in UNSAFE_WORDS):
@@ -209,13 +211,15 @@ def split(texts: list[str]) -> tuple[str, str, str] | None:
     return None
 
 
-@dataclasses.dataclass(frozen=True)
 class Pattern:
     """Text with holes, as the constant pieces between them and what fills each
-    hole: "pool" (the pool's name) or a member's field (one of ``HOLES``)."""
+    hole: "pool" (the pool's name) or a member's field (one of ``HOLES``).  (Plain
+    classes here, not dataclasses: making one costs about a millisecond at import.)"""
 
-    pieces: tuple[str, ...]
-    fields: tuple[str, ...]
+    __slots__ = ("pieces", "fields")
+
+    def __init__(self, pieces: tuple[str, ...], fields: tuple[str, ...]) -> None:
+        self.pieces, self.fields = pieces, fields
 
 
 def pattern(text: str, member: bool) -> Pattern | None:
@@ -269,21 +273,30 @@ def shape_of(template: jinja2.Template, pool: model.Pool, mode: str, options, me
     head, line, foot = pattern(parts[0], False), pattern(parts[1], True), pattern(parts[2], False)
     if head is None or line is None or foot is None:
         return None
+    return made_shape(head, line, foot)
+
+
+def made_shape(head: Pattern, line: Pattern, foot: Pattern) -> Shape:
+    """The ``Shape`` of these patterns (as probed, or as saved by lbctl/render/warm.py)."""
     colons = sum(piece.count(":") for piece in head.pieces + foot.pieces)
-    return Shape(head.pieces, foot.pieces, *line_maker(line, head, foot), colons, sum(p.count(":") for p in line.pieces))
+    return Shape(head.pieces, foot.pieces, *line_maker(line, head, foot), colons,
+                 sum(p.count(":") for p in line.pieces), line)
 
 
-@dataclasses.dataclass(frozen=True)
 class Shape:
     """A pool shape with one member shape: the header's and footer's pieces, to be
     joined with the pool's name (their only hole), and the generated makers."""
 
-    head: tuple[str, ...]
-    foot: tuple[str, ...]
-    lines: Callable[[str, Sequence[model.Member]], str]
-    backends: Callable[[Sequence[model.Pool]], str]  # every pool's whole text (see ``Backends.joined``)
-    colons: int  # the ':' in a pool's header and footer (see ``Backends.joined``)
-    line_colons: int  # and in a member's line
+    __slots__ = ("head", "foot", "lines", "backends", "colons", "line_colons", "line")
+
+    def __init__(self, head: tuple[str, ...], foot: tuple[str, ...], lines: Callable[[str, Sequence[model.Member]], str],
+                 backends: Callable[[Sequence[model.Pool]], str], colons: int, line_colons: int, line: Pattern) -> None:
+        self.head, self.foot = head, foot
+        self.lines = lines
+        self.backends = backends  # every pool's whole text (see ``Backends.joined``)
+        self.colons = colons  # the ':' in a pool's header and footer (see ``Backends.joined``)
+        self.line_colons = line_colons  # and in a member's line
+        self.line = line  # what ``lines`` and ``backends`` were made from (kept by lbctl/render/warm.py)
 
 
 def backends(env: jinja2.Environment, name: str, options) -> Backends:
@@ -364,8 +377,12 @@ class Backends:
         if found is self:  # not probed yet
             if len(self.shapes) >= 10_000:  # pool settings that keep changing, in a long watch
                 self.shapes.clear()
-            found = self.shapes[key] = shape_of(self.template, pool, mode, self.options, member_shape)
+            found = self.shapes[key] = self.probed(key, pool)
         return found
+
+    def probed(self, key: tuple, pool: model.Pool) -> Shape | None:
+        """The shape of ``key`` (mode, member shape, settings) as the template gives it for ``pool``."""
+        return shape_of(self.template, pool, key[0], self.options, key[1])
 
 
 def runs(pools: Sequence[model.Pool], modes: dict) -> list[tuple[Sequence[model.Pool], tuple]]:

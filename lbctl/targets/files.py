@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
-import json
 import logging
 import os
 import time
@@ -124,6 +122,8 @@ def read_from(path: str | os.PathLike[str], offset: int) -> str:
 
 def sha256_file(path: str | os.PathLike[str]) -> str | None:
     """Hex SHA-256 of a file's content, or None if it does not exist."""
+    import hashlib  # here, and json below: lbctl render -o needs neither (docs/performance.md)
+
     h = hashlib.sha256()
     try:
         with open(path, "rb") as f:
@@ -165,6 +165,8 @@ class Backup:
 
         :raises ApplyError: the copy is missing or does not match its hash.
         """
+        import hashlib
+
         try:
             data = self.path.read_bytes()
         except OSError as e:
@@ -204,6 +206,9 @@ class BackupStore:
             data = known[1].encode() if same else original.read_bytes()
         except OSError as e:
             raise ApplyError(f"cannot back up {original}: {e.strerror}") from e
+        import hashlib
+        import json
+
         digest = hashlib.sha256(data).hexdigest()
         newest = self.latest(original)
         if newest is not None and newest.sha256 == digest:
@@ -262,6 +267,8 @@ class BackupStore:
         return self.directory / f"{backup_id}.json"
 
     def _load(self, sidecar: Path) -> Backup | None:
+        import json
+
         try:
             meta = json.loads(sidecar.read_text())
             b = Backup(meta["id"], self.directory / meta["id"], Path(meta["original"]),

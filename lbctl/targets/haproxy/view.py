@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-import jinja2
+from typing import TYPE_CHECKING
 
 from lbctl import model
 from lbctl.render import lines
 
+if TYPE_CHECKING:
+    import jinja2
+
+    from lbctl.render import warm
+
 TEMPLATE = "haproxy.cfg.j2"
 BACKEND = "haproxy-backend.j2"
+
+
+def reuse(options, template_dir: str | None) -> warm.Reuse:
+    """The patterns an earlier ``lbctl render`` saved for these templates and options (lbctl/render/warm.py)."""
+    from lbctl.render import warm
+
+    return warm.Reuse(template_dir, (TEMPLATE, BACKEND), options, (__file__,))
 
 
 def view(desired: model.Desired, options, env: jinja2.Environment, cache: dict | None):
