@@ -314,6 +314,8 @@ def changed(change: Change, limit: int = 50) -> list[str]:
 
 
 _digests: dict[int, tuple[str, str]] = {}
+DIGESTS_KEPT = 4
+ENCODE_CHUNK = 1 << 16
 
 
 def digest(text: str | None) -> str | None:
@@ -321,12 +323,22 @@ def digest(text: str | None) -> str | None:
     candidate is the next round's live text (megabytes at 10,000 services)."""
     if text is None:
         return None
-    hit = _digests.get(id(text))
+    hit = _digests.pop(id(text), None)
     if hit is None or hit[0] is not text:
-        if len(_digests) >= 4:
-            _digests.clear()
-        hit = _digests[id(text)] = (text, hashlib.sha256(text.encode()).hexdigest())
+        hit = (text, sha256_text(text))
+        while len(_digests) >= DIGESTS_KEPT:  # the oldest goes: the live text is the last but one
+            del _digests[next(iter(_digests))]
+    _digests[id(text)] = hit  # the last one last
     return hit[1]
+
+
+def sha256_text(text: str) -> str:
+    """sha256 of ``text`` in UTF-8, encoded a chunk at a time: one copy of megabytes
+    costs a fresh allocation (and its page faults) every round; chunks reuse memory."""
+    h = hashlib.sha256()
+    for start in range(0, len(text), ENCODE_CHUNK):
+        h.update(text[start:start + ENCODE_CHUNK].encode())
+    return h.hexdigest()
 
 
 def fault(point: str) -> None:

@@ -1,0 +1,111 @@
+"""The shortcuts that keep a runtime-path change's CPU in lbctl small (issue 11):
+each must answer exactly as the plain computation it replaces."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+
+import pytest
+
+from lbctl import deploy, textdiff
+from lbctl.discovery import checks
+
+
+def plain_prefix(a, b) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def plain_suffix(a, b, limit) -> int:
+    n = 0
+    while n < min(limit, len(a), len(b)) and a[len(a) - 1 - n] == b[len(b) - 1 - n]:
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("chunk", [4, 7, 1 << 16])
+@pytest.mark.parametrize("kind", [str, bytes])
+@pytest.mark.parametrize("seed", range(30))
+def test_common_prefix_and_suffix_agree_with_a_plain_scan(monkeypatch, chunk, kind, seed):
+    """Chunks smaller than the texts, texts of different lengths, edits at the ends and
+    in the middle, equal texts, empty texts: the chunked scan finds what one at a time finds."""
+    monkeypatch.setattr(textdiff, "CHUNK", chunk)
+    monkeypatch.setattr(textdiff, "EXACT", min(chunk, 3))
+    rng = random.Random(seed)
+    a = "".join(rng.choice("ab\n") for _ in range(rng.randint(0, 300)))
+    b = a
+    for _ in range(rng.randint(0, 3)):
+        at = rng.randint(0, len(b))
+        b = b[:at] + "".join(rng.choice("abc") for _ in range(rng.randint(0, 5))) + b[at + rng.randint(0, 5):]
+    if kind is bytes:
+        a, b = a.encode(), b.encode()
+    same = textdiff.common_prefix(a, b)
+    assert same == plain_prefix(a, b)
+    limit = min(len(a), len(b)) - same
+    assert textdiff.common_suffix(a, b, limit) == plain_suffix(a, b, limit)
+    assert textdiff.common_suffix(b, a, len(a) + len(b)) == plain_suffix(b, a, len(a) + len(b))
+
+
+def test_digest_is_sha256_and_keeps_the_texts_a_round_asks_for(monkeypatch):
+    """A round asks for the new candidate's digest, then the live text's (the previous
+    candidate): four rounds in a row must not compute any text twice."""
+    texts = [os.urandom(3000).hex() + str(n) for n in range(8)]
+    for text in texts[:2]:
+        assert deploy.digest(text) == hashlib.sha256(text.encode()).hexdigest()
+    assert deploy.digest("é" * 70000) == hashlib.sha256(("é" * 70000).encode()).hexdigest()
+    assert deploy.digest(None) is None
+    computed = []
+    real = deploy.sha256_text
+    monkeypatch.setattr(deploy, "sha256_text", lambda text: computed.append(text) or real(text))
+    for before, after in zip(texts, texts[1:]):
+        deploy.digest(after)
+        deploy.digest(before)
+    assert computed == texts[2:]
+
+
+def compact(rows) -> bytes:
+    return json.dumps(rows, separators=(",", ":")).encode()
+
+
+def a_check(node, cid, status, output, index):
+    return {"Node": node, "CheckID": cid, "Status": status, "Output": output,
+            "ServiceName": "" if cid == "serfHealth" else cid[8:], "ServiceID": "", "CreateIndex": 1,
+            "ModifyIndex": index}
+
+
+@pytest.mark.parametrize("kept", [0, 1, 3, 1000])
+@pytest.mark.parametrize("seed", range(25))
+def test_book_offsets_with_shifts_kept_are_those_of_a_whole_decode(monkeypatch, kept, seed):
+    """Checks that change length, come and go, several at a time, with the shifts kept
+    (up to ``kept`` of them) instead of applied: every offset read is the one a whole
+    decode of the answer finds, and so is every diff."""
+    monkeypatch.setattr(checks.Book, "SHIFTS_KEPT", kept)
+    rng = random.Random(seed)
+    rows = {(f"n{i}", f"service:s{i}"): a_check(f"n{i}", f"service:s{i}", "passing", "", 1) for i in range(12)}
+    book = checks.Book(checks.Reading(compact([rows[k] for k in sorted(rows)])))
+    for index in range(2, 60):
+        for _ in range(rng.randint(1, 3)):
+            what = rng.random()
+            if rows and what < 0.6:
+                key = rng.choice(sorted(rows))
+                rows[key] = {**rows[key], "Status": rng.choice(["passing", "critical"]),
+                             "Output": "x" * rng.randint(0, 30), "ModifyIndex": index}
+            elif rows and what < 0.8:
+                del rows[rng.choice(sorted(rows))]
+            else:
+                node = f"n{rng.randint(0, 20)}"
+                cid = rng.choice(["serfHealth", f"service:s{rng.randint(0, 20)}"])
+                rows[node, cid] = a_check(node, cid, "passing", "y" * rng.randint(0, 9), index)
+        body = compact([rows[k] for k in sorted(rows)])
+        whole = checks.Reading(body)
+        expected = checks.diff(checks.table(book.rows), checks.table(whole.checks()), index - 1)
+        assert book.update(checks.Reading(body, book), index - 1) == expected
+        assert len(book.shifts) <= max(kept, 1)
+        assert [book.end(i) for i in range(len(book.rows))] == whole.ends
+        assert book.rows == whole.checks() and book.body == body
+    assert book.ends == whole.ends and book.shifts == []
