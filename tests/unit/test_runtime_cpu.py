@@ -109,3 +109,28 @@ def test_book_offsets_with_shifts_kept_are_those_of_a_whole_decode(monkeypatch, 
         assert [book.end(i) for i in range(len(book.rows))] == whole.ends
         assert book.rows == whole.checks() and book.body == body
     assert book.ends == whole.ends and book.shifts == []
+
+
+def test_pool_gauges_found_by_place_are_those_a_scan_sets():
+    """The member gauges of the dirty pools, found through their places in the model,
+    are those the scan of every pool sets; names without a pool, or at a place that
+    holds another pool, set nothing."""
+    from lbctl import model
+    from lbctl.discovery import merge
+    from lbctl.watch.metrics import Metrics
+
+    pools = tuple(model.Pool(f"p{i}", tuple(model.Member(f"p{i}-m{j}", "10.0.0.1", 8000 + j,
+                                                          state="drain" if (i + j) % 3 == 0 else "enabled")
+                                            for j in range(i % 4 + 1))) for i in range(12))
+    desired = model.Desired((), pools)
+    where = merge.positions(desired)
+    names = {"p1", "p5", "p11", "nothing"}
+    scanned, placed = Metrics(), Metrics()
+    scanned.pools(desired, names)
+    placed.pools(desired, names, where)
+    lines = sorted(placed.text().splitlines())
+    assert lines == sorted(scanned.text().splitlines()) and b'pool="p5"' in placed.text()
+    assert b'pool="p2"' not in placed.text()
+    stale = Metrics()
+    stale.pools(desired, {"p1"}, {**where, "p1": where["p2"]})
+    assert b'pool="p1"' not in stale.text() and b'pool="p2"' not in stale.text()
