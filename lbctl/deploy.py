@@ -12,7 +12,6 @@ written before any reload and before lbctl stops (``flush``).
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 import signal
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from lbctl import guard, model, textdiff
+from lbctl.digests import digest
 from lbctl.errors import ConfigError, LbctlError, ReloadError, RollbackError
 from lbctl.targets.base import Change, Checkpoint, Restorable, RuntimeChanges, Target
 
@@ -311,34 +311,6 @@ def changed(change: Change, limit: int = 50) -> list[str]:
     lines = [line.rstrip("\n") for line in difflib.unified_diff(before, after, lineterm="", n=0)
              if line[:1] in "+-" and not line.startswith(("+++", "---"))]
     return lines[:limit] + ([f"... {len(lines) - limit} more lines"] if len(lines) > limit else [])
-
-
-_digests: dict[int, tuple[str, str]] = {}
-DIGESTS_KEPT = 4
-ENCODE_CHUNK = 1 << 16
-
-
-def digest(text: str | None) -> str | None:
-    """sha256 of ``text``, kept for the last few text objects: a watch round's
-    candidate is the next round's live text (megabytes at 10,000 services)."""
-    if text is None:
-        return None
-    hit = _digests.pop(id(text), None)
-    if hit is None or hit[0] is not text:
-        hit = (text, sha256_text(text))
-        while len(_digests) >= DIGESTS_KEPT:  # the oldest goes: the live text is the last but one
-            del _digests[next(iter(_digests))]
-    _digests[id(text)] = hit  # the last one last
-    return hit[1]
-
-
-def sha256_text(text: str) -> str:
-    """sha256 of ``text`` in UTF-8, encoded a chunk at a time: one copy of megabytes
-    costs a fresh allocation (and its page faults) every round; chunks reuse memory."""
-    h = hashlib.sha256()
-    for start in range(0, len(text), ENCODE_CHUNK):
-        h.update(text[start:start + ENCODE_CHUNK].encode())
-    return h.hexdigest()
 
 
 def fault(point: str) -> None:

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from lbctl import deploy, textdiff
+from lbctl import digests, textdiff
 from lbctl.discovery import checks
 
 
@@ -56,15 +56,15 @@ def test_digest_is_sha256_and_keeps_the_texts_a_round_asks_for(monkeypatch):
     candidate): four rounds in a row must not compute any text twice."""
     texts = [os.urandom(3000).hex() + str(n) for n in range(8)]
     for text in texts[:2]:
-        assert deploy.digest(text) == hashlib.sha256(text.encode()).hexdigest()
-    assert deploy.digest("é" * 70000) == hashlib.sha256(("é" * 70000).encode()).hexdigest()
-    assert deploy.digest(None) is None
+        assert digests.digest(text) == hashlib.sha256(text.encode()).hexdigest()
+    assert digests.digest("é" * 70000) == hashlib.sha256(("é" * 70000).encode()).hexdigest()
+    assert digests.digest(None) is None
     computed = []
-    real = deploy.sha256_text
-    monkeypatch.setattr(deploy, "sha256_text", lambda text: computed.append(text) or real(text))
+    real = digests.sha256_text
+    monkeypatch.setattr(digests, "sha256_text", lambda text: computed.append(text) or real(text))
     for before, after in zip(texts, texts[1:]):
-        deploy.digest(after)
-        deploy.digest(before)
+        digests.digest(after)
+        digests.digest(before)
     assert computed == texts[2:]
 
 
@@ -134,3 +134,19 @@ def test_pool_gauges_found_by_place_are_those_a_scan_sets():
     stale = Metrics()
     stale.pools(desired, {"p1"}, {**where, "p1": where["p2"]})
     assert b'pool="p1"' not in stale.text() and b'pool="p2"' not in stale.text()
+
+
+@pytest.mark.parametrize("linked", [True, False])
+def test_backup_of_a_known_file_is_its_text_under_its_sha256(tmp_path, monkeypatch, linked):
+    """The backup of the file as lbctl last wrote it takes its digest from the text
+    (hashed once a round) and is a hard link, or a copy where links fail."""
+    from lbctl.targets import files
+
+    live = tmp_path / "a.cfg"
+    live.write_text("served é")
+    if not linked:
+        monkeypatch.setattr(files, "hard_link", lambda src, dst: False)
+    backup = files.BackupStore(tmp_path / "backup").save(live, (files.stat_key(os.stat(live)), "served é"))
+    assert backup.sha256 == hashlib.sha256("served é".encode()).hexdigest()
+    assert backup.read_bytes() == "served é".encode()
+    assert (os.stat(backup.path).st_ino == os.stat(live).st_ino) is linked
