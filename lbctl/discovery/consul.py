@@ -139,6 +139,10 @@ class Client:
         adapter.poolmanager.pool_classes_by_scheme = {"http": OpenFirstHTTP, "https": OpenFirstHTTPS}
         self.api.http.session.mount("http://", adapter)
         self.api.http.session.mount("https://", adapter)
+        # Consul gzips every answer for a client that accepts it (requests does, by
+        # default): 15 MB of checks at 10,000 services, compressed by the agent and
+        # inflated here on every change.  Plain answers cost neither (docs/consul.md).
+        self.api.http.session.headers["Accept-Encoding"] = "identity"
         settle_environment(self.api.http)
         self.where = f"consul {settings.scheme}://{settings.host}:{settings.port}"
         self.armed: set[str] = set()  # paths whose first blocking query went out
