@@ -260,17 +260,24 @@ class ConsulWatcher:
     # -- helpers (called with the lock held) ---------------------------------------------
 
     def _queue(self, names: Iterable[str], urgent: bool) -> None:
+        """Queue ``names`` to be read.  Urgent ones wake one reader each, not all of
+        them: each woken reader takes a name or, finding none, waits again, and a reader
+        that finishes a read looks at the queue before it waits."""
+        queued = 0
         for name in names:
             if name in self.busy:
                 self.again[name] = urgent or self.again.get(name, False)
             elif urgent:
+                queued += name not in self.urgent
                 self.urgent[name] = None
                 self.sweep.pop(name, None)
                 self.hunt.pop(name, None)
             elif name not in self.urgent:
                 self.sweep[name] = None
-        if names:
-            self.lock.notify_all()
+        if queued and urgent:
+            self.lock.notify(queued)
+        elif names and not urgent:
+            self.lock.notify_all()  # the readers' timeouts follow the sweep's pace
 
     def _resolve(self) -> None:
         """Decide each pending catalog index: explained by the check feed, or not (a hunt)."""
