@@ -150,3 +150,39 @@ def test_backup_of_a_known_file_is_its_text_under_its_sha256(tmp_path, monkeypat
     assert backup.sha256 == hashlib.sha256("served é".encode()).hexdigest()
     assert backup.read_bytes() == "served é".encode()
     assert (os.stat(backup.path).st_ino == os.stat(live).st_ino) is linked
+
+
+def plain_service_list(store) -> dict:
+    tags: dict = {}
+    for svcs in store._svcs.values():
+        for svc in svcs.values():
+            tags.setdefault(svc["Service"], {}).update(dict.fromkeys(svc["Tags"]))
+    return {name: list(tags[name]) for name in sorted(tags)}
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_emulator_catalog_services_kept_per_service_is_the_union_of_every_instance(seed):
+    """The emulator's ``catalog/services`` keeps each service's tags until one of its
+    instances is written: after random registrations, re-tags, deregistrations and node
+    removals it answers as the union over every instance, in the same order."""
+    from lbctl_testkit.emulators.consul import Store
+
+    rng = random.Random(seed)
+    store = Store()
+    for n in range(4):
+        store.add_node(f"n{n}", f"10.0.0.{n + 1}")
+    for _ in range(120):
+        read = store.read_catalog_services()[1]
+        what, node = rng.random(), f"n{rng.randint(0, 3)}"
+        if what < 0.6:
+            store.add_service(f"s{rng.randint(0, 6)}", node=node, service_id=f"i{rng.randint(0, 9)}",
+                              tags=rng.sample(["a", "b", "c", "d"], rng.randint(0, 3)))
+        elif what < 0.9:
+            sid = rng.choice(sorted(store._svcs[node]) or ["none"])
+            if sid != "none":
+                store.remove_service(sid, node=node)
+        else:
+            store.remove_node(node)
+            store.add_node(node, "10.0.0.9")
+        assert read()[1] == plain_service_list(store)
+        assert list(read()[1]) == list(plain_service_list(store))
