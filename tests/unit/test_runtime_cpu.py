@@ -4,14 +4,12 @@ each must answer exactly as the plain computation it replaces."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 
 import pytest
 
 from lbctl import digests, textdiff
-from lbctl.discovery import checks
 
 
 def plain_prefix(a, b) -> int:
@@ -66,49 +64,6 @@ def test_digest_is_sha256_and_keeps_the_texts_a_round_asks_for(monkeypatch):
         digests.digest(after)
         digests.digest(before)
     assert computed == texts[2:]
-
-
-def compact(rows) -> bytes:
-    return json.dumps(rows, separators=(",", ":")).encode()
-
-
-def a_check(node, cid, status, output, index):
-    return {"Node": node, "CheckID": cid, "Status": status, "Output": output,
-            "ServiceName": "" if cid == "serfHealth" else cid[8:], "ServiceID": "", "CreateIndex": 1,
-            "ModifyIndex": index}
-
-
-@pytest.mark.parametrize("kept", [0, 1, 3, 1000])
-@pytest.mark.parametrize("seed", range(25))
-def test_book_offsets_with_shifts_kept_are_those_of_a_whole_decode(monkeypatch, kept, seed):
-    """Checks that change length, come and go, several at a time, with the shifts kept
-    (up to ``kept`` of them) instead of applied: every offset read is the one a whole
-    decode of the answer finds, and so is every diff."""
-    monkeypatch.setattr(checks.Book, "SHIFTS_KEPT", kept)
-    rng = random.Random(seed)
-    rows = {(f"n{i}", f"service:s{i}"): a_check(f"n{i}", f"service:s{i}", "passing", "", 1) for i in range(12)}
-    book = checks.Book(checks.Reading(compact([rows[k] for k in sorted(rows)])))
-    for index in range(2, 60):
-        for _ in range(rng.randint(1, 3)):
-            what = rng.random()
-            if rows and what < 0.6:
-                key = rng.choice(sorted(rows))
-                rows[key] = {**rows[key], "Status": rng.choice(["passing", "critical"]),
-                             "Output": "x" * rng.randint(0, 30), "ModifyIndex": index}
-            elif rows and what < 0.8:
-                del rows[rng.choice(sorted(rows))]
-            else:
-                node = f"n{rng.randint(0, 20)}"
-                cid = rng.choice(["serfHealth", f"service:s{rng.randint(0, 20)}"])
-                rows[node, cid] = a_check(node, cid, "passing", "y" * rng.randint(0, 9), index)
-        body = compact([rows[k] for k in sorted(rows)])
-        whole = checks.Reading(body)
-        expected = checks.diff(checks.table(book.rows), checks.table(whole.checks()), index - 1)
-        assert book.update(checks.Reading(body, book), index - 1) == expected
-        assert len(book.shifts) <= max(kept, 1)
-        assert [book.end(i) for i in range(len(book.rows))] == whole.ends
-        assert book.rows == whole.checks() and book.body == body
-    assert book.ends == whole.ends and book.shifts == []
 
 
 def test_pool_gauges_found_by_place_are_those_a_scan_sets():
