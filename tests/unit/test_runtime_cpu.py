@@ -141,3 +141,27 @@ def test_emulator_catalog_services_kept_per_service_is_the_union_of_every_instan
             store.add_node(node, "10.0.0.9")
         assert read()[1] == plain_service_list(store)
         assert list(read()[1]) == list(plain_service_list(store))
+
+
+def test_the_hunt_order_kept_follows_services_without_checks_and_readiness_new_services():
+    """The hunt's order is kept between hunts, but a service that loses its checks leaves
+    it (it is read at once instead); readiness, once reached, holds until the catalog
+    names a service not read yet."""
+    from tests.unit.test_consul_hunt import SERVICES, entries, unexplained, watcher
+
+    w = watcher()
+    assert w.ready()
+    unexplained(w, 12)
+    assert set(w.hunt) == set(SERVICES)
+    w.busy.add("svc-1")
+    w._read("svc-1", 12, [{**entries("svc-1")[0], "Checks": []}])  # found, and now without checks
+    assert not w.hunt
+    unexplained(w, 13)
+    assert "svc-1" in w.urgent and set(w.hunt) == set(SERVICES) - {"svc-1"}
+    assert w.hunt_order == sorted(set(SERVICES) - {"svc-1"})  # what the next hunt reads after the recent ones
+    w.settings = w.settings.__class__(**{**vars(w.settings), "tag": "edge"})
+    w._catalog(14, {**{n: ["edge"] for n in SERVICES}, "svc-new": ["edge"]})
+    assert "svc-new" in w.wanted and not w.ready()
+    w.busy.add("svc-new")
+    w._read("svc-new", 14, entries("svc-new"))
+    assert w.ready()
