@@ -12,7 +12,6 @@ written before any reload and before lbctl stops (``flush``).
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 import signal
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from lbctl import guard, model, textdiff
+from lbctl.digests import digest
 from lbctl.errors import ConfigError, LbctlError, ReloadError, RollbackError
 from lbctl.targets.base import Change, Checkpoint, Restorable, RuntimeChanges, Target
 
@@ -311,22 +311,6 @@ def changed(change: Change, limit: int = 50) -> list[str]:
     lines = [line.rstrip("\n") for line in difflib.unified_diff(before, after, lineterm="", n=0)
              if line[:1] in "+-" and not line.startswith(("+++", "---"))]
     return lines[:limit] + ([f"... {len(lines) - limit} more lines"] if len(lines) > limit else [])
-
-
-_digests: dict[int, tuple[str, str]] = {}
-
-
-def digest(text: str | None) -> str | None:
-    """sha256 of ``text``, kept for the last few text objects: a watch round's
-    candidate is the next round's live text (megabytes at 10,000 services)."""
-    if text is None:
-        return None
-    hit = _digests.get(id(text))
-    if hit is None or hit[0] is not text:
-        if len(_digests) >= 4:
-            _digests.clear()
-        hit = _digests[id(text)] = (text, hashlib.sha256(text.encode()).hexdigest())
-    return hit[1]
 
 
 def fault(point: str) -> None:

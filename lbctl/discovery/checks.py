@@ -131,10 +131,34 @@ def note(out: Diff, check: Check) -> None:
 
 
 class Book:
-    """The last answer (its body, checks, and where each ends), and what changed in each new one."""
+    """The last answer (its body, checks, and where each ends), and what changed in each new one.
+
+    A check that changes length moves every check after it: instead of adding the shift
+    to each of 50,000 offsets, the shift is kept (``shifts``: from which check, by how
+    much) and added where an offset is read, until ``SHIFTS_KEPT`` of them are applied
+    at once.
+    """
+
+    SHIFTS_KEPT = 32
 
     def __init__(self, reading: Reading) -> None:
-        self.body, self.rows, self.ends = reading.body, reading.checks(), reading.ends
+        self.body, self.rows = reading.body, reading.checks()
+        self.raw, self.shifts = reading.ends, []  # check i ends at raw[i] + the shifts from i or before
+
+    @property
+    def ends(self) -> list[int]:
+        """Where each check of the last answer ends in its body."""
+        self.settle()
+        return self.raw
+
+    def end(self, i: int) -> int:
+        return self.raw[i] + sum(by for at, by in self.shifts if at <= i)
+
+    def settle(self) -> None:
+        """Apply the shifts kept."""
+        for at, by in self.shifts:
+            self.raw[at:] = [e + by for e in self.raw[at:]]
+        self.shifts = []
 
     def patch(self, body: bytes) -> Patch | None:
         """The stretch of ``body`` that differs from the last answer's, decoded; None
@@ -149,12 +173,13 @@ class Book:
             return Patch(0, 0, [], [], 0)
         same = textdiff.common_prefix(old, body)
         tail = textdiff.common_suffix(old, body, min(len(old), len(body)) - same)
-        first = bisect_right(self.ends, same)  # the first check whose bytes are not all in the prefix
-        last = bisect_left(self.ends, len(old) - tail) + 1  # one past the last check that reaches the suffix
+        at = range(n)
+        first = bisect_right(at, same, key=self.end)  # the first check whose bytes are not all in the prefix
+        last = bisect_left(at, len(old) - tail, key=self.end) + 1  # one past the last check that reaches the suffix
         if last > n:
             return None  # the bytes after the last check differ
-        lo = self.ends[first - 1] if first else 0  # from the separator before check ``first``
-        hi, shift = self.ends[last - 1], len(body) - len(old)  # to the end of check ``last - 1``
+        lo = self.end(first - 1) if first else 0  # from the separator before check ``first``
+        hi, shift = self.end(last - 1), len(body) - len(old)  # to the end of check ``last - 1``
         region = body[lo:hi + shift].strip()
         if region and region[:1] != (b"," if first else b"["):
             return None
@@ -169,15 +194,27 @@ class Book:
             if reading.patch is not None:  # against an older answer than this one
                 reading = Reading(reading.body)
             out = diff(table(self.rows), table(reading.rows), since)
-            self.body, self.rows, self.ends = reading.body, reading.rows, reading.ends
+            self.body, self.rows, self.raw, self.shifts = reading.body, reading.rows, reading.ends, []
             return out
         out = diff(table(self.rows[p.first:p.last]), table(p.rows), since)
-        if p.shift:
-            self.ends[p.last:] = [e + p.shift for e in self.ends[p.last:]]
-        self.ends[p.first:p.last] = p.ends
-        self.rows[p.first:p.last] = p.rows
+        self.place(p)
         self.body = reading.body
         return out
+
+    def place(self, p: Patch) -> None:
+        """Put the patch's checks and offsets in place of checks ``p.first``..``p.last``."""
+        after = p.first + len(p.rows)  # where the checks after the patch are now
+        moved = after - p.last
+        # A shift kept from within the patch still applies to the checks after it; those
+        # checks' indexes move with the number of checks the patch added or removed.
+        self.shifts = [(at if at <= p.first else max(at + moved, after), by) for at, by in self.shifts]
+        base = sum(by for at, by in self.shifts if at <= p.first)
+        self.raw[p.first:p.last] = [e - base for e in p.ends]
+        self.rows[p.first:p.last] = p.rows
+        if p.shift:
+            self.shifts.append((after, p.shift))
+        if len(self.shifts) > self.SHIFTS_KEPT:
+            self.settle()
 
 
 class Marks:

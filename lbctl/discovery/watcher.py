@@ -27,7 +27,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from lbctl.discovery import checks, consul_model
-from lbctl.discovery.consul import Client, Watch, selected
+from lbctl.discovery.consul import Client, SameBody, Watch, selected
 from lbctl.errors import DiscoveryError
 
 log = logging.getLogger("lbctl.consul")
@@ -51,6 +51,9 @@ class ConsulWatcher:
         self.wanted: set[str] = set()
         self.catalog: dict[str, frozenset] | None = None  # name → tags, as last read
         self.raw_catalog: dict = {}  # the catalog's last answer, as decoded
+        self.same_catalog = SameBody()  # the same bytes: the same object (raw_catalog)
+        self.complete = False  # every watched service has been read (until a new one is watched)
+        self.hunt_order: list[str] | None = None  # the services a hunt reads after the recent ones
         self.catalog_index = 0
         self.book: checks.Book | None = None  # the checks as last read
         self.marks = checks.Marks()
@@ -73,7 +76,8 @@ class ConsulWatcher:
 
     def start(self) -> None:
         interval = self.settings.min_query_interval_ms / 1000
-        self.threads = [Watch("catalog", self.client.services, self._catalog, self._error, interval, self.retry_max),
+        self.threads = [Watch("catalog", lambda index: self.client.services(index, self.same_catalog), self._catalog,
+                              self._error, interval, self.retry_max),
                         Watch("checks", lambda index: self.client.checks(index, self.book), self._checks,
                               self._error, interval, self.retry_max)]
         self.threads += [threading.Thread(target=self._reader, name=f"consul reader {i}", daemon=True)
@@ -93,7 +97,9 @@ class ConsulWatcher:
     def ready(self) -> bool:
         """Both feeds and every watched service have answered at least once."""
         with self.lock:
-            return self.catalog is not None and self.book is not None and all(n in self.entries for n in self.wanted)
+            if not self.complete and self.catalog is not None and self.book is not None:
+                self.complete = all(n in self.entries for n in self.wanted)  # until a new service is watched
+            return self.complete
 
     def snapshot(self, names: Iterable[str] | None = None) -> dict[str, list]:
         """The entries of every watched service read so far (of ``names`` only, if given)."""
@@ -115,7 +121,7 @@ class ConsulWatcher:
 
     def _catalog(self, index: int, data: Any) -> None:
         data = data if isinstance(data, dict) else {}
-        if self.catalog is not None and data == self.raw_catalog:  # an instance came or went: the same services
+        if self.catalog is not None and data is self.raw_catalog:  # an instance came or went: the same services
             names, problems, tags = self.wanted, [], self.catalog
         else:
             names, problems = selected(self.settings, data)
@@ -123,7 +129,8 @@ class ConsulWatcher:
         self.raw_catalog = data  # only this thread reads it
         # Same data, higher index: was a check written at this index?  If the checks
         # table is still below it, no: the write touched only the services table.
-        quiet = self.catalog == tags and index > self.catalog_index and self._checks_below(index)
+        same = tags is self.catalog or self.catalog == tags
+        quiet = same and index > self.catalog_index and self._checks_below(index)
         with self.lock:
             self._answered("catalog")
             for text in problems:
@@ -131,13 +138,15 @@ class ConsulWatcher:
                     self.warned.add(text)
                     log.warning("%s", text)
             old = self.catalog
-            if old is not None and index > self.catalog_index and old == tags:
+            if old is not None and index > self.catalog_index and same:
                 self.bumps[index] = 0.0 if quiet else time.monotonic() + EXPLAIN_WITHIN
             elif old is not None and index < self.catalog_index:
                 self._queue(names, urgent=False)  # a restored server: read everything again
-            removed = self.wanted - names
+            removed = set() if names is self.wanted else self.wanted - names
             for name in removed:
                 self._forget(name)
+            if names is not self.wanted:
+                self.complete, self.hunt_order = False, None
             moved = set() if tags is old else {n for n in names if old is None or old.get(n) != tags.get(n)}
             self.wanted, self.catalog, self.catalog_index = names, tags, index
             self._queue(moved, urgent=True)
@@ -251,17 +260,24 @@ class ConsulWatcher:
     # -- helpers (called with the lock held) ---------------------------------------------
 
     def _queue(self, names: Iterable[str], urgent: bool) -> None:
+        """Queue ``names`` to be read.  Urgent ones wake one reader each, not all of
+        them: each woken reader takes a name or, finding none, waits again, and a reader
+        that finishes a read looks at the queue before it waits."""
+        queued = 0
         for name in names:
             if name in self.busy:
                 self.again[name] = urgent or self.again.get(name, False)
             elif urgent:
+                queued += name not in self.urgent
                 self.urgent[name] = None
                 self.sweep.pop(name, None)
                 self.hunt.pop(name, None)
             elif name not in self.urgent:
                 self.sweep[name] = None
-        if names:
-            self.lock.notify_all()
+        if queued and urgent:
+            self.lock.notify(queued)
+        elif names and not urgent:
+            self.lock.notify_all()  # the readers' timeouts follow the sweep's pace
 
     def _resolve(self) -> None:
         """Decide each pending catalog index: explained by the check feed, or not (a hunt)."""
@@ -283,10 +299,12 @@ class ConsulWatcher:
             if not self.hunt:
                 self.hunted.clear()  # a finished hunt's indexes not found (a service read before the write)
             self.hunted.update(unexplained)
-            recent = [n for n in reversed(self.recent) if n in self.wanted]
-            for name in dict.fromkeys(recent + sorted(self.wanted - self.checkless)):
-                if name not in self.urgent:
-                    self.hunt[name] = None
+            if self.hunt_order is None:  # kept until the services or those without checks change
+                self.hunt_order = sorted(self.wanted - self.checkless)
+            order = dict.fromkeys([n for n in reversed(self.recent) if n in self.wanted] + self.hunt_order)
+            for name in self.urgent:
+                order.pop(name, None)
+            self.hunt.update(order)  # those already in it keep their place
             self.lock.notify_all()
 
     def _place(self, name: str, entries: list) -> None:
@@ -306,7 +324,9 @@ class ConsulWatcher:
         for node in nodes:
             self.on_node.setdefault(node, set()).add(name)
         self.nodes_of[name] = nodes
-        (self.checkless.add if checkless else self.checkless.discard)(name)
+        if checkless != (name in self.checkless):
+            (self.checkless.add if checkless else self.checkless.discard)(name)
+            self.hunt_order = None
 
     def _forget(self, name: str) -> None:
         self.entries.pop(name, None)

@@ -203,13 +203,15 @@ class BackupStore:
         try:
             real = os.path.realpath(original)
             same = known is not None and stat_key(os.stat(real)) == known[0]
-            data = known[1].encode() if same else original.read_bytes()
+            data = None if same else original.read_bytes()
         except OSError as e:
             raise ApplyError(f"cannot back up {original}: {e.strerror}") from e
         import hashlib
         import json
 
-        digest = hashlib.sha256(data).hexdigest()
+        from lbctl import digests
+
+        digest = digests.digest(known[1]) if data is None else hashlib.sha256(data).hexdigest()
         newest = self.latest(original)
         if newest is not None and newest.sha256 == digest:
             return newest
@@ -221,7 +223,7 @@ class BackupStore:
             raise ApplyError(f"cannot create backup dir {self.directory}: {e.strerror}") from e
         path = self.directory / backup_id
         if not (same and hard_link(real, path)):
-            atomic_write(path, data, mode=0o600)
+            atomic_write(path, known[1].encode() if data is None else data, mode=0o600)
         meta = {"id": backup_id, "original": str(original), "sha256": digest, "created": now.isoformat()}
         atomic_write(self._sidecar(backup_id), json.dumps(meta, indent=1) + "\n", mode=0o600)
         self._prune(original)

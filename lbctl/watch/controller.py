@@ -267,7 +267,7 @@ class Controller:
             log.error("cannot build the model: %s", exc)
             self.schedule_retry()
             return
-        self.metrics.pools(desired, None if "*" in dirty else dirty)
+        self.metrics.pools(desired, None if "*" in dirty else dirty, self.built[1] if self.built else None)
         changes = "; ".join(guard.member_changes(self.applied, desired))
         ok = True
         for target in self.setup.targets:

@@ -72,11 +72,13 @@ class Metrics:
         if result in ("applied", "written"):
             self.last_success.labels(target).set(time.time())
 
-    def pools(self, desired: model.Desired, names: set[str] | None = None) -> None:
-        """Member counts of the pools in ``names`` (all of them if None)."""
+    def pools(self, desired: model.Desired, names: set[str] | None = None, where: dict[str, int] | None = None
+              ) -> None:
+        """Member counts of the pools in ``names`` (all of them if None), found through
+        ``where`` (each pool's place in ``desired.pools``, if known) instead of a scan."""
         if names is None:
             self.members.clear()
-        for pool in desired.pools:
+        for pool in desired.pools if names is None or where is None else placed(desired, names, where):
             if names is None or pool.name in names:
                 for state in model.MEMBER_STATES:
                     self.members.labels(pool.name, state).set(sum(m.state == state for m in pool.members))
@@ -152,3 +154,9 @@ class Handler(server.Handler):
         status, report = target.hand_over(self.client_address[0])
         self.answer(status, (json.dumps(report) + "\n").encode(), "application/json")
 
+
+def placed(desired: model.Desired, names: set[str], where: dict[str, int]) -> list[model.Pool]:
+    """The pools of ``desired`` named in ``names``, at their places in ``where``."""
+    pools = desired.pools
+    return [pools[i] for name in names
+            if (i := where.get(name, len(pools))) < len(pools) and pools[i].name == name]

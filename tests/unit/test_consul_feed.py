@@ -214,14 +214,18 @@ def compact(rows):
     return json.dumps(rows, separators=(",", ":")).encode()
 
 
+@pytest.mark.parametrize("kept", [0, 3, 1000])
 @pytest.mark.parametrize("seed", range(40))
 @pytest.mark.parametrize("dump", [compact, lambda rows: json.dumps(rows).encode()])
-def test_book_decoding_the_changed_stretch_only_agrees_with_a_whole_decode(seed, dump):
+def test_book_decoding_the_changed_stretch_only_agrees_with_a_whole_decode(seed, dump, kept, monkeypatch):
     """Random flips, additions and removals (several at once, at the ends too, down to no
     check at all): the stretch a reading decodes against the book gives the same diff
-    and the same checks as decoding both answers whole."""
+    and the same checks as decoding both answers whole; with the moves of the offsets
+    kept (up to ``kept`` of them) instead of applied, every offset read is the one a
+    whole decode finds."""
     import random
 
+    monkeypatch.setattr(checks.Book, "SHIFTS_KEPT", kept)
     rng = random.Random(seed)
     index = 10
     rows = {(f"n{i}", f"service:s{i}-{k}"): check(f"n{i}", f"service:s{i}-{k}", f"s{i}", modify=index)
@@ -247,7 +251,10 @@ def test_book_decoding_the_changed_stretch_only_agrees_with_a_whole_decode(seed,
         assert r.patch is not None or not book.rows  # the stretch path, whenever there is a previous check
         assert book.update(r, since) == expected
         whole = checks.Reading(body)
-        assert book.rows == whole.checks() and book.ends == whole.ends and book.body == body
+        assert len(book.shifts) <= max(kept, 1)
+        assert [book.end(i) for i in range(len(book.rows))] == whole.ends
+        assert book.rows == whole.checks() and book.body == body
+    assert book.ends == whole.ends and book.shifts == []
 
 
 def test_a_stretch_that_is_not_checks_is_refused_and_the_book_is_kept():

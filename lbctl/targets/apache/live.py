@@ -9,12 +9,12 @@ written by ``apply``, used only while the file is byte for byte its render).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import msgspec
 
 from lbctl import model
+from lbctl.digests import digest
 from lbctl.errors import CommandError, LbctlError, ReloadError, RollbackError
 from lbctl.targets.apache import runtime, view, vhosts, worker_drift
 from lbctl.targets.apache.manager import Manager, NoSpareSlot
@@ -24,10 +24,6 @@ from lbctl.targets.state import read_json
 log = logging.getLogger("lbctl.apache")
 MODEL_FILE = "model.json"
 KEPT = 4  # models of rendered texts kept in memory (the live one, the candidate, a rollback's)
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class BalancerManagerChanges(RuntimeChanges):

@@ -44,6 +44,7 @@ class Api(KVApiMixin):
     def __init__(self, store: Store, emu: ConsulEmulator) -> None:
         self.store = store
         self.emu = emu
+        self.last_services: tuple[Any, bytes] = (None, b"")  # the catalog/services answer last sent, encoded
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = []
         for method, pattern, fn in [
             ("GET", r"/v1/agent/self", self.agent_self),
@@ -280,7 +281,9 @@ class Api(KVApiMixin):
         o = self.opts(req)
         read = self.store.read_catalog_services(node_meta=self.node_meta(req), pred=self.pred(req, SERVICE_NODE))
         idx, data = self.blocking(o, "services", read)
-        return ok_json(data, self.meta(idx, o))
+        if self.last_services[0] is not data:  # the store keeps the answer until the services change
+            self.last_services = (data, ok_json(data).body)
+        return Response(200, self.last_services[1], JSON, self.meta(idx, o))
 
     def catalog_service(self, req: Request, x: str) -> Response:
         if not x:

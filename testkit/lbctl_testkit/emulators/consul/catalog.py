@@ -68,6 +68,7 @@ class CatalogMixin(StoreCore):
         self._check_table = CheckTable(c for checks in self._checks.values() for c in checks.values())
         self._sn_cache: dict[tuple[str, str], tuple[dict, dict, dict]] = {}  # -> (node, service, ServiceNode)
         self._services_list: tuple[int, dict[str, list[str]]] | None = None  # (services index, answer)
+        self._tags_of: dict[str, list[str]] = {}  # service -> its instances' tags, until one is written
 
     # ------------------------------------------------------------ record builders
     @staticmethod
@@ -108,6 +109,7 @@ class CatalogMixin(StoreCore):
 
     # ------------------------------------------------------------ primitive writes
     def _mark_svc(self, name: str) -> None:
+        self._tags_of.pop(name, None)
         self._svc_index[name] = self._widx()
         self._touch_key(("svc", name))
 

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .api import Api
 from .connlimit import DEFAULT_MAX_CONNS_PER_CLIENT, TOO_MANY_CONNS, ConnLimiter, refuse
 from .core import Aborted
-from .proto import Request, Response, text
+from .proto import Request, Response, accepts_gzip, gzipped, text
 from .state import Store
 
 _FAULT_BODIES = {429: TOO_MANY_CONNS, 500: "rpc error making call: emulated failure", 503: "Service Unavailable"}
@@ -74,6 +74,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Aborted:
             self.close_connection = True
             return
+        if accepts_gzip(self.headers.get("Accept-Encoding")):
+            resp = gzipped(resp)
+            self.server.emu.count_gzipped(urlsplit(self.path).path)
         self.send_response(resp.status)
         for k, v in resp.headers.items():
             self.send_header(k, v)
@@ -116,6 +119,7 @@ class ConsulEmulator:
         self.last_contact_ms = 0
         self.hidden_nodes: frozenset[str] = frozenset()
         self.requests: Counter[str] = Counter()
+        self.gzipped: Counter[str] = Counter()  # answers sent gzip-compressed (the client asked), by path
         self._ctl = threading.RLock()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -279,6 +283,11 @@ class ConsulEmulator:
     def reset_requests(self) -> None:
         with self._ctl:
             self.requests.clear()
+            self.gzipped.clear()
+
+    def count_gzipped(self, path: str) -> None:
+        with self._ctl:
+            self.gzipped[unquote(path)] += 1
 
     @property
     def blocking_queries(self) -> int:

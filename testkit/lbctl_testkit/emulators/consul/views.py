@@ -176,6 +176,8 @@ class ViewsMixin(AgentMixin):
         return idx, build
 
     def _service_list(self, node_meta: dict[str, str] | None, pred: Predicate | None) -> dict[str, list[str]]:
+        if not node_meta and pred is None:
+            return self._all_services()
         tags: dict[str, dict[str, None]] = {}
         for node, svcs in self._svcs.items():
             if node_meta and not meta_match(self._nodes[node]["Meta"], node_meta):
@@ -184,6 +186,28 @@ class ViewsMixin(AgentMixin):
                 if pred is None or pred(self.service_node(node, svc)):
                     tags.setdefault(svc["Service"], {}).update(dict.fromkeys(svc["Tags"]))
         return {name: list(tags[name]) for name in sorted(tags)}
+
+    def _all_services(self) -> dict[str, list[str]]:
+        """Every service's tags (those of its instances, node by node), each kept until an
+        instance of it is written: a write re-reads one service, not 50,000 instances."""
+        rank = {node: i for i, node in enumerate(self._svcs)}
+        places: dict[str, dict[str, int]] = {}  # node -> where each of its services is, when asked
+
+        def place(member: tuple[str, str]) -> tuple[int, int]:
+            node, sid = member
+            if node not in places:
+                places[node] = {s: i for i, s in enumerate(self._svcs[node])}
+            return rank[node], places[node][sid]
+
+        out = {}
+        for name in sorted(self._by_name):
+            tags = self._tags_of.get(name)
+            if tags is None:
+                members = sorted(self._by_name[name], key=place)
+                tags = self._tags_of[name] = list(dict.fromkeys(
+                    t for node, sid in members for t in self._svcs[node][sid]["Tags"]))
+            out[name] = tags
+        return out
 
     def read_catalog_nodes(self, *, node_meta: dict[str, str] | None = None,
                            pred: Predicate | None = None) -> Read:
