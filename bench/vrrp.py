@@ -47,10 +47,11 @@ to the old master is reset by the new one (VRRP moves addresses, not connections
 ``failed_reused``; a planned one closes those connections first.  The last stdout
 line is one JSON object::
 
-    python bench/vrrp.py [--failovers 20] [--vrrpv3] [--kind link|kill|planned ...]
+    python bench/vrrp.py [--failovers 20] [--vrrpv3] [--forward-orphans 1s] [--kind link|kill|planned ...]
 
 ``failovers``, ``gap_p50_s``, ``gap_max_s``, ``gap_max_per_client_s`` and
 ``lost_in_flight`` (unplanned rounds), ``failed`` and ``requests`` (all rounds),
+``forward_orphans`` (the option, or null),
 ``planned_failed`` (both clients, and apart: ``planned_failed_new_connection``,
 ``planned_failed_keep_alive``; null when ``--kind`` left planned out), and per kind
 the same figures with ``failed_new_connection`` and ``failed_keep_alive`` apart,
@@ -182,7 +183,7 @@ def progress(kind: str, n: int, total: int, r: dict) -> None:
     print(line, file=sys.stderr)
 
 
-def summary(rounds: dict[str, list[dict]], vrrpv3: bool) -> dict:
+def summary(rounds: dict[str, list[dict]], vrrpv3: bool, forward_orphans: str | None) -> dict:
     """The last line: ``rounds`` by kind."""
     per_kind = {kind: figures(r, kind) for kind, r in rounds.items()}
     unplanned = [r for kind in UNPLANNED for r in rounds.get(kind, [])]
@@ -197,13 +198,15 @@ def summary(rounds: dict[str, list[dict]], vrrpv3: bool) -> dict:
             "planned_failed": planned_.get("failed"),
             "planned_failed_new_connection": planned_.get("failed_new_connection"),
             "planned_failed_keep_alive": planned_.get("failed_keep_alive"),
-            "vrrpv3": vrrpv3, "kinds": per_kind}
+            "vrrpv3": vrrpv3, "forward_orphans": forward_orphans, "kinds": per_kind}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--failovers", type=int, default=20, help="rounds of each kind")
     parser.add_argument("--vrrpv3", action="store_true", help="VRRPv3 with advert_int 100ms (no authentication)")
+    parser.add_argument("--forward-orphans", metavar="DURATION",
+                        help="the keepalived target's forward_orphans (docs/high-availability.md)")
     parser.add_argument("--kind", action="append", choices=list(KINDS),
                         help="only this kind of failover (repeatable; default: all three)")
     args = parser.parse_args()
@@ -211,6 +214,7 @@ def main() -> None:
         sys.exit("bench/vrrp.py needs root (network namespaces)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # the with blocks clean up
     vrrp = {"vrrp_version": 3, "advert_int": "100ms", "auth_pass_file": None} if args.vrrpv3 else {}
+    vrrp |= {"forward_orphans": args.forward_orphans} if args.forward_orphans else {}
     rounds = {}
     with tempfile.TemporaryDirectory(prefix="lbctl-vrrp-") as tmp, Lab(Path(tmp)) as lab:
         a, b = start_pair(lab, watch=True, **vrrp)
@@ -219,7 +223,7 @@ def main() -> None:
             for n in range(args.failovers):
                 rounds[kind].append(round_(lab, a, b, kind, n))
                 progress(kind, n, args.failovers, rounds[kind][-1])
-    print(json.dumps(summary(rounds, args.vrrpv3)))
+    print(json.dumps(summary(rounds, args.vrrpv3, args.forward_orphans)))
 
 
 if __name__ == "__main__":
