@@ -121,6 +121,18 @@ def install(target: str, options, conf: str, states: dict[str, str], proc: Path 
     return f"segments of connections unknown here to {len(elements)} VIP(s) go to {options.peers[0].address}"
 
 
+def arm(target: str, options, conf: str, states: dict[str, str]) -> str:
+    """At a state change: only the set's elements change (one transaction), if the table
+    is there; else ``install``.  :raises CommandError: refused."""
+    elements = armed(conf, states, options.forward_orphans_ms)
+    name = table(target)
+    script = f"flush set ip {name} forward\n" + (
+        f"add element ip {name} forward {{ {', '.join(elements)} }}\n" if elements else "")
+    if run(["nft", "-f", "-"], input=script, timeout=NFT_TIMEOUT).returncode != 0:
+        return install(target, options, conf, states)
+    return f"segments of connections unknown here to {len(elements)} VIP(s) go to {options.peers[0].address}"
+
+
 def remove(target: str) -> None:
     """Delete the table if it is there (the option was turned off)."""
     if run(["nft", "list", "table", "ip", table(target)], timeout=NFT_TIMEOUT).returncode == 0:

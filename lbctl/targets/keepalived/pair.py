@@ -39,9 +39,9 @@ def notified(target: KeepalivedTarget, args: tuple[str, ...]) -> dict:
 
 
 def _forward_orphans(target: KeepalivedTarget) -> str:
-    """Install orphans.py's table from the keepalived.conf in place; a failure is told, not raised."""
+    """Arm orphans.py's table for the new state (installed if it is not there); a failure is told, not raised."""
     try:
-        target.forward_orphans(target.path.read_text())
+        target.forward_orphans(target.path.read_text(), changed=False)
         return ""
     except (LbctlError, OSError) as exc:
         return f"forward_orphans failed: {exc}"

@@ -99,14 +99,14 @@ class KeepalivedTarget(FileTarget):
         ctl.reload(self.settings.options.pid_file, self.settings.reload_timeout_ms / 1000)
         self.forward_orphans(change.candidate)
 
-    def forward_orphans(self, conf: str) -> str:
-        """Install (``forward_orphans``) or remove the nft table of orphans.py; what was done.
-        :raises CommandError: nft or a sysctl refused."""
+    def forward_orphans(self, conf: str, changed: bool = True) -> str:
+        """Install (``forward_orphans``; only re-arm if the file has not ``changed``) or remove
+        the nft table of orphans.py; what was done.  :raises CommandError: nft or a sysctl refused."""
         from lbctl.targets.keepalived import orphans
 
         if self.settings.options.forward_orphans_ms:
             states = {name: e["state"] for name, e in ctl.read_states(self.settings.state_dir).items()}
-            return orphans.install(self.name, self.settings.options, conf, states)
+            return (orphans.install if changed else orphans.arm)(self.name, self.settings.options, conf, states)
         if orphans.available():  # never installed without nft: nothing to remove
             orphans.remove(self.name)
         return ""
