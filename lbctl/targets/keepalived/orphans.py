@@ -118,7 +118,7 @@ def install(target: str, options, conf: str, states: dict[str, str], proc: Path 
     done = run(["nft", "-f", "-"], input=script, timeout=NFT_TIMEOUT)
     if done.returncode != 0:
         raise CommandError(f"forward_orphans: nft refused the table {table(target)}: {done.output.strip()[-500:]}")
-    return f"segments of connections unknown here to {len(elements)} VIP(s) go to {options.peers[0].address}"
+    return said(elements, options)
 
 
 def arm(target: str, options, conf: str, states: dict[str, str]) -> str:
@@ -130,6 +130,10 @@ def arm(target: str, options, conf: str, states: dict[str, str]) -> str:
         f"add element ip {name} forward {{ {', '.join(elements)} }}\n" if elements else "")
     if run(["nft", "-f", "-"], input=script, timeout=NFT_TIMEOUT).returncode != 0:
         return install(target, options, conf, states)
+    return said(elements, options)
+
+
+def said(elements: list[str], options) -> str:
     return f"segments of connections unknown here to {len(elements)} VIP(s) go to {options.peers[0].address}"
 
 
