@@ -12,7 +12,7 @@ SUDO=""
 # (the VRRP pair tests in network namespaces), chromium and chromium-driver (the operator
 # page's tests drive the headless browser through selenium and Debian's chromedriver).
 # policy-rc.d keeps the packages from starting them as system services.
-packages="haproxy nginx libnginx-mod-stream apache2 openssl ca-certificates bind9 keepalived iproute2 chromium chromium-driver"
+packages="haproxy nginx libnginx-mod-stream apache2 openssl ca-certificates bind9 keepalived iproute2 nftables chromium chromium-driver"
 if ! dpkg -s $packages >/dev/null 2>&1; then
     guard=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -102,6 +102,14 @@ def test_a_group_naming_an_unknown_listener_is_refused():
     ({"interface": "eth0; x"}, "targets.vip.interface: must be an interface name"),
     ({"lbctl": "/usr/bin/lbctl; rm"}, "targets.vip.lbctl: must be"),
     ({"unknown": 1}, "unknown"),
+    ({"forward_orphans": "1s", "nodes": {"lb1": {"address": "2001:db8::1", "priority": 150},
+                                         "lb2": {"address": "2001:db8::2", "priority": 100}}},
+     "targets.vip.forward_orphans: needs a pair: two nodes with IPv4 addresses"),
+    ({"forward_orphans": "1s", "nodes": {"lb1": {"address": "198.18.0.11", "priority": 150},
+                                         "lb2": {"address": "198.18.0.12", "priority": 100},
+                                         "lb3": {"address": "198.18.0.13", "priority": 50}}},
+     "targets.vip.forward_orphans: needs a pair"),
+    ({"forward_orphans": "soon"}, "targets.vip.forward_orphans: must be a duration"),
 ])
 def test_bad_settings_are_one_line_naming_the_key(over, message):
     with pytest.raises(ConfigError, match=message) as err:

@@ -29,11 +29,22 @@ def notified(target: KeepalivedTarget, args: tuple[str, ...]) -> dict:
                           f"(got {' '.join(args)!r})")
     note = handover.reopen(target) if args[2] == "MASTER" else ""  # closed by a drain or a handover
     entry = ctl.record_state(target.settings.state_dir, args[1], args[2], int(args[3]))
+    if target.settings.options.forward_orphans_ms:  # at each change (after a reboot too): armed as it says
+        note = "; ".join(filter(None, (note, _forward_orphans(target))))
     return {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "target": target.name,
             "action": "vrrp", "node": target.settings.options.node, "instance": args[1],
             "result": args[2], "priority": entry["priority"],
             "message": f"{target.name}: node {target.settings.options.node} is {args[2]} for {args[1]}"
                        + (f"; {note}" if note else "")}
+
+
+def _forward_orphans(target: KeepalivedTarget) -> str:
+    """Arm orphans.py's table for the new state (installed if it is not there); a failure is told, not raised."""
+    try:
+        target.forward_orphans(target.path.read_text(), changed=False)
+        return ""
+    except (LbctlError, OSError) as exc:
+        return f"forward_orphans failed: {exc}"
 
 
 def follow(target: KeepalivedTarget, fifo: Path, record: Callable[[dict], None]) -> None:

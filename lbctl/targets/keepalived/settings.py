@@ -21,8 +21,8 @@ from lbctl.config import values as val
 SHARED = False
 KEYS = ("node", "nodes", "interface", "groups", "router_id", "advert_int", "vrrp_version", "nopreempt",
         "preempt_delay", "auth_pass_env", "auth_pass_file", "check_target", "check_interval", "check_fall",
-        "check_rise", "check_weight", "script_timeout", "track_process", "drain_time", "lbctl", "lbctl_config",
-        "pid_file", "drain_file")
+        "check_rise", "check_weight", "script_timeout", "track_process", "drain_time", "forward_orphans", "lbctl",
+        "lbctl_config", "pid_file", "drain_file")
 PATHS = ("lbctl", "lbctl_config", "pid_file", "drain_file")  # relative to lbctl.yml, rendered absolute
 NODE_KEYS = ("address", "priority", "status_url")
 GROUP_KEYS = ("router_id", "listeners")
@@ -68,6 +68,7 @@ class KeepalivedOptions:
     check_weight: int | None = None  # 0: a failed check puts the node in FAULT; None: see ``weight``
     track_process: tuple[str, ...] | None = None  # the load balancer's command line; None: from check_target
     drain_time_ms: int = 15_000  # drain-node: the longest wait for kept-alive connections to close
+    forward_orphans_ms: int = 0  # > 0: segments of connections unknown here go to the peer (orphans.py)
     lbctl: str = "/usr/local/bin/lbctl"
     lbctl_config: str = "/etc/lbctl/lbctl.yml"
     pid_file: str = "/run/keepalived.pid"
@@ -142,6 +143,7 @@ def parse(data: Mapping[str, Any], path: str, base: Path) -> KeepalivedSettings:
         check_weight=val.optional(data, "check_weight", path, val.integer, d.check_weight, -253, 0),
         track_process=_track(data.get("track_process"), f"{path}.track_process"),
         drain_time_ms=val.optional(data, "drain_time", path, val.duration, d.drain_time_ms, True),
+        forward_orphans_ms=val.optional(data, "forward_orphans", path, val.duration, d.forward_orphans_ms, True),
         **{k: val.optional({k: val.resolve_text(base, data.get(k))}, k, path, val.rendered_path, getattr(d, k))
            for k in PATHS})
     _consistent(opts, path)
@@ -221,3 +223,6 @@ def _consistent(opts: KeepalivedOptions, path: str) -> None:
                        "(the spread of the priorities) below zero, or 0 (FAULT)", opts.check_weight)
     if len({n.address for n in opts.nodes}) != len(opts.nodes):
         raise val.fail(f"{path}.nodes", "must give each node its own address")
+    if opts.forward_orphans_ms and (len(opts.nodes) != 2 or any(":" in n.address for n in opts.nodes)):
+        raise val.fail(f"{path}.forward_orphans", "needs a pair: two nodes with IPv4 addresses (orphan segments "
+                       "go to the one peer)")

@@ -82,6 +82,10 @@ class KeepalivedTarget(FileTarget):
             raise ValidationError(f"{self.name}: net.ipv4.conf.all.arp_ignore (and .{interface}) is 0: this node "
                                   "would answer ARP for the VIPs it keeps on lo; set it to 1 "
                                   "(docs/high-availability.md#listeners-bind-the-vip-on-both-nodes)")
+        if self.settings.options.forward_orphans_ms:
+            from lbctl.targets.keepalived import orphans
+
+            orphans.check(self.name, self.settings.options, change.candidate)
         staged = self.staged(change)
         try:
             binary.check(staged, self.settings.binary, self.settings.check_timeout_ms / 1000)
@@ -93,6 +97,19 @@ class KeepalivedTarget(FileTarget):
 
     def reload(self, change: Change) -> None:
         ctl.reload(self.settings.options.pid_file, self.settings.reload_timeout_ms / 1000)
+        self.forward_orphans(change.candidate)
+
+    def forward_orphans(self, conf: str, changed: bool = True) -> str:
+        """Install (``forward_orphans``; only re-arm if the file has not ``changed``) or remove
+        the nft table of orphans.py; what was done.  :raises CommandError: nft or a sysctl refused."""
+        from lbctl.targets.keepalived import orphans
+
+        if self.settings.options.forward_orphans_ms:
+            states = {name: e["state"] for name, e in ctl.read_states(self.settings.state_dir).items()}
+            return (orphans.install if changed else orphans.arm)(self.name, self.settings.options, conf, states)
+        if orphans.available():  # never installed without nft: nothing to remove
+            orphans.remove(self.name)
+        return ""
 
     def verify_process(self) -> None:
         if not self.running():

@@ -35,14 +35,16 @@ def find_binary(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path=_SBIN)
 
 
-def _requires(name: str) -> list[pytest.MarkDecorator]:
-    reason = f"{SKIP_PREFIX}: {name} binary not found on PATH or in {_SBIN}; install the Debian '{name}' package"
+def _requires(name: str, package: str | None = None) -> list[pytest.MarkDecorator]:
+    reason = (f"{SKIP_PREFIX}: {name} binary not found on PATH or in {_SBIN}; "
+              f"install the Debian '{package or name}' package")
     return [pytest.mark.integration, pytest.mark.skipif(find_binary(name) is None, reason=reason)]
 
 
 requires_haproxy = _requires("haproxy")
 requires_nginx = _requires("nginx")
 requires_keepalived = _requires("keepalived")
+requires_nft = _requires("nft", "nftables")
 
 
 def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.01,

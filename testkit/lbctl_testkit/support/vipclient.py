@@ -29,13 +29,14 @@ TIMEOUT = 2.0
 # A connection fails if not made within this time: a SYN lost while the VIP had no
 # holder is sent again only after 1 s (Linux), and a client that waited for that
 # would measure that second, not the failover; a new connection is tried instead.
+# A --timeout below it is the connection's too (bench/vrrp.py's probe).
 CONNECT_TIMEOUT = 0.25
 RESET = (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected)
 
 
 class Connection(http.client.HTTPConnection):
     def connect(self) -> None:
-        self.sock = socket.create_connection((self.host, self.port), CONNECT_TIMEOUT)
+        self.sock = socket.create_connection((self.host, self.port), min(CONNECT_TIMEOUT, self.timeout))
         self.sock.settimeout(self.timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
