@@ -17,7 +17,10 @@ rest), and the rule.  A copy leaves with TTL 1 and one with TTL 1 is not sent on
 again, so two nodes never pass a segment back and forth.  The sysctls make
 conntrack say ``invalid`` of a segment that starts no connection
 (``nf_conntrack_tcp_loose`` 0) and of nothing else (``nf_conntrack_tcp_be_liberal``
-1: no window tracking).
+1: no window tracking), and forget a closed connection after 1 s instead of 120
+(``nf_conntrack_tcp_timeout_time_wait``): a client that makes a new connection from
+the same port with the peer meanwhile would otherwise find the old entry, and be
+reset (or, with a TIME-WAIT socket, left waiting) instead of handed on.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from lbctl.errors import CommandError, ValidationError
 from lbctl.targets.process import locate, run
 
 NFT_TIMEOUT = 10.0
-SYSCTLS = {"net/netfilter/nf_conntrack_tcp_loose": "0", "net/netfilter/nf_conntrack_tcp_be_liberal": "1"}
+SYSCTLS = {"net/netfilter/nf_conntrack_tcp_loose": "0", "net/netfilter/nf_conntrack_tcp_be_liberal": "1",
+           "net/netfilter/nf_conntrack_tcp_timeout_time_wait": "1"}
 INSTANCE = re.compile(r"vrrp_instance (\S+) \{")
 ADDRESS = re.compile(r"(\d+\.\d+\.\d+\.\d+)/32\b")
 

@@ -1,9 +1,10 @@
 """A client that stops between its handshake and its request, to provoke the race of a
-moving VIP: ``python -m lbctl_testkit.support.raceclient HOST PORT OUT``.
+moving VIP: ``python -m lbctl_testkit.support.raceclient HOST PORT OUT [SOURCE_PORT]``.
 
 It connects, touches ``OUT.connected``, waits for ``OUT.go`` (at most 120 s), sends
 one GET on that connection and writes to ``OUT`` ``answer <body>`` or ``failed
-<exception>`` (no answer within 3 s, or a reset)."""
+<exception>`` (no answer within 3 s, or a reset).  With SOURCE_PORT it connects from
+that port (``SO_REUSEADDR``), as a client that reuses its ports does."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ import time
 from pathlib import Path
 
 
-def main(host: str, port: int, out: Path) -> None:
-    sock = socket.create_connection((host, port), 5)
+def main(host: str, port: int, out: Path, source_port: int = 0) -> None:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("", source_port))
+    sock.settimeout(5)
+    sock.connect((host, port))
     Path(f"{out}.connected").touch()
     deadline = time.monotonic() + 120
     while not Path(f"{out}.go").exists() and time.monotonic() < deadline:
@@ -33,4 +38,4 @@ def main(host: str, port: int, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))
+    main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), *map(int, sys.argv[4:5]))
