@@ -9,25 +9,34 @@ Two blocking queries make a change feed:
   the services whose checks changed (``checks.diff``), a node check every service
   on that node.
 
-Readers (``max_connections`` − 2 threads) then read ``/v1/health/service/<name>``
-without blocking, for only those services.  A catalog index that moved with no
+Readers (the connections the feeds and the hot queries below leave) then read
+``/v1/health/service/<name>`` without blocking, for only those services.  A catalog index that moved with no
 change the check feed explains (``checks.Marks``: an instance without checks, an
 edit of address, port, meta or weights alone) has the services with check-less
 instances read at once, then a hunt: the other services, changed-last first, at
 ``SWEEP_RATE`` reads a second behind the changes, until one answers with that
 index (one raft index is one write, to one service).  An index a read already
 answered with is not looked for: that read had the write.
+
+The services that changed last (up to ``HOT``, half the readers' connections) also
+get a blocking ``/v1/health/service/<name>`` query each: a service being deployed,
+drained or scaled tends to change again, and its query answers any change of it (a
+check, or an edit of address, port, meta or weights that no check shows) without the
+check feed, a re-read or a hunt.  While a service's query is held, the feed queues no
+read of it; a service that leaves the hot set is read once more, so nothing that
+changed while it left is lost.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from typing import Any, Callable, Iterable
 
 from lbctl.discovery import checks, consul_model
-from lbctl.discovery.consul import Client, SameBody, Watch, selected
+from lbctl.discovery.consul import BACKOFF_START, Bucket, Client, SameBody, Watch, selected
 from lbctl.errors import DiscoveryError
 
 log = logging.getLogger("lbctl.consul")
@@ -36,6 +45,7 @@ SWEEP_RATE = 500.0  # re-reads a second when a sweep is due
 FEEDS = 2  # connections the two blocking queries hold
 RECENT = 1024  # services remembered as changed lately (swept first)
 QUIET = 5.0  # seconds without an error after which a query counts as answering again
+HOT = 8  # at most this many services changed last get a blocking query of their own
 
 
 class ConsulWatcher:
@@ -73,6 +83,9 @@ class ConsulWatcher:
         self.failing: dict[str, float] = {}  # query → when it last failed
         self.warned: set[str] = set()
         self.threads: list[threading.Thread] = []
+        self.index_of: dict[str, int] = {}  # service → the index its entries were read at
+        self.hot: set[str] = set()  # services whose own blocking query is held (or about to be)
+        self.hot_wake = threading.Condition(self.lock)  # a service changed: the hot set may move
 
     def start(self) -> None:
         interval = self.settings.min_query_interval_ms / 1000
@@ -80,8 +93,11 @@ class ConsulWatcher:
                               self._error, interval, self.retry_max),
                         Watch("checks", lambda index: self.client.checks(index, self.book), self._checks,
                               self._error, interval, self.retry_max)]
+        hot = hot_slots(self.settings.max_connections)
+        self.threads += [threading.Thread(target=self._hot, args=(interval,), name=f"consul hot {i}", daemon=True)
+                         for i in range(hot)]
         self.threads += [threading.Thread(target=self._reader, name=f"consul reader {i}", daemon=True)
-                         for i in range(self.settings.max_connections - FEEDS)]
+                         for i in range(self.settings.max_connections - FEEDS - hot)]
         for t in self.threads:
             t.start()
 
@@ -92,6 +108,7 @@ class ConsulWatcher:
                 t.cancel()
         with self.lock:
             self.lock.notify_all()
+            self.hot_wake.notify_all()
         self.client.close()
 
     def ready(self) -> bool:
@@ -141,7 +158,8 @@ class ConsulWatcher:
             if old is not None and index > self.catalog_index and same:
                 self.bumps[index] = 0.0 if quiet else time.monotonic() + EXPLAIN_WITHIN
             elif old is not None and index < self.catalog_index:
-                self._queue(names, urgent=False)  # a restored server: read everything again
+                self.index_of.clear()  # a restored server: indexes start again lower
+                self._queue(names, urgent=False)  # read everything again
             removed = set() if names is self.wanted else self.wanted - names
             for name in removed:
                 self._forget(name)
@@ -170,7 +188,7 @@ class ConsulWatcher:
             names = set(found.services)
             for node in found.nodes:
                 names |= self.on_node.get(node, set())
-            self._queue(names & self.wanted, urgent=True)
+            self._queue((names & self.wanted) - self.hot, urgent=True)  # a hot service's query answers it
             self._resolve()
 
     def _checks_below(self, index: int) -> bool:
@@ -200,6 +218,58 @@ class ConsulWatcher:
                     self._queue({name}, urgent=False)  # again, after the changes (the back-off is shared)
                 continue
             self._read(name, index, consul_model.slim(entries), consul_model.failing(entries))
+
+    def _hot(self, interval: float) -> None:
+        """Hold a blocking query on one of the services that changed last, in turn."""
+        bucket, backoff, name = Bucket(interval), BACKOFF_START, None
+        while (name := self._hot_pick(name)) is not None:
+            wait = bucket.take()
+            if wait:
+                self.stopped.wait(wait)
+                continue
+            try:
+                index, entries = self.client.health(name, self.index_of.get(name, 0))
+            except DiscoveryError as exc:
+                self._error("services", exc)
+                with self.lock:
+                    self.hot.discard(name)  # not watched while it fails: the feed queues its changes
+                    self._queue({name} & self.wanted, urgent=False)
+                name = None
+                self.stopped.wait(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, self.retry_max)
+                continue
+            backoff = BACKOFF_START
+            if not self.stopped.is_set():
+                self._read(name, index, consul_model.slim(entries), consul_model.failing(entries))
+
+    def _hot_pick(self, name: str | None) -> str | None:
+        """``name`` while it is among the ``HOT`` services changed last; else the first of
+        them no other query holds (waiting for one); None once stopped."""
+        with self.lock:
+            while not self.stopped.is_set():
+                hottest = self._hottest()
+                if name is not None and name in hottest:
+                    return name
+                if name is not None:  # it left the hot set: read it once more, nothing is lost
+                    self.hot.discard(name)
+                    self._queue({name} & self.wanted, urgent=False)
+                    name = None
+                free = [n for n in hottest if n not in self.hot]
+                if free and self.book is not None:
+                    self.hot.add(free[0])
+                    return free[0]
+                self.hot_wake.wait(0.5)
+        return None
+
+    def _hottest(self) -> list[str]:
+        """The services changed last, at most ``HOT`` (with the lock held)."""
+        out: list[str] = []
+        for name in reversed(self.recent):
+            if len(out) == HOT:
+                break
+            if name in self.wanted:
+                out.append(name)
+        return out
 
     def _next(self) -> str | None:
         with self.lock:
@@ -242,18 +312,24 @@ class ConsulWatcher:
                 self._queue({name}, urgent=self.again.pop(name))
             if name not in self.wanted:
                 return  # no longer watched: a late answer
-            changed = self.entries.get(name) != entries
+            if index < self.index_of.get(name, 0):
+                return  # an older read that ended after a newer one (a hot query and a reader)
+            self.index_of[name] = index
+            first = name not in self.entries  # its first read: not a change (the hot set is changes)
+            changed = first or self.entries[name] != entries
             self.entries[name] = entries
             if why:  # not in the entries: a new check output alone changes nothing to apply
                 self.why[name] = why
             else:
                 self.why.pop(name, None)
             self._place(name, entries)
-            if changed:
+            if changed and not first:
                 self.recent.pop(name, None)
                 self.recent[name] = None
                 if len(self.recent) > RECENT:
                     del self.recent[next(iter(self.recent))]
+                if name not in self.hot:
+                    self.hot_wake.notify_all()  # the hot set moved
         if changed:
             self.on_change({name})
 
@@ -302,7 +378,7 @@ class ConsulWatcher:
             if self.hunt_order is None:  # kept until the services or those without checks change
                 self.hunt_order = sorted(self.wanted - self.checkless)
             order = dict.fromkeys([n for n in reversed(self.recent) if n in self.wanted] + self.hunt_order)
-            for name in self.urgent:
+            for name in [*self.urgent, *self.hot]:  # a hot service's own query answers its edits
                 order.pop(name, None)
             self.hunt.update(order)  # those already in it keep their place
             self.lock.notify_all()
@@ -336,6 +412,7 @@ class ConsulWatcher:
         self.hunt.pop(name, None)
         self._place(name, [])
         self.nodes_of.pop(name, None)
+        self.index_of.pop(name, None)
 
     def _answered(self, key: str) -> None:
         """An outage ends with an answer (for the readers, which fail and succeed mixed, with
@@ -344,3 +421,9 @@ class ConsulWatcher:
         if since is not None and (key != "services" or time.monotonic() - since >= QUIET):
             del self.failing[key]
             log.info("consul answers %s again", key)
+
+
+def hot_slots(max_connections: int) -> int:
+    """How many services get a blocking query of their own: half the connections the
+    feeds leave, at most ``HOT`` (at least one reader is always left)."""
+    return min(HOT, (max_connections - FEEDS) // 2)

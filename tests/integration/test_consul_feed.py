@@ -102,7 +102,7 @@ def test_a_thousand_services_on_sixteen_connections(emu):
 def test_catalog_changes_without_check_changes_are_caught(emu, caplog):
     caplog.set_level(logging.INFO, "lbctl.consul")
     fill(emu, 20)
-    with running(emu, max_connections=4) as feed:
+    with running(emu, max_connections=3) as feed:  # no hot queries (hot_slots): the hunt finds the edits
         wait_until(feed.watcher.ready, 30, "every service read once")
         # an instance without checks, in a service whose instances all have checks
         emu.add_service("svc-4", node="node-1", service_id="svc-4-7", address="10.7.7.7", port=7000,
@@ -130,6 +130,31 @@ def test_catalog_changes_without_check_changes_are_caught(emu, caplog):
                             address="10.1.0.8", port=8000 + k, tags=["other"])
         wait_until(lambda: "svc-7" not in feed.watcher.snapshot(), 30, "svc-7 to leave")
         assert {"svc-7"} in feed.changed
+
+
+def test_a_service_that_changed_has_its_own_query_which_answers_its_next_changes(emu):
+    fill(emu, 50)
+    with running(emu, max_connections=16) as feed:
+        wait_until(feed.watcher.ready, 30, "every service read once")
+        reads, health = [], feed.client.health
+        feed.client.health = lambda name, index=0: reads.append((name, index)) or health(name, index)
+        emu.set_service_health("svc-45-0", "critical", node="node-5")
+        wait_until(lambda: "critical" in feed.status("svc-45", "svc-45-0"), 30, "the first change")
+        # svc-45 changed: it is hot, with a blocking query of its own beside the two feeds
+        wait_until(lambda: "svc-45" in feed.watcher.hot and emu.blocking_queries >= 3, 30, "svc-45's own query")
+        del reads[:]
+        emu.set_service_health("svc-45-0", "passing", node="node-5")
+        wait_until(lambda: feed.status("svc-45", "svc-45-0") == {"passing"}, 30, "the check's change")
+        # an edit no check shows (the weight alone): its query answers it, no hunt
+        emu.add_service("svc-45", node="node-5", service_id="svc-45-0", address="10.1.0.46", port=8000,
+                        tags=["edge"], weights={"Passing": 7, "Warning": 1})
+        wait_until(lambda: any(e["Service"]["Weights"]["Passing"] == 7 for e in feed.watcher.snapshot()["svc-45"]),
+                   30, "the new weight")
+        wait_until(lambda: emu.blocking_queries >= 3, 30, "svc-45's query again")
+        # svc-45 was read only by its own blocking query (an index sent), never by a reader
+        mine = [index for name, index in reads if name == "svc-45"]
+        assert len(mine) >= 2 and all(index > 0 for index in mine)
+        assert emu.peak_connections() <= 16
 
 
 def test_429_slows_the_whole_watcher_down_and_it_still_gets_everything(emu):

@@ -1,5 +1,6 @@
 """The watcher's hunt for a catalog index that no check explains (an edit of address,
-port, meta or weights alone): which indexes start one, in what order it reads."""
+port, meta or weights alone): which indexes start one, in what order it reads; and the
+hot set, the services changed last, whose own blocking queries answer their changes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from types import SimpleNamespace
 
 from lbctl.config import consul as consul_config
 from lbctl.discovery import checks
-from lbctl.discovery.watcher import ConsulWatcher
+from lbctl.discovery import watcher as watcher_module
+from lbctl.discovery.watcher import ConsulWatcher, hot_slots
 
 SERVICES = [f"svc-{i}" for i in range(6)]
 
@@ -56,3 +58,56 @@ def test_an_index_a_read_already_answered_with_starts_no_hunt():
     assert not w.hunt and not w.hunted and not w.bumps
     unexplained(w, 13)  # an index no read has seen still starts one
     assert w.hunted == {13} and set(w.hunt) == set(SERVICES)
+
+
+def change(w: ConsulWatcher, name: str, index: int, port: int) -> None:
+    w.busy.add(name)
+    w._read(name, index, entries(name, port))
+
+
+def test_first_reads_are_not_changes_so_the_hot_set_starts_empty():
+    w = watcher()  # every service read once
+    assert w._hottest() == []
+    change(w, "svc-1", 11, 81)
+    change(w, "svc-4", 12, 84)
+    assert w._hottest() == ["svc-4", "svc-1"]  # changed last first
+
+
+def test_the_hot_set_is_the_services_changed_last_and_at_most_hot(monkeypatch):
+    monkeypatch.setattr(watcher_module, "HOT", 2)
+    w = watcher()
+    for i, name in enumerate(["svc-0", "svc-1", "svc-2"]):
+        change(w, name, 11 + i, 90 + i)
+    assert w._hottest() == ["svc-2", "svc-1"]
+    assert w._hot_pick(None) == "svc-2" and w._hot_pick(None) == "svc-1"  # two queries, one each
+    assert w.hot == {"svc-2", "svc-1"}
+    assert w._hot_pick("svc-1") == "svc-1"  # still hot: the same query goes on
+
+
+def test_a_service_that_leaves_the_hot_set_is_read_once_more(monkeypatch):
+    monkeypatch.setattr(watcher_module, "HOT", 1)
+    w = watcher()
+    change(w, "svc-0", 11, 90)
+    assert w._hot_pick(None) == "svc-0"
+    change(w, "svc-5", 12, 95)  # now svc-5 is the hottest
+    assert w._hot_pick("svc-0") == "svc-5"
+    assert w.hot == {"svc-5"} and "svc-0" in w.sweep  # a change svc-0 had meanwhile is not lost
+
+
+def test_a_hot_service_is_left_out_of_the_hunt():
+    w = watcher()
+    change(w, "svc-3", 11, 81)
+    assert w._hot_pick(None) == "svc-3"
+    unexplained(w, 12)
+    assert "svc-3" not in w.hunt and set(w.hunt) == set(SERVICES) - {"svc-3"}
+
+
+def test_an_older_answer_that_ends_after_a_newer_one_is_ignored():
+    w = watcher()
+    change(w, "svc-2", 14, 82)  # a hot query's answer ...
+    change(w, "svc-2", 12, 99)  # ... and a reader's, sent before it, ending after it
+    assert w.entries["svc-2"] == entries("svc-2", 82) and w.index_of["svc-2"] == 14
+
+
+def test_hot_queries_take_half_the_connections_the_feeds_leave_at_most_hot():
+    assert [hot_slots(n) for n in (3, 4, 16, 190)] == [0, 1, 7, watcher_module.HOT]
