@@ -202,3 +202,18 @@ def worst_check(checks: Any) -> dict | None:
             best_rank, best = rank[st], {"name": str(check.get("Name") or cid), "status": st,
                                          "output": text if len(text) <= OUTPUT_MAX else text[:OUTPUT_MAX - 1] + "…"}
     return best
+
+
+def placement(entries: list) -> tuple[set[str], bool]:
+    """The nodes of a service's instances, and whether one of them has no check of its own."""
+    nodes, checkless = set(), False
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        node, svc = entry.get("Node"), entry.get("Service")
+        if isinstance(node, dict) and isinstance(node.get("Node"), str):
+            nodes.add(node["Node"])
+        sid = svc.get("ID") if isinstance(svc, dict) else None
+        own = [c for c in entry.get("Checks") or [] if isinstance(c, dict) and c.get("ServiceID") == sid]
+        checkless = checkless or not own
+    return nodes, checkless

@@ -18,13 +18,10 @@ instances read at once, then a hunt: the other services, changed-last first, at
 index (one raft index is one write, to one service).  An index a read already
 answered with is not looked for: that read had the write.
 
-The services that changed last (up to ``HOT``, half the readers' connections) also
-get a blocking ``/v1/health/service/<name>`` query each: a service being deployed,
-drained or scaled tends to change again, and its query answers any change of it (a
-check, or an edit of address, port, meta or weights that no check shows) without the
-check feed, a re-read or a hunt.  While a service's query is held, the feed queues no
-read of it; a service that leaves the hot set is read once more, so nothing that
-changed while it left is lost.
+The services that changed last also hold a blocking ``/v1/health/service/<name>``
+query each (``hotset``), which answers any change of them without the check feed, a
+re-read or a hunt.  While a service's query is held, the feed queues no read of it;
+a service that leaves the hot set is read once more, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -36,16 +33,15 @@ import time
 from typing import Any, Callable, Iterable
 
 from lbctl.discovery import checks, consul_model
+from lbctl.discovery.hotset import FEEDS, HotSet, hot_slots
 from lbctl.discovery.consul import BACKOFF_START, Bucket, Client, SameBody, Watch, selected
 from lbctl.errors import DiscoveryError
 
 log = logging.getLogger("lbctl.consul")
 EXPLAIN_WITHIN = 3.0  # seconds the check feed has to explain a catalog index
 SWEEP_RATE = 500.0  # re-reads a second when a sweep is due
-FEEDS = 2  # connections the two blocking queries hold
 RECENT = 1024  # services remembered as changed lately (swept first)
 QUIET = 5.0  # seconds without an error after which a query counts as answering again
-HOT = 8  # at most this many services changed last get a blocking query of their own
 
 
 class ConsulWatcher:
@@ -84,7 +80,7 @@ class ConsulWatcher:
         self.warned: set[str] = set()
         self.threads: list[threading.Thread] = []
         self.index_of: dict[str, int] = {}  # service → the index its entries were read at
-        self.hot: set[str] = set()  # services whose own blocking query is held (or about to be)
+        self.hot = HotSet()  # services whose own blocking query is held
         self.hot_wake = threading.Condition(self.lock)  # a service changed: the hot set may move
 
     def start(self) -> None:
@@ -188,7 +184,7 @@ class ConsulWatcher:
             names = set(found.services)
             for node in found.nodes:
                 names |= self.on_node.get(node, set())
-            self._queue((names & self.wanted) - self.hot, urgent=True)  # a hot service's query answers it
+            self._queue({n for n in names & self.wanted if n not in self.hot}, urgent=True)  # hot: its query answers
             self._resolve()
 
     def _checks_below(self, index: int) -> bool:
@@ -232,7 +228,7 @@ class ConsulWatcher:
             except DiscoveryError as exc:
                 self._error("services", exc)
                 with self.lock:
-                    self.hot.discard(name)  # not watched while it fails: the feed queues its changes
+                    self.hot.drop(name)  # not watched while it fails: the feed queues its changes
                     self._queue({name} & self.wanted, urgent=False)
                 name = None
                 self.stopped.wait(backoff * (0.5 + random.random()))
@@ -243,33 +239,17 @@ class ConsulWatcher:
                 self._read(name, index, consul_model.slim(entries), consul_model.failing(entries))
 
     def _hot_pick(self, name: str | None) -> str | None:
-        """``name`` while it is among the ``HOT`` services changed last; else the first of
-        them no other query holds (waiting for one); None once stopped."""
+        """The service a hot query holds next (waiting for one); None once stopped."""
         with self.lock:
             while not self.stopped.is_set():
-                hottest = self._hottest()
-                if name is not None and name in hottest:
-                    return name
-                if name is not None:  # it left the hot set: read it once more, nothing is lost
-                    self.hot.discard(name)
-                    self._queue({name} & self.wanted, urgent=False)
-                    name = None
-                free = [n for n in hottest if n not in self.hot]
-                if free and self.book is not None:
-                    self.hot.add(free[0])
-                    return free[0]
+                if self.book is not None:
+                    name, dropped = self.hot.pick(name, self.recent, self.wanted)
+                    if dropped is not None:  # it left the hot set: read it once more, nothing is lost
+                        self._queue({dropped} & self.wanted, urgent=False)
+                    if name is not None:
+                        return name
                 self.hot_wake.wait(0.5)
         return None
-
-    def _hottest(self) -> list[str]:
-        """The services changed last, at most ``HOT`` (with the lock held)."""
-        out: list[str] = []
-        for name in reversed(self.recent):
-            if len(out) == HOT:
-                break
-            if name in self.wanted:
-                out.append(name)
-        return out
 
     def _next(self) -> str | None:
         with self.lock:
@@ -378,23 +358,14 @@ class ConsulWatcher:
             if self.hunt_order is None:  # kept until the services or those without checks change
                 self.hunt_order = sorted(self.wanted - self.checkless)
             order = dict.fromkeys([n for n in reversed(self.recent) if n in self.wanted] + self.hunt_order)
-            for name in [*self.urgent, *self.hot]:  # a hot service's own query answers its edits
+            for name in [*self.urgent, *self.hot.held]:  # a hot service's own query answers its edits
                 order.pop(name, None)
             self.hunt.update(order)  # those already in it keep their place
             self.lock.notify_all()
 
     def _place(self, name: str, entries: list) -> None:
         """Remember the nodes of a service's instances, and whether one has no checks."""
-        nodes, checkless = set(), False
-        for entry in entries:
-            if not isinstance(entry, dict):
-                continue
-            node, svc = entry.get("Node"), entry.get("Service")
-            if isinstance(node, dict) and isinstance(node.get("Node"), str):
-                nodes.add(node["Node"])
-            sid = svc.get("ID") if isinstance(svc, dict) else None
-            own = [c for c in entry.get("Checks") or [] if isinstance(c, dict) and c.get("ServiceID") == sid]
-            checkless = checkless or not own
+        nodes, checkless = consul_model.placement(entries)
         for node in self.nodes_of.get(name, set()) - nodes:
             self.on_node.get(node, set()).discard(name)
         for node in nodes:
@@ -421,9 +392,3 @@ class ConsulWatcher:
         if since is not None and (key != "services" or time.monotonic() - since >= QUIET):
             del self.failing[key]
             log.info("consul answers %s again", key)
-
-
-def hot_slots(max_connections: int) -> int:
-    """How many services get a blocking query of their own: half the connections the
-    feeds leave, at most ``HOT`` (at least one reader is always left)."""
-    return min(HOT, (max_connections - FEEDS) // 2)

@@ -141,7 +141,7 @@ def test_a_service_that_changed_has_its_own_query_which_answers_its_next_changes
         emu.set_service_health("svc-45-0", "critical", node="node-5")
         wait_until(lambda: "critical" in feed.status("svc-45", "svc-45-0"), 30, "the first change")
         # svc-45 changed: it is hot, with a blocking query of its own beside the two feeds
-        wait_until(lambda: "svc-45" in feed.watcher.hot and emu.blocking_queries >= 3, 30, "svc-45's own query")
+        wait_until(lambda: "svc-45" in feed.watcher.hot.held and emu.blocking_queries >= 3, 30, "svc-45's own query")
         del reads[:]
         emu.set_service_health("svc-45-0", "passing", node="node-5")
         wait_until(lambda: feed.status("svc-45", "svc-45-0") == {"passing"}, 30, "the check's change")

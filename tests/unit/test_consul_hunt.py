@@ -9,8 +9,9 @@ from types import SimpleNamespace
 
 from lbctl.config import consul as consul_config
 from lbctl.discovery import checks
-from lbctl.discovery import watcher as watcher_module
-from lbctl.discovery.watcher import ConsulWatcher, hot_slots
+from lbctl.discovery import hotset
+from lbctl.discovery.hotset import hot_slots
+from lbctl.discovery.watcher import ConsulWatcher
 
 SERVICES = [f"svc-{i}" for i in range(6)]
 
@@ -60,6 +61,10 @@ def test_an_index_a_read_already_answered_with_starts_no_hunt():
     assert w.hunted == {13} and set(w.hunt) == set(SERVICES)
 
 
+def hottest(w: ConsulWatcher) -> list[str]:
+    return w.hot.hottest(w.recent, w.wanted)
+
+
 def change(w: ConsulWatcher, name: str, index: int, port: int) -> None:
     w.busy.add(name)
     w._read(name, index, entries(name, port))
@@ -67,31 +72,31 @@ def change(w: ConsulWatcher, name: str, index: int, port: int) -> None:
 
 def test_first_reads_are_not_changes_so_the_hot_set_starts_empty():
     w = watcher()  # every service read once
-    assert w._hottest() == []
+    assert hottest(w) == []
     change(w, "svc-1", 11, 81)
     change(w, "svc-4", 12, 84)
-    assert w._hottest() == ["svc-4", "svc-1"]  # changed last first
+    assert hottest(w) == ["svc-4", "svc-1"]  # changed last first
 
 
 def test_the_hot_set_is_the_services_changed_last_and_at_most_hot(monkeypatch):
-    monkeypatch.setattr(watcher_module, "HOT", 2)
+    monkeypatch.setattr(hotset, "HOT", 2)
     w = watcher()
     for i, name in enumerate(["svc-0", "svc-1", "svc-2"]):
         change(w, name, 11 + i, 90 + i)
-    assert w._hottest() == ["svc-2", "svc-1"]
+    assert hottest(w) == ["svc-2", "svc-1"]
     assert w._hot_pick(None) == "svc-2" and w._hot_pick(None) == "svc-1"  # two queries, one each
-    assert w.hot == {"svc-2", "svc-1"}
+    assert w.hot.held == {"svc-2", "svc-1"}
     assert w._hot_pick("svc-1") == "svc-1"  # still hot: the same query goes on
 
 
 def test_a_service_that_leaves_the_hot_set_is_read_once_more(monkeypatch):
-    monkeypatch.setattr(watcher_module, "HOT", 1)
+    monkeypatch.setattr(hotset, "HOT", 1)
     w = watcher()
     change(w, "svc-0", 11, 90)
     assert w._hot_pick(None) == "svc-0"
     change(w, "svc-5", 12, 95)  # now svc-5 is the hottest
     assert w._hot_pick("svc-0") == "svc-5"
-    assert w.hot == {"svc-5"} and "svc-0" in w.sweep  # a change svc-0 had meanwhile is not lost
+    assert w.hot.held == {"svc-5"} and "svc-0" in w.sweep  # a change svc-0 had meanwhile is not lost
 
 
 def test_a_hot_service_is_left_out_of_the_hunt():
@@ -110,4 +115,4 @@ def test_an_older_answer_that_ends_after_a_newer_one_is_ignored():
 
 
 def test_hot_queries_take_half_the_connections_the_feeds_leave_at_most_hot():
-    assert [hot_slots(n) for n in (3, 4, 16, 190)] == [0, 1, 7, watcher_module.HOT]
+    assert [hot_slots(n) for n in (3, 4, 16, 190)] == [0, 1, 7, hotset.HOT]
