@@ -69,6 +69,9 @@ class CatalogMixin(StoreCore):
         self._sn_cache: dict[tuple[str, str], tuple[dict, dict, dict]] = {}  # -> (node, service, ServiceNode)
         self._services_list: tuple[int, dict[str, list[str]]] | None = None  # (services index, answer)
         self._tags_of: dict[str, list[str]] = {}  # service -> its instances' tags, until one is written
+        # (node, service ID) -> its rank in its node's dict, which keeps the order of insertion
+        self._removed = 0
+        self._placed = {key: i for i, key in enumerate((n, sid) for n, m in self._svcs.items() for sid in m)}
 
     # ------------------------------------------------------------ record builders
     @staticmethod
@@ -143,6 +146,8 @@ class CatalogMixin(StoreCore):
         rec["CreateIndex"] = old["CreateIndex"] if old else idx
         rec["ModifyIndex"] = idx
         self._svcs[node][sid] = rec
+        if old is None:  # a new key goes last in its node's dict; an update keeps its place
+            self._placed[(node, sid)] = len(self._placed) + self._removed
         if old is not None and old["Service"] != rec["Service"]:
             self._unlink(node, sid, old["Service"])
         self._by_name.setdefault(rec["Service"], set()).add((node, sid))
@@ -217,6 +222,8 @@ class CatalogMixin(StoreCore):
         for cid in sorted(self._check_ids.get((node, sid), ())):
             self._del_check(node, cid)
         del self._svcs[node][sid]
+        self._placed.pop((node, sid), None)
+        self._removed += 1  # so that the next new key still ranks after every other
         self._sn_cache.pop((node, sid), None)
         self._touch_table("services")
         self._unlink(node, sid, svc["Service"])

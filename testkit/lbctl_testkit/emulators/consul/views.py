@@ -171,7 +171,11 @@ class ViewsMixin(AgentMixin):
             if node_meta or pred is not None:
                 return idx(), self._service_list(node_meta, pred)
             if self._services_list is None or self._services_list[0] != idx():
-                self._services_list = (idx(), self._service_list(None, None))
+                answer = self._service_list(None, None)
+                if self._services_list is not None and answer == self._services_list[1]:
+                    answer = self._services_list[1]  # the same answer (an instance came, went or was edited):
+                    # the same object, so that its encoded body is kept too (Api.catalog_services)
+                self._services_list = (idx(), answer)
             return self._services_list
         return idx, build
 
@@ -191,13 +195,9 @@ class ViewsMixin(AgentMixin):
         """Every service's tags (those of its instances, node by node), each kept until an
         instance of it is written: a write re-reads one service, not 50,000 instances."""
         rank = {node: i for i, node in enumerate(self._svcs)}
-        places: dict[str, dict[str, int]] = {}  # node -> where each of its services is, when asked
 
         def place(member: tuple[str, str]) -> tuple[int, int]:
-            node, sid = member
-            if node not in places:
-                places[node] = {s: i for i, s in enumerate(self._svcs[node])}
-            return rank[node], places[node][sid]
+            return rank[member[0]], self._placed[member]
 
         out = {}
         for name in sorted(self._by_name):
