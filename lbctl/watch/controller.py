@@ -8,9 +8,9 @@ retried with exponential backoff; Consul failures keep the last good data (the
 watcher never reports a service it has not read).  The guard refuses mass
 removals unless forced.  SIGHUP re-reads lbctl.yml and the inventory; SIGTERM
 lets the apply in progress finish and stops.  A change made through HAProxy's
-Runtime API is verified (process, probes) once no other change waits, and written
-to its file at most ``write_delay`` later (one write for every change in between),
-and before a re-read or a stop.
+Runtime API is verified (process, probes) and written to its file at most
+``write_delay`` later (one check and one write for every change in between), and
+before a re-read or a stop.
 """
 
 from __future__ import annotations
@@ -129,8 +129,6 @@ class Controller:
                     self.write()  # first: a steady stream of changes must not hold the file back
                 elif self.due():
                     self.round()
-                elif any(t.unverified for t in runtime_targets(self.setup.targets)):
-                    self.write()  # verify what the last rounds made live, now that no change waits
                 else:
                     with self.wake:
                         if not (self.stop_requested or self.reload_requested):
@@ -224,20 +222,18 @@ class Controller:
         return TICK if due is None else max(0.0, min(TICK, due - time.monotonic()))
 
     def write(self, every: bool = False) -> None:
-        """Verify the runtime changes that wait for it (``deploy.confirm``) and write the
-        files that are due (``every``: all of them, before a re-read or exit)."""
+        """Verify the runtime changes whose file is due and write it (``deploy.flush``;
+        ``every``: all of them, before a re-read or exit).  Both wait for ``write_delay``:
+        run after each change, they held the next change up (docs/runtime-api.md)."""
         for target in runtime_targets(self.setup.targets):
             due = target.unwritten is not None and (every or target.unwritten_since + target.write_delay
                                                     <= time.monotonic())
-            if not (due or target.unverified):
+            if not due:
                 continue
             fence = self.election.fence if self.election is not None and target.shared else None
             try:
                 with target.state.lock():
-                    if due:
-                        deploy.flush(target, fence)  # verifies first
-                    else:
-                        deploy.confirm(target)
+                    deploy.flush(target, fence)  # verifies first
             except LbctlError as exc:
                 log.error("%s", exc)
                 self.changed({"*"})  # the runtime change was undone: try the whole change again

@@ -108,20 +108,18 @@ def test_a_state_file_that_holds_the_entry_already_is_not_written_again(tmp_path
     assert '"identity"' in path.read_text()
 
 
-def test_a_deferred_runtime_change_is_verified_once_nothing_waits_and_before_its_file(tmp_path):
+def test_a_deferred_runtime_change_is_verified_with_its_file_once_the_write_is_due(tmp_path):
     target = Recorder(tmp_path, "edge", time.monotonic(), unverified=True)  # its write not due yet
     ctl = controller([target])
     ctl.write()
-    assert (target.done, target.unverified, target.unwritten is not None) == (["verify"], False, True)
-    ctl.write()  # verified already: nothing to do until the write is due
-    assert target.done == ["verify"]
-    target.unverified, target.unwritten_since = True, time.monotonic() - 5  # another change, and its write due
+    assert (target.done, target.unverified) == ([], True)  # nothing between changes: the next need not wait
+    target.unwritten_since = time.monotonic() - 5  # its write is due
     ctl.write()
-    assert target.done == ["verify", "verify", "write"]
+    assert target.done == ["verify", "write"] and not target.unverified and target.unwritten is None
 
 
 def test_a_failed_verification_undoes_every_unwritten_change_and_retries(tmp_path):
-    target = Recorder(tmp_path, "edge", time.monotonic(), unverified=True, failing=True)
+    target = Recorder(tmp_path, "edge", time.monotonic() - 5, unverified=True, failing=True)  # its write due
     with target.state.lock():
         target.state.hold = True  # what deploy does after a deferred runtime change
     ctl = controller([target])
