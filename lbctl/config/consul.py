@@ -48,7 +48,7 @@ class ConsulSettings:
     stale: bool = False
     wait_ms: int = 60_000  # how long one blocking query may wait
     min_query_interval_ms: int = 100  # per watched query, after a burst of two
-    max_connections: int = 16  # HTTP connections to Consul at once: two watches, the rest re-read services
+    max_connections: int = 16  # HTTP connections to Consul at once: two feeds, hot services, readers
 
     where: str = "source.consul"  # the section in lbctl.yml, for errors
 
