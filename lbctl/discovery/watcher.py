@@ -10,13 +10,14 @@ Two blocking queries make a change feed:
   on that node.
 
 Readers (the connections the feeds and the hot queries below leave) then read
-``/v1/health/service/<name>`` without blocking, for only those services.  A catalog index that moved with no
-change the check feed explains (``checks.Marks``: an instance without checks, an
-edit of address, port, meta or weights alone) has the services with check-less
-instances read at once, then a hunt: the other services, changed-last first, at
-``SWEEP_RATE`` reads a second behind the changes, until one answers with that
-index (one raft index is one write, to one service).  An index a read already
-answered with is not looked for: that read had the write.
+``/v1/health/service/<name>`` without blocking, for only those services.  A
+catalog index that moved with no change the check feed explains
+(``checks.Marks``: an instance without checks, an edit of address, port, meta or
+weights alone) has the services with check-less instances read at once, then a
+hunt: the other services, changed-last first, at ``SWEEP_RATE`` reads a second
+behind the changes, until one answers with that index (one raft index is one
+write, to one service).  An index a read already answered with is not looked
+for: that read had the write.
 
 The services that changed last also hold a blocking ``/v1/health/service/<name>``
 query each (``hotset``), which answers any change of them without the check feed, a
@@ -33,8 +34,8 @@ import time
 from typing import Any, Callable, Iterable
 
 from lbctl.discovery import checks, consul_model
-from lbctl.discovery.hotset import FEEDS, HotSet, hot_slots
 from lbctl.discovery.consul import BACKOFF_START, Bucket, Client, SameBody, Watch, selected
+from lbctl.discovery.hotset import FEEDS, HotSet, hot_slots
 from lbctl.errors import DiscoveryError
 
 log = logging.getLogger("lbctl.consul")

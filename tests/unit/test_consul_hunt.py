@@ -8,8 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from lbctl.config import consul as consul_config
-from lbctl.discovery import checks
-from lbctl.discovery import hotset
+from lbctl.discovery import checks, hotset
 from lbctl.discovery.hotset import hot_slots
 from lbctl.discovery.watcher import ConsulWatcher
 

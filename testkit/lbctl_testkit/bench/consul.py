@@ -53,6 +53,8 @@ def _answer(emu, seen: list, op: str, args: tuple):
         return emu.request_count(*args)
     if op == "reset":
         return emu.reset_requests()
+    if op == "reset_conns":  # the peak starts again from the connections open now
+        return emu.reset_connection_stats()
     if op == "blocking":
         return emu.blocking_queries
     if op == "conns":  # the per-client connection cap's counters (on, at Consul's default 200)
@@ -107,7 +109,7 @@ def _emulator_main(conn, services: int, instances: int, wait: float) -> None:
 class Emulator:
     """The emulator's child process.  ``call(op, ...)``: flip (sid, status) and call ([(method,
     args, kwargs)], one transaction) return the CLOCK_MONOTONIC time right before the change;
-    count, reset, blocking (queries held), conns (peak, refused), log (since, until)."""
+    count, reset, blocking (queries held), conns (peak, refused), reset_conns, log (since, until)."""
 
     def __init__(self, services: int, instances: int, wait: float) -> None:
         ctx = mp.get_context("fork")
