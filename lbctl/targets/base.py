@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import difflib
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Protocol, TypeVar
@@ -210,6 +211,16 @@ class Restorable(Target):
         """
 
 
+@dataclass
+class Writing:
+    """A file write of runtime changes on a thread of its own (``deploy.flush_begin``):
+    ``pending`` is what it writes, ``error`` why it failed."""
+
+    pending: Change
+    thread: threading.Thread
+    error: Exception | None = None
+
+
 class RuntimeChanges(Target):
     """A target that makes changes to the running process without a reload (HAProxy's
     Runtime API), whose file may be written later (``deploy.flush``)."""
@@ -219,6 +230,7 @@ class RuntimeChanges(Target):
     unwritten: Change | None = None
     unwritten_since: float | None = None
     unverified: bool = False  # a runtime change awaits ``verify`` (``deploy.confirm``, before the file write)
+    writing: Writing | None = None  # its file being written on a thread of its own (``deploy.flush_begin``)
     write_delay: float = 0.0  # how long the file may stay behind the runtime state (lbctl watch)
     runtime_drifted = False  # whether the last ``runtime_drift`` found any
 

@@ -32,7 +32,8 @@ from lbctl.discovery.consul import Client
 from lbctl.watch.election import Election
 from lbctl.discovery.watcher import ConsulWatcher
 from lbctl.errors import ConfigError, LbctlError
-from lbctl.targets.base import RuntimeChanges, Target
+from lbctl.targets.base import Target
+from lbctl.watch import writes
 from lbctl.watch.metrics import Metrics
 
 log = logging.getLogger("lbctl.watch")
@@ -213,31 +214,30 @@ class Controller:
     # -- file writes the runtime API path left behind (deploy's ``defer``) ---------------
 
     def write_due(self) -> float | None:
-        """When (``time.monotonic``) the first target's file must be written; None if none waits."""
-        due = [t.unwritten_since + t.write_delay for t in unwritten(self.setup.targets)]
-        return min(due) if due else None
+        """When (``time.monotonic``) a file must be written, or a write finished; None if never."""
+        return writes.due_at(self.setup.targets)
 
     def idle_wait(self) -> float:
         due = self.write_due()
         return TICK if due is None else max(0.0, min(TICK, due - time.monotonic()))
 
     def write(self, every: bool = False) -> None:
-        """Verify the runtime changes whose file is due and write it (``deploy.flush``;
-        ``every``: all of them, before a re-read or exit).  Both wait for ``write_delay``:
-        run after each change, they held the next change up (docs/runtime-api.md)."""
-        for target in runtime_targets(self.setup.targets):
-            due = target.unwritten is not None and (every or target.unwritten_since + target.write_delay
-                                                    <= time.monotonic())
-            if not due:
-                continue
-            fence = self.election.fence if self.election is not None and target.shared else None
-            try:
-                with target.state.lock():
-                    deploy.flush(target, fence)  # verifies first
-            except LbctlError as exc:
-                log.error("%s", exc)
-                self.changed({"*"})  # the runtime change was undone: try the whole change again
-                self.schedule_retry()
+        """The file writes runtime changes left behind (``writes.write``; ``every``: all of
+        them, waited for, before a re-read or exit)."""
+        writes.write(self.setup.targets, self.fence_of, every, self.poke, self.write_failed)
+
+    def fence_of(self, target: Target) -> Callable[[], None] | None:
+        return self.election.fence if self.election is not None and target.shared else None
+
+    def poke(self) -> None:
+        """Wake the loop (a file write ended)."""
+        with self.wake:
+            self.wake.notify_all()
+
+    def write_failed(self, exc: LbctlError) -> None:
+        log.error("%s", exc)
+        self.changed({"*"})  # the runtime change was undone: try the whole change again
+        self.schedule_retry()
 
     def due(self) -> bool:
         """Whether the quiescence timers (or a retry) say it is time to apply."""
@@ -357,16 +357,6 @@ class Controller:
         self.backoff = min(cap, self.backoff * 2 or 0.5)
         self.retry_at = self.clock() + self.backoff
         log.info("retrying in %.1fs", self.backoff)
-
-
-def runtime_targets(targets: list[Target]) -> list[RuntimeChanges]:
-    """The targets that take changes through a runtime API (and write their file later)."""
-    return [t for t in targets if isinstance(t, RuntimeChanges)]
-
-
-def unwritten(targets: list[Target]) -> list[RuntimeChanges]:
-    """The targets whose runtime changes wait for their file write (``deploy.flush``)."""
-    return [t for t in runtime_targets(targets) if t.unwritten is not None]
 
 
 def startup_lines(setup: Setup, force: bool) -> list[str]:

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from lbctl import deploy, guard, model
-from lbctl.watch.controller import startup_lines, unwritten
+from lbctl.watch.controller import startup_lines
+from lbctl.watch.writes import unwritten
 from lbctl.errors import ConfigError, ReloadError, RollbackError, ValidationError, VerifyError
 from lbctl.targets.base import Restorable, RuntimeChanges
 from tests.fake_targets import CONTRACT, Memory, MemoryRestorable, MemoryRuntime

@@ -1,10 +1,12 @@
-"""lbctl watch verifies runtime API changes once no other change waits, and writes
-their files late, once, and always: the controller's scheduling, ``deploy.confirm``
-and ``deploy.flush``, with a target that records what it is asked to do (the real
-thing is tested end to end in test_watch.py and test_runtime.py)."""
+"""lbctl watch verifies runtime API changes and writes their files late, once, and
+always, the write on a thread of its own: the controller's scheduling
+(``watch/writes.py``), ``deploy.flush_begin``, ``deploy.written`` and ``deploy.flush``,
+with a target that records what it is asked to do (the real thing is tested end to
+end in test_watch.py and test_runtime.py)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from types import SimpleNamespace
 
@@ -32,8 +34,11 @@ class Recorder(MemoryRuntime):
         self.unwritten_since = since
         self.written, self.undone, self.noted = [], [], 0
         self.done: list[str] = []  # verify and write, in order
+        self.hold_write: threading.Event | None = None  # set: the write goes on
 
     def apply(self, change):
+        if self.hold_write is not None:
+            self.hold_write.wait(5)  # the disk is slow: a change comes meanwhile
         if self.fail_write:
             raise ApplyError(f"{self.name}: cannot write")
         self.written.append(change.candidate)
@@ -57,12 +62,21 @@ def controller(targets) -> Controller:
     return ctl
 
 
+def settle(ctl: Controller, *targets: Recorder) -> None:
+    """Let the writes started end, and the loop finish them (as it does when woken)."""
+    for target in targets:
+        if target.writing is not None:
+            target.writing.thread.join(5)
+    ctl.write()
+
+
 def test_only_the_writes_that_are_due_are_made_and_every_one_before_a_stop(tmp_path):
     now = time.monotonic()
     late, early, none = Recorder(tmp_path, "late", now - 2), Recorder(tmp_path, "early", now), Recorder(tmp_path, "x", None)
     ctl = controller([late, early, none])
     assert ctl.write_due() == pytest.approx(now - 1)
     ctl.write()
+    settle(ctl, late)
     assert (late.written, early.written, late.unwritten, late.noted) == (["new\n"], [], None, 1)
     assert ctl.write_due() == pytest.approx(now + 1)
     ctl.write(every=True)
@@ -86,6 +100,7 @@ def test_a_failed_write_undoes_the_runtime_change_and_retries(tmp_path):
     target = Recorder(tmp_path, "edge", time.monotonic() - 5, fail=True)
     ctl = controller([target])
     ctl.write()
+    settle(ctl, target)
     assert target.undone == ["old\n"] and target.unwritten is None
     assert ctl.dirty == {"*"} and ctl.retry_at is not None
     last = target.state.last()
@@ -115,6 +130,7 @@ def test_a_deferred_runtime_change_is_verified_with_its_file_once_the_write_is_d
     assert (target.done, target.unverified) == ([], True)  # nothing between changes: the next need not wait
     target.unwritten_since = time.monotonic() - 5  # its write is due
     ctl.write()
+    settle(ctl, target)
     assert target.done == ["verify", "write"] and not target.unverified and target.unwritten is None
 
 
@@ -160,3 +176,47 @@ def test_last_apply_is_replaced_atomically_and_without_fsync(tmp_path, monkeypat
     assert synced == [] and state.last()["hash_after"] == "b" * 64
     state.keep("loaded.json", {"file": [1]})  # what decides drift stays durable
     assert len(synced) == 2  # the file, then its directory
+
+
+def test_a_change_made_while_the_file_is_written_need_not_wait_and_is_written_next(tmp_path):
+    target = Recorder(tmp_path, "edge", time.monotonic() - 5, unverified=True)
+    target.hold_write = threading.Event()
+    with target.state.lock():
+        target.state.hold = True
+    ctl = controller([target])
+    ctl.write()  # verified here; the file is being written on a thread
+    assert target.done == ["verify"] and target.writing is not None and ctl.write_due() is None
+    # a runtime change meanwhile (deploy's runtime_applied): against the file in place, timed from itself
+    deploy.runtime_applied(target, Change("edge", "new\n", "newer\n"), lambda *a: None, lambda: None, True)
+    assert target.unwritten == Change("edge", "old\n", "newer\n") and target.unverified
+    target.hold_write.set()
+    settle(ctl, target)
+    assert target.written == ["new\n"] and target.writing is None
+    assert target.unwritten == Change("edge", "new\n", "newer\n")  # now against the file written
+    assert target.state.hold and target.unverified and ctl.write_due() == pytest.approx(target.unwritten_since + 1)
+    ctl.write(every=True)  # a stop: verified and written, waited for
+    assert target.done == ["verify", "write", "verify", "write"] and target.written == ["new\n", "newer\n"]
+    assert target.unwritten is None and not target.state.hold
+
+
+def test_a_failed_write_undoes_the_changes_made_meanwhile_too(tmp_path):
+    target = Recorder(tmp_path, "edge", time.monotonic() - 5, fail=True)
+    target.hold_write = threading.Event()
+    ctl = controller([target])
+    ctl.write()
+    deploy.runtime_applied(target, Change("edge", "new\n", "newer\n"), lambda *a: None, lambda: None, True)
+    target.hold_write.set()
+    settle(ctl, target)
+    assert target.undone == ["old\n"]  # back to the file in place, past both changes
+    assert (target.unwritten, target.unverified, target.writing) == (None, False, None)
+    assert ctl.dirty == {"*"} and ctl.retry_at is not None
+
+
+def test_a_stop_waits_for_the_write_in_progress(tmp_path):
+    target = Recorder(tmp_path, "edge", time.monotonic() - 5)
+    target.hold_write = threading.Event()
+    ctl = controller([target])
+    ctl.write()
+    threading.Timer(0.2, target.hold_write.set).start()
+    ctl.write(every=True)
+    assert target.written == ["new\n"] and target.writing is None and target.unwritten is None
