@@ -8,6 +8,7 @@ import gc
 import multiprocessing as mp
 import os
 import signal
+import sys
 import statistics
 import subprocess
 import threading
@@ -90,6 +91,10 @@ def _emulator_main(conn, services: int, instances: int, wait: float) -> None:
     # collector's full passes, which otherwise stop every thread of this child for tens of ms
     gc.collect()
     gc.freeze()
+    # A Go agent answers a small query on one core while it encodes 15 MB of checks on
+    # another; this child's threads share one GIL, handed over every 5 ms by default, so a
+    # small answer waited behind the big one's Python work. Hand it over more often.
+    sys.setswitchinterval(0.0005)
     conn.send(emu.port)
     try:
         while True:
