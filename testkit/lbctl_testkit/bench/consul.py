@@ -8,9 +8,9 @@ import gc
 import multiprocessing as mp
 import os
 import signal
-import sys
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
