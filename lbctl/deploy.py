@@ -155,7 +155,12 @@ def flush_begin(target: Target, fence: Callable[[], None], done: Callable[[], No
     if pending is None or target.writing is not None:
         return
     confirm(target)
-    fence()
+    try:
+        fence()
+    except LbctlError as exc:  # not this process's to write (a leader that lost its lock), as in ``flush``
+        target.unwritten = target.unwritten_since = None
+        target.state.hold = False
+        undo(target, pending, exc, recorder(target, pending, "write"))
     target.unwritten_since = None  # a change made meanwhile is timed from itself
 
     def write() -> None:
@@ -185,7 +190,7 @@ def written(target: Target, record: Record | None = None) -> None:
     target.writing = None
     newer = target.unwritten if target.unwritten is not writing.pending else None
     if writing.error is not None:
-        change = newer or writing.pending  # from the file in place to what runs now
+        change = newer if newer is not None else writing.pending  # from the file in place to what runs now
         target.unwritten = target.unwritten_since = None
         target.unverified = target.state.hold = False
         undo(target, change, writing.error, record or recorder(target, change, "write"))

@@ -220,3 +220,14 @@ def test_a_stop_waits_for_the_write_in_progress(tmp_path):
     threading.Timer(0.2, target.hold_write.set).start()
     ctl.write(every=True)
     assert target.written == ["new\n"] and target.writing is None and target.unwritten is None
+
+
+def test_a_write_this_process_may_no_longer_make_undoes_the_runtime_change(tmp_path):
+    from lbctl.watch.election import NotLeader
+
+    target = Recorder(tmp_path, "edge", time.monotonic() - 5)
+    ctl = controller([target])
+    ctl.fence_of = lambda t: (lambda: (_ for _ in ()).throw(NotLeader("lost the leader lock; not writing")))
+    ctl.write()
+    assert (target.written, target.undone, target.unwritten, target.writing) == ([], ["old\n"], None, None)
+    assert ctl.write_due() is None and ctl.dirty == {"*"}
