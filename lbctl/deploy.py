@@ -158,9 +158,7 @@ def flush_begin(target: Target, fence: Callable[[], None], done: Callable[[], No
     try:
         fence()
     except LbctlError as exc:  # not this process's to write (a leader that lost its lock), as in ``flush``
-        target.unwritten = target.unwritten_since = None
-        target.state.hold = False
-        undo(target, pending, exc, recorder(target, pending, "write"))
+        abandon(target, pending, exc, recorder(target, pending, "write"))
     target.unwritten_since = None  # a change made meanwhile is timed from itself
 
     def write() -> None:
@@ -191,9 +189,7 @@ def written(target: Target, record: Record | None = None) -> None:
     newer = target.unwritten if target.unwritten is not writing.pending else None
     if writing.error is not None:
         change = newer if newer is not None else writing.pending  # from the file in place to what runs now
-        target.unwritten = target.unwritten_since = None
-        target.unverified = target.state.hold = False
-        undo(target, change, writing.error, record or recorder(target, change, "write"))
+        abandon(target, change, writing.error, record or recorder(target, change, "write"))
     if newer is not None:
         target.unwritten = Change(target.name, writing.pending.candidate, newer.candidate)
     else:
@@ -219,9 +215,15 @@ def confirm(target: RuntimeChanges, record: Record | None = None) -> None:
     try:
         target.verify(pending)
     except LbctlError as exc:
-        target.unwritten = target.unwritten_since = None
-        target.state.hold = False
-        undo(target, pending, exc, record or recorder(target, pending, "apply"))
+        abandon(target, pending, exc, record or recorder(target, pending, "apply"))
+
+
+def abandon(target: RuntimeChanges, change: Change, failure: LbctlError, record: Record) -> None:
+    """Forget the runtime changes not yet in the file (``change``: from the file to what
+    runs), let go of the lock kept for them, and undo them (``undo``, which raises)."""
+    target.unwritten = target.unwritten_since = None
+    target.unverified = target.state.hold = False
+    undo(target, change, failure, record)
 
 
 def recorder(target: Target, pending: Change, action: str) -> Record:

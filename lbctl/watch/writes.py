@@ -25,11 +25,6 @@ def runtime_targets(targets: list[Target]) -> list[RuntimeChanges]:
     return [t for t in targets if isinstance(t, RuntimeChanges)]
 
 
-def unwritten(targets: list[Target]) -> list[RuntimeChanges]:
-    """The targets whose runtime changes wait for their file write (``deploy.flush``)."""
-    return [t for t in runtime_targets(targets) if t.unwritten is not None]
-
-
 def ended(target: RuntimeChanges) -> bool:
     return target.writing is not None and not target.writing.thread.is_alive()
 

@@ -10,7 +10,7 @@ import pytest
 
 from lbctl import deploy, guard, model
 from lbctl.watch.controller import startup_lines
-from lbctl.watch.writes import unwritten
+from lbctl.watch.writes import runtime_targets
 from lbctl.errors import ConfigError, ReloadError, RollbackError, ValidationError, VerifyError
 from lbctl.targets.base import Restorable, RuntimeChanges
 from tests.fake_targets import CONTRACT, Memory, MemoryRestorable, MemoryRuntime
@@ -113,6 +113,11 @@ def test_a_runtime_change_the_target_cannot_make_goes_the_normal_way(tmp_path):
     target.fail, target.calls = {"runtime"}, []
     assert deploy.deploy(target, desired("a", "b")).message == "edge: applied memory:edge and memory reloaded"
     assert target.calls == ["check", "runtime", "apply", "reload", "verify"]
+
+
+def unwritten(targets: list) -> list:
+    """The targets whose runtime changes wait for their file write."""
+    return [t for t in runtime_targets(targets) if t.unwritten is not None]
 
 
 def test_a_deferred_runtime_change_is_written_by_the_controller_and_only_for_runtime_targets(tmp_path):
