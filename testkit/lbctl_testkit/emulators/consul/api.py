@@ -351,6 +351,7 @@ class Api(KVApiMixin):
         read = self.store.read_health_state(x, node_meta=self.node_meta(req), pred=self.pred(req, CHECK),
                                             hidden=self.emu.hidden_nodes)
         idx, (body, dropped) = self.blocking(o, "checks", read)
+        body = body() if callable(body) else body  # every check: joined outside the store's lock
         h = self.meta(idx, o)
         if dropped and req.token and req.token_valid:
             h["X-Consul-Results-Filtered-By-Acls"] = "true"

@@ -69,6 +69,8 @@ class CatalogMixin(StoreCore):
         self._sn_cache: dict[tuple[str, str], tuple[dict, dict, dict]] = {}  # -> (node, service, ServiceNode)
         self._services_list: tuple[int, dict[str, list[str]]] | None = None  # (services index, answer)
         self._tags_of: dict[str, list[str]] = {}  # service -> its instances' tags, until one is written
+        self._all_tags: dict[str, list[str]] | None = None  # every service's tags, as last answered
+        self._stale: set[str] = set()  # services written since (None above: a service came or went)
         # (node, service ID) -> its rank in its node's dict, which keeps the order of insertion
         self._removed = 0
         self._placed = {key: i for i, key in enumerate((n, sid) for n, m in self._svcs.items() for sid in m)}
@@ -113,6 +115,7 @@ class CatalogMixin(StoreCore):
     # ------------------------------------------------------------ primitive writes
     def _mark_svc(self, name: str) -> None:
         self._tags_of.pop(name, None)
+        self._stale.add(name)
         self._svc_index[name] = self._widx()
         self._touch_key(("svc", name))
 
@@ -150,6 +153,8 @@ class CatalogMixin(StoreCore):
             self._placed[(node, sid)] = len(self._placed) + self._removed
         if old is not None and old["Service"] != rec["Service"]:
             self._unlink(node, sid, old["Service"])
+        if rec["Service"] not in self._by_name:
+            self._all_tags = None  # a new service: every name again, in order
         self._by_name.setdefault(rec["Service"], set()).add((node, sid))
         self._mark_svc(rec["Service"])
         for cid in sorted(self._check_ids.get((node, sid), ())):
@@ -165,6 +170,7 @@ class CatalogMixin(StoreCore):
             self._mark_svc(name)
             if not members:
                 del self._by_name[name]
+                self._all_tags = None
                 del self._svc_index[name]
                 self._extinction = self._widx()
 
