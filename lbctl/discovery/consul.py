@@ -18,7 +18,6 @@ rate limited by a token bucket (``Bucket``: a burst of two, then one per
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
@@ -30,12 +29,11 @@ import consul
 import msgspec
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 
 from lbctl import validate as v
 from lbctl.config.consul import ConsulSettings
 from lbctl.discovery import checks
+from lbctl.discovery.pool import OneRead, OpenFirstHTTP, OpenFirstHTTPS
 from lbctl.errors import ConfigError, DiscoveryError
 
 log = logging.getLogger("lbctl.consul")
@@ -92,37 +90,6 @@ class Throttle:
             self.cond.notify_all()
 
 
-class OpenFirst(queue.LifoQueue):
-    """A connection pool's slots with open connections on top.  When the agent is at
-    its connection cap it closes each new connection after its 429: that slot goes to
-    the bottom, so the next request takes a connection the agent already accepted."""
-
-    def _put(self, item: Any) -> None:
-        if item is None or getattr(item, "sock", None) is None:
-            self.queue.insert(0, item)
-        else:
-            self.queue.append(item)
-
-
-class OpenFirstHTTP(HTTPConnectionPool):
-    QueueCls = OpenFirst
-
-
-class OpenFirstHTTPS(HTTPSConnectionPool):
-    QueueCls = OpenFirst
-
-
-class OneRead(HTTPAdapter):
-    """Reads each answer's body at once: requests reads it 10 KB at a time, 1,500 times
-    for the 15 MB of every check at 10,000 services, at several times the cost.
-    A body read to its end hands its connection back to the pool (urllib3)."""
-
-    def build_response(self, req: Any, resp: Any) -> requests.Response:
-        response = super().build_response(req, resp)
-        response._content = resp.read(decode_content=True)
-        return response
-
-
 class Client:
     """Every failure is a one-line ``DiscoveryError``."""
 
@@ -135,7 +102,7 @@ class Client:
         self.api = consul.Consul(host=settings.host, port=settings.port, scheme=settings.scheme,
                                  token=settings.token(), dc=settings.datacenter, verify=verify, cert=cert)
         # Never more than max_connections at once: a request waits for a free connection.
-        adapter = OneRead(pool_connections=1, pool_maxsize=settings.max_connections, pool_block=True)
+        adapter = self.adapter = OneRead(pool_connections=1, pool_maxsize=settings.max_connections, pool_block=True)
         adapter.poolmanager.pool_classes_by_scheme = {"http": OpenFirstHTTP, "https": OpenFirstHTTPS}
         self.api.http.session.mount("http://", adapter)
         self.api.http.session.mount("https://", adapter)
@@ -151,10 +118,16 @@ class Client:
         self.lock = threading.Lock()
         self.in_use = 0  # requests in flight, each on a connection of its own
         self.last_answer = 0.0  # time.monotonic() of the last good answer
+        # Called before a feed's answer body is read (``lbctl watch``: until a round under
+        # way ends, bounded): the feeds' bodies (15 MB of checks at 10,000 services) are
+        # read and compared once the change already known is applied.
+        self.yield_to: Callable[[], object] | None = None
 
     def get(self, kind: str, path: str, params: list[tuple[str, str]], index: int,
-            decode: Callable[[bytes], Any] = msgspec.json.decode) -> tuple[int, Any]:
-        """GET a blocking-capable endpoint: ``(X-Consul-Index, data)``; data None for a 404."""
+            decode: Callable[[bytes], Any] = msgspec.json.decode, feed: bool = False) -> tuple[int, Any]:
+        """GET a blocking-capable endpoint: ``(X-Consul-Index, data)``; data None for a 404.
+        ``feed``: a feed's blocking query, whose answer body waits for ``yield_to``."""
+        self.adapter.before_body.hold = self.yield_to if feed and index > 0 else None
         params = self.params(path, params, index)
         counted = index == 0  # blocking queries are not limited: they would hold the readers' slots
         self.throttle.acquire(counted)
@@ -204,13 +177,14 @@ class Client:
     def services(self, index: int = 0, decode: Callable[[bytes], Any] = msgspec.json.decode
                  ) -> tuple[int, dict[str, list]]:
         params = [("filter", self.settings.filter)] if self.settings.filter else []
-        idx, data = self.get("catalog", "/v1/catalog/services", params, index, decode)
+        idx, data = self.get("catalog", "/v1/catalog/services", params, index, decode, feed=True)
         return idx, data if isinstance(data, dict) else {}
 
     def checks(self, index: int = 0, book: checks.Book | None = None) -> tuple[int, checks.Reading]:
         """Every check in the datacenter (``checks.Reading``; against ``book``, the
         previous answers, only what differs is decoded)."""
-        idx, data = self.get("checks", "/v1/health/state/any", [], index, lambda body: checks.Reading(body, book))
+        idx, data = self.get("checks", "/v1/health/state/any", [], index, lambda body: checks.Reading(body, book),
+                             feed=True)
         return idx, data if data is not None else checks.Reading(b"[]")
 
     def checks_index(self) -> int:

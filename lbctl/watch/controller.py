@@ -39,6 +39,10 @@ from lbctl.watch.metrics import Metrics
 log = logging.getLogger("lbctl.watch")
 TICK = 0.25  # how often the loop looks at signals while idle
 GC_EVERY = 30.0  # seconds between garbage collections, run only while no change waits
+# The longest a feed's answer (every check: 15 MB at 10,000 services) waits, unread, for the
+# round of a change already known to end: on two cores, reading and comparing it beside
+# that round made the round wait for the CPU (docs/consul.md, "The feeds yield").
+FEED_YIELD = 0.1
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Controller:
         self.election: Election | None = None
         self.beat = clock()
         self.wake = threading.Condition()
+        self.quiet = threading.Event()  # no round under way or due: the feeds' bodies may be read
         self.dirty: set[str] = set()
         self.first_change: float | None = None
         self.last_change = 0.0
@@ -102,6 +107,7 @@ class Controller:
             self.dirty |= names
             self.first_change = self.first_change or now
             self.last_change = now
+            self.quiet.clear()
             self.wake.notify_all()
 
     # -- the loop -------------------------------------------------------------------------
@@ -133,8 +139,10 @@ class Controller:
                 else:
                     with self.wake:
                         if not (self.stop_requested or self.reload_requested):
+                            self.quiet.set()
                             self.wake.wait(self.idle_wait())
         finally:
+            self.quiet.set()
             self.write(every=True)
             self.shutdown()
             gc.unfreeze()
@@ -154,6 +162,7 @@ class Controller:
         if setup.consul is not None:
             retry_max = setup.watch.retry_max_ms / 1000
             client = Client(setup.consul, self.metrics.consul_request, retry_max)
+            client.yield_to = lambda: self.quiet.wait(FEED_YIELD)
             self.watcher = ConsulWatcher(client, self.changed, retry_max)
             self.metrics.follow_consul(self.watcher.age, lambda: client.in_use)
             self.watcher.start()

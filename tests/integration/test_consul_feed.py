@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -66,8 +67,9 @@ class Feed:
 
 
 @contextlib.contextmanager
-def running(emu: ConsulEmulator, **consul):
+def running(emu: ConsulEmulator, yield_to=None, **consul):
     feed = Feed(emu, **consul)
+    feed.client.yield_to = yield_to
     feed.watcher.start()
     try:
         yield feed
@@ -155,6 +157,33 @@ def test_a_service_that_changed_has_its_own_query_which_answers_its_next_changes
         mine = [index for name, index in reads if name == "svc-45"]
         assert len(mine) >= 2 and all(index > 0 for index in mine)
         assert emu.peak_connections() <= 16
+
+
+def test_a_feed_answer_is_read_only_once_the_round_under_way_lets_it(emu):
+    """While lbctl watch applies a change (its ``Client.yield_to`` waits for the round),
+    the feeds' answers stay unread: the check feed's answer to a change of a service
+    without a query of its own waits there, and the change is found once it is let go.
+    First answers and single-service reads are never held."""
+    fill(emu, 20)
+    let_go, held = threading.Event(), []
+
+    def hold():
+        held.append(threading.current_thread().name)
+        let_go.wait(30)
+    with running(emu, yield_to=hold) as feed:
+        wait_until(feed.watcher.ready, 30, "every service read once")
+        w = feed.watcher
+        wait_until(lambda: not (w.urgent or w.sweep or w.hunt or w.busy), 30, "no read left to make")
+        assert held == []  # the first answers (index 0) are not held
+        s = next(s for s in range(20) if f"svc-{s}" not in feed.watcher.recent)  # not hot: only the feed sees it
+        del feed.changed[:]
+        emu.set_service_health(f"svc-{s}-0", "critical", node=f"node-{s % NODES}")
+        wait_until(lambda: "watch checks" in held, 30, "the check feed's answer to wait")
+        assert not any(f"svc-{s}" in names for names in feed.changed)  # its body unread: nothing found yet
+        let_go.set()
+        wait_until(lambda: any(f"svc-{s}" in names for names in feed.changed), 30, "the change, once let go")
+        assert "critical" in feed.status(f"svc-{s}", f"svc-{s}-0")
+        assert set(held) <= {"watch checks", "watch catalog"}  # the feeds' threads only: not the reader of it
 
 
 def test_429_slows_the_whole_watcher_down_and_it_still_gets_everything(emu):
