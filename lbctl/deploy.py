@@ -143,26 +143,29 @@ def flush(target: Target, fence: Callable[[], None] | None = None, record: Recor
 
 
 def flush_begin(target: Target, fence: Callable[[], None], done: Callable[[], None]) -> None:
-    """``flush`` for ``lbctl watch``: verify the runtime changes made so far, here, then
-    write their file on a thread of its own, so that a runtime change made meanwhile
-    need not wait for the disk (the file and its fsync: tens of milliseconds at 10,000
-    services).  ``done`` is called when the write ends; ``written`` then finishes it.
-    Nothing if no change waits or a write is in progress.  Call with the lock held.
-
-    :raises LbctlError: they did not verify: undone (``confirm``).
+    """``flush`` for ``lbctl watch``: verify the runtime changes made so far and write
+    their file on a thread of its own, so that a runtime change made meanwhile need not
+    wait for the process check, the probes or the disk (tens of milliseconds at 10,000
+    services).  ``done`` is called when the write ends; ``written`` then finishes it
+    (and undoes the changes if they did not verify).  Nothing if no change waits or a
+    write is in progress.  Call with the lock held.
     """
     pending = target.unwritten if isinstance(target, RuntimeChanges) else None
     if pending is None or target.writing is not None:
         return
-    confirm(target)
     try:
         fence()
     except LbctlError as exc:  # not this process's to write (a leader that lost its lock), as in ``flush``
         abandon(target, pending, exc, recorder(target, pending, "write"))
     target.unwritten_since = None  # a change made meanwhile is timed from itself
+    unverified, target.unverified = target.unverified, False  # one made meanwhile is verified next time
 
     def write() -> None:
         try:
+            if unverified:
+                writing.action = "apply"
+                target.verify(pending)
+                writing.action = "write"
             target.apply(pending)
         except Exception as exc:  # noqa: BLE001 - the controller's thread undoes and reports it
             writing.error = exc if isinstance(exc, LbctlError) else ApplyError(f"{target.name}: {exc}")
@@ -175,10 +178,12 @@ def flush_begin(target: Target, fence: Callable[[], None], done: Callable[[], No
 
 def written(target: Target, record: Record | None = None) -> None:
     """Wait for the write ``flush_begin`` started, and finish it: runtime changes made
-    meanwhile stay to be written, now against the file just written; a failed write
-    undoes every runtime change not in the file.  Call with the lock held.
+    meanwhile stay to be written, now against the file just written; a failed
+    verification or write undoes every runtime change not in the file.  Call with the
+    lock held.
 
-    :raises LbctlError: the write failed; the message says the file in place runs again.
+    :raises LbctlError: they did not verify, or the write failed; the message says the
+        file in place runs again.
         ``RollbackError`` if the undo failed.
     """
     writing = target.writing if isinstance(target, RuntimeChanges) else None
@@ -189,7 +194,7 @@ def written(target: Target, record: Record | None = None) -> None:
     newer = target.unwritten if target.unwritten is not writing.pending else None
     if writing.error is not None:
         change = newer if newer is not None else writing.pending  # from the file in place to what runs now
-        abandon(target, change, writing.error, record or recorder(target, change, "write"))
+        abandon(target, change, writing.error, record or recorder(target, change, writing.action))
     if newer is not None:
         target.unwritten = Change(target.name, writing.pending.candidate, newer.candidate)
     else:

@@ -214,11 +214,13 @@ class Restorable(Target):
 @dataclass
 class Writing:
     """A file write of runtime changes on a thread of its own (``deploy.flush_begin``):
-    ``pending`` is what it writes, ``error`` why it failed."""
+    ``pending`` is what it writes, ``error`` why it failed, ``action`` what failed (the
+    verification of the changes, "apply", or the write)."""
 
     pending: Change
     thread: threading.Thread
     error: Exception | None = None
+    action: str = "write"
 
 
 class RuntimeChanges(Target):

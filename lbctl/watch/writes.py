@@ -3,10 +3,11 @@
 
 A change made through HAProxy's Runtime API is live once read back; its file
 follows at most ``write_delay`` later, with one verification (process, probes) and
-one write for every change in between.  The write itself (the file, its fsync)
-runs on a thread of its own (``deploy.flush_begin``), so a change that arrives
-meanwhile is applied at once instead of waiting for the disk; the controller's
-loop finishes it (``deploy.written``) when it ends.  Before a re-read or a stop,
+one write for every change in between.  Both (the process check, the probes, the
+file and its fsync) run on a thread of their own (``deploy.flush_begin``), so a
+change that arrives meanwhile is applied at once instead of waiting for them; the
+controller's loop finishes the write (``deploy.written``, which undoes the changes
+if they did not verify) when it ends.  Before a re-read or a stop,
 everything is written and waited for (docs/runtime-api.md).
 """
 
@@ -54,6 +55,6 @@ def write(targets: list[Target], fence_of: Callable[[Target], Callable[[], None]
                 elif ended(target):
                     deploy.written(target)
                 else:
-                    deploy.flush_begin(target, fence or (lambda: None), done)  # verifies first
+                    deploy.flush_begin(target, fence or (lambda: None), done)  # verifies, then writes
         except LbctlError as exc:
             failed(exc)

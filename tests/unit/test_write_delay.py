@@ -139,7 +139,9 @@ def test_a_failed_verification_undoes_every_unwritten_change_and_retries(tmp_pat
     with target.state.lock():
         target.state.hold = True  # what deploy does after a deferred runtime change
     ctl = controller([target])
-    ctl.write()
+    ctl.write()  # verified on the write's thread: a change made meanwhile need not wait for the probes
+    assert target.writing is not None and target.state.hold
+    settle(ctl, target)
     assert (target.undone, target.written, target.unwritten, target.state.hold) == (["old\n"], [], None, False)
     assert ctl.dirty == {"*"} and ctl.retry_at is not None
     last = target.state.last()
@@ -152,7 +154,9 @@ def test_a_failed_verification_undoes_every_unwritten_change_and_retries(tmp_pat
 
 def test_a_write_that_is_due_verifies_first_and_writes_nothing_that_failed(tmp_path):
     target = Recorder(tmp_path, "edge", time.monotonic() - 5, unverified=True, failing=True)
-    controller([target]).write()
+    ctl = controller([target])
+    ctl.write()
+    settle(ctl, target)
     assert (target.done, target.written, target.undone) == (["verify"], [], ["old\n"])
 
 
@@ -231,3 +235,23 @@ def test_a_write_this_process_may_no_longer_make_undoes_the_runtime_change(tmp_p
     ctl.write()
     assert (target.written, target.undone, target.unwritten, target.writing) == ([], ["old\n"], None, None)
     assert ctl.write_due() is None and ctl.dirty == {"*"}
+
+
+def test_a_change_reported_holds_the_feeds_until_the_loop_is_idle_again(tmp_path):
+    """``quiet`` (what the Consul feeds' answers wait for, FEED_YIELD at most) clears when a
+    change is reported and is set again once the loop has nothing due."""
+    ctl = controller([])
+    ctl.setup.watch = SimpleNamespace(retry_max_ms=1000, min_wait_ms=0, max_wait_ms=1000)
+    ctl.start = lambda setup: None  # noqa: E731 - no source to start
+    ctl.load = lambda: ctl.setup
+    ctl.quiet.set()
+    ctl.changed({"svc"})
+    assert not ctl.quiet.is_set()
+    ctl.dirty.clear()  # as a round does
+    loop = threading.Thread(target=ctl.run, daemon=True)
+    loop.start()
+    try:
+        assert ctl.quiet.wait(5)
+    finally:
+        ctl.request_stop()
+        loop.join(5)
