@@ -118,10 +118,11 @@ class Client:
         self.lock = threading.Lock()
         self.in_use = 0  # requests in flight, each on a connection of its own
         self.last_answer = 0.0  # time.monotonic() of the last good answer
-        # Called before a feed's answer body is read (``lbctl watch``: until a round under
-        # way ends, bounded): the feeds' bodies (15 MB of checks at 10,000 services) are
+        # Waits (up to the seconds given) before a feed's answer body is read, and before
+        # each megabyte of it (``lbctl watch``: until its round under way ends; OneRead
+        # bounds the wait): the feeds' bodies (15 MB of checks at 10,000 services) are
         # read and compared once the change already known is applied.
-        self.yield_to: Callable[[], object] | None = None
+        self.yield_to: Callable[[float], object] | None = None
 
     def get(self, kind: str, path: str, params: list[tuple[str, str]], index: int,
             decode: Callable[[bytes], Any] = msgspec.json.decode, feed: bool = False) -> tuple[int, Any]:

@@ -39,10 +39,6 @@ from lbctl.watch.metrics import Metrics
 log = logging.getLogger("lbctl.watch")
 TICK = 0.25  # how often the loop looks at signals while idle
 GC_EVERY = 30.0  # seconds between garbage collections, run only while no change waits
-# The longest a feed's answer (every check: 15 MB at 10,000 services) waits, unread, for the
-# round of a change already known to end: on two cores, reading and comparing it beside
-# that round made the round wait for the CPU (docs/consul.md, "The feeds yield").
-FEED_YIELD = 0.1
 
 
 @dataclass
@@ -162,7 +158,10 @@ class Controller:
         if setup.consul is not None:
             retry_max = setup.watch.retry_max_ms / 1000
             client = Client(setup.consul, self.metrics.consul_request, retry_max)
-            client.yield_to = lambda: self.quiet.wait(FEED_YIELD)
+            # A feed's answer (every check: 15 MB at 10,000 services) waits, unread, for the round
+            # of a change already known: on two cores, reading and comparing it beside that round
+            # made the round wait for the CPU (docs/consul.md, "The feeds yield").
+            client.yield_to = self.quiet.wait
             self.watcher = ConsulWatcher(client, self.changed, retry_max)
             self.metrics.follow_consul(self.watcher.age, lambda: client.in_use)
             self.watcher.start()

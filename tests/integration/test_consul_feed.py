@@ -167,7 +167,7 @@ def test_a_feed_answer_is_read_only_once_the_round_under_way_lets_it(emu):
     fill(emu, 20)
     let_go, held = threading.Event(), []
 
-    def hold():
+    def hold(seconds):
         held.append(threading.current_thread().name)
         let_go.wait(30)
     with running(emu, yield_to=hold) as feed:

@@ -238,7 +238,7 @@ def test_a_write_this_process_may_no_longer_make_undoes_the_runtime_change(tmp_p
 
 
 def test_a_change_reported_holds_the_feeds_until_the_loop_is_idle_again(tmp_path):
-    """``quiet`` (what the Consul feeds' answers wait for, FEED_YIELD at most) clears when a
+    """``quiet`` (what the Consul feeds' answers wait for, briefly: OneRead) clears when a
     change is reported and is set again once the loop has nothing due."""
     ctl = controller([])
     ctl.setup.watch = SimpleNamespace(retry_max_ms=1000, min_wait_ms=0, max_wait_ms=1000)
