@@ -8,7 +8,10 @@ it (CPU of the child), starts HAProxy in master-worker mode, and reloads it
 servers' states saved to the state file first, then ``reload``, confirmed when
 every worker is new and the old one is gone.  HAProxy's CPU per reload is the
 master's user + system time with its reaped children (the old worker's exit,
-``haproxy -c`` excluded: it runs before HAProxy starts).  ``--global LINE``
+``haproxy -c`` excluded: it runs before HAProxy starts); its wall time is from the
+master CLI's ``reload`` to every worker being new (``reload_wall_s``).  HAProxy inherits
+the bench's environment: ``GLIBC_TUNABLES``, if set, is printed with the result (e.g.
+``glibc.malloc.hugetlb=1``, transparent huge pages for malloc).  ``--global LINE``
 adds a line to the global section (e.g. ``nbthread 1``), ``--no-state-file``
 leaves the server-state file out, to see what each costs.  The last line
 printed is one JSON object.  Run one at a time: CPU figures are the steady ones
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -67,22 +71,25 @@ def gone(pids: tuple[int, ...]) -> bool:
                for pid in pids)
 
 
-def reload_cpu(d: Path, reloads: int, state_file: bool) -> list[float]:
-    """HAProxy's CPU seconds for each of ``reloads`` reloads (see the module's docstring)."""
+def reload_cpu(d: Path, reloads: int, state_file: bool) -> tuple[list[float], list[float]]:
+    """HAProxy's CPU seconds for each of ``reloads`` reloads (see the module's docstring), and the
+    seconds from the master CLI's ``reload`` to every worker being new."""
     master = lbctl_api.MasterCLI(d / "master.sock")
     master_pid = master.show_proc().master_pid
-    spent = []
+    spent, walls = [], []
     for n in range(reloads):
         old = master.show_proc().worker_pids
         before = cpu_seconds(master_pid)
         if state_file:  # as lbctl does before a reload (``save_server_states``)
             (d / "haproxy.state").write_text(lbctl_api.socket_command(d / "stats.sock", "show servers state"))
+        started = time.monotonic()
         master.reload(timeout=120)
+        walls.append(time.monotonic() - started)
         wait_for(lambda: gone(old), 120, "the old worker's exit")
         time.sleep(0.2)  # reaped by the master
         spent.append(cpu_seconds(master_pid) - before)
-        log(f"reload {n + 1}: {spent[-1]:.2f} s of HAProxy CPU")
-    return spent
+        log(f"reload {n + 1}: {spent[-1]:.2f} s of HAProxy CPU, {walls[-1]:.2f} s to the new worker")
+    return spent, walls
 
 
 def run() -> None:
@@ -104,7 +111,7 @@ def run() -> None:
         check = timed([binary("haproxy"), "-c", "-q", "-f", str(cfg)])
         haproxy = start_haproxy(d, cfg)
         try:
-            spent = reload_cpu(d, args.reloads, args.state_file)
+            spent, walls = reload_cpu(d, args.reloads, args.state_file)
         finally:
             stop_group(haproxy)
         result_line({
@@ -113,6 +120,8 @@ def run() -> None:
             "config_mb": round(cfg.stat().st_size / 2**20, 1),
             "check_cpu_s": round(check[1], 2), "check_peak_mb": round(check[2], 1),
             "reload_cpu_s": round(statistics.median(spent), 2), "reload_cpu_s_each": [round(s, 2) for s in spent],
+            "reload_wall_s": round(statistics.median(walls), 2), "reload_wall_s_each": [round(s, 2) for s in walls],
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
         })
 
 

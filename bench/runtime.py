@@ -17,7 +17,8 @@ in a child process that time-stamps every change, HAProxy in master-worker mode,
 * Two phases, one after the other on the same emulator, HAProxy and load:
   ``runtime`` (lbctl.yml with ``runtime_api: true``, lbctl's default spare slots) and
   ``reload`` (``runtime_api: false``, so lbctl's default of no slots).  Each starts its own
-  ``lbctl watch`` (log: ``watch-<phase>.log``), makes ``--warmup`` uncounted changes, then
+  ``lbctl watch`` (log: ``watch-<phase>.log``), makes ``--warmup`` uncounted changes (by
+  default one on each real service, so that each counted one is a service's next change), then
   ``--changes`` counted ones, and stops the watch.  The reload that switches the config
   between phases is outside both windows.
 * A change is one of: add (register an instance on a free backend), remove (deregister),
@@ -80,7 +81,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--load-threads", type=int, default=4)
     parser.add_argument("--load-max", type=float, default=1800, help="s after which the load stops by itself")
     parser.add_argument("--wait", default="10s", help="source.consul.wait")
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="uncounted changes first (default: one per real service and one more, so that every "
+                             "counted change is on a service that changed before, as in a deploy; the first change "
+                             "of a service is measured with --real above the hot queries, docs/performance.md)")
     parser.add_argument("--gap", type=float, default=50, help="ms between a round's end and the next change")
     parser.add_argument("--poll", type=float, default=1, help="ms between stats-socket polls")
     parser.add_argument("--timeout", type=float, default=15, help="s a change may take before it counts as a timeout")
@@ -117,7 +121,9 @@ def write_setup(d: Path, args, consul_port: int, listen_port: int, probe_port: i
 def counted(phase: str, d: Path, args, emu: Emulator, changes: Changes, counters, watch, haproxy) -> tuple[list, dict]:
     """The warm-up, the idle window and the counted changes of one phase, with its window's counters."""
     stats, record = d / "stats.sock", d / "state" / "edge" / "last-apply.json"
-    for n in range(args.warmup):
+    # The first warm-up change comes while the watch reads every service for the first time
+    # (a first read is not a change): one more than the real services.
+    for n in range(args.real + 1 if args.warmup is None else args.warmup):
         r = one_change(emu, stats, record, changes.next(), args.poll / 1000,
                        first_timeout(args.services) if n == 0 else 60)
         if r["live_ms"] is None:
