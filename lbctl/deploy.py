@@ -163,9 +163,11 @@ def flush_begin(target: Target, fence: Callable[[], None], done: Callable[[], No
     def write() -> None:
         try:
             if unverified:
-                writing.action = "apply"
-                target.verify(pending)
-                writing.action = "write"
+                try:
+                    target.verify(pending)
+                except LbctlError:
+                    writing.action = "apply"  # what failed: the changes themselves, not the write
+                    raise
             target.apply(pending)
         except Exception as exc:  # noqa: BLE001 - the controller's thread undoes and reports it
             writing.error = exc if isinstance(exc, LbctlError) else ApplyError(f"{target.name}: {exc}")

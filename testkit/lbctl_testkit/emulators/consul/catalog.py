@@ -69,8 +69,9 @@ class CatalogMixin(StoreCore):
         self._sn_cache: dict[tuple[str, str], tuple[dict, dict, dict]] = {}  # -> (node, service, ServiceNode)
         self._services_list: tuple[int, dict[str, list[str]]] | None = None  # (services index, answer)
         self._tags_of: dict[str, list[str]] = {}  # service -> its instances' tags, until one is written
-        self._all_tags: dict[str, list[str]] | None = None  # every service's tags, as last answered
-        self._stale: set[str] = set()  # services written since (None above: a service came or went)
+        # every service's tags, as last answered (None: a service came or went since)
+        self._all_tags: dict[str, list[str]] | None = None
+        self._stale: set[str] = set()  # services written since that answer
         # (node, service ID) -> its rank in its node's dict, which keeps the order of insertion
         self._removed = 0
         self._placed = {key: i for i, key in enumerate((n, sid) for n, m in self._svcs.items() for sid in m)}

@@ -71,10 +71,8 @@ class CheckTable:
         gen, body = self._body
         if gen == self._gen:
             return lambda: body
-        if not self._encoded:
-            self._join(range(len(self._recs)))
-            self._encoded = True
-        parts, gen = list(self._blobs), self._gen
+        parts = list(self._blobs) if self._encoded else self._parts(range(len(self._recs)))
+        self._encoded, gen = True, self._gen
 
         def join() -> bytes:
             joined = bracketed(parts)
@@ -83,6 +81,10 @@ class CheckTable:
         return join
 
     def _join(self, positions: Iterable[int]) -> bytes:
+        return bracketed(self._parts(positions))
+
+    def _parts(self, positions: Iterable[int]) -> list[bytes]:
+        """The encoded records at *positions*, each encoded once."""
         blobs, recs = self._blobs, self._recs
         parts = []
         for i in positions:
@@ -90,7 +92,7 @@ class CheckTable:
             if blob is None:
                 blob = blobs[i] = _encode(recs[i])
             parts.append(blob)
-        return bracketed(parts)
+        return parts
 
 
 def bracketed(parts: list) -> bytes:

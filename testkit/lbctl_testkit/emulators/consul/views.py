@@ -205,7 +205,8 @@ class ViewsMixin(AgentMixin):
         def tags_of(name: str) -> list[str]:
             tags = self._tags_of.get(name)
             if tags is None:
-                rank.update(rank or {node: i for i, node in enumerate(self._svcs)})
+                if not rank:
+                    rank.update({node: i for i, node in enumerate(self._svcs)})
                 members = sorted(self._by_name[name], key=lambda m: (rank[m[0]], self._placed[m]))
                 tags = self._tags_of[name] = list(dict.fromkeys(
                     t for node, sid in members for t in self._svcs[node][sid]["Tags"]))
