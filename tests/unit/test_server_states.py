@@ -10,7 +10,8 @@ import random
 from lbctl import config, model
 from lbctl.targets.haproxy import cfg as haproxy_cfg
 from lbctl.render import render
-from lbctl.targets.haproxy.target import changed_servers, key, without_rows
+from lbctl.targets.base import Change
+from lbctl.targets.haproxy.state_file import carried, changed_servers, key, without_rows
 
 OPTIONS = config.options("haproxy")
 LISTENERS = (model.Listener("web", 8080, default_pool="p00"),)
@@ -48,7 +49,7 @@ def test_the_changed_stretch_finds_the_servers_a_whole_comparison_finds():
             pools = pools[:-1] if len(pools) > 4 else pools + [model.Pool(f"p{len(pools):02}")]
         candidate = whole(pools)
         before, after = haproxy_cfg.servers(live), haproxy_cfg.servers(candidate)
-        stale = changed_servers(live, candidate, set())
+        stale = changed_servers(live, candidate)
         if stale is not None:
             fast += 1
             assert {k for k in before if k not in after or before[k] != after[k]} == stale & before.keys()
@@ -56,9 +57,19 @@ def test_the_changed_stretch_finds_the_servers_a_whole_comparison_finds():
     assert fast > 100
 
 
-def test_leftovers_never_carry_over():
-    text = whole([model.Pool("p00", (model.Member("a", "10.0.0.1", 80),))])
-    assert changed_servers(text, text, {("p00", "gone")}) == {("p00", "gone")}
+def test_excluded_servers_never_carry_over_whichever_way_the_rows_are_found():
+    """``excluded``: servers not in the file (leftovers) or whose running state the file must replace."""
+    pool = model.Pool("p00", (model.Member("a", "10.0.0.1", 80), model.Member("b", "10.0.0.2", 80)))
+    text = whole([pool])
+    header = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state\n"
+    a = "3 p00 1 a 10.0.0.1 2 0 1 1 70 1 0 2 0 0 0 0 - 80 - 0 0 - - 0\n"
+    b = "3 p00 2 b 10.0.0.2 2 0 7 1 70 1 0 2 0 0 0 0 - 80 - 0 0 - - 0\n"
+    gone = "3 p00 3 gone 10.0.0.3 2 0 1 1 70 1 0 2 0 0 0 0 - 80 - 0 0 - - 0\n"
+    excluded = {("p00", "b"), ("p00", "gone")}
+    assert carried(header + a + b + gone, Change("edge", text, text), excluded) == header + a
+    more = whole([pool, model.Pool("p01")])  # a pool comes: every row is compared
+    assert changed_servers(text, more) is None
+    assert carried(header + a + b + gone, Change("edge", text, more), excluded) == header + a
 
 
 def test_a_state_row_is_known_by_its_backend_and_server_names():

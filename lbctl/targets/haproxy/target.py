@@ -19,7 +19,7 @@ from lbctl.errors import CommandError, LbctlError, ReloadError, RollbackError, V
 from lbctl.targets import files, procfs
 from lbctl.targets.base import Change, RuntimeChanges
 from lbctl.targets.filetarget import FileTarget
-from lbctl.targets.haproxy import server_drift, slots
+from lbctl.targets.haproxy import server_drift, slots, state_file
 from lbctl.targets.haproxy import cfg as haproxy_cfg
 from lbctl.targets.haproxy.ctl import (MasterCLI, ProcInfo, parse_servers_state, set_drain_map, show_servers_state,
                                        show_stat, socket_command)
@@ -227,16 +227,8 @@ class HAProxyTarget(FileTarget, RuntimeChanges):
             return  # no stats socket: the new workers start from the config alone
         if not text.startswith("1\n"):
             return
-        stale = changed_servers(change.live, change.candidate, self.leftovers)
-        if stale is not None and len(stale | drop) <= SEARCH_MAX:
-            kept = without_rows(text, stale | drop)
-        else:  # more than server lines changed: compare every server
-            before, after = haproxy_cfg.servers(change.live or ""), haproxy_cfg.servers(change.candidate)
-            rows = text.split("\n")
-            kept = "\n".join(rows[:2] + [row for row in rows[2:] if row and unchanged(row, before, after)
-                                         and key(row) not in drop]) + "\n"
         try:
-            files.atomic_write(opts.state_file, kept)
+            files.atomic_write(opts.state_file, state_file.carried(text, change, self.leftovers | drop))
         except LbctlError as exc:
             raise ReloadError(f"{self.name}: cannot save server states: {exc}") from None
 
@@ -336,53 +328,6 @@ def backend_of(text: str, name: str) -> str:
     """A one-pool render's backend (from its ``backend`` line on), "" if none."""
     start = text.find(f"\nbackend {name}\n")
     return text[start:] if start >= 0 else ""
-
-
-def changed_servers(live: str | None, candidate: str, leftovers: set) -> set | None:
-    """The servers whose ``show servers state`` row must not carry over a reload from
-    ``live`` to ``candidate``, from the changed stretch only (no whole-file parse):
-    those whose line changed, came or went, and ``leftovers`` (not in the file).
-    None when more than server lines changed (then ``unchanged`` decides row by row)."""
-    found = haproxy_cfg.server_delta(live, candidate, dynamic=True)
-    if found is None:
-        return None
-    return {(s.backend, s.name) for pair in found[0] for s in pair if s is not None} | leftovers
-
-
-SEARCH_MAX = 64  # servers beyond which one pass over every row of the dump is as cheap as searching
-
-
-def without_rows(text: str, servers: set) -> str:
-    """A ``show servers state`` dump without the rows of ``servers`` ((backend,
-    server) pairs), found by searching for their backend's name: a few servers
-    cost a few searches, not a split of 50,000 rows."""
-    spans, body = [], text.find("\n", text.find("\n") + 1) + 1  # after the version and the header line
-    for backend, server in servers:
-        pos = text.find(f" {backend} ", body)
-        while pos >= 0:
-            start, end = text.rfind("\n", 0, pos) + 1, text.find("\n", pos) + 1 or len(text)
-            if key(text[start:end]) == (backend, server):
-                spans.append((start, end))
-            pos = text.find(f" {backend} ", end)
-    pieces, pos = [], 0
-    for start, end in sorted(spans):
-        pieces.append(text[pos:start])
-        pos = end
-    return "".join(pieces + [text[pos:]])
-
-
-def key(row: str) -> tuple[str, ...]:
-    """A ``show servers state`` row's (backend name, server name)."""
-    return tuple(row.split(" ", 4)[1:4:2])
-
-
-def unchanged(row: str, before: dict, after: dict) -> bool:
-    """Keep a ``show servers state`` row only if its server's line is the same in both configs."""
-    fields = row.split()
-    if len(fields) < 4:
-        return False
-    key = (fields[1], fields[3])
-    return key in after and before.get(key) == after[key]
 
 
 def took(change: haproxy_cfg.ServerChange, row) -> bool:
