@@ -97,25 +97,25 @@ def step_times(config_path: Path, runs: int) -> dict:
 
     for _ in range(runs):
         desired = step("1 build (one pool + the model)", build)
-        step("1b guard (every watched pool)",
-             lambda: guard.refusals(guard.served(desired), guard.served(desired), guard.Policy()))
         metrics = lbctl_api.Metrics()
-        step("1c metrics gauges (every pool)", lambda: metrics.pools(desired))
+        step("1c metrics gauges (the changed pool)", lambda: metrics.pools(desired, {name0}))
         step("2a render (whole config)", lambda: target.render(desired))
         change = step("2b plan (read live file, lay out slots, render)", lambda: target.plan(desired))
         if change is None or change.noop:
             errors.setdefault("2b plan (read live file, lay out slots, render)", "no change to time")
             break
+        step("1b guard (as deploy.guarded: what the live file and the candidate serve)",
+             lambda: guard.check(target.name, *target.served_change(change), guard.Policy()))
         state["bytes"], state["lines"] = len(change.candidate), change.candidate.count("\n")
         step("2c runtime diff (parse both configs)", lambda: haproxy_cfg.runtime_changes(change.live, change.candidate))
         step("3 haproxy -c (child CPU)", lambda: target.check(change), child=True)
         scratch = target.path.with_name("bench-write.cfg")
         step("4 backup + atomic write (same size, to a scratch file)",
              lambda: (target.backups.save(target.path), files.atomic_write(scratch, change.candidate)))
-        step("5a server-state dump + filter (parse both configs)", lambda: target.save_server_states(change))
+        step("5a server-state dump + filter (the changed stretch)", lambda: target.save_server_states(change))
         step("5b master reload until the new worker shows (wall)",
              lambda: target.master.reload(timeout=target.settings.reload_timeout_ms / 1000))
-        step("6 verify (show proc + probes)", target.verify)
+        step("6 verify (show proc + probes)", lambda: target.verify(change))
         if hasattr(deploy, "changed"):
             step("7 audit diff of the change (difflib)", lambda: deploy.changed(change))
     target.path.with_name("bench-write.cfg").unlink(missing_ok=True)
