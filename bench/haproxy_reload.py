@@ -13,7 +13,8 @@ master CLI's ``reload`` to every worker being new (``reload_wall_s``).  HAProxy 
 the bench's environment: ``GLIBC_TUNABLES``, if set, is printed with the result (e.g.
 ``glibc.malloc.hugetlb=1``, transparent huge pages for malloc).  ``--global LINE``
 adds a line to the global section (e.g. ``nbthread 1``), ``--no-state-file``
-leaves the server-state file out, to see what each costs.  The last line
+leaves the server-state file out, ``--header-only`` writes the state file without
+its rows, to see what each costs.  The last line
 printed is one JSON object.  Run one at a time: CPU figures are the steady ones
 on a shared machine, wall times are not.
 
@@ -71,7 +72,7 @@ def gone(pids: tuple[int, ...]) -> bool:
                for pid in pids)
 
 
-def reload_cpu(d: Path, reloads: int, state_file: bool) -> tuple[list[float], list[float]]:
+def reload_cpu(d: Path, reloads: int, state_file: bool, rows: bool) -> tuple[list[float], list[float]]:
     """HAProxy's CPU seconds for each of ``reloads`` reloads (see the module's docstring), and the
     seconds from the master CLI's ``reload`` to every worker being new."""
     master = lbctl_api.MasterCLI(d / "master.sock")
@@ -81,7 +82,8 @@ def reload_cpu(d: Path, reloads: int, state_file: bool) -> tuple[list[float], li
         old = master.show_proc().worker_pids
         before = cpu_seconds(master_pid)
         if state_file:  # as lbctl does before a reload (``save_server_states``)
-            (d / "haproxy.state").write_text(lbctl_api.socket_command(d / "stats.sock", "show servers state"))
+            dump = lbctl_api.socket_command(d / "stats.sock", "show servers state")
+            (d / "haproxy.state").write_text(dump if rows else "".join(dump.splitlines(keepends=True)[:2]))
         started = time.monotonic()
         master.reload(timeout=120)
         walls.append(time.monotonic() - started)
@@ -101,6 +103,8 @@ def run() -> None:
                         help="a line to add to the global section (repeatable), e.g. 'nbthread 1'")
     parser.add_argument("--no-state-file", dest="state_file", action="store_false",
                         help="leave server-state-file and load-server-state-from-file out")
+    parser.add_argument("--header-only", dest="rows", action="store_false",
+                        help="write only the dump's version and header lines to the state file (what its rows cost)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lbctl-bench-") as tmp:
         d = Path(tmp)
@@ -111,12 +115,12 @@ def run() -> None:
         check = timed([binary("haproxy"), "-c", "-q", "-f", str(cfg)])
         haproxy = start_haproxy(d, cfg)
         try:
-            spent, walls = reload_cpu(d, args.reloads, args.state_file)
+            spent, walls = reload_cpu(d, args.reloads, args.state_file, args.rows)
         finally:
             stop_group(haproxy)
         result_line({
             "services": args.services, "servers": args.services * args.instances,
-            "global": args.extra, "state_file": args.state_file,
+            "global": args.extra, "state_file": args.state_file, "rows": args.rows,
             "config_mb": round(cfg.stat().st_size / 2**20, 1),
             "check_cpu_s": round(check[1], 2), "check_peak_mb": round(check[2], 1),
             "reload_cpu_s": round(statistics.median(spent), 2), "reload_cpu_s_each": [round(s, 2) for s in spent],
