@@ -67,5 +67,3 @@ def unchanged(row: str, before: dict, after: dict) -> bool:
         return False
     key = (fields[1], fields[3])
     return key in after and before.get(key) == after[key]
-
-
