@@ -33,6 +33,7 @@ import urllib3
 from lbctl import validate as v
 from lbctl.config.consul import ConsulSettings
 from lbctl.discovery import checks
+from lbctl.discovery import pool
 from lbctl.discovery.pool import OneRead, OpenFirstHTTP, OpenFirstHTTPS
 from lbctl.errors import ConfigError, DiscoveryError
 
@@ -111,6 +112,7 @@ class Client:
         # inflated here on every change.  Plain answers cost neither (docs/consul.md).
         self.api.http.session.headers["Accept-Encoding"] = "identity"
         settle_environment(self.api.http)
+        self.headers = {**self.api.http.session.headers, **self.api.prepare_headers(None)}
         self.where = f"consul {settings.scheme}://{settings.host}:{settings.port}"
         self.armed: set[str] = set()  # paths whose first blocking query went out
         self.closed = threading.Event()
@@ -136,8 +138,8 @@ class Client:
             self.in_use += 1
         ok = False
         try:
-            idx, data = self.api.http.get(lambda r: answer(r, decode), path, params=params,
-                                          headers=self.api.prepare_headers(None), raw=True)
+            r = pool.get(self.adapter, self.api.http, self.headers, path, params)
+            idx, data = answer(consul.base.Response(r.status_code, r.headers, r.content), decode)
             idx, ok = int(idx), True
         except Busy as exc:
             self.observe(kind, "429" if exc.status == 429 else "error")

@@ -1,15 +1,18 @@
 """The HTTP connections of lbctl's Consul client (``consul.Client``): a requests adapter
-whose pool puts open connections first and reads each answer's body at once."""
+whose pool puts open connections first and reads each answer's body at once, and the
+GET that goes to it without requests' Session."""
 
 from __future__ import annotations
 
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 
 
@@ -66,3 +69,19 @@ class OneRead(HTTPAdapter):
             pieces.append(piece)
         response._content = b"".join(pieces)
         return response
+
+
+def get(adapter: HTTPAdapter, http: Any, headers: Mapping[str, str], path: str, params: list[tuple[str, str]]
+        ) -> requests.Response:
+    """GET ``path`` through ``adapter`` as py-consul's ``HTTPClient.get`` sends it (``http``:
+    its URL, timeout and TLS settings, its session's proxies and credentials), but not
+    through requests' Session: the Session's cookie jars, hooks, redirects and merges of
+    settings cost about 0.6 ms of CPU per request on a 2-core machine (of 1.4 ms), and
+    Consul's answers use none of them.  A redirect is answered as it comes."""
+    request = requests.PreparedRequest()
+    request.method, request.url, request.body, request.hooks = "GET", http.uri(path, params), None, {"response": []}
+    request.headers = CaseInsensitiveDict(headers)
+    if http.session.auth:
+        request.prepare_auth(http.session.auth)
+    return adapter.send(request, timeout=http.timeout(params), verify=http.verify, cert=http.cert,
+                        proxies=http.session.proxies)

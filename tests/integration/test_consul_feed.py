@@ -5,6 +5,8 @@ service names that must never leave their path segment."""
 
 from __future__ import annotations
 
+import base64
+
 import contextlib
 import logging
 import threading
@@ -266,6 +268,34 @@ def test_the_proxy_environment_is_read_once_when_the_client_is_made(emu, monkeyp
         assert {e["Service"]["ID"] for e in client.health("svc-0")[1]} == {"svc-0-0", "svc-0-1"}
     finally:
         client.close()
+
+
+def test_every_request_carries_the_token_and_the_credentials(emu, monkeypatch, tmp_path):
+    """lbctl's GETs go to the HTTP adapter without requests' Session (``pool.get``): the ACL
+    token, the credentials from ~/.netrc and the plain encoding must still go with each."""
+    fill(emu, 1)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login lb password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("LB_CONSUL_TOKEN", "token-for-lbctl")
+    seen, serve = [], emu._serve
+    monkeypatch.setattr(emu, "_serve", lambda method, path, headers, body: (
+        seen.append((path, headers.get("X-Consul-Token"), headers.get("Authorization"),
+                     headers.get("Accept-Encoding"))), serve(method, path, headers, body))[1])
+    settings = consul_config.consul({"address": f"127.0.0.1:{emu.port}", "services": ["svc-0"],
+                                     "token_env": "LB_CONSUL_TOKEN"}, Path("."))
+    client = Client(settings, retry_max=0.1)
+    try:
+        assert {e["Service"]["ID"] for e in client.health("svc-0")[1]} == {"svc-0-0", "svc-0-1"}
+        assert "svc-0" in client.services()[1]
+        client.checks()
+    finally:
+        client.close()
+    basic = "Basic " + base64.b64encode(b"lb:secret").decode()
+    assert [path.split("?")[0] for path, *_ in seen] == [
+        "/v1/health/service/svc-0", "/v1/catalog/services", "/v1/health/state/any"]
+    assert {tuple(rest) for _, *rest in seen} == {("token-for-lbctl", basic, "identity")}
 
 
 def test_credentials_in_netrc_are_read_once_when_the_client_is_made(emu, monkeypatch, tmp_path):
