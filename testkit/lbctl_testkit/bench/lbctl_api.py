@@ -2,6 +2,7 @@
 fixed here, and in the launchers' source in ``watch.py``)."""
 
 from lbctl import config, deploy, guard, model  # noqa: F401
+from lbctl.config import consul as consul_config  # noqa: F401
 from lbctl.discovery import checks, consul_model, merge, watcher  # noqa: F401
 from lbctl.discovery import consul as consul_client  # noqa: F401
 from lbctl.errors import CommandError, LbctlError  # noqa: F401
