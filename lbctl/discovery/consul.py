@@ -32,8 +32,7 @@ import urllib3
 
 from lbctl import validate as v
 from lbctl.config.consul import ConsulSettings
-from lbctl.discovery import checks
-from lbctl.discovery import pool
+from lbctl.discovery import checks, pool
 from lbctl.discovery.pool import OneRead, OpenFirstHTTP, OpenFirstHTTPS
 from lbctl.errors import ConfigError, DiscoveryError
 
