@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -26,10 +27,21 @@ class _Hello(BaseHTTPRequestHandler):
         pass
 
 
+class _Backend(ThreadingHTTPServer):
+    """A demo backend's server.  A health check that closes its connection before the
+    answer is written (HAProxy's do, with a reset) is not an error worth a traceback in
+    the terminal the demo runs in; anything else still prints one."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
 def _backend(name: str, host: str) -> int:
     """Serve ``name`` on a free port of ``host`` in a daemon thread; the port."""
-    server = ThreadingHTTPServer((host, 0), _Hello)
-    server.daemon_threads = True
+    server = _Backend((host, 0), _Hello)
     server.name = name  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, name=f"demo {name}", daemon=True).start()
     return server.server_address[1]
